@@ -1,0 +1,130 @@
+import './metadata.js';
+import { toMs } from '../duration.js';
+import { ConfigError } from '../errors.js';
+import { describe, resolveSerializer } from '../io/serializers.js';
+import { KeyedState } from '../state/keyed.js';
+import { normalizeAggregations } from '../windows/aggregators.js';
+import type { WindowSpec } from '../windows/spec.js';
+import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
+import { type Binding, classRecord } from './metadata.js';
+import { sourceSpec, Stream } from './stream.js';
+
+/** A function definition: a decorated class or a function-first {@link Stream}. */
+export type Definition = Stream<any> | (new () => object);
+
+/** A manifest plus the object whose methods the steps call (the class instance), if any. */
+export interface LoadedDefinition {
+  readonly manifest: Manifest;
+  readonly instance: object | undefined;
+}
+
+/**
+ * Reads a definition into its manifest, validating everything a record could trip on later.
+ *
+ * @example
+ * const { manifest } = loadDefinition(SensorSums);
+ */
+export function loadDefinition(def: Definition): LoadedDefinition {
+  if (def instanceof Stream) return { manifest: checkManifest(def.manifest()), instance: undefined };
+  if (typeof def === 'function') return fromClass(def);
+  throw new ConfigError(`sluice() takes a decorated class or a stream(...) chain; received ${describe(def)}.`);
+}
+
+/** The manifest of a definition. @example manifestOf(SensorSums).steps */
+export function manifestOf(def: Definition): Manifest {
+  return loadDefinition(def).manifest;
+}
+
+function fromClass(cls: new () => object): LoadedDefinition {
+  const rec = classRecord(cls);
+  const className = cls.name || '(anonymous class)';
+  if (!rec?.source) {
+    throw new ConfigError(`class ${className} has no @source('topic'); decorate it with @source('<topic>') so Sluice knows what it reads.`);
+  }
+  const { topic, options } = rec.source;
+  const known = ['key', 'value', 'validate', 'lateTopic', 'name'];
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" in @source() of class ${className}; allowed: ${known.join(', ')}.`);
+  }
+  const name = options.name ?? className;
+  let instance: Record<string, unknown>;
+  try {
+    instance = new cls() as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`class ${className} could not be constructed without arguments (${(e as Error).message}); Sluice creates one instance per container.`, { cause: e });
+  }
+
+  const byMember = new Map<string, Binding[]>();
+  for (const b of [...rec.bindings].sort((a, z) => a.seq - z.seq)) {
+    const list = byMember.get(b.member) ?? [];
+    list.push(b);
+    byMember.set(b.member, list);
+  }
+  const steps: Step[] = [];
+  const state: KeyedStateSpec[] = [];
+  // Members in source order (first decorator of each); on one member the step comes before its outputs.
+  for (const [member, bindings] of byMember) {
+    const core = bindings.filter((b) => b.role !== 'to');
+    if (core.length > 1) {
+      throw new ConfigError(`member "${member}" of class ${className} has ${core.length} step decorators (${core.map((b) => (b.role === 'step' ? `@${b.kind}` : `@${b.role}`)).join(', ')}); give each step its own member.`);
+    }
+    const main = core[0];
+    if (!main) {
+      throw new ConfigError(`@to() on member "${member}" of class ${className} has nothing to send; stack it on a step or window, e.g. @to('out') @map() enrich(r) {…}.`);
+    }
+    if (main.role === 'keyed') {
+      if (bindings.length > 1) throw new ConfigError(`@to() cannot decorate keyed state "${member}" of class ${className}; put it on a step.`);
+      const handle = new KeyedState(member, main.options as { ttl?: never });
+      instance[member] = handle;
+      state.push({ name: member, ...(handle.ttlMs !== undefined ? { ttlMs: handle.ttlMs } : {}) });
+      continue;
+    }
+    if (main.role === 'step') {
+      const fn = instance[member];
+      if (typeof fn !== 'function') throw new ConfigError(`@${main.kind}() member "${member}" of class ${className} is not a method.`);
+      steps.push({ kind: main.kind, name: member, fn: (fn as Function).bind(instance) as never });
+    } else if (main.role === 'window') {
+      const window = main.build(member) as WindowSpec;
+      const aggregations = normalizeAggregations(instance[member], `window "${member}" of class ${className}`);
+      steps.push({ kind: 'window', name: member, window, aggregations, ...(main.options.onLate ? { onLate: main.options.onLate } : {}) });
+    }
+    for (const b of bindings) {
+      if (b.role !== 'to') continue;
+      steps.push({
+        kind: 'to', name: b.topic, topic: b.topic,
+        key: resolveSerializer(b.options.key, 'string', `key serializer of @to('${b.topic}')`),
+        value: resolveSerializer(b.options.value, 'json', `value serializer of @to('${b.topic}')`),
+      });
+    }
+  }
+  const manifest: Manifest = {
+    name,
+    source: sourceSpec(topic, options, `@source() of class ${className}`),
+    steps,
+    state,
+    ...(options.lateTopic ? { lateTopic: options.lateTopic } : {}),
+  };
+  return { manifest: checkManifest(manifest), instance };
+}
+
+/** Whole-manifest checks shared by both forms. */
+export function checkManifest(m: Manifest): Manifest {
+  const names = new Set<string>();
+  for (const s of m.steps) {
+    if (s.kind !== 'window') continue;
+    if (names.has(s.name)) {
+      throw new ConfigError(`two windows of function "${m.name}" are named "${s.name}"; window names key their stored state, so give each a distinct name.`);
+    }
+    names.add(s.name);
+  }
+  const stateNames = new Set<string>();
+  for (const s of m.state) {
+    if (stateNames.has(s.name)) throw new ConfigError(`keyed state "${s.name}" is declared twice on function "${m.name}".`);
+    stateNames.add(s.name);
+    if (s.ttlMs !== undefined) toMs(s.ttlMs, `ttl of keyed state "${s.name}"`);
+  }
+  if (m.lateTopic !== undefined && (typeof m.lateTopic !== 'string' || m.lateTopic.length === 0)) {
+    throw new ConfigError(`lateTopic of function "${m.name}" must be a topic name; received ${describe(m.lateTopic)}.`);
+  }
+  return m;
+}

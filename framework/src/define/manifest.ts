@@ -1,0 +1,93 @@
+import type { Serializer } from '../io/serializers.js';
+import type { WindowAggregations } from '../windows/operator.js';
+import type { WindowSpec } from '../windows/spec.js';
+
+/** What a step sees besides the value: where the record came from and its current key and time. */
+export interface RecordContext {
+  readonly key: string | null;
+  readonly timestamp: number;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** The stateless step kinds, in the vocabulary of both authoring forms. */
+export const STEP_KINDS = ['map', 'filter', 'expand', 'update', 'key', 'timestamp'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+export interface FunctionStep {
+  readonly kind: StepKind;
+  readonly name: string;
+  readonly fn: (value: any, ctx: RecordContext) => any;
+}
+
+/** A late record as `onLate` sees it. */
+export interface LateRecord {
+  readonly key: string;
+  readonly value: unknown;
+  readonly timestamp: number;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  /** The closed windows it missed, as [start, end). */
+  readonly windows: ReadonlyArray<readonly [number, number]>;
+  /** The clock that had closed them. */
+  readonly clock: number;
+  readonly window: string;
+}
+
+export interface WindowStep {
+  readonly kind: 'window';
+  readonly name: string;
+  readonly window: WindowSpec;
+  readonly aggregations: WindowAggregations;
+  readonly onLate?: (late: LateRecord) => void;
+}
+
+export interface OutputStep {
+  readonly kind: 'to';
+  readonly name: string;
+  readonly topic: string;
+  readonly key: Serializer<any>;
+  readonly value: Serializer<any>;
+}
+
+export type Step = FunctionStep | WindowStep | OutputStep;
+
+export interface SourceSpec {
+  readonly topic: string;
+  readonly key: Serializer<any>;
+  readonly value: Serializer<any>;
+  /** Returns true, or a reason why the value is invalid (the record is then poison). */
+  readonly validate?: (value: any) => true | string;
+}
+
+export interface KeyedStateSpec {
+  readonly name: string;
+  readonly ttlMs?: number;
+}
+
+/**
+ * Everything Sluice needs to run a function, produced identically by the decorator form and the
+ * function-first form. Adapters (Lambda, local emulator, packaging) only read manifests.
+ *
+ * @example
+ * const m = manifestOf(SensorSums);
+ * m.steps.map((s) => s.kind); // ['window', 'to']
+ */
+export interface Manifest {
+  readonly name: string;
+  readonly source: SourceSpec;
+  readonly steps: readonly Step[];
+  readonly state: readonly KeyedStateSpec[];
+  /** Where late records go besides `onLate`, if anywhere. */
+  readonly lateTopic?: string;
+}
+
+/** Output topics a manifest writes to, for packaging and the emulator. */
+export function outputTopics(m: Manifest): string[] {
+  const topics = m.steps.filter((s): s is OutputStep => s.kind === 'to').map((s) => s.topic);
+  if (m.lateTopic) topics.push(m.lateTopic);
+  return [...new Set(topics)];
+}

@@ -1,0 +1,60 @@
+// Standard decorator metadata needs Symbol.metadata; Node 20 and 22 do not define it yet.
+(Symbol as { metadata?: symbol }).metadata ??= Symbol.for('Symbol.metadata');
+
+import type { SerializerName, Serializer } from '../io/serializers.js';
+
+/** One thing a member decorator recorded. `seq` is the decorator's evaluation order (source order). */
+export type Binding =
+  | { readonly seq: number; readonly member: string; readonly role: 'step'; readonly kind: 'map' | 'filter' | 'expand' | 'update' | 'key' | 'timestamp' }
+  | { readonly seq: number; readonly member: string; readonly role: 'window'; readonly build: (name: string) => unknown; readonly options: WindowExtras }
+  | { readonly seq: number; readonly member: string; readonly role: 'to'; readonly topic: string; readonly options: OutputOptions }
+  | { readonly seq: number; readonly member: string; readonly role: 'keyed'; readonly options: { ttl?: unknown } };
+
+export interface WindowExtras {
+  readonly onLate?: (late: any) => void;
+}
+
+export interface OutputOptions {
+  readonly key?: SerializerName | Serializer<any>;
+  readonly value?: SerializerName | Serializer<any>;
+}
+
+export interface SourceOptions<T = unknown> {
+  readonly key?: SerializerName | Serializer<any>;
+  readonly value?: SerializerName | Serializer<T>;
+  readonly validate?: (value: T) => boolean | string;
+  /** Topic for late records (besides onLate hooks). */
+  readonly lateTopic?: string;
+  /** Name of the function in messages and state; defaults to the class name. */
+  readonly name?: string;
+}
+
+export interface ClassRecord {
+  bindings: Binding[];
+  source?: { topic: string; options: SourceOptions<any> };
+}
+
+const KEY = Symbol.for('sluice.definition');
+let seq = 0;
+
+/** @internal The next decorator sequence number: decorator expressions evaluate in source order. */
+export function nextSeq(): number {
+  return ++seq;
+}
+
+/** @internal The record a class's decorators write into its metadata. */
+export function recordOf(metadata: DecoratorMetadataObject): ClassRecord {
+  const m = metadata as Record<symbol, ClassRecord | undefined>;
+  // Each class gets its own record; a subclass's metadata inherits its parent's via the prototype chain.
+  if (!Object.prototype.hasOwnProperty.call(m, KEY)) {
+    const parent = m[KEY];
+    m[KEY] = { bindings: parent ? [...parent.bindings] : [], ...(parent?.source ? { source: parent.source } : {}) };
+  }
+  return m[KEY]!;
+}
+
+/** @internal The record of a decorated class, if any. */
+export function classRecord(cls: Function): ClassRecord | undefined {
+  const meta = (cls as { [Symbol.metadata]?: DecoratorMetadataObject })[Symbol.metadata];
+  return meta ? (meta as Record<symbol, ClassRecord | undefined>)[KEY] : undefined;
+}

@@ -1,0 +1,217 @@
+import './metadata.js';
+import type { Duration } from '../duration.js';
+import { ConfigError } from '../errors.js';
+import { describe, resolveSerializer } from '../io/serializers.js';
+import type { KeyedState } from '../state/keyed.js';
+import { type AggregationResult, type AggregationSpec, normalizeAggregations } from '../windows/aggregators.js';
+import { type CountWindowOptions, type TimeWindowOptions, type WindowSpec, windowSpecs } from '../windows/spec.js';
+import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, SourceSpec, Step, StepKind } from './manifest.js';
+import type { OutputOptions, SourceOptions } from './metadata.js';
+
+/** A window result: bounds plus `value` (one aggregator) or one field per named aggregator. */
+export type WindowResult<A> = A extends { readonly initialize: unknown }
+  ? { start: number; end: number; value: AggregationResult<A> }
+  : { start: number; end: number } & AggregationResult<A>;
+
+interface StepOptions {
+  /** Step name in the manifest and in messages; defaults to the function's name. */
+  readonly name?: string;
+}
+
+/**
+ * The function-first form: a typed chain where each step infers the type that flows next.
+ * Produces the same manifest as the decorator form.
+ *
+ * @example
+ * export const handler = sluice(
+ *   stream<Reading>('sensor-readings')
+ *     .tumblingWindow('10s', { grace: '2s' })
+ *     .aggregate(sum('value'), { name: 'total' })
+ *     .to('sensor-sums'),
+ * );
+ */
+export class Stream<T> {
+  /** @internal */
+  constructor(
+    readonly name: string,
+    /** @internal */ readonly source: SourceSpec,
+    /** @internal */ readonly steps: readonly Step[],
+    /** @internal */ readonly state: readonly KeyedStateSpec[],
+    /** @internal */ readonly lateTopic: string | undefined,
+  ) {}
+
+  #with<R>(step: Step): Stream<R> {
+    return new Stream<R>(this.name, this.source, [...this.steps, step], this.state, this.lateTopic);
+  }
+
+  #fn<R>(kind: StepKind, fn: unknown, opts: StepOptions | undefined): Stream<R> {
+    if (typeof fn !== 'function') throw new ConfigError(`${kind}() of stream "${this.name}" needs a function; received ${describe(fn)}.`);
+    const name = opts?.name ?? (fn.name || `${kind}${this.steps.length + 1}`);
+    return this.#with<R>({ kind, name, fn: fn as (v: any, c: RecordContext) => any });
+  }
+
+  /** Transforms each value. @example .map((r) => ({ ...r, kmh: r.speed * 3.6 })) */
+  map<R>(fn: (value: T, ctx: RecordContext) => R, opts?: StepOptions): Stream<R> {
+    return this.#fn<R>('map', fn, opts);
+  }
+
+  /** Keeps values for which `fn` returns true; a type guard narrows the type. @example .filter((r) => r.kmh > 100) */
+  filter<S extends T>(fn: (value: T, ctx: RecordContext) => value is S, opts?: StepOptions): Stream<S>;
+  filter(fn: (value: T, ctx: RecordContext) => boolean, opts?: StepOptions): Stream<T>;
+  filter(fn: (value: T, ctx: RecordContext) => boolean, opts?: StepOptions): Stream<T> {
+    return this.#fn<T>('filter', fn, opts);
+  }
+
+  /** Turns one value into many. @example .expand((order) => order.items) */
+  expand<R>(fn: (value: T, ctx: RecordContext) => Iterable<R>, opts?: StepOptions): Stream<R> {
+    return this.#fn<R>('expand', fn, opts);
+  }
+
+  /** Runs a side effect; the value passes on unchanged. @example .update((r) => metrics.add(r)) */
+  update(fn: (value: T, ctx: RecordContext) => unknown, opts?: StepOptions): Stream<T> {
+    return this.#fn<T>('update', fn, opts);
+  }
+
+  /** Sets the record key; windows and keyed state are scoped by it. @example .key((r) => r.deviceId) */
+  key(fn: (value: T, ctx: RecordContext) => string | null, opts?: StepOptions): Stream<T> {
+    return this.#fn<T>('key', fn, opts);
+  }
+
+  /** Sets the event time in epoch ms (default: the Kafka timestamp). @example .timestamp((r) => r.ts) */
+  timestamp(fn: (value: T, ctx: RecordContext) => number, opts?: StepOptions): Stream<T> {
+    return this.#fn<T>('timestamp', fn, opts);
+  }
+
+  /** Sends the current values to a topic; the stream continues. @example .to('fast-vehicles') */
+  to(topic: string, opts: OutputOptions = {}): Stream<T> {
+    if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`to() of stream "${this.name}" needs a topic name; received ${describe(topic)}.`);
+    return this.#with<T>({
+      kind: 'to', name: topic, topic,
+      key: resolveSerializer(opts.key, 'string', `key serializer of output "${topic}"`),
+      value: resolveSerializer(opts.value, 'json', `value serializer of output "${topic}"`),
+    });
+  }
+
+  /** Tumbling windows of `size`. @example .tumblingWindow('10s', { grace: '2s' }).aggregate(sum('value')) */
+  tumblingWindow(size: Duration, opts?: TimeWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'tumblingWindow', (w) => windowSpecs.tumbling(size, opts, w));
+  }
+
+  /** Hopping windows of `size` every `step`. @example .hoppingWindow('1m', '10s').aggregate(mean('speed')) */
+  hoppingWindow(size: Duration, step: Duration, opts?: TimeWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'hoppingWindow', (w) => windowSpecs.hopping(size, step, opts, w));
+  }
+
+  /** Sliding windows: one per record, covering the `size` before it. @example .slidingWindow('30s').aggregate(max('speed')) */
+  slidingWindow(size: Duration, opts?: TimeWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'slidingWindow', (w) => windowSpecs.sliding(size, opts, w));
+  }
+
+  /** Session windows separated by `gap` of inactivity. @example .sessionWindow('30s').aggregate(count()) */
+  sessionWindow(gap: Duration, opts?: TimeWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'sessionWindow', (w) => windowSpecs.session(gap, opts, w));
+  }
+
+  /** Tumbling windows of `count` records. @example .tumblingCountWindow(100).aggregate(mean('value')) */
+  tumblingCountWindow(count: number, opts?: CountWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'tumblingCountWindow', (w) => windowSpecs.tumblingCount(count, opts, w));
+  }
+
+  /** Hopping windows of `count` records every `step`. @example .hoppingCountWindow(10, 5).aggregate(sum('value')) */
+  hoppingCountWindow(count: number, step: number, opts?: CountWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'hoppingCountWindow', (w) => windowSpecs.hoppingCount(count, step, opts, w));
+  }
+
+  /** The last `count` records, one window per record. @example .slidingCountWindow(5).aggregate(mean('value')) */
+  slidingCountWindow(count: number, opts?: CountWindowOptions): WindowBuilder<T> {
+    return new WindowBuilder(this, 'slidingCountWindow', (w) => windowSpecs.slidingCount(count, opts, w));
+  }
+
+  /** The manifest this chain describes. */
+  manifest(): Manifest {
+    return {
+      name: this.name,
+      source: this.source,
+      steps: this.steps,
+      state: this.state,
+      ...(this.lateTopic ? { lateTopic: this.lateTopic } : {}),
+    };
+  }
+
+  /** @internal */
+  withWindow<R>(step: Step): Stream<R> {
+    return this.#with<R>(step);
+  }
+}
+
+/** A window waiting for its aggregation. */
+export class WindowBuilder<T> {
+  /** @internal */
+  constructor(
+    readonly stream: Stream<T>,
+    readonly label: string,
+    readonly build: (where: string) => WindowSpec,
+  ) {}
+
+  /**
+   * Aggregates each window: one aggregator gives `{ start, end, value }`, named ones give
+   * `{ start, end, ...names }`.
+   *
+   * @example
+   * .aggregate({ avg: mean('speed'), n: count() }, { name: 'speedStats' })
+   */
+  aggregate<A extends AggregationSpec<T>>(aggregations: A, opts: { name?: string; onLate?: (late: LateRecord) => void } = {}): Stream<WindowResult<A>> {
+    const name = opts.name ?? this.label;
+    const where = `${this.label} "${name}"`;
+    const window = this.build(where);
+    if (opts.onLate !== undefined && typeof opts.onLate !== 'function') throw new ConfigError(`onLate of ${where} must be a function; received ${describe(opts.onLate)}.`);
+    return this.stream.withWindow({
+      kind: 'window', name, window,
+      aggregations: normalizeAggregations(aggregations, where),
+      ...(opts.onLate ? { onLate: opts.onLate } : {}),
+    });
+  }
+}
+
+/** Options of {@link stream}: serializers, validation, keyed state, late-record topic. */
+export interface StreamOptions<T> extends SourceOptions<T> {
+  readonly state?: readonly KeyedState<any>[];
+}
+
+/**
+ * Starts a function-first pipeline from a source topic.
+ *
+ * @example
+ * const s = stream<Reading>('sensor-readings', { value: 'json' });
+ */
+export function stream<T = unknown>(topic: string, opts: StreamOptions<T> = {}): Stream<T> {
+  if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`stream() needs a source topic name; received ${describe(topic)}.`);
+  const known = ['key', 'value', 'validate', 'lateTopic', 'name', 'state'];
+  for (const k of Object.keys(opts)) {
+    if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" for stream("${topic}"); allowed: ${known.join(', ')}.`);
+  }
+  const name = opts.name ?? topic;
+  const state = (opts.state ?? []).map((h) => ({ name: h.name, ...(h.ttlMs !== undefined ? { ttlMs: h.ttlMs } : {}) }));
+  return new Stream<T>(name, sourceSpec(topic, opts, `stream "${name}"`), [], state, opts.lateTopic);
+}
+
+/** @internal Validates source options into a {@link SourceSpec}. */
+export function sourceSpec(topic: string, opts: SourceOptions<any>, where: string): SourceSpec {
+  const validate = opts.validate;
+  if (validate !== undefined && typeof validate !== 'function') {
+    throw new ConfigError(`validate of ${where} must be a function (value) => true | 'reason'; received ${describe(validate)}.`);
+  }
+  return {
+    topic,
+    key: resolveSerializer(opts.key, 'string', `key serializer of ${where}`),
+    value: resolveSerializer(opts.value, 'json', `value serializer of ${where}`),
+    ...(validate
+      ? {
+          validate: (v: unknown) => {
+            const r = validate(v);
+            return r === true ? true : typeof r === 'string' ? r : `rejected by validate() of ${where}`;
+          },
+        }
+      : {}),
+  };
+}

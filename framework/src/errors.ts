@@ -1,0 +1,82 @@
+/**
+ * The whole Sluice error hierarchy. Every error carries `retriable`: whether running the same
+ * input again can succeed. `name` is a string literal because minified bundles mangle class names.
+ *
+ * @example
+ * try { await run(); } catch (e) { if (e instanceof SluiceError && !e.retriable) deadLetter(e); }
+ */
+export class SluiceError extends Error {
+  override readonly name: string = 'SluiceError';
+  readonly retriable: boolean;
+  constructor(message: string, opts: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.retriable = opts.retriable ?? false;
+  }
+}
+
+/**
+ * A bad configuration: raised at module load or at build time, never on the first record.
+ *
+ * @example
+ * throw new ConfigError('grace (45s) must not exceed the window size (30s) of tumblingWindow "avgSpeed"; lower grace.');
+ */
+export class ConfigError extends SluiceError {
+  override readonly name = 'ConfigError';
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { retriable: false, cause: opts.cause });
+  }
+}
+
+/** Where a record came from: enough to find it again in Kafka. */
+export interface RecordPosition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+}
+
+/**
+ * A record that can never be processed (cannot be deserialized, fails validation, or user code
+ * declared it poison with {@link poison}). It goes to the dead-letter path and never blocks its
+ * partition.
+ *
+ * @example
+ * throw new PoisonRecordError('value is not JSON', { topic: 'readings', partition: 0, offset: 42 });
+ */
+export class PoisonRecordError extends SluiceError {
+  override readonly name = 'PoisonRecordError';
+  readonly reason: string;
+  readonly position: RecordPosition | undefined;
+  constructor(reason: string, position?: RecordPosition, opts: { cause?: unknown } = {}) {
+    super(
+      position ? `poison record at ${position.topic}-${position.partition}@${position.offset}: ${reason}` : reason,
+      { retriable: false, cause: opts.cause },
+    );
+    this.reason = reason;
+    this.position = position;
+  }
+}
+
+/**
+ * A conditional state write was fenced: another invocation wrote newer state for the same
+ * partition. The batch fails and Lambda retries it.
+ *
+ * @example
+ * if (err.name === 'ConditionalCheckFailedException') throw new StateConflictError('fenced', { cause: err });
+ */
+export class StateConflictError extends SluiceError {
+  override readonly name = 'StateConflictError';
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { retriable: true, cause: opts.cause });
+  }
+}
+
+/**
+ * Declare the current record poison from inside a step: it goes to the dead-letter path with
+ * `reason` instead of failing the batch.
+ *
+ * @example
+ * map((r: Reading) => (r.speed < 0 ? poison(`negative speed ${r.speed}`) : r))
+ */
+export function poison(reason: string): never {
+  throw new PoisonRecordError(reason);
+}

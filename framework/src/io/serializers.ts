@@ -1,0 +1,70 @@
+import { ConfigError } from '../errors.js';
+
+/**
+ * Turns Kafka bytes into values and back. `deserialize` throws on bad input; the runtime turns
+ * that into a poison record. Pass your own object to plug in another format (Avro, Protobuf).
+ *
+ * @example
+ * const csv: Serializer<string[]> = {
+ *   name: 'csv',
+ *   deserialize: (b) => b.toString('utf8').split(','),
+ *   serialize: (v) => Buffer.from(v.join(',')),
+ * };
+ */
+export interface Serializer<T = unknown> {
+  readonly name: string;
+  deserialize(bytes: Buffer): T;
+  serialize(value: T): Buffer;
+}
+
+/** The built-in serializer names. */
+export const SERIALIZER_NAMES = ['json', 'string', 'bytes'] as const;
+export type SerializerName = (typeof SERIALIZER_NAMES)[number];
+
+/** JSON (UTF-8). The default for values. */
+export const json: Serializer = {
+  name: 'json',
+  deserialize: (bytes) => JSON.parse(bytes.toString('utf8')),
+  serialize: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
+};
+
+/** UTF-8 text. The default for keys. */
+export const string: Serializer<string> = {
+  name: 'string',
+  deserialize: (bytes) => bytes.toString('utf8'),
+  serialize: (value) => Buffer.from(String(value), 'utf8'),
+};
+
+/** Raw bytes, untouched. */
+export const bytes: Serializer<Buffer> = {
+  name: 'bytes',
+  deserialize: (b) => b,
+  serialize: (v) => v,
+};
+
+const BUILT_IN: Record<SerializerName, Serializer<any>> = { json, string, bytes };
+
+/** Resolves a serializer name or object, failing at load time with the accepted names. */
+export function resolveSerializer(spec: SerializerName | Serializer<any> | undefined, fallback: SerializerName, what: string): Serializer<any> {
+  if (spec === undefined) return BUILT_IN[fallback];
+  if (typeof spec === 'string') {
+    const found = BUILT_IN[spec as SerializerName];
+    if (!found) {
+      throw new ConfigError(`${what} "${spec}" is not a serializer; use one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize/serialize.`);
+    }
+    return found;
+  }
+  if (typeof spec !== 'object' || spec === null || typeof spec.deserialize !== 'function' || typeof spec.serialize !== 'function') {
+    throw new ConfigError(`${what} must be a serializer name or an object with deserialize(bytes) and serialize(value); received ${describe(spec)}.`);
+  }
+  return spec;
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,386 @@
+import type { FunctionStep, LateRecord, Manifest, OutputStep, RecordContext, WindowStep } from '../define/manifest.js';
+import { PoisonRecordError, SluiceError } from '../errors.js';
+import { keyedNamespace, withRecordState } from '../state/keyed.js';
+import type { StateScope, StateStore } from '../state/store.js';
+import { Transaction } from '../state/transaction.js';
+import { createWindowOperator, type WindowOperator, type WindowSink } from '../windows/operator.js';
+import { type DeadLetter, decodeHeaders, type KafkaEventRecord, type LateOutput, type OutputMessage } from './records.js';
+
+/** A value on its way through the steps. `sub` numbers the children of one record (expand). */
+interface Item {
+  key: string | null;
+  value: unknown;
+  ts: number;
+  readonly offset: number;
+  readonly sub: number;
+  readonly record: KafkaEventRecord;
+  /** Set on window results: the deterministic id of the result. */
+  readonly windowId?: string;
+}
+
+/** Counters of one partition batch. */
+export interface BatchStats {
+  recordsIn: number;
+  messagesOut: number;
+  windowsEmitted: number;
+  late: number;
+  poison: number;
+}
+
+/** What one partition batch produced. Nothing is stored until `commit` runs. */
+export interface PartitionResult {
+  readonly topic: string;
+  readonly partition: number;
+  readonly outputs: OutputMessage[];
+  readonly deadLetters: DeadLetter[];
+  readonly late: LateOutput[];
+  readonly stats: BatchStats;
+  /** Offset of the record that failed, when the batch stopped early: Lambda resumes there. */
+  readonly failedOffset: number | undefined;
+  readonly error: unknown;
+  /** Writes the batch's state (once). Call after outputs have been handed off. */
+  commit(): Promise<void>;
+}
+
+/** A user step threw something other than a poison declaration: the batch stops at that record. */
+class StepFailure extends SluiceError {
+  override readonly name = 'StepFailure';
+  constructor(readonly offset: number, readonly stage: string, cause: unknown) {
+    super(`step "${stage}" failed on the record at offset ${offset}: ${(cause as Error)?.message ?? String(cause)}`, { retriable: true, cause });
+  }
+}
+
+type CompiledStep =
+  | { kind: 'fn'; step: FunctionStep; wantsCtx: boolean }
+  | { kind: 'window'; step: WindowStep; op: WindowOperator }
+  | { kind: 'to'; step: OutputStep };
+
+/** Options of a runner. */
+export interface RunnerOptions {
+  /** The function's name in state scopes and message ids (defaults to the manifest name). */
+  readonly functionName?: string;
+}
+
+/**
+ * Runs a manifest over the records of one partition batch, step by step over the whole batch:
+ * each stateful step loads the state its records need in one read, then processes them
+ * synchronously, in offset order. If a step fails at some record, the batch is run again up to
+ * that record, so the state to commit holds exactly the records before it.
+ *
+ * @example
+ * const runner = new PartitionRunner(manifest, store);
+ * const result = await runner.run('readings', 0, records);
+ * await sink.send(result.outputs);
+ * await result.commit();
+ */
+export class PartitionRunner {
+  readonly functionName: string;
+  readonly #steps: CompiledStep[];
+  readonly #keyedNamespaces: string[];
+
+  constructor(
+    readonly manifest: Manifest,
+    readonly store: StateStore,
+    opts: RunnerOptions = {},
+  ) {
+    this.functionName = opts.functionName ?? manifest.name;
+    this.#steps = manifest.steps.map((step): CompiledStep => {
+      if (step.kind === 'window') return { kind: 'window', step, op: createWindowOperator(step.window, step.aggregations, step.name) };
+      if (step.kind === 'to') return { kind: 'to', step };
+      return { kind: 'fn', step, wantsCtx: step.fn.length >= 2 };
+    });
+    this.#keyedNamespaces = manifest.state.map((s) => keyedNamespace(s.name));
+  }
+
+  /** The window operators, for the dev summary and `--flush`. */
+  get windows(): WindowOperator[] {
+    return this.#steps.flatMap((s) => (s.kind === 'window' ? [s.op] : []));
+  }
+
+  /**
+   * Processes one partition's records (in offset order). With `flush`, closes every open window
+   * at the end (a finite input ending; needs a store that can list its keys).
+   */
+  async run(topic: string, partition: number, records: readonly KafkaEventRecord[], opts: { flush?: boolean } = {}): Promise<PartitionResult> {
+    const scope: StateScope = { functionName: this.functionName, topic, partition };
+    let limit = records.length;
+    let failure: StepFailure | undefined;
+    for (;;) {
+      const tx = new Transaction(this.store, scope);
+      const slice = limit === records.length ? records : records.slice(0, limit);
+      try {
+        const produced = await this.#run(slice, tx, !failure && opts.flush === true);
+        const first = slice.length > 0 ? slice[0].offset : -1;
+        const last = slice.length > 0 ? slice[slice.length - 1].offset : -1;
+        let committed = false;
+        return {
+          topic, partition, ...produced,
+          failedOffset: failure?.offset,
+          error: failure?.cause,
+          commit: async () => {
+            if (committed) return;
+            committed = true;
+            await tx.commit({ firstOffset: first, lastOffset: last });
+          },
+        };
+      } catch (e) {
+        if (!(e instanceof StepFailure)) throw e;
+        failure = e;
+        const at = records.findIndex((r) => r.offset === e.offset);
+        limit = at < 0 ? 0 : Math.min(at, limit - 1);
+      }
+    }
+  }
+
+  async #run(records: readonly KafkaEventRecord[], tx: Transaction, flush: boolean) {
+    const m = this.manifest;
+    const outputs: OutputMessage[] = [];
+    const deadLetters: DeadLetter[] = [];
+    const late: LateOutput[] = [];
+    const stats: BatchStats = { recordsIn: records.length, messagesOut: 0, windowsEmitted: 0, late: 0, poison: 0 };
+    const poison = (record: KafkaEventRecord, stage: string, reason: string) => {
+      deadLetters.push({ record, stage, reason });
+      stats.poison++;
+    };
+
+    let items = this.#decode(records, poison);
+    const hasKeyed = this.#keyedNamespaces.length > 0;
+    let keysLoaded = false;
+    const views = hasKeyed ? new Map(this.#keyedNamespaces.map((ns) => [ns, tx.namespace(ns)])) : undefined;
+
+    for (let si = 0; si < this.#steps.length; si++) {
+      const cs = this.#steps[si];
+      if (cs.kind === 'fn') {
+        if (hasKeyed && !keysLoaded) {
+          const keys = new Set<string>();
+          for (const it of items) if (it.key !== null) keys.add(it.key);
+          for (const ns of this.#keyedNamespaces) await tx.load(ns, keys);
+          keysLoaded = true;
+        }
+        items = this.#applyFn(cs, items, tx, views, poison);
+        if (cs.step.kind === 'key') keysLoaded = false;
+      } else if (cs.kind === 'window') {
+        items = await this.#applyWindow(cs, items, tx, late, stats, poison, flush);
+      } else {
+        const { step } = cs;
+        for (const it of items) {
+          outputs.push({
+            topic: step.topic,
+            key: it.key,
+            value: it.value,
+            timestamp: it.ts,
+            headers: it.windowId ? { 'sluice-id': it.windowId } : { ...decodeHeaders(it.record.headers), 'sluice-id': this.#recordId(it) },
+            id: it.windowId ?? this.#recordId(it),
+          });
+        }
+      }
+    }
+    if (m.lateTopic) {
+      for (const l of late) {
+        outputs.push({
+          topic: m.lateTopic, key: l.key, value: l.value, timestamp: l.timestamp,
+          headers: { 'sluice-id': `${this.functionName}:late:${l.window}:${l.offset}`, 'sluice-late-window': l.window, 'sluice-late-clock': String(l.clock) },
+          id: `${this.functionName}:late:${l.window}:${l.offset}`,
+        });
+      }
+    }
+    stats.messagesOut = outputs.length;
+    return { outputs, deadLetters, late, stats };
+  }
+
+  #recordId(it: Item): string {
+    return `${this.functionName}:${it.record.topic}-${it.record.partition}:${it.offset}:${it.sub}`;
+  }
+
+  #decode(records: readonly KafkaEventRecord[], poison: (r: KafkaEventRecord, stage: string, reason: string) => void): Item[] {
+    const { source } = this.manifest;
+    const items: Item[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      let key: string | null = null;
+      let value: unknown = null;
+      try {
+        if (r.key != null) key = toKey(source.key.deserialize(Buffer.from(r.key, 'base64')));
+      } catch (e) {
+        poison(r, 'deserialize key', `key is not valid ${source.key.name}: ${(e as Error).message}`);
+        continue;
+      }
+      try {
+        if (r.value != null) value = source.value.deserialize(Buffer.from(r.value, 'base64'));
+      } catch (e) {
+        poison(r, 'deserialize value', `value is not valid ${source.value.name}: ${(e as Error).message}`);
+        continue;
+      }
+      if (source.validate) {
+        let verdict: true | string;
+        try {
+          verdict = source.validate(value);
+        } catch (e) {
+          verdict = `validate() threw: ${(e as Error).message}`;
+        }
+        if (verdict !== true) {
+          poison(r, 'validate', verdict);
+          continue;
+        }
+      }
+      items.push({ key, value, ts: r.timestamp, offset: r.offset, sub: 0, record: r });
+    }
+    return items;
+  }
+
+  #applyFn(
+    cs: Extract<CompiledStep, { kind: 'fn' }>,
+    items: Item[],
+    tx: Transaction,
+    views: Map<string, ReturnType<Transaction['namespace']>> | undefined,
+    poison: (r: KafkaEventRecord, stage: string, reason: string) => void,
+  ): Item[] {
+    const { step, wantsCtx } = cs;
+    const fn = step.fn;
+    const out: Item[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      let result: unknown;
+      try {
+        const ctx = wantsCtx ? recordContext(it) : undefined;
+        result = views ? withRecordState({ key: it.key, offset: it.offset, timestamp: it.ts, views }, () => fn(it.value, ctx!)) : fn(it.value, ctx!);
+      } catch (e) {
+        if (e instanceof PoisonRecordError) {
+          poison(it.record, step.name, e.reason);
+          continue;
+        }
+        throw new StepFailure(it.offset, step.name, e);
+      }
+      switch (step.kind) {
+        case 'map':
+          it.value = result;
+          out.push(it);
+          break;
+        case 'filter':
+          if (result) out.push(it);
+          break;
+        case 'update':
+          out.push(it);
+          break;
+        case 'expand': {
+          if (result == null || typeof (result as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+            throw new StepFailure(it.offset, step.name, new TypeError(`expand step "${step.name}" must return an iterable (e.g. an array); it returned ${typeof result}`));
+          }
+          let sub = 0;
+          for (const v of result as Iterable<unknown>) {
+            out.push({ key: it.key, value: v, ts: it.ts, offset: it.offset, sub: it.sub * 1024 + sub++, record: it.record });
+          }
+          break;
+        }
+        case 'key':
+          if (result === null || typeof result === 'string') it.key = result;
+          else if (typeof result === 'number' || typeof result === 'bigint') it.key = String(result);
+          else {
+            poison(it.record, step.name, `key step "${step.name}" returned ${typeof result}; a key must be a string or null`);
+            continue;
+          }
+          out.push(it);
+          break;
+        case 'timestamp':
+          if (typeof result !== 'number' || !Number.isFinite(result) || result < 0) {
+            poison(it.record, step.name, `event time from "${step.name}" must be a non-negative number of epoch milliseconds; got ${String(result)}`);
+            continue;
+          }
+          it.ts = Math.floor(result);
+          out.push(it);
+          break;
+      }
+    }
+    return out;
+  }
+
+  async #applyWindow(
+    cs: Extract<CompiledStep, { kind: 'window' }>,
+    items: Item[],
+    tx: Transaction,
+    late: LateOutput[],
+    stats: BatchStats,
+    poison: (r: KafkaEventRecord, stage: string, reason: string) => void,
+    flush: boolean,
+  ): Promise<Item[]> {
+    const { op, step } = cs;
+    const keys = new Set<string>();
+    for (const it of items) if (it.key !== null) keys.add(it.key);
+    await op.load(tx, keys);
+    const out: Item[] = [];
+    let current: Item | undefined;
+    const fn = this.functionName;
+    const sink: WindowSink = {
+      result: (r) => {
+        const base = current!;
+        stats.windowsEmitted++;
+        out.push({
+          key: r.key, value: r.value, ts: r.start, offset: r.offset, sub: 0, record: base.record,
+          windowId: r.final ? `${fn}:${step.name}:${r.key}:${r.start}:${r.end}` : `${fn}:${step.name}:${r.key}:${r.start}:${r.end}@${r.offset}`,
+        });
+      },
+      late: (l) => {
+        stats.late++;
+        const entry: LateOutput = { window: step.name, key: l.input.key, value: l.input.value, timestamp: l.input.ts, offset: l.input.offset, windows: l.windows, clock: l.clock };
+        late.push(entry);
+        if (step.onLate) {
+          const rec = current!.record;
+          const info: LateRecord = { ...entry, topic: rec.topic, partition: rec.partition };
+          try {
+            step.onLate(info);
+          } catch (e) {
+            throw new StepFailure(l.input.offset, `${step.name}.onLate`, e);
+          }
+        }
+      },
+    };
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      if (it.key === null) {
+        poison(it.record, step.name, `window "${step.name}" needs a record key, and this record has none; set one with key()`);
+        continue;
+      }
+      current = it;
+      try {
+        op.process(tx, it as { key: string; value: unknown; ts: number; offset: number }, sink);
+      } catch (e) {
+        if (e instanceof StepFailure) throw e;
+        throw new StepFailure(it.offset, step.name, e);
+      }
+    }
+    const lastItem = items[items.length - 1];
+    if (lastItem) {
+      current = lastItem;
+      await op.finish(tx, sink, lastItem.offset);
+    }
+    if (flush) {
+      const all = new Set(await this.store.keys?.(tx.scope, op.namespace));
+      for (const k of keys) all.add(k);
+      current = lastItem ?? { key: null, value: null, ts: 0, offset: -1, sub: 0, record: { topic: '', partition: -1, offset: -1, timestamp: 0 } };
+      await op.closeAll(tx, [...all], sink, current.offset);
+    }
+    return out;
+  }
+}
+
+function toKey(k: unknown): string | null {
+  if (k === null || k === undefined) return null;
+  if (typeof k === 'string') return k;
+  if (Buffer.isBuffer(k)) return k.toString('base64');
+  return String(k);
+}
+
+function recordContext(it: Item): RecordContext {
+  const r = it.record;
+  let headers: Record<string, string> | undefined;
+  return {
+    key: it.key,
+    timestamp: it.ts,
+    topic: r.topic,
+    partition: r.partition,
+    offset: it.offset,
+    get headers() {
+      return (headers ??= decodeHeaders(r.headers));
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import middy, { type MiddyfiedHandler } from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { type Definition, loadDefinition } from '../define/build.js';
+import type { Manifest } from '../define/manifest.js';
+import { type DeadLetterSink, logDeadLetterSink, logOutputSink, type OutputSink } from '../io/sinks.js';
+import type { LateOutput } from '../pipeline/records.js';
+import { type BatchStats, type PartitionResult, PartitionRunner } from '../pipeline/runner.js';
+import { MemoryStore } from '../state/memory-store.js';
+import type { StateStore } from '../state/store.js';
+import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './event.js';
+
+/** The adapters a handler runs with. Lambda gets defaults; `sluice dev` and tests swap them. */
+export interface Runtime {
+  store: StateStore;
+  sink: OutputSink;
+  deadLetters: DeadLetterSink;
+  /** Called after each invocation with what it did (the dev view and metrics use it). */
+  onBatch?: (report: BatchReport) => void;
+}
+
+/** What one invocation did. */
+export interface BatchReport {
+  readonly partitions: readonly PartitionResult[];
+  readonly late: readonly LateOutput[];
+  readonly stats: BatchStats;
+  readonly response: KafkaBatchResponse;
+}
+
+/** What a Sluice handler carries besides being a Lambda handler. */
+export interface SluiceAttachment {
+  readonly manifest: Manifest;
+  /** Swaps adapters (store, sinks) for local runs and tests. */
+  configure(runtime: Partial<Runtime>): void;
+  readonly runtime: Runtime;
+  /** Closes every open window of a partition (end of a finite input, `sluice dev --flush`). */
+  flush(topic: string, partition: number): Promise<PartitionResult>;
+}
+
+export type SluiceHandler = MiddyfiedHandler<KafkaEvent, KafkaBatchResponse, Error, Context> & { readonly sluice: SluiceAttachment };
+
+/**
+ * Turns a function definition (decorated class or `stream(...)` chain) into an AWS Lambda handler
+ * for MSK / self-managed Kafka events, built on middy so any middy middleware can be `.use()`d.
+ * The definition is validated here, at module load.
+ *
+ * @example
+ * export const handler = sluice(SensorSums);
+ * // serverless.yml: handler: functions/sensor-sums/handler.handler
+ */
+export function sluice(definition: Definition): SluiceHandler {
+  const { manifest } = loadDefinition(definition);
+  const runtime: Runtime = { store: new MemoryStore(), sink: logOutputSink, deadLetters: logDeadLetterSink };
+  let runner = new PartitionRunner(manifest, runtime.store);
+
+  const base = async (event: KafkaEvent): Promise<KafkaBatchResponse> => {
+    const partitions = partitionsOf(event);
+    const settled = await Promise.all(partitions.map((p) => runner.run(p.topic, p.partition, p.records).then(
+      (result) => ({ p, result }),
+      (error: unknown) => ({ p, error }),
+    )));
+    const response: KafkaBatchResponse = { batchItemFailures: [] };
+    const fail = (topic: string, partition: number, offset: number) =>
+      response.batchItemFailures.push({ itemIdentifier: { partition: `${topic}-${partition}`, offset } });
+    const done: PartitionResult[] = [];
+    for (const s of settled) {
+      if ('error' in s) {
+        // State could not be read: nothing of this partition is committed; Lambda retries it whole.
+        console.error(JSON.stringify({ sluice: 'partition-failed', topic: s.p.topic, partition: s.p.partition, error: String((s.error as Error)?.message ?? s.error) }));
+        fail(s.p.topic, s.p.partition, s.p.records[0].offset);
+      } else done.push(s.result);
+    }
+    // Outputs and dead letters leave before any state is committed (at-least-once output).
+    const messages = done.flatMap((r) => r.outputs);
+    if (messages.length > 0) await runtime.sink.send(messages);
+    const letters = done.flatMap((r) => r.deadLetters);
+    if (letters.length > 0) await runtime.deadLetters.send(letters, manifest.name);
+    await Promise.all(done.map(async (r) => {
+      try {
+        await r.commit();
+        if (r.failedOffset !== undefined) {
+          console.error(JSON.stringify({ sluice: 'record-failed', topic: r.topic, partition: r.partition, offset: r.failedOffset, error: String((r.error as Error)?.message ?? r.error) }));
+          fail(r.topic, r.partition, r.failedOffset);
+        }
+      } catch (e) {
+        console.error(JSON.stringify({ sluice: 'commit-failed', topic: r.topic, partition: r.partition, error: String((e as Error)?.message ?? e) }));
+        const first = partitions.find((p) => p.topic === r.topic && p.partition === r.partition)!;
+        fail(r.topic, r.partition, first.records[0].offset);
+      }
+    }));
+    if (runtime.onBatch) {
+      const stats: BatchStats = { recordsIn: 0, messagesOut: 0, windowsEmitted: 0, late: 0, poison: 0 };
+      for (const r of done) for (const k of Object.keys(stats) as (keyof BatchStats)[]) stats[k] += r.stats[k];
+      runtime.onBatch({ partitions: done, late: done.flatMap((r) => r.late), stats, response });
+    }
+    return response;
+  };
+
+  const handler = middy<KafkaEvent, KafkaBatchResponse, Error, Context>(base) as SluiceHandler;
+  const attachment: SluiceAttachment = {
+    manifest,
+    runtime,
+    configure(next) {
+      Object.assign(runtime, next);
+      if (next.store) runner = new PartitionRunner(manifest, runtime.store);
+    },
+    async flush(topic, partition) {
+      const result = await runner.run(topic, partition, [], { flush: true });
+      if (result.outputs.length > 0) await runtime.sink.send(result.outputs);
+      await result.commit();
+      return result;
+    },
+  };
+  Object.defineProperty(handler, 'sluice', { value: attachment, enumerable: false });
+  return handler;
+}

@@ -1,0 +1,133 @@
+import { SluiceError } from '../errors.js';
+import type { BatchBounds, ItemChange, StateScope, StateStore, WriteStats } from './store.js';
+
+interface Entry {
+  value: unknown;
+  /** Offset stored with the item when it was read: records at or below it are already applied. */
+  readonly persistedOffset: number;
+  offset: number;
+  dirty: boolean;
+  expiresAt: number | undefined;
+}
+
+/**
+ * The state of one partition batch: items are loaded in bulk per namespace before the records
+ * that need them run, then read and written synchronously with read-your-writes, and flushed
+ * once by {@link Transaction.commit}.
+ *
+ * @example
+ * const tx = new Transaction(store, scope);
+ * await tx.load('keyed:seen', ['a', 'b']);
+ * const ns = tx.namespace('keyed:seen');
+ * if (!ns.isApplied('a', 17)) ns.set('a', (ns.get('a') as number ?? 0) + 1, 17);
+ * await tx.commit({ firstOffset: 10, lastOffset: 17 });
+ */
+export class Transaction {
+  readonly #namespaces = new Map<string, NamespaceView>();
+  #committed = false;
+
+  constructor(
+    readonly store: StateStore,
+    readonly scope: StateScope,
+  ) {}
+
+  /** The view of one namespace (created on first use). */
+  namespace(name: string): NamespaceView {
+    let ns = this.#namespaces.get(name);
+    if (!ns) this.#namespaces.set(name, (ns = new NamespaceView(name)));
+    return ns;
+  }
+
+  /** Reads the keys of a namespace that this transaction has not seen yet, in one store call. */
+  async load(namespace: string, keys: Iterable<string>): Promise<void> {
+    const ns = this.namespace(namespace);
+    const missing: string[] = [];
+    for (const k of keys) if (!ns.entries.has(k)) missing.push(k);
+    if (missing.length === 0) return;
+    const found = await this.store.read(this.scope, namespace, missing);
+    for (const k of missing) {
+      const item = found.get(k);
+      ns.entries.set(k, {
+        value: item?.value,
+        persistedOffset: item ? item.offset : -1,
+        offset: item ? item.offset : -1,
+        dirty: false,
+        expiresAt: undefined,
+      });
+    }
+  }
+
+  /** The changed items, as one write set. */
+  changes(): ItemChange[] {
+    const out: ItemChange[] = [];
+    for (const ns of this.#namespaces.values()) {
+      for (const [key, e] of ns.entries) {
+        if (!e.dirty) continue;
+        out.push(e.expiresAt === undefined
+          ? { namespace: ns.name, key, value: e.value, offset: e.offset }
+          : { namespace: ns.name, key, value: e.value, offset: e.offset, expiresAt: e.expiresAt });
+      }
+    }
+    return out;
+  }
+
+  /** Writes every changed item in one store call. A transaction commits at most once. */
+  async commit(bounds: BatchBounds): Promise<WriteStats> {
+    if (this.#committed) throw new SluiceError('a state transaction was committed twice; this is a bug in Sluice, please report it.');
+    this.#committed = true;
+    const changes = this.changes();
+    if (changes.length === 0) return { writeRequests: 0 };
+    return this.store.write(this.scope, changes, bounds);
+  }
+}
+
+/** One namespace of a transaction: synchronous access to its loaded items. */
+export class NamespaceView {
+  readonly entries = new Map<string, Entry>();
+  constructor(readonly name: string) {}
+
+  #entry(key: string): Entry {
+    const e = this.entries.get(key);
+    if (!e) {
+      throw new SluiceError(
+        `state key "${key}" of "${this.name}" was used before it was loaded; state can only be used for the key of the record being processed.`,
+      );
+    }
+    return e;
+  }
+
+  /** Whether the record at `offset` has already been applied to this item (a replay). */
+  isApplied(key: string, offset: number): boolean {
+    return offset <= this.#entry(key).persistedOffset;
+  }
+
+  get(key: string): unknown {
+    return this.#entry(key).value;
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  set(key: string, value: unknown, offset: number, expiresAt?: number): void {
+    const e = this.#entry(key);
+    e.value = value;
+    if (offset > e.offset) e.offset = offset;
+    e.dirty = true;
+    e.expiresAt = expiresAt;
+  }
+
+  /** Marks the item changed after its value was mutated in place. */
+  touch(key: string, offset: number): void {
+    const e = this.#entry(key);
+    if (offset > e.offset) e.offset = offset;
+    e.dirty = true;
+  }
+
+  delete(key: string, offset: number): void {
+    const e = this.#entry(key);
+    e.value = undefined;
+    if (offset > e.offset) e.offset = offset;
+    e.dirty = true;
+  }
+}
