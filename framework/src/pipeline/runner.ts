@@ -1,5 +1,6 @@
 import type { FunctionStep, LateRecord, Manifest, OutputStep, RecordContext, WindowStep } from '../define/manifest.js';
 import { PoisonRecordError, SluiceError } from '../errors.js';
+import { string as stringSerializer } from '../io/serializers.js';
 import { keyedNamespace, withRecordState } from '../state/keyed.js';
 import type { StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
@@ -195,12 +196,14 @@ export class PartitionRunner {
   #decode(records: readonly KafkaEventRecord[], poison: (r: KafkaEventRecord, stage: string, reason: string) => void): Item[] {
     const { source } = this.manifest;
     const items: Item[] = [];
+    // The default string key needs no intermediate call: decode it inline.
+    const stringKey = source.key.name === 'string' && source.key === stringSerializer;
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
       let key: string | null = null;
       let value: unknown = null;
       try {
-        if (r.key != null) key = toKey(source.key.deserialize(Buffer.from(r.key, 'base64')));
+        if (r.key != null) key = stringKey ? Buffer.from(r.key, 'base64').toString('utf8') : toKey(source.key.deserialize(Buffer.from(r.key, 'base64')));
       } catch (e) {
         poison(r, 'deserialize key', `key is not valid ${source.key.name}: ${(e as Error).message}`);
         continue;

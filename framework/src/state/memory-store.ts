@@ -1,9 +1,10 @@
 import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, WriteStats } from './store.js';
 
 /**
- * State in process memory, for `sluice dev`, tests and benchmarks. Items are kept serialized,
- * like a real store would, so a batch that fails and is never committed cannot leak half-applied
- * in-place mutations into stored state.
+ * State in process memory, for `sluice dev`, tests and benchmarks. Reads hand out deep copies,
+ * so a batch that fails and is never committed cannot leak in-place mutations into stored state;
+ * writes keep the committed objects (a transaction is never used after its commit). Values must be
+ * plain JSON data, as in DynamoDB: anything else fails the write with a clear error.
  *
  * @example
  * const store = new MemoryStore();
@@ -12,7 +13,7 @@ import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, Write
 export class MemoryStore implements StateStore {
   readonly kind = 'memory';
   readonly durable = false;
-  readonly #items = new Map<string, Map<string, { json: string | undefined; offset: number }>>();
+  readonly #items = new Map<string, Map<string, { value: unknown; offset: number }>>();
   reads = 0;
   writes = 0;
 
@@ -23,7 +24,7 @@ export class MemoryStore implements StateStore {
     if (!table) return out;
     for (const key of keys) {
       const hit = table.get(key);
-      if (hit) out.set(key, { value: hit.json === undefined ? undefined : JSON.parse(hit.json), offset: hit.offset });
+      if (hit) out.set(key, { value: cloneJson(hit.value), offset: hit.offset });
     }
     return out;
   }
@@ -35,14 +36,14 @@ export class MemoryStore implements StateStore {
       let table = this.#items.get(tk);
       if (!table) this.#items.set(tk, (table = new Map()));
       // A deleted item stays as a tombstone that remembers its offset, so a replay stays a no-op.
-      table.set(c.key, { json: c.value === undefined ? undefined : JSON.stringify(c.value), offset: c.offset });
+      table.set(c.key, { value: checkJson(c.value, c.namespace, c.key), offset: c.offset });
     }
     return { writeRequests: changes.length };
   }
 
   async keys(scope: StateScope, namespace: string): Promise<string[]> {
     const table = this.#items.get(tableKey(scope, namespace));
-    return table ? [...table].filter(([, v]) => v.json !== undefined).map(([k]) => k) : [];
+    return table ? [...table].filter(([, v]) => v.value !== undefined).map(([k]) => k) : [];
   }
 
   /** Every stored item, decoded: for tests and the dev summary. */
@@ -50,7 +51,7 @@ export class MemoryStore implements StateStore {
     const out: Record<string, Record<string, StoredItem>> = {};
     for (const [tk, table] of this.#items) {
       out[tk] = {};
-      for (const [k, v] of table) if (v.json !== undefined) out[tk][k] = { value: JSON.parse(v.json), offset: v.offset };
+      for (const [k, v] of table) if (v.value !== undefined) out[tk][k] = { value: cloneJson(v.value), offset: v.offset };
     }
     return out;
   }
@@ -58,4 +59,31 @@ export class MemoryStore implements StateStore {
 
 function tableKey(scope: StateScope, namespace: string): string {
   return `${scope.functionName}/${scope.topic}/${scope.partition}/${namespace}`;
+}
+
+/** Deep copy of plain JSON data (arrays, plain objects, primitives). */
+function cloneJson(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    const out = new Array(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = cloneJson(v[i]);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k in v as Record<string, unknown>) out[k] = cloneJson((v as Record<string, unknown>)[k]);
+  return out;
+}
+
+/** Rejects state a real store could not keep (functions, class instances, NaN…), naming the item. */
+function checkJson(v: unknown, namespace: string, key: string, depth = 0): unknown {
+  if (depth === 0 && v === undefined) return v;
+  const t = typeof v;
+  const ok =
+    v === null || t === 'string' || t === 'boolean' || (t === 'number' && Number.isFinite(v)) ||
+    (Array.isArray(v) && v.every((x) => checkJson(x, namespace, key, depth + 1) === x)) ||
+    (t === 'object' && Object.getPrototypeOf(v) === Object.prototype && Object.values(v as object).every((x) => checkJson(x, namespace, key, depth + 1) === x));
+  if (!ok) {
+    throw new TypeError(`state "${namespace}" for key "${key}" holds ${t === 'number' ? String(v) : t === 'object' ? (v as object).constructor?.name ?? 'an object' : t}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`);
+  }
+  return v;
 }

@@ -1,7 +1,8 @@
 import { SluiceError } from '../errors.js';
 import type { BatchBounds, ItemChange, StateScope, StateStore, WriteStats } from './store.js';
 
-interface Entry {
+/** One loaded item. Operators on the hot path may use it directly (see {@link NamespaceView.entry}). */
+export interface Entry {
   value: unknown;
   /** Offset stored with the item when it was read: records at or below it are already applied. */
   readonly persistedOffset: number;
@@ -85,6 +86,11 @@ export class Transaction {
 export class NamespaceView {
   readonly entries = new Map<string, Entry>();
   constructor(readonly name: string) {}
+
+  /** The loaded item itself, for hot loops that would otherwise look it up several times. */
+  entry(key: string): Entry {
+    return this.#entry(key);
+  }
 
   #entry(key: string): Entry {
     const e = this.entries.get(key);

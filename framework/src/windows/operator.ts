@@ -192,10 +192,13 @@ class TimeWindowOperator extends WindowOperator {
   process(tx: Transaction, input: WindowInput, sink: WindowSink): void {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
-    const partitionClock = this.partitionClock(tx, input);
-    if (ns.isApplied(key, offset)) return;
-    let st = ns.get(key) as TimeState | undefined;
-    if (!st) st = { c: -1, w: [] };
+    const partitionClock = this.byPartition ? this.partitionClock(tx, input) : -1;
+    const entry = ns.entry(key);
+    if (offset <= entry.persistedOffset) return;
+    let st = entry.value as TimeState | undefined;
+    if (!st) entry.value = st = { c: -1, w: [] };
+    if (offset > entry.offset) entry.offset = offset;
+    entry.dirty = true;
     if (ts > st.c) st.c = ts;
     const clock = this.byPartition ? partitionClock : st.c;
     const threshold = clock - this.#grace;
@@ -229,7 +232,6 @@ class TimeWindowOperator extends WindowOperator {
       this.addTo(win[2], input.value, ts);
       if (current) sink.result({ key, start, end, value: this.result(start, end, win[2]), offset, final: false });
     }
-    ns.set(key, st, offset);
     if (missed) sink.late({ input, windows: missed, clock });
     if (w.length > 0 && w[0][1] <= threshold) this.expire(ns, key, threshold, offset, sink);
     if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, st, offset);

@@ -1,0 +1,175 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { SluiceError } from '../errors.js';
+import { CaptureSink } from '../io/sinks.js';
+import type { OutputMessage } from '../pipeline/records.js';
+import type { KafkaEvent } from '../runtime/event.js';
+import { MemoryStore } from '../state/memory-store.js';
+import { lambdaContext, toKafkaEvents } from './events.js';
+import { loadHandler, resolveFunction } from './functions.js';
+import { readInputFile } from './input.js';
+
+const USAGE = `Usage:
+  sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--flush] [--quiet]
+      Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
+      real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
+  sluice invoke <function> --event <msk-event.json>
+      One invocation with a given Lambda event; prints the outputs and the handler's response.
+
+<function> is a name from serverless.yml or a path to a handler file.`;
+
+/** Entry point of the `sluice` CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'dev':
+        return await dev(rest);
+      case 'invoke':
+        return await invoke(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        console.log(USAGE);
+        return command === undefined ? 1 : 0;
+      default:
+        console.error(`sluice: unknown command "${command}".\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof SluiceError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      console.error(`sluice ${command}: ${(e as Error).message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+async function dev(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      input: { type: 'string', short: 'i' },
+      output: { type: 'string', short: 'o' },
+      'batch-size': { type: 'string' },
+      flush: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new SluiceError(`dev takes one function (a serverless.yml name or a handler file); received ${positionals.length}.\n\n${USAGE}`);
+  const entry = resolveFunction(positionals[0]);
+  const input = values.input ?? path.join(path.dirname(entry.file), 'sample.jsonl');
+  if (!existsSync(input)) {
+    throw new SluiceError(values.input ? `input file ${input} does not exist.` : `no --input given and ${path.relative(process.cwd(), input)} (the default sample) does not exist; pass --input <file.jsonl>.`);
+  }
+  const batchSize = values['batch-size'] === undefined ? 100 : Number(values['batch-size']);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+    throw new SluiceError(`--batch-size must be a whole number from 1 to 10000 (Lambda's range); received ${values['batch-size']}.`);
+  }
+
+  const handler = await loadHandler(entry);
+  const { manifest } = handler.sluice;
+  const { records, problems } = await readInputFile(input);
+  for (const p of problems) console.error(`${path.relative(process.cwd(), p.file)}:${p.line}: ${p.problem} (line skipped)`);
+
+  const store = new MemoryStore();
+  const capture = new CaptureSink();
+  let late = 0;
+  let windowsEmitted = 0;
+  const printed = { n: 0 };
+  const print = (m: OutputMessage) => {
+    if (!values.quiet) console.log(formatMessage(m));
+    printed.n++;
+  };
+  handler.sluice.configure({
+    store,
+    sink: { send: async (ms) => { for (const m of ms) print(m); await capture.send(ms); } },
+    deadLetters: {
+      send: async (ds) => {
+        for (const d of ds) console.error(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
+        await capture.send(ds);
+      },
+    },
+    onBatch: (r) => {
+      windowsEmitted += r.stats.windowsEmitted;
+      for (const l of r.late) {
+        late++;
+        if (!values.quiet) console.error(`late         ${l.key}@${iso(l.timestamp)} missed ${l.windows.map(([s, e]) => `[${iso(s)}, ${iso(e)})`).join(', ')} of "${l.window}" (clock ${iso(l.clock)})`);
+      }
+      for (const f of r.response.batchItemFailures) console.error(`failed       ${f.itemIdentifier.partition}@${f.itemIdentifier.offset}: Lambda would retry from here`);
+    },
+  });
+
+  console.error(`sluice dev: ${entry.name} (${manifest.name}) on ${path.relative(process.cwd(), input)}: ${records.length} records, source topic "${manifest.source.topic}", batch size ${batchSize}, in-memory state`);
+  const ctx = lambdaContext(entry.name);
+  let failures = 0;
+  for (const event of toKafkaEvents(records, { topic: manifest.source.topic, batchSize })) {
+    const response = await handler(event, ctx as never);
+    failures += response.batchItemFailures.length;
+  }
+  if (values.flush) {
+    for (const p of new Set(records.map((r) => r.partition ?? 0))) windowsEmitted += (await handler.sluice.flush(manifest.source.topic, p)).stats.windowsEmitted;
+  }
+  const open = values.flush ? 0 : openWindows(store);
+  if (values.output) {
+    writeFileSync(values.output, capture.messages.map((m) => JSON.stringify({ topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp })).join('\n') + (capture.messages.length ? '\n' : ''));
+  }
+  console.error(
+    [
+      `\nsummary: ${records.length} records in, ${capture.messages.length} messages out` + (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
+      `${late} late, ${capture.deadLetters.length} poison (dead-lettered), ${problems.length} bad input lines` + (failures ? `, ${failures} failed batches` : ''),
+      open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
+      values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
+    ].filter(Boolean).join('\n'),
+  );
+  return failures > 0 ? 1 : 0;
+}
+
+async function invoke(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { event: { type: 'string', short: 'e' } } });
+  if (positionals.length !== 1 || !values.event) throw new SluiceError(`invoke needs a function and --event <file.json>.\n\n${USAGE}`);
+  const entry = resolveFunction(positionals[0]);
+  let event: KafkaEvent;
+  try {
+    event = JSON.parse(readFileSync(values.event, 'utf8'));
+  } catch (e) {
+    throw new SluiceError(`could not read the event ${values.event}: ${(e as Error).message}`);
+  }
+  const handler = await loadHandler(entry);
+  const capture = new CaptureSink();
+  handler.sluice.configure({ store: new MemoryStore(), sink: capture, deadLetters: capture });
+  const response = await handler(event, lambdaContext(entry.name) as never);
+  for (const m of capture.messages) console.log(formatMessage(m));
+  for (const d of capture.deadLetters) console.log(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
+  console.log(`response: ${JSON.stringify(response)}`);
+  return 0;
+}
+
+function iso(ms: number): string {
+  return Number.isFinite(ms) && ms >= 0 && ms < 8.64e15 ? new Date(ms).toISOString().replace('.000Z', 'Z') : String(ms);
+}
+
+function formatMessage(m: OutputMessage): string {
+  const v = m.value as Record<string, unknown> | null;
+  if (v && typeof v === 'object' && typeof v.start === 'number' && typeof v.end === 'number') {
+    const { start, end, ...rest } = v;
+    return `${m.topic.padEnd(16)} ${String(m.key).padEnd(12)} [${iso(start as number)}, ${iso(end as number)})  ${JSON.stringify(rest)}`;
+  }
+  return `${m.topic.padEnd(16)} ${String(m.key).padEnd(12)} ${iso(m.timestamp)}  ${JSON.stringify(m.value)}`;
+}
+
+/** Windows still open in a memory store: what a finite input leaves unemitted. */
+function openWindows(store: MemoryStore): number {
+  let n = 0;
+  for (const [table, items] of Object.entries(store.dump())) {
+    if (!table.includes('/window:') || table.endsWith('#partition')) continue;
+    for (const item of Object.values(items)) {
+      const v = item.value as { w?: unknown[]; e?: unknown[] } | undefined;
+      n += (v?.e ?? v?.w ?? []).length;
+    }
+  }
+  return n;
+}

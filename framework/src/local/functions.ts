@@ -1,0 +1,75 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse } from 'yaml';
+import { ConfigError } from '../errors.js';
+import type { SluiceHandler } from '../runtime/handler.js';
+
+/** A function as `serverless.yml` declares it. */
+export interface FunctionEntry {
+  readonly name: string;
+  /** Path of the handler file, resolved. */
+  readonly file: string;
+  /** Name of the exported handler. */
+  readonly exportName: string;
+  /** The function's Kafka event (`msk` or `kafka`), if any. */
+  readonly event?: Readonly<Record<string, unknown>>;
+}
+
+const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
+
+/** Reads the functions of a serverless.yml. A malformed file fails naming the file and entry. */
+export function readServerlessFunctions(file: string): FunctionEntry[] {
+  let doc: { functions?: Record<string, { handler?: unknown; events?: unknown[] }> };
+  try {
+    doc = parse(readFileSync(file, 'utf8')) ?? {};
+  } catch (e) {
+    throw new ConfigError(`${file} is not valid YAML: ${(e as Error).message}`);
+  }
+  const root = path.dirname(path.resolve(file));
+  return Object.entries(doc.functions ?? {}).map(([name, fn]) => {
+    if (!fn || typeof fn.handler !== 'string' || !fn.handler.includes('.')) {
+      throw new ConfigError(`functions.${name}.handler in ${file} must look like "functions/${name}/handler.handler" (file path, a dot, the export name); received ${JSON.stringify(fn?.handler)}.`);
+    }
+    const dot = fn.handler.lastIndexOf('.');
+    const base = path.resolve(root, fn.handler.slice(0, dot));
+    const found = EXTENSIONS.map((ext) => base + ext).find((f) => existsSync(f));
+    if (!found) {
+      throw new ConfigError(`functions.${name}.handler in ${file} points to ${fn.handler.slice(0, dot)}, but no ${EXTENSIONS.join('/')} file exists there.`);
+    }
+    const ev = (fn.events ?? []).find((e) => e && typeof e === 'object' && ('msk' in e || 'kafka' in e)) as Record<string, Record<string, unknown>> | undefined;
+    return { name, file: found, exportName: fn.handler.slice(dot + 1), ...(ev ? { event: ev.msk ?? ev.kafka } : {}) };
+  });
+}
+
+/**
+ * Resolves a function name from serverless.yml, or a path to a handler file, to its entry.
+ *
+ * @example
+ * resolveFunction('sensor-sums'); // { name: 'sensor-sums', file: '/…/functions/sensor-sums/handler.ts', exportName: 'handler' }
+ */
+export function resolveFunction(target: string, cwd = process.cwd()): FunctionEntry {
+  const asPath = path.resolve(cwd, target);
+  if (/\.(m?[jt]s)$/.test(target) || (existsSync(asPath) && !existsSync(path.join(cwd, 'serverless.yml')))) {
+    if (!existsSync(asPath)) throw new ConfigError(`handler file ${target} does not exist (looked at ${asPath}).`);
+    return { name: path.basename(path.dirname(asPath)), file: asPath, exportName: 'handler' };
+  }
+  const yml = path.join(cwd, 'serverless.yml');
+  if (!existsSync(yml)) throw new ConfigError(`"${target}" is not a handler file and there is no serverless.yml in ${cwd} to look it up in; pass a path such as functions/${target}/handler.ts.`);
+  const entries = readServerlessFunctions(yml);
+  const entry = entries.find((e) => e.name === target);
+  if (!entry) {
+    throw new ConfigError(`function "${target}" is not in ${yml}; functions there: ${entries.map((e) => e.name).join(', ') || '(none)'}. Or pass a handler file path.`);
+  }
+  return entry;
+}
+
+/** Imports a handler file and returns its Sluice handler, failing clearly if it exports none. */
+export async function loadHandler(entry: FunctionEntry): Promise<SluiceHandler> {
+  const mod = (await import(pathToFileURL(entry.file).href)) as Record<string, unknown>;
+  const h = mod[entry.exportName] as SluiceHandler | undefined;
+  if (typeof h !== 'function' || !h.sluice) {
+    throw new ConfigError(`${entry.file} does not export a Sluice handler named "${entry.exportName}"; add: export const ${entry.exportName} = sluice(YourClass);`);
+  }
+  return h;
+}
