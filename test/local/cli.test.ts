@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const bin = path.join(root, 'framework/bin/sluice.js');
+
+function sluice(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('sluice dev runs a serverless.yml function on its bundled sample', () => {
+  const out = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-')), 'out.jsonl');
+  const r = sluice('dev', 'sensor-sums', '--output', out);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  // 3 sensors x 60 s of data in 10 s windows: 5 closed windows per sensor, the 6th still open.
+  assert.equal(lines.length, 15);
+  for (const l of lines) {
+    assert.equal(l.topic, 'sensor-sums');
+    assert.equal(l.value.end - l.value.start, 10_000);
+    assert.equal(l.timestamp, l.value.start);
+  }
+  assert.match(r.stderr, /182 records in, 15 messages out \(15 window results\)/);
+  assert.match(r.stderr, /1 late, 1 poison/);
+  assert.match(r.stderr, /3 windows still open/);
+  assert.match(r.stderr, /dead letter\s+sensor-counts-0@\d+\s+\[validate\] value must be a number/);
+});
+
+test('sluice dev --flush closes the windows still open at the end', () => {
+  const out = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-')), 'out.jsonl');
+  const r = sluice('dev', 'sensor-sums', '--flush', '--quiet', '--output', out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, 18);
+  assert.doesNotMatch(r.stderr, /still open/);
+});
+
+test('sluice dev accepts a handler file path and reports bad input lines by file and line, running the rest', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
+  const input = path.join(dir, 'in.jsonl');
+  writeFileSync(input, [
+    JSON.stringify({ key: 'v1', value: { vehicle: 'v1', speed: 40 }, timestamp: 1000 }),
+    '{not json',
+    JSON.stringify({ key: 'v1', value: { vehicle: 'v1', speed: 10 }, timestamp: 'soon' }),
+    JSON.stringify({ key: 'v2', value: { vehicle: 'v2', speed: 30 }, timestamp: 2000 }),
+  ].join('\n'));
+  const out = path.join(dir, 'out.jsonl');
+  const r = sluice('dev', 'functions/fast-vehicles/handler.ts', '--input', input, '--output', out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /in\.jsonl:2: not JSON/);
+  assert.match(r.stderr, /in\.jsonl:3: "timestamp" must be epoch milliseconds/);
+  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.value), [{ vehicle: 'v1', kmh: 144 }, { vehicle: 'v2', kmh: 108 }]);
+});
+
+test('sluice dev with an unknown function fails, listing the functions it knows', () => {
+  const r = sluice('dev', 'no-such-function');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /function "no-such-function" is not in .*serverless\.yml; functions there: sensor-sums, speed-average, fast-vehicles, sessions/);
+});
+
+test('sluice dev rejects a batch size outside Lambda range', () => {
+  const r = sluice('dev', 'sensor-sums', '--batch-size', '20000');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--batch-size must be a whole number from 1 to 10000/);
+});
+
+test('sluice invoke runs one MSK event and prints outputs and the response', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
+  const event = path.join(dir, 'event.json');
+  const rec = (offset: number, speed: number) => ({
+    topic: 'vehicle-speeds', partition: 0, offset, timestamp: 1_700_000_000_000 + offset, timestampType: 'CREATE_TIME',
+    key: Buffer.from('car').toString('base64'), value: Buffer.from(JSON.stringify({ vehicle: 'car', speed })).toString('base64'), headers: [],
+  });
+  writeFileSync(event, JSON.stringify({ eventSource: 'aws:kafka', bootstrapServers: 'b-1:9092', records: { 'vehicle-speeds-0': [rec(5, 20), rec(6, 35)] } }));
+  const r = sluice('invoke', 'fast-vehicles', '--event', event);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /fast-vehicles\s+car\s+.*\{"vehicle":"car","kmh":126\}/);
+  assert.doesNotMatch(r.stdout, /"kmh":72/);
+  assert.match(r.stdout, /response: \{"batchItemFailures":\[\]\}/);
+});
