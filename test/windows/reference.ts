@@ -30,8 +30,8 @@ export type Emit = 'final' | 'current';
 export type RefSpec =
   | { readonly kind: 'tumbling'; readonly size: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
   | { readonly kind: 'hopping'; readonly size: number; readonly step: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
-  | { readonly kind: 'sliding'; readonly size: number; readonly grace: number }
-  | { readonly kind: 'session'; readonly gap: number; readonly grace: number; readonly closeBy: CloseBy }
+  | { readonly kind: 'sliding'; readonly size: number; readonly grace: number; readonly emit: Emit }
+  | { readonly kind: 'session'; readonly gap: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
   | { readonly kind: 'tumblingCount'; readonly count: number }
   | { readonly kind: 'hoppingCount'; readonly count: number; readonly step: number }
   | { readonly kind: 'slidingCount'; readonly count: number };
@@ -106,10 +106,10 @@ export function reference(spec: RefSpec, records: readonly Rec[], opts: RefOptio
         fixed(recs, spec.size, spec.step, spec.grace, spec.closeBy, spec.emit, opts, out);
         break;
       case 'sliding':
-        sliding(recs, spec.size, spec.grace, opts, out);
+        sliding(recs, spec.size, spec.grace, spec.emit, opts, out);
         break;
       case 'session':
-        session(recs, spec.gap, spec.grace, spec.closeBy, opts, out);
+        session(recs, spec.gap, spec.grace, spec.closeBy, spec.emit, opts, out);
         break;
       case 'tumblingCount':
         counted(recs, spec.count, spec.count, opts, out);
@@ -147,7 +147,8 @@ function fixed(recs: Placed[], size: number, step: number, grace: number, closeB
     clocks.see(r);
     const clock = clocks.of(r.key, closeBy);
     const missed: [number, number][] = [];
-    for (let start = 0; start <= r.ts; start += step) {
+    // Windows containing ts start after ts - size: begin the scan one step below that.
+    for (let start = Math.max(0, Math.floor((r.ts - size) / step) * step); start <= r.ts; start += step) {
       const end = start + size;
       if (r.ts >= end) continue;
       if (end <= clock - grace) {
@@ -174,9 +175,10 @@ function fixed(recs: Placed[], size: number, step: number, grace: number, closeB
 /**
  * Sliding windows [max(0, t - size), t], one per accepted record time t (created only while
  * t >= clock - grace), final once t < clock - grace, valued with every accepted record in range
- * at that moment. A record is late when ts < clock - grace - size.
+ * at that moment. A record is late when ts < clock - grace - size. `current`: each accepted
+ * record updates every open window containing it.
  */
-function sliding(recs: Placed[], size: number, grace: number, opts: RefOptions, out: RefRun) {
+function sliding(recs: Placed[], size: number, grace: number, mode: Emit, opts: RefOptions, out: RefRun) {
   const collect = opts.collect ?? false;
   const keys = new Map<string, { clock: number; accepted: Placed[]; open: Set<number> }>();
   const emit = (key: string, accepted: Placed[], t: number) => {
@@ -194,22 +196,23 @@ function sliding(recs: Placed[], size: number, grace: number, opts: RefOptions, 
     }
     k.accepted.push(r);
     if (r.ts >= openFrom) k.open.add(r.ts);
+    if (mode === 'current') for (const t of k.open) if (t - size <= r.ts && r.ts <= t) emit(r.key, k.accepted, t);
     for (const t of [...k.open]) {
       if (t < openFrom) {
-        emit(r.key, k.accepted, t);
+        if (mode === 'final') emit(r.key, k.accepted, t);
         k.open.delete(t);
       }
     }
   }
-  if (opts.flush) for (const [key, k] of keys) for (const t of k.open) emit(key, k.accepted, t);
+  if (opts.flush && mode === 'final') for (const [key, k] of keys) for (const t of k.open) emit(key, k.accepted, t);
 }
 
 /**
  * Session windows: a key's records closer than `gap` chain into one session [first, last + gap).
  * A session is closed once last + gap <= clock - grace; a record that joins no open session is
- * late when ts + gap <= clock - grace.
+ * late when ts + gap <= clock - grace. `current`: each accepted record reports its session.
  */
-function session(recs: Placed[], gap: number, grace: number, closeBy: CloseBy, opts: RefOptions, out: RefRun) {
+function session(recs: Placed[], gap: number, grace: number, closeBy: CloseBy, mode: Emit, opts: RefOptions, out: RefRun) {
   const collect = opts.collect ?? false;
   const open = new Map<string, Placed[][]>();
   const clocks = new Clocks();
@@ -220,8 +223,8 @@ function session(recs: Placed[], gap: number, grace: number, closeBy: CloseBy, o
     const threshold = clocks.of(key, closeBy) - grace;
     const keep: Placed[][] = [];
     for (const s of open.get(key) ?? []) {
-      if (last(s) + gap <= threshold) emit(key, s);
-      else keep.push(s);
+      if (last(s) + gap > threshold) keep.push(s);
+      else if (mode === 'final') emit(key, s);
     }
     open.set(key, keep);
   };
@@ -252,9 +255,10 @@ function session(recs: Placed[], gap: number, grace: number, closeBy: CloseBy, o
       }
     }
     open.set(r.key, sessions);
+    if (mode === 'current') emit(r.key, sessions.find((s) => s.includes(r))!);
     closeDue(r.key);
   }
-  if (opts.flush) for (const [key, sessions] of open) for (const s of sessions) emit(key, s);
+  if (opts.flush && mode === 'final') for (const [key, sessions] of open) for (const s of sessions) emit(key, s);
 }
 
 /** Count windows: the records of a key, in arrival order, [s, s + count) for s = 0, step, 2·step… */

@@ -319,7 +319,7 @@ export class PartitionRunner {
         stats.windowsEmitted++;
         out.push({
           key: r.key, value: r.value, ts: r.start, offset: r.offset, sub: 0, record: base.record,
-          windowId: r.final ? `${fn}:${step.name}:${r.key}:${r.start}:${r.end}` : `${fn}:${step.name}:${r.key}:${r.start}:${r.end}@${r.offset}`,
+          windowId: `${fn}:${step.name}:${r.key}:${r.seq === undefined ? `${r.start}:${r.end}` : `#${r.seq}`}${r.final ? '' : `@${r.offset}`}`,
         });
       },
       late: (l) => {

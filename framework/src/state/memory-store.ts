@@ -31,10 +31,16 @@ export class MemoryStore implements StateStore {
 
   async write(scope: StateScope, changes: readonly ItemChange[], _bounds: BatchBounds): Promise<WriteStats> {
     this.writes++;
+    let lastNamespace: string | undefined;
+    let table: Map<string, { value: unknown; offset: number }> | undefined;
     for (const c of changes) {
-      const tk = tableKey(scope, c.namespace);
-      let table = this.#items.get(tk);
-      if (!table) this.#items.set(tk, (table = new Map()));
+      // Changes come grouped by namespace: find each table once, not once per item.
+      if (c.namespace !== lastNamespace || !table) {
+        lastNamespace = c.namespace;
+        const tk = tableKey(scope, c.namespace);
+        table = this.#items.get(tk);
+        if (!table) this.#items.set(tk, (table = new Map()));
+      }
       // A deleted item stays as a tombstone that remembers its offset, so a replay stays a no-op.
       table.set(c.key, { value: checkJson(c.value, c.namespace, c.key), offset: c.offset });
     }

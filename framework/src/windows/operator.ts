@@ -21,6 +21,8 @@ export interface WindowOutput {
   /** Offset of the input record whose processing produced this result. */
   readonly offset: number;
   readonly final: boolean;
+  /** Identifies the window among the key's windows when start/end do not (count windows). */
+  readonly seq?: number;
 }
 
 /** A record that arrived after the windows it belongs to had closed. */
@@ -287,6 +289,9 @@ class SessionWindowOperator extends WindowOperator {
     const clock = this.byPartition ? partitionClock : st.c;
     const threshold = clock - this.#grace;
     const gap = this.#gap;
+    // Other keys may have advanced the partition clock past this key's sessions: close those
+    // before joining, so a record never lands in a session that is already closed.
+    if (this.byPartition) this.expire(ns, key, threshold, offset, sink);
     const w = st.w;
     let first = -1;
     let lastJoined = -1;
@@ -383,7 +388,7 @@ class CountWindowOperator extends WindowOperator {
       this.addTo(win[3], input.value, ts);
       const full = i - start + 1 === this.#count;
       if (this.spec.emit === 'current' || full) {
-        sink.result({ key, start: win[1], end: win[2], value: this.result(win[1], win[2], win[3]), offset, final: full });
+        sink.result({ key, start: win[1], end: win[2], value: this.result(win[1], win[2], win[3]), offset, final: full, seq: start });
       }
     }
     st.w = w.filter((x) => i - x[0] + 1 < this.#count);
@@ -395,8 +400,8 @@ class CountWindowOperator extends WindowOperator {
     if (threshold !== Infinity) return;
     const st = ns.get(key) as CountState | undefined;
     if (!st || st.w.length === 0) return;
-    for (const [, startTs, endTs, accs] of st.w) {
-      sink.result({ key, start: startTs, end: endTs, value: this.result(startTs, endTs, accs), offset, final: true });
+    for (const [first, startTs, endTs, accs] of st.w) {
+      sink.result({ key, start: startTs, end: endTs, value: this.result(startTs, endTs, accs), offset, final: true, seq: first });
     }
     st.w = [];
     ns.touch(key, offset);
