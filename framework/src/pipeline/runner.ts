@@ -1,6 +1,5 @@
 import type { FunctionStep, LateRecord, Manifest, OutputStep, RecordContext, WindowStep } from '../define/manifest.js';
 import { PoisonRecordError, SluiceError } from '../errors.js';
-import { string as stringSerializer } from '../io/serializers.js';
 import { keyedNamespace, withRecordState } from '../state/keyed.js';
 import type { StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
@@ -196,20 +195,20 @@ export class PartitionRunner {
   #decode(records: readonly KafkaEventRecord[], poison: (r: KafkaEventRecord, stage: string, reason: string) => void): Item[] {
     const { source } = this.manifest;
     const items: Item[] = [];
-    // The default string key needs no intermediate call: decode it inline.
-    const stringKey = source.key.name === 'string' && source.key === stringSerializer;
+    const keyFast = source.key.deserializeBase64?.bind(source.key);
+    const valueFast = source.value.deserializeBase64?.bind(source.value);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
       let key: string | null = null;
       let value: unknown = null;
       try {
-        if (r.key != null) key = stringKey ? Buffer.from(r.key, 'base64').toString('utf8') : toKey(source.key.deserialize(Buffer.from(r.key, 'base64')));
+        if (r.key != null) key = toKey(keyFast ? keyFast(r.key) : source.key.deserialize(Buffer.from(r.key, 'base64')));
       } catch (e) {
         poison(r, 'deserialize key', `key is not valid ${source.key.name}: ${(e as Error).message}`);
         continue;
       }
       try {
-        if (r.value != null) value = source.value.deserialize(Buffer.from(r.value, 'base64'));
+        if (r.value != null) value = valueFast ? valueFast(r.value) : source.value.deserialize(Buffer.from(r.value, 'base64'));
       } catch (e) {
         poison(r, 'deserialize value', `value is not valid ${source.value.name}: ${(e as Error).message}`);
         continue;
