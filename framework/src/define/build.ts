@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
 import { KeyedState } from '../state/keyed.js';
 import { normalizeAggregations } from '../windows/aggregators.js';
+import { createWindowOperator } from '../windows/operator.js';
 import type { WindowSpec } from '../windows/spec.js';
 import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
 import { type Binding, classRecord } from './metadata.js';
@@ -116,6 +117,8 @@ export function checkManifest(m: Manifest): Manifest {
       throw new ConfigError(`two windows of function "${m.name}" are named "${s.name}"; window names key their stored state, so give each a distinct name.`);
     }
     names.add(s.name);
+    // Operators check what only they know (session merge, sliding closing); fail here, at load.
+    createWindowOperator(s.window, s.aggregations, s.name);
   }
   const stateNames = new Set<string>();
   for (const s of m.state) {

@@ -111,7 +111,9 @@ async function dev(args: string[]): Promise<number> {
     failures += response.batchItemFailures.length;
   }
   if (values.flush) {
-    for (const p of new Set(records.map((r) => r.partition ?? 0))) windowsEmitted += (await handler.sluice.flush(manifest.source.topic, p)).stats.windowsEmitted;
+    const counts = new Map<number, number>();
+    for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
+    for (const [p, n] of counts) windowsEmitted += (await handler.sluice.flush(manifest.source.topic, p, n - 1)).stats.windowsEmitted;
   }
   const open = values.flush ? 0 : openWindows(store);
   if (values.output) {

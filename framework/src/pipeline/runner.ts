@@ -37,6 +37,8 @@ export interface PartitionResult {
   readonly stats: BatchStats;
   /** Offset of the record that failed, when the batch stopped early: Lambda resumes there. */
   readonly failedOffset: number | undefined;
+  /** The step that failed, with `failedOffset`. */
+  readonly failedStage: string | undefined;
   readonly error: unknown;
   /** Writes the batch's state (once). Call after outputs have been handed off. */
   commit(): Promise<void>;
@@ -99,9 +101,10 @@ export class PartitionRunner {
 
   /**
    * Processes one partition's records (in offset order). With `flush`, closes every open window
-   * at the end (a finite input ending; needs a store that can list its keys).
+   * at the end (a finite input ending; needs a store that can list its keys), writing state at
+   * `flushOffset`, the last offset of the input.
    */
-  async run(topic: string, partition: number, records: readonly KafkaEventRecord[], opts: { flush?: boolean } = {}): Promise<PartitionResult> {
+  async run(topic: string, partition: number, records: readonly KafkaEventRecord[], opts: { flush?: boolean; flushOffset?: number } = {}): Promise<PartitionResult> {
     const scope: StateScope = { functionName: this.functionName, topic, partition };
     let limit = records.length;
     let failure: StepFailure | undefined;
@@ -109,13 +112,14 @@ export class PartitionRunner {
       const tx = new Transaction(this.store, scope);
       const slice = limit === records.length ? records : records.slice(0, limit);
       try {
-        const produced = await this.#run(slice, tx, !failure && opts.flush === true);
+        const produced = await this.#run(slice, tx, !failure && opts.flush === true ? (opts.flushOffset ?? -1) : undefined);
         const first = slice.length > 0 ? slice[0].offset : -1;
         const last = slice.length > 0 ? slice[slice.length - 1].offset : -1;
         let committed = false;
         return {
           topic, partition, ...produced,
           failedOffset: failure?.offset,
+          failedStage: failure?.stage,
           error: failure?.cause,
           commit: async () => {
             if (committed) return;
@@ -132,7 +136,7 @@ export class PartitionRunner {
     }
   }
 
-  async #run(records: readonly KafkaEventRecord[], tx: Transaction, flush: boolean) {
+  async #run(records: readonly KafkaEventRecord[], tx: Transaction, flush: number | undefined) {
     const m = this.manifest;
     const outputs: OutputMessage[] = [];
     const deadLetters: DeadLetter[] = [];
@@ -161,6 +165,8 @@ export class PartitionRunner {
         if (cs.step.kind === 'key') keysLoaded = false;
       } else if (cs.kind === 'window') {
         items = await this.#applyWindow(cs, items, tx, late, stats, poison, flush);
+        // Window results may carry keys no earlier step loaded (partition-clock closes, flush).
+        keysLoaded = false;
       } else {
         const { step } = cs;
         for (const it of items) {
@@ -303,7 +309,8 @@ export class PartitionRunner {
     late: LateOutput[],
     stats: BatchStats,
     poison: (r: KafkaEventRecord, stage: string, reason: string) => void,
-    flush: boolean,
+    /** With a value: close every open window, writing at this offset (the input's last). */
+    flush: number | undefined,
   ): Promise<Item[]> {
     const { op, step } = cs;
     const keys = new Set<string>();
@@ -355,10 +362,10 @@ export class PartitionRunner {
       current = lastItem;
       await op.finish(tx, sink, lastItem.offset);
     }
-    if (flush) {
+    if (flush !== undefined) {
       const all = new Set(await this.store.keys?.(tx.scope, op.namespace));
       for (const k of keys) all.add(k);
-      current = lastItem ?? { key: null, value: null, ts: 0, offset: -1, sub: 0, record: { topic: '', partition: -1, offset: -1, timestamp: 0 } };
+      current = lastItem ?? { key: null, value: null, ts: 0, offset: flush, sub: 0, record: { topic: tx.scope.topic, partition: tx.scope.partition, offset: flush, timestamp: 0 } };
       await op.closeAll(tx, [...all], sink, current.offset);
     }
     return out;

@@ -2,6 +2,7 @@ import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type Definition, loadDefinition } from '../define/build.js';
 import type { Manifest } from '../define/manifest.js';
+import { SluiceError } from '../errors.js';
 import { type DeadLetterSink, logDeadLetterSink, logOutputSink, type OutputSink } from '../io/sinks.js';
 import type { LateOutput } from '../pipeline/records.js';
 import { type BatchStats, type PartitionResult, PartitionRunner } from '../pipeline/runner.js';
@@ -32,8 +33,11 @@ export interface SluiceAttachment {
   /** Swaps adapters (store, sinks) for local runs and tests. */
   configure(runtime: Partial<Runtime>): void;
   readonly runtime: Runtime;
-  /** Closes every open window of a partition (end of a finite input, `sluice dev --flush`). */
-  flush(topic: string, partition: number): Promise<PartitionResult>;
+  /**
+   * Closes every open window of a partition (end of a finite input, `sluice dev --flush`).
+   * `lastOffset` is the input's last offset in that partition: state is written at it.
+   */
+  flush(topic: string, partition: number, lastOffset: number): Promise<PartitionResult>;
 }
 
 export type SluiceHandler = MiddyfiedHandler<KafkaEvent, KafkaBatchResponse, Error, Context> & { readonly sluice: SluiceAttachment };
@@ -78,7 +82,7 @@ export function sluice(definition: Definition): SluiceHandler {
       try {
         await r.commit();
         if (r.failedOffset !== undefined) {
-          console.error(JSON.stringify({ sluice: 'record-failed', topic: r.topic, partition: r.partition, offset: r.failedOffset, error: String((r.error as Error)?.message ?? r.error) }));
+          console.error(JSON.stringify({ sluice: 'record-failed', topic: r.topic, partition: r.partition, offset: r.failedOffset, step: r.failedStage, error: String((r.error as Error)?.message ?? r.error) }));
           fail(r.topic, r.partition, r.failedOffset);
         }
       } catch (e) {
@@ -103,8 +107,11 @@ export function sluice(definition: Definition): SluiceHandler {
       Object.assign(runtime, next);
       if (next.store) runner = new PartitionRunner(manifest, runtime.store);
     },
-    async flush(topic, partition) {
-      const result = await runner.run(topic, partition, [], { flush: true });
+    async flush(topic, partition, lastOffset) {
+      const result = await runner.run(topic, partition, [], { flush: true, flushOffset: lastOffset });
+      if (result.failedOffset !== undefined) {
+        throw new SluiceError(`closing the open windows of ${topic}-${partition} failed in step "${result.failedStage}": ${String((result.error as Error)?.message ?? result.error)}`, { cause: result.error });
+      }
       if (result.outputs.length > 0) await runtime.sink.send(result.outputs);
       await result.commit();
       return result;

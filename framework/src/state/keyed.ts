@@ -1,5 +1,5 @@
 import { type Duration, toMs } from '../duration.js';
-import { ConfigError, SluiceError } from '../errors.js';
+import { ConfigError, PoisonRecordError, SluiceError } from '../errors.js';
 import type { NamespaceView } from './transaction.js';
 
 /** The record being processed, as keyed state sees it. Set by the runner around each step call. */
@@ -67,7 +67,8 @@ export class KeyedState<T> {
       throw new SluiceError(`keyed state "${this.name}" was used outside a step; read and write it only inside map/filter/update/… while a record is processed.`);
     }
     if (cur.key === null) {
-      throw new SluiceError(`keyed state "${this.name}" needs a record key, but the record at offset ${cur.offset} has none; set one with key().`);
+      // Deterministic: retrying cannot give the record a key, so it is poison, not a failure.
+      throw new PoisonRecordError(`keyed state "${this.name}" needs a record key, but the record at offset ${cur.offset} has none; set one with key().`);
     }
     const view = cur.views.get(this.#namespace);
     if (!view) throw new SluiceError(`keyed state "${this.name}" is not declared on this function; declare it with @keyed() or stream(…, { state: [...] }).`);

@@ -18,7 +18,7 @@ import { CaptureSink } from '../io/sinks.js';
 import { lambdaContext, toKafkaEvents, type InputRecord } from '../local/events.js';
 import type { DeadLetter, LateOutput, OutputMessage } from '../pipeline/records.js';
 import type { KafkaBatchResponse, KafkaEvent } from '../runtime/event.js';
-import { sluice, type SluiceHandler } from '../runtime/handler.js';
+import { type Runtime, sluice, type SluiceHandler } from '../runtime/handler.js';
 import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore, StoredItem } from '../state/store.js';
 
@@ -59,7 +59,7 @@ export async function runFunction(target: SluiceHandler | Definition, records: r
   const capture = new CaptureSink();
   const late: LateOutput[] = [];
   const store = opts.store ?? new MemoryStore();
-  const previous = { ...handler.sluice.runtime };
+  const previous: Partial<Runtime> = { ...handler.sluice.runtime, onBatch: handler.sluice.runtime.onBatch };
   handler.sluice.configure({ store, sink: capture, deadLetters: capture, onBatch: (r) => late.push(...r.late) });
   const responses: KafkaBatchResponse[] = [];
   const topic = handler.sluice.manifest.source.topic;
@@ -69,7 +69,9 @@ export async function runFunction(target: SluiceHandler | Definition, records: r
       responses.push(await handler(event as KafkaEvent, ctx as never));
     }
     if (opts.flush) {
-      for (const p of new Set(records.map((r) => r.partition ?? 0))) await handler.sluice.flush(topic, p);
+      const counts = new Map<number, number>();
+      for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
+      for (const [p, n] of counts) await handler.sluice.flush(topic, p, (opts.startOffset ?? 0) + n - 1);
     }
   } finally {
     handler.sluice.configure(previous);
