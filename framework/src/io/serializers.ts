@@ -15,7 +15,10 @@ export interface Serializer<T = unknown> {
   readonly name: string;
   deserialize(bytes: Buffer): T;
   serialize(value: T): Buffer;
-  /** Optional fast path for Lambda's base64 payloads; must equal `deserialize(Buffer.from(b64, 'base64'))`. */
+  /**
+   * Optional fast path for Lambda's base64 payloads; must equal `deserialize(Buffer.from(b64, 'base64'))`
+   * and be a pure function of its input: decoded keys are cached per container.
+   */
   deserializeBase64?(b64: string): T;
 }
 

@@ -6,6 +6,8 @@ import { Transaction } from '../state/transaction.js';
 import { createWindowOperator, type WindowOperator, type WindowSink } from '../windows/operator.js';
 import { type DeadLetter, decodeHeaders, type KafkaEventRecord, type LateOutput, type OutputMessage } from './records.js';
 
+const KEY_CACHE_LIMIT = 100_000;
+
 /** A value on its way through the steps. `sub` numbers the children of one record (expand). */
 interface Item {
   key: string | null;
@@ -79,6 +81,7 @@ export class PartitionRunner {
   readonly functionName: string;
   readonly #steps: CompiledStep[];
   readonly #keyedNamespaces: string[];
+  readonly #keyCache = new Map<string, string | null>();
 
   constructor(
     readonly manifest: Manifest,
@@ -202,13 +205,26 @@ export class PartitionRunner {
     const { source } = this.manifest;
     const items: Item[] = [];
     const keyFast = source.key.deserializeBase64?.bind(source.key);
+    const keys = this.#keyCache;
     const valueFast = source.value.deserializeBase64?.bind(source.value);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
       let key: string | null = null;
       let value: unknown = null;
       try {
-        if (r.key != null) key = toKey(keyFast ? keyFast(r.key) : source.key.deserialize(Buffer.from(r.key, 'base64')));
+        if (r.key != null) {
+          if (keyFast) {
+            // Keys repeat: decode each distinct one once per container (bounded).
+            let k = keys.get(r.key);
+            if (k === undefined) {
+              if (keys.size >= KEY_CACHE_LIMIT) keys.clear();
+              keys.set(r.key, (k = toKey(keyFast(r.key))));
+            }
+            key = k;
+          } else {
+            key = toKey(source.key.deserialize(Buffer.from(r.key, 'base64')));
+          }
+        }
       } catch (e) {
         poison(r, 'deserialize key', `key is not valid ${source.key.name}: ${(e as Error).message}`);
         continue;

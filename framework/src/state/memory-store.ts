@@ -81,15 +81,41 @@ function cloneJson(v: unknown): unknown {
 }
 
 /** Rejects state a real store could not keep (functions, class instances, NaN…), naming the item. */
-function checkJson(v: unknown, namespace: string, key: string, depth = 0): unknown {
-  if (depth === 0 && v === undefined) return v;
-  const t = typeof v;
-  const ok =
-    v === null || t === 'string' || t === 'boolean' || (t === 'number' && Number.isFinite(v)) ||
-    (Array.isArray(v) && v.every((x) => checkJson(x, namespace, key, depth + 1) === x)) ||
-    (t === 'object' && Object.getPrototypeOf(v) === Object.prototype && Object.values(v as object).every((x) => checkJson(x, namespace, key, depth + 1) === x));
-  if (!ok) {
-    throw new TypeError(`state "${namespace}" for key "${key}" holds ${t === 'number' ? String(v) : t === 'object' ? (v as object).constructor?.name ?? 'an object' : t}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`);
+function checkJson(v: unknown, namespace: string, key: string): unknown {
+  if (v !== undefined) {
+    const bad = firstNonJson(v);
+    if (bad !== undefined) {
+      throw new TypeError(`state "${namespace}" for key "${key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`);
+    }
   }
   return v;
+}
+
+/** A description of the first value in `v` that is not plain JSON data, or undefined. */
+function firstNonJson(v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(v) ? undefined : String(v);
+    case 'object': {
+      if (v === null) return undefined;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const bad = firstNonJson(v[i]);
+          if (bad !== undefined) return bad;
+        }
+        return undefined;
+      }
+      if (Object.getPrototypeOf(v) !== Object.prototype) return (v as object).constructor?.name ?? 'an object';
+      for (const k in v as Record<string, unknown>) {
+        const bad = firstNonJson((v as Record<string, unknown>)[k]);
+        if (bad !== undefined) return bad;
+      }
+      return undefined;
+    }
+    default:
+      return typeof v;
+  }
 }
