@@ -204,9 +204,8 @@ describe('window options', () => {
     assert.doesNotThrow(() => sluice(stream('clicks').sessionWindow('30s').aggregate(withMerge, { name: 'visits' })));
   });
 
-  // Fails today: these two checks live in the window operators (windows/operator.ts), which only
-  // sluice() creates; manifestOf()/loadDefinition(), which promise to validate everything a record
-  // could trip on, accept both definitions.
+  // These two checks live in the window operators; loading a manifest builds them too, so a build
+  // that only reads manifestOf() catches them as well.
   test('manifestOf() rejects what sluice() rejects, so a build catches it too', () => {
     configError(() => manifestOf(stream('clicks').sessionWindow('30s').aggregate(countNoMerge, { name: 'visits' })), /has no merge\(a, b\)/);
     configError(() => manifestOf(stream<number>('t').slidingWindow('30s', { closeBy: 'partition' }).aggregate(sum(), { name: 'peak' })), /cannot close by partition/);

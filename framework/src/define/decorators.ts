@@ -5,6 +5,7 @@ import { describe } from '../io/serializers.js';
 import type { AggregationSpec } from '../windows/aggregators.js';
 import { type CountWindowOptions, type TimeWindowOptions, windowSpecs } from '../windows/spec.js';
 import type { LateRecord, RecordContext } from './manifest.js';
+import { checkOutputOptions, rejectAsync } from './stream.js';
 import { type Binding, nextSeq, type OutputOptions, recordOf, type SourceOptions } from './metadata.js';
 
 type MemberContext = ClassMethodDecoratorContext | ClassFieldDecoratorContext;
@@ -20,6 +21,7 @@ function stepDecorator(kind: 'map' | 'filter' | 'expand' | 'update' | 'key' | 't
   const seq = nextSeq();
   return (_: unknown, ctx: ClassMethodDecoratorContext<any, any>) => {
     if (ctx.kind !== 'method') throw new ConfigError(`@${kind}() decorates a method; "${String(ctx.name)}" is a ${ctx.kind}.`);
+    rejectAsync(_ as Function, `@${kind}() method "${String(ctx.name)}"`);
     recordOf(ctx.metadata).bindings.push({ seq, member: memberName(ctx, kind), role: 'step', kind });
   };
 }
@@ -91,6 +93,7 @@ export const setTimestamp = eventTime;
 export function to(topic: string, options: OutputOptions = {}) {
   const seq = nextSeq();
   if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`@to() needs a topic name; received ${describe(topic)}.`);
+  checkOutputOptions(options, `@to('${topic}')`);
   return (_: unknown, ctx: MemberContext) => {
     recordOf(ctx.metadata).bindings.push({ seq, member: memberName(ctx, 'to'), role: 'to', topic, options });
   };

@@ -2,7 +2,7 @@ import './metadata.js';
 import type { Duration } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
-import type { KeyedState } from '../state/keyed.js';
+import { KeyedState } from '../state/keyed.js';
 import { type AggregationResult, type AggregationSpec, normalizeAggregations } from '../windows/aggregators.js';
 import { type CountWindowOptions, type TimeWindowOptions, type WindowSpec, windowSpecs } from '../windows/spec.js';
 import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, SourceSpec, Step, StepKind } from './manifest.js';
@@ -46,6 +46,7 @@ export class Stream<T> {
 
   #fn<R>(kind: StepKind, fn: unknown, opts: StepOptions | undefined): Stream<R> {
     if (typeof fn !== 'function') throw new ConfigError(`${kind}() of stream "${this.name}" needs a function; received ${describe(fn)}.`);
+    rejectAsync(fn, `${kind}() of stream "${this.name}"`);
     const name = opts?.name ?? (fn.name || `${kind}${this.steps.length + 1}`);
     return this.#with<R>({ kind, name, fn: fn as (v: any, c: RecordContext) => any });
   }
@@ -85,6 +86,7 @@ export class Stream<T> {
   /** Sends the current values to a topic; the stream continues. @example .to('fast-vehicles') */
   to(topic: string, opts: OutputOptions = {}): Stream<T> {
     if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`to() of stream "${this.name}" needs a topic name; received ${describe(topic)}.`);
+    checkOutputOptions(opts, `to('${topic}')`);
     return this.#with<T>({
       kind: 'to', name: topic, topic,
       key: resolveSerializer(opts.key, 'string', `key serializer of output "${topic}"`),
@@ -191,7 +193,15 @@ export function stream<T = unknown>(topic: string, opts: StreamOptions<T> = {}):
     if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" for stream("${topic}"); allowed: ${known.join(', ')}.`);
   }
   const name = opts.name ?? topic;
-  const state = (opts.state ?? []).map((h) => ({ name: h.name, ...(h.ttlMs !== undefined ? { ttlMs: h.ttlMs } : {}) }));
+  if (opts.state !== undefined && !Array.isArray(opts.state)) {
+    throw new ConfigError(`state of stream("${topic}") must be an array of keyedState(...) handles; received ${describe(opts.state)}.`);
+  }
+  const state = (opts.state ?? []).map((h, i) => {
+    if (!(h instanceof KeyedState)) {
+      throw new ConfigError(`state[${i}] of stream("${topic}") is not a keyed state handle (received ${describe(h)}); create one with keyedState<T>('name').`);
+    }
+    return { name: h.name, ...(h.ttlMs !== undefined ? { ttlMs: h.ttlMs } : {}) };
+  });
   return new Stream<T>(name, sourceSpec(topic, opts, `stream "${name}"`), [], state, opts.lateTopic);
 }
 
@@ -214,4 +224,21 @@ export function sourceSpec(topic: string, opts: SourceOptions<any>, where: strin
         }
       : {}),
   };
+}
+
+/** Steps run synchronously inside a batch; an async function would emit Promises. */
+export function rejectAsync(fn: Function, where: string): void {
+  if (fn.constructor?.name === 'AsyncFunction' || fn.constructor?.name === 'AsyncGeneratorFunction') {
+    throw new ConfigError(`${where} is an async function; steps must be synchronous so a batch's state stays consistent. Do I/O in middy middleware, or fetch what you need before the batch.`);
+  }
+}
+
+/** Checks the options of an output at load time. */
+export function checkOutputOptions(opts: unknown, where: string): void {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new ConfigError(`options of ${where} must be an object such as { key: 'string', value: 'json' }; received ${describe(opts)}.`);
+  }
+  for (const k of Object.keys(opts)) {
+    if (k !== 'key' && k !== 'value') throw new ConfigError(`unknown option "${k}" for ${where}; allowed: key, value (serializers).`);
+  }
 }

@@ -147,7 +147,7 @@ async function invoke(args: string[]): Promise<number> {
   for (const m of capture.messages) console.log(formatMessage(m));
   for (const d of capture.deadLetters) console.log(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
   console.log(`response: ${JSON.stringify(response)}`);
-  return 0;
+  return response.batchItemFailures.length > 0 ? 1 : 0;
 }
 
 function iso(ms: number): string {

@@ -13,21 +13,38 @@ export interface FunctionEntry {
   /** Name of the exported handler. */
   readonly exportName: string;
   /** The function's Kafka event (`msk` or `kafka`), if any. */
-  readonly event?: Readonly<Record<string, unknown>>;
+  readonly event?: Readonly<Record<string, any>>;
+  /** Sluice's own options (`functions.<name>.sluice`). */
+  readonly sluice?: Readonly<Record<string, any>>;
+  /** Function timeout in seconds, if set. */
+  readonly timeout?: number;
+}
+
+/** The service-level settings of a serverless.yml that the emulator uses. */
+export interface ServiceConfig {
+  readonly service: string;
+  readonly timeoutSeconds?: number;
+  readonly functions: FunctionEntry[];
 }
 
 const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
 
 /** Reads the functions of a serverless.yml. A malformed file fails naming the file and entry. */
 export function readServerlessFunctions(file: string): FunctionEntry[] {
-  let doc: { functions?: Record<string, { handler?: unknown; events?: unknown[] }> };
+  return readServerless(file).functions;
+}
+
+/** Reads a serverless.yml: service name, provider timeout and functions. */
+export function readServerless(file: string): ServiceConfig {
+  let doc: { service?: unknown; provider?: { timeout?: unknown }; functions?: Record<string, { handler?: unknown; events?: unknown[]; sluice?: Record<string, unknown>; timeout?: unknown }> };
   try {
     doc = parse(readFileSync(file, 'utf8')) ?? {};
   } catch (e) {
     throw new ConfigError(`${file} is not valid YAML: ${(e as Error).message}`);
   }
   const root = path.dirname(path.resolve(file));
-  return Object.entries(doc.functions ?? {}).map(([name, fn]) => {
+  const service = typeof doc.service === 'string' ? doc.service : (doc.service as { name?: string } | undefined)?.name ?? 'service';
+  const functions = Object.entries(doc.functions ?? {}).map(([name, fn]) => {
     if (!fn || typeof fn.handler !== 'string' || !fn.handler.includes('.')) {
       throw new ConfigError(`functions.${name}.handler in ${file} must look like "functions/${name}/handler.handler" (file path, a dot, the export name); received ${JSON.stringify(fn?.handler)}.`);
     }
@@ -38,8 +55,18 @@ export function readServerlessFunctions(file: string): FunctionEntry[] {
       throw new ConfigError(`functions.${name}.handler in ${file} points to ${fn.handler.slice(0, dot)}, but no ${EXTENSIONS.join('/')} file exists there.`);
     }
     const ev = (fn.events ?? []).find((e) => e && typeof e === 'object' && ('msk' in e || 'kafka' in e)) as Record<string, Record<string, unknown>> | undefined;
-    return { name, file: found, exportName: fn.handler.slice(dot + 1), ...(ev ? { event: ev.msk ?? ev.kafka } : {}) };
+    if (fn.sluice !== undefined && (typeof fn.sluice !== 'object' || fn.sluice === null)) {
+      throw new ConfigError(`functions.${name}.sluice in ${file} must be an object such as { maximumRetryAttempts: 2, deadLetterTopic: my-dlq }; received ${JSON.stringify(fn.sluice)}.`);
+    }
+    return {
+      name, file: found, exportName: fn.handler.slice(dot + 1),
+      ...(ev ? { event: ev.msk ?? ev.kafka } : {}),
+      ...(fn.sluice ? { sluice: fn.sluice } : {}),
+      ...(typeof fn.timeout === 'number' ? { timeout: fn.timeout } : {}),
+    };
   });
+  const timeout = doc.provider?.timeout;
+  return { service, functions, ...(typeof timeout === 'number' ? { timeoutSeconds: timeout } : {}) };
 }
 
 /**

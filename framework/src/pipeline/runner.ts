@@ -55,7 +55,7 @@ class StepFailure extends SluiceError {
 }
 
 type CompiledStep =
-  | { kind: 'fn'; step: FunctionStep; wantsCtx: boolean }
+  | { kind: 'fn'; step: FunctionStep }
   | { kind: 'window'; step: WindowStep; op: WindowOperator }
   | { kind: 'to'; step: OutputStep };
 
@@ -92,7 +92,7 @@ export class PartitionRunner {
     this.#steps = manifest.steps.map((step): CompiledStep => {
       if (step.kind === 'window') return { kind: 'window', step, op: createWindowOperator(step.window, step.aggregations, step.name) };
       if (step.kind === 'to') return { kind: 'to', step };
-      return { kind: 'fn', step, wantsCtx: step.fn.length >= 2 };
+      return { kind: 'fn', step };
     });
     this.#keyedNamespaces = manifest.state.map((s) => keyedNamespace(s.name));
   }
@@ -104,8 +104,8 @@ export class PartitionRunner {
 
   /**
    * Processes one partition's records (in offset order). With `flush`, closes every open window
-   * at the end (a finite input ending; needs a store that can list its keys), writing state at
-   * `flushOffset`, the last offset of the input.
+   * at the end (a finite input ending; needs a store that can list its keys). `flushOffset` is the
+   * input's last offset; the flush writes state just after it.
    */
   async run(topic: string, partition: number, records: readonly KafkaEventRecord[], opts: { flush?: boolean; flushOffset?: number } = {}): Promise<PartitionResult> {
     const scope: StateScope = { functionName: this.functionName, topic, partition };
@@ -115,9 +115,11 @@ export class PartitionRunner {
       const tx = new Transaction(this.store, scope);
       const slice = limit === records.length ? records : records.slice(0, limit);
       try {
-        const produced = await this.#run(slice, tx, !failure && opts.flush === true ? (opts.flushOffset ?? -1) : undefined);
-        const first = slice.length > 0 ? slice[0].offset : -1;
-        const last = slice.length > 0 ? slice[slice.length - 1].offset : -1;
+        const produced = await this.#run(slice, tx, !failure && opts.flush === true ? (opts.flushOffset ?? -1) + 0.5 : undefined);
+        // A flush writes just after the input's last offset, so nothing downstream mistakes it for a replay.
+        const flushAt = opts.flush ? (opts.flushOffset ?? -1) + 0.5 : -1;
+        const first = slice.length > 0 ? slice[0].offset : flushAt;
+        const last = slice.length > 0 ? slice[slice.length - 1].offset : flushAt;
         let committed = false;
         return {
           topic, partition, ...produced,
@@ -153,7 +155,7 @@ export class PartitionRunner {
     let items = this.#decode(records, poison);
     const hasKeyed = this.#keyedNamespaces.length > 0;
     let keysLoaded = false;
-    const views = hasKeyed ? new Map(this.#keyedNamespaces.map((ns) => [ns, tx.namespace(ns)])) : undefined;
+    const views = new Map(this.#keyedNamespaces.map((ns) => [ns, tx.namespace(ns)]));
 
     for (let si = 0; si < this.#steps.length; si++) {
       const cs = this.#steps[si];
@@ -256,18 +258,20 @@ export class PartitionRunner {
     cs: Extract<CompiledStep, { kind: 'fn' }>,
     items: Item[],
     tx: Transaction,
-    views: Map<string, ReturnType<Transaction['namespace']>> | undefined,
+    views: Map<string, ReturnType<Transaction['namespace']>>,
     poison: (r: KafkaEventRecord, stage: string, reason: string) => void,
   ): Item[] {
-    const { step, wantsCtx } = cs;
+    const { step } = cs;
     const fn = step.fn;
     const out: Item[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
       let result: unknown;
       try {
-        const ctx = wantsCtx ? recordContext(it) : undefined;
-        result = views ? withRecordState({ key: it.key, offset: it.offset, timestamp: it.ts, views }, () => fn(it.value, ctx!)) : fn(it.value, ctx!);
+        result = withRecordState({ key: it.key, offset: it.offset, timestamp: it.ts, views }, () => fn(it.value, recordContext(it)));
+        if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+          throw new TypeError(`step "${step.name}" returned a Promise; steps must be synchronous (do I/O in middy middleware or after the window)`);
+        }
       } catch (e) {
         if (e instanceof PoisonRecordError) {
           poison(it.record, step.name, e.reason);
@@ -341,7 +345,7 @@ export class PartitionRunner {
         stats.windowsEmitted++;
         out.push({
           key: r.key, value: r.value, ts: r.start, offset: r.offset, sub: 0, record: base.record,
-          windowId: `${fn}:${step.name}:${r.key}:${r.seq === undefined ? `${r.start}:${r.end}` : `#${r.seq}`}${r.final ? '' : `@${r.offset}`}`,
+          windowId: `${fn}:${step.name}:${r.key}:${r.seq === undefined ? `${r.start}:${r.end}` : `#${r.seq}`}${r.final ? '' : `@${r.offset}.${base.sub}`}`,
         });
       },
       late: (l) => {
@@ -379,7 +383,10 @@ export class PartitionRunner {
       await op.finish(tx, sink, lastItem.offset);
     }
     if (flush !== undefined) {
-      const all = new Set(await this.store.keys?.(tx.scope, op.namespace));
+      if (!this.store.keys) {
+        throw new SluiceError(`closing every open window needs a store that can list its keys; the ${this.store.kind} store cannot. Run the flush with the in-memory store.`);
+      }
+      const all = new Set(await this.store.keys(tx.scope, op.namespace));
       for (const k of keys) all.add(k);
       current = lastItem ?? { key: null, value: null, ts: 0, offset: flush, sub: 0, record: { topic: tx.scope.topic, partition: tx.scope.partition, offset: flush, timestamp: 0 } };
       await op.closeAll(tx, [...all], sink, current.offset);

@@ -56,7 +56,12 @@ export function sluice(definition: Definition): SluiceHandler {
   const runtime: Runtime = { store: new MemoryStore(), sink: logOutputSink, deadLetters: logDeadLetterSink };
   let runner = new PartitionRunner(manifest, runtime.store);
 
+  let warned = false;
   const base = async (event: KafkaEvent): Promise<KafkaBatchResponse> => {
+    if (!warned && process.env.AWS_LAMBDA_FUNCTION_NAME && !runtime.store.durable && (manifest.state.length > 0 || manifest.steps.some((s) => s.kind === 'window'))) {
+      warned = true;
+      console.warn(JSON.stringify({ sluice: 'warning', message: `function "${manifest.name}" keeps its window and keyed state in memory: it is lost when this container stops. Configure the DynamoDB state store for production.` }));
+    }
     const partitions = partitionsOf(event);
     const settled = await Promise.all(partitions.map((p) => runner.run(p.topic, p.partition, p.records).then(
       (result) => ({ p, result }),

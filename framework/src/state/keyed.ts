@@ -1,5 +1,6 @@
 import { type Duration, toMs } from '../duration.js';
 import { ConfigError, PoisonRecordError, SluiceError } from '../errors.js';
+import { firstNonJson } from './json.js';
 import type { NamespaceView } from './transaction.js';
 
 /** The record being processed, as keyed state sees it. Set by the runner around each step call. */
@@ -71,7 +72,7 @@ export class KeyedState<T> {
       throw new PoisonRecordError(`keyed state "${this.name}" needs a record key, but the record at offset ${cur.offset} has none; set one with key().`);
     }
     const view = cur.views.get(this.#namespace);
-    if (!view) throw new SluiceError(`keyed state "${this.name}" is not declared on this function; declare it with @keyed() or stream(…, { state: [...] }).`);
+    if (!view) throw new ConfigError(`keyed state "${this.name}" is not declared on this function; declare it with @keyed() or stream(…, { state: [${this.name}] }).`);
     return { view, key: cur.key, cur };
   }
 
@@ -81,11 +82,13 @@ export class KeyedState<T> {
     return view.get(key) as T | undefined;
   }
 
-  /** Sets the value for the current key. A replayed record (already applied) leaves it unchanged. */
+  /** Sets the value for the current key (plain JSON data). A replayed record leaves it unchanged. */
   set(value: T): void {
     const { view, key, cur } = this.#view();
     if (view.isApplied(key, cur.offset)) return;
-    view.set(key, value, cur.offset, this.ttlMs === undefined ? undefined : cur.timestamp + this.ttlMs);
+    checkPlain(value, this.name);
+    // TTL counts from the write, in wall-clock time (a replay of old data must not expire at once).
+    view.set(key, value, cur.offset, this.ttlMs === undefined ? undefined : Date.now() + this.ttlMs);
   }
 
   /** Removes the value for the current key. */
@@ -105,4 +108,11 @@ export class KeyedState<T> {
  */
 export function keyedState<T>(name: string, opts: KeyedStateOptions = {}): KeyedState<T> {
   return new KeyedState<T>(name, opts);
+}
+
+function checkPlain(value: unknown, name: string): void {
+  const bad = value === undefined ? 'undefined' : firstNonJson(value);
+  if (bad !== undefined) {
+    throw new TypeError(`keyed state "${name}" can only hold plain JSON data (numbers, strings, booleans, null, arrays, plain objects); this value holds ${bad}. Convert it first, e.g. a Date to date.getTime().`);
+  }
 }

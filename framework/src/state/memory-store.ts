@@ -1,3 +1,4 @@
+import { cloneJson, firstNonJson } from './json.js';
 import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, WriteStats } from './store.js';
 
 /**
@@ -31,6 +32,8 @@ export class MemoryStore implements StateStore {
 
   async write(scope: StateScope, changes: readonly ItemChange[], _bounds: BatchBounds): Promise<WriteStats> {
     this.writes++;
+    // All or nothing, like a DynamoDB transaction: check every change before applying any.
+    for (const c of changes) checkJson(c.value, c.namespace, c.key);
     let lastNamespace: string | undefined;
     let table: Map<string, { value: unknown; offset: number }> | undefined;
     for (const c of changes) {
@@ -42,7 +45,7 @@ export class MemoryStore implements StateStore {
         if (!table) this.#items.set(tk, (table = new Map()));
       }
       // A deleted item stays as a tombstone that remembers its offset, so a replay stays a no-op.
-      table.set(c.key, { value: checkJson(c.value, c.namespace, c.key), offset: c.offset });
+      table.set(c.key, { value: c.value, offset: c.offset });
     }
     return { writeRequests: changes.length };
   }
@@ -67,18 +70,6 @@ function tableKey(scope: StateScope, namespace: string): string {
   return `${scope.functionName}/${scope.topic}/${scope.partition}/${namespace}`;
 }
 
-/** Deep copy of plain JSON data (arrays, plain objects, primitives). */
-function cloneJson(v: unknown): unknown {
-  if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) {
-    const out = new Array(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = cloneJson(v[i]);
-    return out;
-  }
-  const out: Record<string, unknown> = {};
-  for (const k in v as Record<string, unknown>) out[k] = cloneJson((v as Record<string, unknown>)[k]);
-  return out;
-}
 
 /** Rejects state a real store could not keep (functions, class instances, NaN…), naming the item. */
 function checkJson(v: unknown, namespace: string, key: string): unknown {
@@ -91,31 +82,3 @@ function checkJson(v: unknown, namespace: string, key: string): unknown {
   return v;
 }
 
-/** A description of the first value in `v` that is not plain JSON data, or undefined. */
-function firstNonJson(v: unknown): string | undefined {
-  switch (typeof v) {
-    case 'string':
-    case 'boolean':
-      return undefined;
-    case 'number':
-      return Number.isFinite(v) ? undefined : String(v);
-    case 'object': {
-      if (v === null) return undefined;
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) {
-          const bad = firstNonJson(v[i]);
-          if (bad !== undefined) return bad;
-        }
-        return undefined;
-      }
-      if (Object.getPrototypeOf(v) !== Object.prototype) return (v as object).constructor?.name ?? 'an object';
-      for (const k in v as Record<string, unknown>) {
-        const bad = firstNonJson((v as Record<string, unknown>)[k]);
-        if (bad !== undefined) return bad;
-      }
-      return undefined;
-    }
-    default:
-      return typeof v;
-  }
-}

@@ -53,6 +53,7 @@ export interface StateStore {
   /** Whether state survives the process (DynamoDB) or not (memory). */
   readonly durable: boolean;
   read(scope: StateScope, namespace: string, keys: readonly string[]): Promise<Map<string, StoredItem>>;
+  /** Writes a batch's changes all or nothing: a failed write leaves every item as it was. */
   write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): Promise<WriteStats>;
   /** Keys holding a value in a namespace: only for closing every window at the end of a finite input. */
   keys?(scope: StateScope, namespace: string): Promise<string[]>;

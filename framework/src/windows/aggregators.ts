@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { describe } from '../io/serializers.js';
+import { cloneJson } from '../state/json.js';
 
 /**
  * An aggregation over the records of one window: `initialize` makes the empty accumulator,
@@ -153,7 +154,7 @@ function positional<In, V>(kind: 'first' | 'last' | 'earliest' | 'latest', selec
       const x = get(value);
       return x != null && (acc === null || replaces(acc.t, t)) ? { v: x, t } : acc;
     },
-    result: (acc) => (acc === null ? null : acc.v),
+    result: (acc) => (acc === null ? null : (cloneJson(acc.v) as V)),
     // merge(a, b): a holds the earlier-arrived records.
     merge: (a, b) => (a === null ? b : b === null ? a : replaces(a.t, b.t) ? b : a),
   };
@@ -235,7 +236,7 @@ export function reduce<In, Acc>(
     signature: `reduce(${opts.name ?? hash(reducer.toString() + initializer.toString())})`,
     initialize: () => null,
     add: (acc, v) => (acc === null ? { a: initializer(v) } : { a: reducer(acc.a, v) }),
-    result: (acc) => (acc === null ? null : acc.a),
+    result: (acc) => (acc === null ? null : (cloneJson(acc.a) as Acc)),
     ...(mergeFn ? { merge: (x: { a: Acc } | null, y: { a: Acc } | null) => (x === null ? y : y === null ? x : { a: mergeFn(x.a, y.a) }) } : {}),
   };
 }

@@ -1,0 +1,95 @@
+import type { Message, Producer } from 'kafkajs';
+import type { Manifest, OutputStep } from '../define/manifest.js';
+import { json, string, type Serializer } from './serializers.js';
+import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
+import type { DeadLetterSink, OutputSink } from './sinks.js';
+
+/** Headers Sluice puts on dead letters, besides the original record's own headers. */
+export const DEAD_LETTER_HEADERS = {
+  error: 'sluice-error',
+  stage: 'sluice-stage',
+  function: 'sluice-function',
+  sourceTopic: 'sluice-source-topic',
+  sourcePartition: 'sluice-source-partition',
+  sourceOffset: 'sluice-source-offset',
+  id: 'sluice-id',
+} as const;
+
+/**
+ * Produces a function's outputs to Kafka with kafkajs (idempotent producer, acks=all), one send
+ * per invocation, keys preserved, each message carrying its deterministic id in `sluice-id`.
+ *
+ * @example
+ * const sink = new KafkaOutputSink(producer, manifest);
+ * handler.sluice.configure({ sink });
+ */
+export class KafkaOutputSink implements OutputSink {
+  readonly #serializers = new Map<string, { key: Serializer<any>; value: Serializer<any> }>();
+
+  constructor(
+    readonly producer: Producer,
+    manifest: Manifest,
+  ) {
+    for (const s of manifest.steps) {
+      if (s.kind === 'to') this.#serializers.set(s.topic, { key: (s as OutputStep).key, value: (s as OutputStep).value });
+    }
+  }
+
+  async send(messages: readonly OutputMessage[]): Promise<void> {
+    const byTopic = new Map<string, Message[]>();
+    for (const m of messages) {
+      const ser = this.#serializers.get(m.topic) ?? { key: string, value: json };
+      let list = byTopic.get(m.topic);
+      if (!list) byTopic.set(m.topic, (list = []));
+      list.push({
+        key: m.key === null ? null : ser.key.serialize(m.key),
+        value: m.value === null || m.value === undefined ? null : ser.value.serialize(m.value),
+        timestamp: String(m.timestamp),
+        headers: { ...m.headers, [DEAD_LETTER_HEADERS.id]: m.id },
+      });
+    }
+    if (byTopic.size === 0) return;
+    await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
+  }
+}
+
+/**
+ * Sends dead letters to a Kafka topic: the original key, value and headers, plus headers naming
+ * the error, the stage, the function and the source topic, partition and offset.
+ *
+ * @example
+ * handler.sluice.configure({ deadLetters: new KafkaDeadLetterSink(producer, 'sensor-counts.sensor-sums.dlq') });
+ */
+export class KafkaDeadLetterSink implements DeadLetterSink {
+  constructor(
+    readonly producer: Producer,
+    readonly topic: string,
+  ) {}
+
+  async send(letters: readonly DeadLetter[], functionName: string): Promise<void> {
+    if (letters.length === 0) return;
+    await this.producer.send({ topic: this.topic, acks: -1, messages: letters.map((d) => deadLetterMessage(d, functionName)) });
+  }
+}
+
+/** The Kafka message for one dead letter. */
+export function deadLetterMessage(d: DeadLetter, functionName: string): Message {
+  const r = d.record;
+  const headers: Record<string, Buffer | string> = {};
+  for (const h of r.headers ?? []) for (const name in h) headers[name] = Buffer.from(h[name]);
+  Object.assign(headers, {
+    [DEAD_LETTER_HEADERS.error]: d.reason,
+    [DEAD_LETTER_HEADERS.stage]: d.stage,
+    [DEAD_LETTER_HEADERS.function]: functionName,
+    [DEAD_LETTER_HEADERS.sourceTopic]: r.topic,
+    [DEAD_LETTER_HEADERS.sourcePartition]: String(r.partition),
+    [DEAD_LETTER_HEADERS.sourceOffset]: String(r.offset),
+    [DEAD_LETTER_HEADERS.id]: `${functionName}:dlq:${r.topic}-${r.partition}:${r.offset}`,
+  });
+  return {
+    key: r.key == null ? null : Buffer.from(r.key, 'base64'),
+    value: r.value == null ? null : Buffer.from(r.value, 'base64'),
+    timestamp: String(r.timestamp),
+    headers,
+  };
+}
