@@ -83,3 +83,20 @@ test('sluice invoke runs one MSK event and prints outputs and the response', () 
   assert.doesNotMatch(r.stdout, /"kmh":72/);
   assert.match(r.stdout, /response: \{"batchItemFailures":\[\]\}/);
 });
+
+test('sluice dev retries a failing record, dead-letters it, and still processes the records after it', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
+  const input = path.join(dir, 'in.jsonl');
+  writeFileSync(input, [1, 2, 3, 4].map((n) => JSON.stringify({ key: 'k', value: { n, fail: n === 2 }, timestamp: n })).join('\n'));
+  const out = path.join(dir, 'out.jsonl');
+  const r = sluice('dev', 'test/fixtures/functions/flaky/handler.ts', '--input', input, '--output', out, '--retries', '1');
+  // Non-zero: a record was given up on, which a script running sluice dev should notice.
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /retry\s+flaky-in-0@1: attempt 2 of 2/);
+  assert.match(r.stderr, /dead letter\s+flaky-in-0@1\s+\[invoke\] failed after 2 attempts/);
+  assert.match(r.stderr, /1 records dead-lettered after failing every retry/);
+  const values = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).value.n);
+  // 1 is produced once (the attempt stops at the failure and keeps what came before it);
+  // 3 and 4 after the failing record is set aside.
+  assert.deepEqual(values, [10, 30, 40]);
+});

@@ -9,9 +9,10 @@ import { MemoryStore } from '../state/memory-store.js';
 import { lambdaContext, toKafkaEvents } from './events.js';
 import { loadHandler, resolveFunction } from './functions.js';
 import { readInputFile } from './input.js';
+import { invokeWithRetries } from './retry.js';
 
 const USAGE = `Usage:
-  sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--flush] [--quiet]
+  sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--retries N] [--flush] [--quiet]
       Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
       real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
   sluice invoke <function> --event <msk-event.json>
@@ -57,8 +58,10 @@ async function dev(args: string[]): Promise<number> {
       'batch-size': { type: 'string' },
       flush: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
+      retries: { type: 'string', default: '2' },
     },
   });
+  if (!/^\d+$/.test(values.retries)) throw new SluiceError(`--retries must be a whole number of retries per failing record; received ${values.retries}.`);
   if (positionals.length !== 1) throw new SluiceError(`dev takes one function (a serverless.yml name or a handler file); received ${positionals.length}.\n\n${USAGE}`);
   const entry = resolveFunction(positionals[0]);
   const input = values.input ?? path.join(path.dirname(entry.file), 'sample.jsonl');
@@ -99,16 +102,22 @@ async function dev(args: string[]): Promise<number> {
         late++;
         if (!values.quiet) console.error(`late         ${l.key}@${iso(l.timestamp)} missed ${l.windows.map(([s, e]) => `[${iso(s)}, ${iso(e)})`).join(', ')} of "${l.window}" (clock ${iso(l.clock)})`);
       }
-      for (const f of r.response.batchItemFailures) console.error(`failed       ${f.itemIdentifier.partition}@${f.itemIdentifier.offset}: Lambda would retry from here`);
     },
   });
 
   console.error(`sluice dev: ${entry.name} (${manifest.name}) on ${path.relative(process.cwd(), input)}: ${records.length} records, source topic "${manifest.source.topic}", batch size ${batchSize}, in-memory state`);
   const ctx = lambdaContext(entry.name);
   let failures = 0;
+  const retries = Number(values.retries);
   for (const event of toKafkaEvents(records, { topic: manifest.source.topic, batchSize })) {
-    const response = await handler(event, ctx as never);
-    failures += response.batchItemFailures.length;
+    await invokeWithRetries((e) => handler(e, ctx as never), event, retries, {
+      retry: (group, offset, n, of) => console.error(`retry        ${group}@${offset}: attempt ${n + 1} of ${of + 1}`),
+      giveUp: async (d) => {
+        failures++;
+        console.error(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
+        await capture.send([d]);
+      },
+    });
   }
   if (values.flush) {
     const counts = new Map<number, number>();
@@ -122,7 +131,7 @@ async function dev(args: string[]): Promise<number> {
   console.error(
     [
       `\nsummary: ${records.length} records in, ${capture.messages.length} messages out` + (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
-      `${late} late, ${capture.deadLetters.length} poison (dead-lettered), ${problems.length} bad input lines` + (failures ? `, ${failures} failed batches` : ''),
+      `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` + (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
       open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
       values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
     ].filter(Boolean).join('\n'),
