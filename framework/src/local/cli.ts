@@ -10,11 +10,20 @@ import { lambdaContext, toKafkaEvents } from './events.js';
 import { loadHandler, resolveFunction } from './functions.js';
 import { readInputFile } from './input.js';
 import { invokeWithRetries } from './retry.js';
+import { countOpenWindows } from './view.js';
+import { emulate } from './emulate-cli.js';
+import { produce } from './produce.js';
 
 const USAGE = `Usage:
   sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--retries N] [--flush] [--quiet]
       Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
       real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
+  sluice dev [<function>] --brokers <host:port> [--timeout <seconds>] [--no-view]
+      Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
+      every function of serverless.yml with an msk/kafka event. Outputs and dead letters go to Kafka.
+  sluice produce <function|topic> --brokers <host:port> [--input <file.jsonl>] [--partitions N]
+      Creates the topic if missing and produces a JSON-lines file to it (default: the function's
+      source topic and its sample file).
   sluice invoke <function> --event <msk-event.json>
       One invocation with a given Lambda event; prints the outputs and the handler's response.
 
@@ -29,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
         return await dev(rest);
       case 'invoke':
         return await invoke(rest);
+      case 'produce':
+        return await produce(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -49,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function dev(args: string[]): Promise<number> {
+  if (args.some((a) => a === '--brokers' || a.startsWith('--brokers='))) return emulate(args);
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -124,7 +136,7 @@ async function dev(args: string[]): Promise<number> {
     for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
     for (const [p, n] of counts) windowsEmitted += (await handler.sluice.flush(manifest.source.topic, p, n - 1)).stats.windowsEmitted;
   }
-  const open = values.flush ? 0 : openWindows(store);
+  const open = values.flush ? 0 : countOpenWindows(store) ?? 0;
   if (values.output) {
     writeFileSync(values.output, capture.messages.map((m) => JSON.stringify({ topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp })).join('\n') + (capture.messages.length ? '\n' : ''));
   }
@@ -170,17 +182,4 @@ function formatMessage(m: OutputMessage): string {
     return `${m.topic.padEnd(16)} ${String(m.key).padEnd(12)} [${iso(start as number)}, ${iso(end as number)})  ${JSON.stringify(rest)}`;
   }
   return `${m.topic.padEnd(16)} ${String(m.key).padEnd(12)} ${iso(m.timestamp)}  ${JSON.stringify(m.value)}`;
-}
-
-/** Windows still open in a memory store: what a finite input leaves unemitted. */
-function openWindows(store: MemoryStore): number {
-  let n = 0;
-  for (const [table, items] of Object.entries(store.dump())) {
-    if (!table.includes('/window:') || table.endsWith('#partition')) continue;
-    for (const item of Object.values(items)) {
-      const v = item.value as { w?: unknown[]; e?: unknown[] } | undefined;
-      n += (v?.e ?? v?.w ?? []).length;
-    }
-  }
-  return n;
 }

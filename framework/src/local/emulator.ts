@@ -151,7 +151,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const partitions = topics.get(config.topic);
   if (partitions === undefined) {
     await admin.disconnect();
-    throw new SluiceError(`topic "${config.topic}" (functions.${config.functionName} event in serverless.yml) does not exist on the broker; create it (e.g. npx sluice topics create ${config.topic} --partitions 4) or fix the topic name.`);
+    throw new SluiceError(`topic "${config.topic}" (functions.${config.functionName} event in serverless.yml) does not exist on the broker; create it (e.g. npx sluice produce ${config.functionName} --brokers <host:port>, which also loads its sample) or fix the topic name.`);
   }
   // Outputs, late records and dead letters go to topics with the source's partition count.
   const needed = [...outputTopics(manifest), config.deadLetterTopic].filter((t) => !topics.has(t));
@@ -176,6 +176,8 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     await admin.setOffsets({ groupId: config.consumerGroupId, topic: config.topic, partitions: offsets.map((o) => ({ partition: o.partition, offset: o.offset })) });
   }
 
+  // The handler's own account of why a record failed, for retries' messages and dead-letter headers.
+  const lastErrors = new Map<string, string>();
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
   handler.sluice.configure({
@@ -186,6 +188,9 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
       stats.windowsEmitted += r.stats.windowsEmitted;
       stats.late += r.stats.late;
       stats.poison += r.stats.poison;
+      for (const p of r.partitions) {
+        if (p.failedOffset !== undefined) lastErrors.set(`${p.partition}@${p.failedOffset}`, `step "${p.failedStage}": ${String((p.error as Error)?.message ?? p.error)}`);
+      }
     },
   });
 
@@ -240,18 +245,20 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
         }
         i += at;
         const failed = chunk[at];
+        const reason = lastErrors.get(`${batch.partition}@${failed.offset}`) ?? outcome.error;
+        lastErrors.delete(`${batch.partition}@${failed.offset}`);
         if (attempts < config.maximumRetryAttempts) {
           attempts++;
           stats.retries++;
-          notice(`${config.functionName}: ${config.topic}-${batch.partition}@${failed.offset} failed (${outcome.error}); retry ${attempts} of ${config.maximumRetryAttempts}`);
+          notice(`${config.functionName}: ${config.topic}-${batch.partition}@${failed.offset} failed (${reason}); retry ${attempts} of ${config.maximumRetryAttempts}`);
         } else {
           await producer.send({
             topic: config.deadLetterTopic, acks: -1,
-            messages: [deadLetterMessage({ record: failed, reason: `failed after ${attempts + 1} attempts: ${outcome.error}`, stage: 'invoke' }, config.functionName)],
+            messages: [deadLetterMessage({ record: failed, reason: `failed after ${attempts + 1} attempts: ${reason}`, stage: 'invoke' }, config.functionName)],
           });
           stats.failedToDeadLetter++;
           stats.records++;
-          notice(`${config.functionName}: ${config.topic}-${batch.partition}@${failed.offset} sent to ${config.deadLetterTopic} after ${attempts + 1} attempts (${outcome.error})`);
+          notice(`${config.functionName}: ${config.topic}-${batch.partition}@${failed.offset} sent to ${config.deadLetterTopic} after ${attempts + 1} attempts (${reason})`);
           await commit(batch.partition, failed.offset + 1);
           resolveOffset(String(failed.offset));
           i++;

@@ -1,0 +1,84 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { SluiceError } from '../errors.js';
+import { emulateFunction, type EmulatedFunction } from './emulator.js';
+import { esmConfig } from './esm-config.js';
+import { loadHandler, readServerless, resolveFunction, type FunctionEntry } from './functions.js';
+import { startView } from './view.js';
+
+/** `sluice dev [function] --brokers host:port`: the event source mapping emulator. Returns the exit code. */
+export async function emulate(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      brokers: { type: 'string' },
+      timeout: { type: 'string' },
+      view: { type: 'boolean', default: true },
+      'no-view': { type: 'boolean', default: false },
+    },
+  });
+  const brokers = values.brokers ?? '';
+  if (!/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/.test(brokers)) {
+    throw new SluiceError(`--brokers must be host:port[,host:port…], e.g. 127.0.0.1:9092; received ${JSON.stringify(values.brokers)}.`);
+  }
+  const yml = path.join(process.cwd(), 'serverless.yml');
+  const service = readServerless(yml);
+  let entries: FunctionEntry[];
+  if (positionals.length === 0) {
+    entries = service.functions.filter((f) => f.event);
+    if (entries.length === 0) throw new SluiceError(`no function in ${yml} has an msk or kafka event to emulate.`);
+  } else {
+    entries = positionals.map((p) => resolveFunction(p));
+  }
+  const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= 900)) {
+    throw new SluiceError(`--timeout must be seconds from 1 to 900 (Lambda's limit); received ${values.timeout}.`);
+  }
+  const configs = entries.map((e) => esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, service));
+
+  const { Kafka, logLevel } = await import('kafkajs');
+  const kafka = new Kafka({ clientId: 'sluice-dev', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 200 } });
+  (kafka as unknown as { sluiceBrokers: string }).sluiceBrokers = brokers;
+
+  const notes: string[] = [];
+  let view: ReturnType<typeof startView> | undefined;
+  const notice = (m: string) => (view ? view.note(m) : notes.push(m));
+  const running: EmulatedFunction[] = [];
+  try {
+    for (const [i, entry] of entries.entries()) {
+      const handler = await loadHandler(entry);
+      running.push(await emulateFunction({ kafka, handler, config: configs[i], notice }));
+      const c = configs[i];
+      console.error(`sluice dev: ${entry.name} ← ${c.topic} (group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, retries ${c.maximumRetryAttempts}, on failure → ${c.deadLetterTopic}) on ${brokers}, in-memory state`);
+    }
+  } catch (e) {
+    await Promise.all(running.map((r) => r.stop().catch(() => undefined)));
+    throw e;
+  }
+  for (const n of notes) console.error(n);
+  view = values.view && !values['no-view'] ? startView(running) : undefined;
+  console.error('press Ctrl-C to stop');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) {
+        console.error('stopping immediately: the batch in flight is abandoned and its offsets are not committed');
+        process.exit(130);
+      }
+      stopping = true;
+      console.error('\nstopping: letting the batch in flight finish (Ctrl-C again to abandon it)…');
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await Promise.all(running.map((r) => r.stop()));
+  view?.stop();
+  for (const r of running) {
+    const s = r.stats;
+    console.error(`${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}`);
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+import type { StateStore } from '../state/store.js';
+import { MemoryStore } from '../state/memory-store.js';
+import type { FunctionStats } from './emulator.js';
+
+/** Windows still open in a memory store: what a finite input leaves unemitted. */
+export function countOpenWindows(store: StateStore): number | undefined {
+  if (!(store instanceof MemoryStore)) return undefined;
+  let n = 0;
+  for (const [table, items] of Object.entries(store.dump())) {
+    if (!table.includes('/window:') || table.endsWith('#partition')) continue;
+    for (const item of Object.values(items)) {
+      const v = item.value as { w?: unknown[]; e?: unknown[] } | undefined;
+      n += (v?.e ?? v?.w ?? []).length;
+    }
+  }
+  return n;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** One line per function: throughput, lag per partition, batches, retries, windows, late, poison. */
+export function statusLine(s: FunctionStats, rate: number, openWindows: number | undefined): string {
+  const lag = [...s.highWatermarks].sort(([a], [b]) => a - b).map(([p, high]) => `p${p}:${fmt(Math.max(0, high - (s.committed.get(p) ?? 0)))}`).join(' ');
+  return [
+    s.name.padEnd(16),
+    `${fmt(rate).padStart(9)} rec/s`,
+    `in ${fmt(s.records)}`,
+    `lag ${lag || '-'}`,
+    `batches ${fmt(s.batches)}`,
+    `retries ${fmt(s.retries)}`,
+    `windows open ${openWindows === undefined ? '?' : fmt(openWindows)} emitted ${fmt(s.windowsEmitted)}`,
+    `late ${fmt(s.late)}`,
+    `poison ${fmt(s.poison)}`,
+    `dlq ${fmt(s.poison + s.failedToDeadLetter)}`,
+  ].join('  ');
+}
+
+/**
+ * The live terminal view of `sluice dev --brokers`: redraws in place on a TTY, prints plain
+ * periodic lines otherwise.
+ *
+ * @example
+ * const view = startView(functions, process.stderr);
+ * // … on exit
+ * view.stop();
+ */
+export function startView(
+  fns: readonly { stats: FunctionStats; store: StateStore }[],
+  out: NodeJS.WriteStream = process.stderr,
+  opts: { intervalMs?: number } = {},
+): { stop(): void; note(line: string): void } {
+  const tty = out.isTTY === true;
+  const interval = opts.intervalMs ?? (tty ? 1000 : 5000);
+  let last = fns.map((f) => ({ records: f.stats.records, at: Date.now() }));
+  let drawn = 0;
+  const render = () => {
+    const now = Date.now();
+    const lines = fns.map((f, i) => {
+      const rate = ((f.stats.records - last[i].records) * 1000) / Math.max(1, now - last[i].at);
+      return statusLine(f.stats, rate, countOpenWindows(f.store));
+    });
+    last = fns.map((f) => ({ records: f.stats.records, at: now }));
+    if (tty) {
+      if (drawn > 0) out.write(`\x1b[${drawn}A`);
+      for (const l of lines) out.write(`\x1b[2K${l}\n`);
+      drawn = lines.length;
+    } else {
+      for (const l of lines) out.write(`${new Date(now).toISOString()} ${l}\n`);
+    }
+  };
+  const timer = setInterval(render, interval);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      render();
+    },
+    note(line: string) {
+      if (tty && drawn > 0) {
+        out.write(`\x1b[${drawn}A\x1b[0J`);
+        drawn = 0;
+      }
+      out.write(`${line}\n`);
+    },
+  };
+}

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Admin, Kafka } from 'kafkajs';
+import { emulateFunction } from '../../framework/src/local/emulator.js';
+import { esmConfig } from '../../framework/src/local/esm-config.js';
+import { loadHandler, readServerless, resolveFunction } from '../../framework/src/local/functions.js';
+import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson, readUntil } from '../support/kafka.js';
+
+const project = path.resolve(import.meta.dirname, '../fixtures/kafka-project');
+const bin = path.resolve(import.meta.dirname, '../../framework/bin/sluice.js');
+const availability = await kafkaAvailability();
+
+async function startFunction(name: string, kafka: Kafka, overrides: Record<string, unknown> = {}) {
+  const service = readServerless(path.join(project, 'serverless.yml'));
+  const entry = resolveFunction(name, project);
+  const handler = await loadHandler(entry);
+  const config = { ...esmConfig(entry, service.service, service), consumerGroupId: `it-${name}-${Date.now()}`, ...overrides };
+  const notes: string[] = [];
+  const fn = await emulateFunction({ kafka, handler, config, notice: (m) => notes.push(m) });
+  return { fn, config, notes };
+}
+
+describe('the event source mapping emulator on a real broker', { ...availability, timeout: 180_000 }, () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  before(async () => {
+    kafka = kafkaClient();
+    admin = kafka.admin();
+    await admin.connect();
+  });
+  after(async () => {
+    await admin?.disconnect();
+  });
+
+  test('end to end: a sensor dataset over 3 partitions gives the exact 10 s window sums on the output topic', async () => {
+    await freshTopics(admin, [{ topic: 'it-sums-in', numPartitions: 3 }, { topic: 'it-sums-out', numPartitions: 3 }]);
+    const t0 = 1_767_225_600_000;
+    const records = [];
+    const expected = new Map<string, number>();
+    for (let s = 0; s < 60; s++) {
+      for (let i = 0; i < 6; i++) {
+        const value = (s * 7 + i) % 10;
+        records.push({ key: `sensor-${i}`, value: { value }, timestamp: t0 + s * 1000 + 250, partition: i % 3 });
+        // Per sensor, windows up to [40 s, 50 s) close (end <= 59.25 s - 2 s); [50 s, 60 s) stays open.
+        if (s < 50) {
+          const k = `sensor-${i}|${t0 + Math.floor(s / 10) * 10_000}`;
+          expected.set(k, (expected.get(k) ?? 0) + value);
+        }
+      }
+    }
+    await produceJson(kafka, 'it-sums-in', records);
+    const { fn } = await startFunction('sums', kafka);
+    try {
+      const out = await readUntil(kafka, 'it-sums-out', (m) => m.length >= expected.size);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(out.length, expected.size, 'no extra window results');
+      const actual = new Map(out.map((m) => [`${m.key}|${m.value.start}`, m.value.value]));
+      assert.deepEqual(actual, expected);
+      for (const m of out) {
+        assert.equal(m.value.end - m.value.start, 10_000);
+        assert.equal(m.headers['sluice-id'], `sums:total:${m.key}:${m.value.start}:${m.value.end}`);
+      }
+      // Keys are preserved, so each sensor's results land in one partition of the output topic.
+      const partitionsByKey = new Map<string, Set<number>>();
+      for (const m of out) partitionsByKey.set(m.key!, (partitionsByKey.get(m.key!) ?? new Set()).add(m.partition));
+      assert.equal(partitionsByKey.size, 6);
+      for (const [k, ps] of partitionsByKey) assert.equal(ps.size, 1, `${k} spread over partitions ${[...ps]}`);
+      assert.equal(fn.stats.records, records.length);
+      assert.deepEqual([...fn.stats.committed].sort(), [[0, 120], [1, 120], [2, 120]]);
+    } finally {
+      await fn.stop();
+    }
+  });
+
+  test('poison and failing records land in the dead-letter topic with the documented headers while later records flow', async () => {
+    await freshTopics(admin, [{ topic: 'it-checked-in', numPartitions: 1 }, { topic: 'it-checked-out', numPartitions: 1 }, { topic: 'it-checked-dlq', numPartitions: 1 }]);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: 'it-checked-in',
+      messages: [
+        { key: 'a', value: JSON.stringify({ n: 1 }) },
+        { key: 'b', value: JSON.stringify({ n: 'two' }), headers: { origin: 'sensor-box' } },
+        { key: 'c', value: JSON.stringify({ n: 3, explode: true }) },
+        { key: 'd', value: JSON.stringify({ n: 4 }) },
+        { key: 'e', value: '{not json' },
+        { key: 'f', value: JSON.stringify({ n: 6 }) },
+      ],
+    });
+    await producer.disconnect();
+    const { fn, notes } = await startFunction('checked', kafka);
+    try {
+      const dlq = await readUntil(kafka, 'it-checked-dlq', (m) => m.length >= 3);
+      const out = await readUntil(kafka, 'it-checked-out', (m) => m.some((x) => x.value.n === 6));
+      assert.deepEqual(out.map((m) => m.value.n), [1, 4, 6]);
+      const byOffset = new Map(dlq.map((m) => [m.headers['sluice-source-offset'], m]));
+      assert.deepEqual([...byOffset.keys()].sort(), ['1', '2', '4']);
+      const poison = byOffset.get('1')!;
+      assert.equal(poison.key, 'b');
+      assert.deepEqual(poison.value, { n: 'two' }, 'the original value, untouched');
+      assert.equal(poison.headers.origin, 'sensor-box', 'the original headers are kept');
+      assert.equal(poison.headers['sluice-error'], 'n must be a number');
+      assert.equal(poison.headers['sluice-stage'], 'validate');
+      assert.equal(poison.headers['sluice-function'], 'checked');
+      assert.equal(poison.headers['sluice-source-topic'], 'it-checked-in');
+      assert.equal(poison.headers['sluice-source-partition'], '0');
+      const failed = byOffset.get('2')!;
+      assert.equal(failed.headers['sluice-stage'], 'invoke');
+      assert.match(failed.headers['sluice-error'], /failed after 2 attempts: step "maybeExplode": exploded on n=3/);
+      assert.match(byOffset.get('4')!.headers['sluice-error'], /value is not valid json/);
+      assert.equal(byOffset.get('4')!.value, '{not json', 'the poison bytes are kept as they were');
+      assert.equal(fn.stats.retries, 1);
+      assert.equal(fn.stats.failedToDeadLetter, 1);
+      assert.ok(notes.some((n) => /it-checked-in-0@2 failed .*retry 1 of 1/.test(n)), notes.join('\n'));
+    } finally {
+      await fn.stop();
+    }
+  });
+
+  test('killed mid-stream (SIGKILL) and restarted, it resumes from committed offsets, says state was lost, and skips no record', async () => {
+    await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 3 }, { topic: 'it-pass-out', numPartitions: 3 }]);
+    const N = 20_000;
+    await produceJson(kafka, 'it-pass-in', Array.from({ length: N }, (_, n) => ({ key: `k${n % 50}`, value: { n }, timestamp: 1_000 + n })));
+    await admin.deleteGroups(['sluice-sluice-it-passthrough']).catch(() => undefined);
+    const run = (): { child: ChildProcess; stderr: () => string } => {
+      const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers, '--no-view'], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      return { child, stderr: () => err };
+    };
+    const first = run();
+    const partial = await readUntil(kafka, 'it-pass-out', (m) => m.length >= 2_000, 60_000);
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    const seenAtKill = new Set(partial.map((m) => m.value.n)).size;
+    assert.ok(seenAtKill < N, 'the first run was killed before it finished');
+
+    const second = run();
+    try {
+      const distinct = new Set<number>();
+      let read = 0;
+      await readUntil(kafka, 'it-pass-out', (m) => {
+        for (; read < m.length; read++) distinct.add(m[read].value.n);
+        return distinct.size >= N;
+      }, 90_000);
+      assert.equal(distinct.size, N, 'every input record reached the output');
+      for (let n = 0; n < N; n++) assert.ok(distinct.has(n), `record ${n} was skipped`);
+      assert.match(second.stderr(), /resuming consumer group sluice-sluice-it-passthrough from committed offsets p\d@\d+/);
+      assert.match(second.stderr(), /state is in memory, so windows and keyed state from before the restart are lost/);
+    } finally {
+      second.child.kill('SIGINT');
+      const code = await new Promise((r) => second.child.once('exit', r));
+      assert.equal(code, 0, `a clean stop exits 0; stderr:\n${second.stderr()}`);
+    }
+  });
+
+  test('a missing source topic and an unreachable broker fail with a clear message and a non-zero exit', async () => {
+    await admin.deleteTopics({ topics: ['it-sums-in'] }).catch(() => undefined);
+    const cli = (args: string[]) => new Promise<{ code: number | null; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [bin, ...args], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      child.once('exit', (code) => resolve({ code, err }));
+    });
+    for (let i = 0; i < 50 && (await admin.listTopics()).includes('it-sums-in'); i++) await new Promise((r) => setTimeout(r, 200));
+    const missing = await cli(['dev', 'sums', '--brokers', brokers, '--no-view']);
+    assert.equal(missing.code, 2, missing.err);
+    assert.match(missing.err, /topic "it-sums-in" \(functions\.sums event in serverless\.yml\) does not exist on the broker/);
+    const unreachable = await cli(['dev', 'sums', '--brokers', '127.0.0.1:1', '--no-view']);
+    assert.equal(unreachable.code, 2, unreachable.err);
+    assert.match(unreachable.err, /could not reach Kafka at 127\.0\.0\.1:1/);
+  });
+});
