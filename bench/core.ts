@@ -13,7 +13,8 @@
 import { parseArgs } from 'node:util';
 import { handler } from '../functions/sensor-sums/handler.js';
 import { MemoryStore } from '../framework/src/state/memory-store.js';
-import { lambdaContext, toKafkaEvents, type InputRecord } from '../framework/src/local/events.js';
+import { lambdaContext, toKafkaEvents } from '../framework/src/local/events.js';
+import { sensorStream } from './data.js';
 import type { KafkaEvent } from '../framework/src/runtime/event.js';
 
 const { values } = parseArgs({
@@ -30,28 +31,7 @@ const KEYS = Number(values.keys);
 const BATCH = Number(values['batch-size']);
 const RUNS = Number(values.runs);
 
-/** mulberry32: a small seeded PRNG so every run sees the same stream. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function* sensorStream(): Generator<InputRecord> {
-  const rand = rng(42);
-  const t0 = 1_767_225_600_000;
-  for (let i = 0; i < N; i++) {
-    const second = Math.floor(i / KEYS);
-    const sensor = i % KEYS;
-    // Roughly in order: up to 1.5 s of jitter, so some records arrive out of order (a few late).
-    yield { key: `sensor-${sensor}`, value: { value: Math.floor(rand() * 10) }, timestamp: t0 + second * 1000 + Math.floor(rand() * 1500), partition: sensor % 4 };
-  }
-}
-
-const events: KafkaEvent[] = [...toKafkaEvents(sensorStream(), { topic: 'sensor-counts', batchSize: BATCH })];
+const events: KafkaEvent[] = [...toKafkaEvents(sensorStream(N, KEYS), { topic: 'sensor-counts', batchSize: BATCH })];
 
 /** The hand-written baseline: what one would write in a Lambda without a framework. */
 function baseline(evts: KafkaEvent[]): { windows: number; total: number } {

@@ -1,0 +1,128 @@
+/**
+ * bench:kafka — sensor-sums through the event source mapping emulator on the local Kafka broker.
+ *
+ * Produces the seeded dataset (1,000,000 records, 1,000 sensor keys, 4 partitions) to a fresh
+ * topic, then starts the emulator for `sensor-sums` (its serverless.yml settings, or
+ * --batch-size) and times it until every window result the reference computes is on a fresh
+ * output topic. Needs the broker: npm run infra:up. Resets the topics `bench-sensor-counts` and
+ * `sensor-sums` on that broker.
+ *
+ * Usage: npm run bench:kafka -- [--json] [--records N] [--keys K] [--batch-size B]
+ * Last line (with --json): {"records": …, "seconds": …, "recordsPerSec": …}
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { emulateFunction } from '../framework/src/local/emulator.js';
+import { esmConfig } from '../framework/src/local/esm-config.js';
+import { loadHandler, readServerless } from '../framework/src/local/functions.js';
+import { referenceSums, sensorStream } from './data.js';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    records: { type: 'string', default: '1000000' },
+    keys: { type: 'string', default: '1000' },
+    'batch-size': { type: 'string' },
+    brokers: { type: 'string', default: `127.0.0.1:${process.env.SLUICE_KAFKA_PORT ?? 9092}` },
+  },
+});
+const N = Number(values.records);
+const KEYS = Number(values.keys);
+const INPUT = 'bench-sensor-counts';
+const root = path.resolve(import.meta.dirname, '..');
+const log = (m: string) => process.stderr.write(`bench:kafka: ${m}\n`);
+
+// Bounded: whatever happens, the bench stops by itself.
+const limitMs = Number(process.env.SLUICE_BENCH_TIMEOUT_MS ?? 15 * 60_000);
+setTimeout(() => {
+  console.error(`bench:kafka: gave up after ${limitMs / 1000} s (SLUICE_BENCH_TIMEOUT_MS)`);
+  process.exit(3);
+}, limitMs).unref();
+
+const kafka = new Kafka({ clientId: 'sluice-bench', brokers: values.brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 5 } });
+const admin = kafka.admin();
+try {
+  await admin.connect();
+} catch (e) {
+  console.error(`bench:kafka needs a Kafka broker at ${values.brokers} (npm run infra:up): ${(e as Error).message}`);
+  process.exit(2);
+}
+
+const service = readServerless(path.join(root, 'serverless.yml'));
+const entry = service.functions.find((f) => f.name === 'sensor-sums')!;
+const handler = await loadHandler(entry);
+const output = handler.sluice.manifest.steps.find((s) => s.kind === 'to')!.name;
+const base = esmConfig(entry, service.service, service);
+const config = {
+  ...base,
+  topic: INPUT,
+  consumerGroupId: `sluice-bench-${Date.now()}`,
+  ...(values['batch-size'] ? { batchSize: Number(values['batch-size']) } : {}),
+};
+
+const existing = new Set(await admin.listTopics());
+const reset = [INPUT, output, config.deadLetterTopic].filter((t) => existing.has(t));
+if (reset.length > 0) {
+  await admin.deleteTopics({ topics: reset, timeout: 30_000 });
+  for (let i = 0; i < 100 && (await admin.listTopics()).some((t) => reset.includes(t)); i++) await new Promise((r) => setTimeout(r, 200));
+}
+await admin.createTopics({ topics: [{ topic: INPUT, numPartitions: 4 }, { topic: output, numPartitions: 4 }], waitForLeaders: true });
+
+log(`producing ${N.toLocaleString()} records (${KEYS} keys, 4 partitions) to ${INPUT}…`);
+const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+await producer.connect();
+let batch: { key: string; value: string; timestamp: string; partition: number }[] = [];
+for (const r of sensorStream(N, KEYS, 4)) {
+  batch.push({ key: r.key!, value: JSON.stringify(r.value), timestamp: String(r.timestamp), partition: r.partition });
+  if (batch.length === 20_000) {
+    await producer.send({ topic: INPUT, acks: -1, messages: batch });
+    batch = [];
+  }
+}
+if (batch.length > 0) await producer.send({ topic: INPUT, acks: -1, messages: batch });
+await producer.disconnect();
+log('produced');
+const expected = referenceSums(sensorStream(N, KEYS, 4));
+log(`expecting ${expected.windows.toLocaleString()} window results; starting the emulator (batch size ${config.batchSize}, window ${config.maximumBatchingWindowMs} ms)…`);
+
+// Count results on the output topic as they arrive.
+const reader = kafka.consumer({ groupId: `sluice-bench-reader-${Date.now()}` });
+await reader.connect();
+await reader.subscribe({ topic: output, fromBeginning: true });
+let seen = 0;
+let total = 0;
+let finish!: () => void;
+const finished = new Promise<void>((r) => (finish = r));
+await reader.run({
+  eachBatch: async ({ batch: b }) => {
+    for (const m of b.messages) {
+      seen++;
+      total += JSON.parse(m.value!.toString()).value;
+    }
+    if (seen >= expected.windows) finish();
+  },
+});
+
+const started = performance.now();
+const fn = await emulateFunction({ kafka, handler, config, notice: (m) => log(m) });
+const progress = setInterval(() => log(`${fn.stats.records.toLocaleString()} records in, ${seen.toLocaleString()} results out`), 5000);
+await finished;
+const seconds = (performance.now() - started) / 1000;
+clearInterval(progress);
+await fn.stop();
+await reader.disconnect();
+await admin.disconnect();
+
+if (seen !== expected.windows || total !== expected.total) {
+  console.error(`results differ from the reference: ${seen} results totalling ${total}, expected ${expected.windows} totalling ${expected.total}`);
+  process.exit(1);
+}
+const result = { records: N, seconds: Math.round(seconds * 100) / 100, recordsPerSec: Math.round(N / seconds) };
+const detail = { keys: KEYS, partitions: 4, batchSize: config.batchSize, maximumBatchingWindowMs: config.maximumBatchingWindowMs, invocations: fn.stats.batches, windowResults: seen };
+if (values.json) {
+  console.log(JSON.stringify(detail));
+  console.log(JSON.stringify(result));
+} else {
+  console.log(detail, result);
+}
