@@ -1,6 +1,11 @@
 import { ConfigError } from './errors.js';
 
-/** A duration: milliseconds as a number, or a string with a unit: `'250ms'`, `'10s'`, `'5m'`, `'1h'`, `'1d'`. */
+/**
+ * A duration: milliseconds as a number, or a string with a unit: `'250ms'`, `'10s'`, `'5m'`, `'1h'`, `'1d'`.
+ *
+ * @example
+ * const grace: Duration = '2s'; // same as 2_000
+ */
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

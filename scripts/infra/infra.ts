@@ -166,6 +166,8 @@ async function kafkaReady(): Promise<boolean> {
   try {
     await admin.connect();
     await admin.listTopics();
+    // The group coordinator answers only once __consumer_offsets has loaded.
+    await admin.fetchOffsets({ groupId: 'sluice-infra-ready', topics: [] });
     return true;
   } catch {
     return false;

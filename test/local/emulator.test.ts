@@ -12,6 +12,21 @@ const project = path.resolve(import.meta.dirname, '../fixtures/kafka-project');
 const bin = path.resolve(import.meta.dirname, '../../framework/bin/sluice.js');
 const availability = await kafkaAvailability();
 
+/** Deletes a consumer group, waiting out members of an earlier run that are still timing out. */
+async function deleteGroup(admin: Admin, groupId: string): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    try {
+      await admin.deleteGroups([groupId]);
+      return;
+    } catch (e) {
+      const code = (e as { groups?: { error?: { type?: string } }[] }).groups?.[0]?.error?.type;
+      if (code === 'GROUP_ID_NOT_FOUND') return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  throw new Error(`consumer group ${groupId} could not be deleted`);
+}
+
 async function startFunction(name: string, kafka: Kafka, overrides: Record<string, unknown> = {}) {
   const service = readServerless(path.join(project, 'serverless.yml'));
   const entry = resolveFunction(name, project);
@@ -123,7 +138,7 @@ describe('the event source mapping emulator on a real broker', { ...availability
     await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 3 }, { topic: 'it-pass-out', numPartitions: 3 }]);
     const N = 20_000;
     await produceJson(kafka, 'it-pass-in', Array.from({ length: N }, (_, n) => ({ key: `k${n % 50}`, value: { n }, timestamp: 1_000 + n })));
-    await admin.deleteGroups(['sluice-sluice-it-passthrough']).catch(() => undefined);
+    await deleteGroup(admin, 'sluice-sluice-it-passthrough');
     const run = (): { child: ChildProcess; stderr: () => string } => {
       const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers, '--no-view'], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
@@ -144,7 +159,9 @@ describe('the event source mapping emulator on a real broker', { ...availability
       await readUntil(kafka, 'it-pass-out', (m) => {
         for (; read < m.length; read++) distinct.add(m[read].value.n);
         return distinct.size >= N;
-      }, 90_000);
+      }, 120_000).catch((e) => {
+        throw new Error(`${(e as Error).message}\nsecond run's stderr:\n${second.stderr()}`);
+      });
       assert.equal(distinct.size, N, 'every input record reached the output');
       for (let n = 0; n < N; n++) assert.ok(distinct.has(n), `record ${n} was skipped`);
       assert.match(second.stderr(), /resuming consumer group sluice-sluice-it-passthrough from committed offsets p\d@\d+/);

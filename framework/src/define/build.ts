@@ -10,7 +10,13 @@ import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
 import { type Binding, classRecord } from './metadata.js';
 import { sourceSpec, Stream } from './stream.js';
 
-/** A function definition: a decorated class or a function-first {@link Stream}. */
+/**
+ * A function definition: a decorated class or a function-first {@link Stream}.
+ *
+ * @example
+ * const defs: Definition[] = [SensorSums, stream('clicks').to('clicks-copy')];
+ * const handlers = defs.map((d) => sluice(d));
+ */
 export type Definition = Stream<any> | (new () => object);
 
 /** A manifest plus the object whose methods the steps call (the class instance), if any. */

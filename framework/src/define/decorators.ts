@@ -78,9 +78,19 @@ export function eventTime() {
   return <This, In>(m: Method<This, [In, RecordContext], number> | Method<This, [In], number>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
 }
 
-/** Alias of {@link key}, named like the function-first form's verb. */
+/**
+ * Alias of {@link key}, named like the function-first form's verb.
+ *
+ * @example
+ * @setKey() bySensor(r: Reading) { return r.sensor; }
+ */
 export const setKey = key;
-/** Alias of {@link eventTime}. */
+/**
+ * Alias of {@link eventTime}.
+ *
+ * @example
+ * @setTimestamp() at(r: Reading) { return r.ts; }
+ */
 export const setTimestamp = eventTime;
 
 /**

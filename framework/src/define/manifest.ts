@@ -2,7 +2,12 @@ import type { Serializer } from '../io/serializers.js';
 import type { WindowAggregations } from '../windows/operator.js';
 import type { WindowSpec } from '../windows/spec.js';
 
-/** What a step sees besides the value: where the record came from and its current key and time. */
+/**
+ * What a step sees besides the value: where the record came from and its current key and time.
+ *
+ * @example
+ * stream<Reading>('readings').map((r, ctx) => ({ ...r, sensor: ctx.key, at: ctx.timestamp, from: `${ctx.topic}-${ctx.partition}@${ctx.offset}` }));
+ */
 export interface RecordContext {
   readonly key: string | null;
   readonly timestamp: number;
@@ -22,7 +27,13 @@ export interface FunctionStep {
   readonly fn: (value: any, ctx: RecordContext) => any;
 }
 
-/** A late record as `onLate` sees it. */
+/**
+ * A late record as `onLate` sees it.
+ *
+ * @example
+ * @tumblingWindow('10s', { onLate: (l: LateRecord) => console.warn(`${l.key}@${l.offset} missed`, l.windows, 'clock', l.clock) })
+ * total = sum('value');
+ */
 export interface LateRecord {
   readonly key: string;
   readonly value: unknown;
@@ -53,8 +64,21 @@ export interface OutputStep {
   readonly value: Serializer<any>;
 }
 
+/**
+ * One step of a manifest, in order: a function step (`map`, `filter`, `expand`, `update`, `key`,
+ * `timestamp`), a window, or an output (`to`).
+ *
+ * @example
+ * manifestOf(SensorSums).steps.map((s) => `${s.kind}:${s.name}`); // ['window:total', 'to:sensor-sums']
+ */
 export type Step = FunctionStep | WindowStep | OutputStep;
 
+/**
+ * The source of a manifest: its topic, the resolved key and value serializers and validation.
+ *
+ * @example
+ * const { topic, value } = manifestOf(SensorSums).source; // 'sensor-counts', the json serializer
+ */
 export interface SourceSpec {
   readonly topic: string;
   readonly key: Serializer<any>;
@@ -63,6 +87,13 @@ export interface SourceSpec {
   readonly validate?: (value: any) => true | string;
 }
 
+/**
+ * A keyed state field of a function, as the manifest lists it (`ttlMs`: the ttl in milliseconds).
+ *
+ * @example
+ * // with @keyed({ ttl: '1d' }) lastSeen!: KeyedState<number>;
+ * manifest.state; // [{ name: 'lastSeen', ttlMs: 86_400_000 }]
+ */
 export interface KeyedStateSpec {
   readonly name: string;
   readonly ttlMs?: number;
@@ -85,7 +116,13 @@ export interface Manifest {
   readonly lateTopic?: string;
 }
 
-/** Output topics a manifest writes to, for packaging and the emulator. */
+/**
+ * Output topics a manifest writes to (its `to` topics and its late topic), for packaging and the
+ * emulator.
+ *
+ * @example
+ * outputTopics(manifestOf(SensorSums)); // ['sensor-sums']
+ */
 export function outputTopics(m: Manifest): string[] {
   const topics = m.steps.filter((s): s is OutputStep => s.kind === 'to').map((s) => s.topic);
   if (m.lateTopic) topics.push(m.lateTopic);

@@ -14,14 +14,34 @@ export interface WindowExtras {
   readonly onLate?: (late: any) => void;
 }
 
+/**
+ * Serializers of an output (`@to()` or `.to()`): `key` defaults to `'string'`, `value` to `'json'`.
+ *
+ * @example
+ * @to('raw-frames', { key: 'string', value: 'bytes' }) @map() frame(r: Upload) { return Buffer.from(r.data, 'base64'); }
+ */
 export interface OutputOptions {
   readonly key?: SerializerName | Serializer<any>;
   readonly value?: SerializerName | Serializer<any>;
 }
 
+/**
+ * Options of `@source()` (and, with `state`, of `stream()`): how to read the source topic.
+ *
+ * @example
+ * @source('vehicle-speeds', {
+ *   value: 'json',
+ *   validate: (v: SpeedReading) => Number.isFinite(v?.speed) || 'speed must be a finite number',
+ *   lateTopic: 'late-speeds',
+ * })
+ * class SpeedAverage {}
+ */
 export interface SourceOptions<T = unknown> {
+  /** Key serializer; default `'string'`. */
   readonly key?: SerializerName | Serializer<any>;
+  /** Value serializer; default `'json'`. */
   readonly value?: SerializerName | Serializer<T>;
+  /** Returns true, or false or a reason for a value that must not be processed (it becomes poison). */
   readonly validate?: (value: T) => boolean | string;
   /** Topic for late records (besides onLate hooks). */
   readonly lateTopic?: string;

@@ -8,7 +8,15 @@ import { type CountWindowOptions, type TimeWindowOptions, type WindowSpec, windo
 import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, SourceSpec, Step, StepKind } from './manifest.js';
 import type { OutputOptions, SourceOptions } from './metadata.js';
 
-/** A window result: bounds plus `value` (one aggregator) or one field per named aggregator. */
+/**
+ * A window result: bounds plus `value` (one aggregator) or one field per named aggregator.
+ *
+ * @example
+ * stream<Reading>('readings')
+ *   .tumblingWindow('10s')
+ *   .aggregate({ avg: mean('speed'), n: count() })
+ *   .map((w) => `${w.start}..${w.end}: ${w.avg} over ${w.n}`); // w: { start, end, avg, n }
+ */
 export type WindowResult<A> = A extends { readonly initialize: unknown }
   ? { start: number; end: number; value: AggregationResult<A> }
   : { start: number; end: number } & AggregationResult<A>;
@@ -146,7 +154,12 @@ export class Stream<T> {
   }
 }
 
-/** A window waiting for its aggregation. */
+/**
+ * A window waiting for its aggregation: what the window methods of {@link Stream} return.
+ *
+ * @example
+ * const sums = stream<Reading>('sensor-readings').tumblingWindow('10s').aggregate(sum('value')).to('sensor-sums');
+ */
 export class WindowBuilder<T> {
   /** @internal */
   constructor(
@@ -175,7 +188,13 @@ export class WindowBuilder<T> {
   }
 }
 
-/** Options of {@link stream}: serializers, validation, keyed state, late-record topic. */
+/**
+ * Options of {@link stream}: serializers, validation, keyed state, late-record topic.
+ *
+ * @example
+ * const lastSeen = keyedState<number>('lastSeen', { ttl: '1d' });
+ * stream<Reading>('readings', { key: 'string', value: 'json', state: [lastSeen], lateTopic: 'late-readings' });
+ */
 export interface StreamOptions<T> extends SourceOptions<T> {
   readonly state?: readonly KeyedState<any>[];
 }

@@ -41,9 +41,21 @@ export function base64ToUtf8(b64: string): string {
 
 /** The built-in serializer names. */
 export const SERIALIZER_NAMES = ['json', 'string', 'bytes'] as const;
+/**
+ * The name of a built-in serializer, accepted wherever a serializer is.
+ *
+ * @example
+ * @source('raw-frames', { key: 'string', value: 'bytes' })
+ */
 export type SerializerName = (typeof SERIALIZER_NAMES)[number];
 
-/** JSON (UTF-8). The default for values. */
+/**
+ * JSON (UTF-8). The default for values.
+ *
+ * @example
+ * json.serialize({ speed: 12 }).toString(); // '{"speed":12}'
+ * stream('readings', { value: json }); // same as value: 'json'
+ */
 export const json: Serializer = {
   name: 'json',
   deserialize: (bytes) => JSON.parse(bytes.toString('utf8')),
@@ -51,7 +63,13 @@ export const json: Serializer = {
   serialize: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
 };
 
-/** UTF-8 text. The default for keys. */
+/**
+ * UTF-8 text. The default for keys.
+ *
+ * @example
+ * string.deserialize(Buffer.from('sensor-1')); // 'sensor-1'
+ * stream<string>('log-lines', { value: string });
+ */
 export const string: Serializer<string> = {
   name: 'string',
   deserialize: (bytes) => bytes.toString('utf8'),
@@ -59,7 +77,12 @@ export const string: Serializer<string> = {
   serialize: (value) => Buffer.from(String(value), 'utf8'),
 };
 
-/** Raw bytes, untouched. */
+/**
+ * Raw bytes, untouched. As a key serializer, keys become their base64 text.
+ *
+ * @example
+ * stream<Buffer>('images', { value: bytes }).map((b) => ({ size: b.length })).to('image-sizes');
+ */
 export const bytes: Serializer<Buffer> = {
   name: 'bytes',
   deserialize: (b) => b,
@@ -72,20 +95,24 @@ const BUILT_IN: Record<SerializerName, Serializer<any>> = { json, string, bytes 
 export function resolveSerializer(spec: SerializerName | Serializer<any> | undefined, fallback: SerializerName, what: string): Serializer<any> {
   if (spec === undefined) return BUILT_IN[fallback];
   if (typeof spec === 'string') {
-    const found = BUILT_IN[spec as SerializerName];
+    const found = Object.hasOwn(BUILT_IN, spec) ? BUILT_IN[spec as SerializerName] : undefined;
     if (!found) {
       throw new ConfigError(`${what} "${spec}" is not a serializer; use one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize/serialize.`);
     }
     return found;
   }
   if (typeof spec !== 'object' || spec === null || typeof spec.deserialize !== 'function' || typeof spec.serialize !== 'function') {
-    throw new ConfigError(`${what} must be a serializer name or an object with deserialize(bytes) and serialize(value); received ${describe(spec)}.`);
+    throw new ConfigError(`${what} must be one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize(bytes) and serialize(value); received ${describe(spec)}.`);
   }
   return spec;
 }
 
 export function describe(value: unknown): string {
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (value && typeof value === 'object' && !Array.isArray(value) && Object.values(value).some((v) => typeof v === 'function')) {
+    // JSON would drop the functions; show the shape instead.
+    return `{ ${Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'function' ? 'function' : JSON.stringify(v)}`).join(', ')} }`;
+  }
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {

@@ -11,19 +11,41 @@ export interface OutputSink {
   send(messages: readonly OutputMessage[]): Promise<void>;
 }
 
-/** Where poison records go, with their reason. */
+/**
+ * Where poison records go, with their reason.
+ *
+ * @example
+ * const letters: DeadLetterSink = {
+ *   async send(letters, functionName) { for (const d of letters) console.error(functionName, d.record.offset, d.stage, d.reason); },
+ * };
+ * handler.sluice.configure({ deadLetters: letters });
+ */
 export interface DeadLetterSink {
   send(letters: readonly DeadLetter[], functionName: string): Promise<void>;
 }
 
-/** Writes each message as one JSON log line (the default until a Kafka producer is configured). */
+/**
+ * Writes each message as one JSON log line on stdout (the default until a Kafka producer is
+ * configured).
+ *
+ * @example
+ * handler.sluice.configure({ sink: logOutputSink });
+ * // {"sluice":"output","topic":"sensor-sums","key":"s1","value":{"start":0,"end":10000,"value":2},"timestamp":0,"id":"SensorSums:total:s1:0:10000"}
+ */
 export const logOutputSink: OutputSink = {
   async send(messages) {
     for (const m of messages) console.log(JSON.stringify({ sluice: 'output', topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp, id: m.id }));
   },
 };
 
-/** Logs each dead letter as one JSON line on stderr, with topic, partition, offset and reason. */
+/**
+ * Logs each dead letter as one JSON line on stderr, with topic, partition, offset and reason (the
+ * default dead-letter sink).
+ *
+ * @example
+ * handler.sluice.configure({ deadLetters: logDeadLetterSink });
+ * // {"sluice":"dead-letter","function":"SensorSums","stage":"validate","reason":"value must be a number","topic":"sensor-counts","partition":0,"offset":1}
+ */
 export const logDeadLetterSink: DeadLetterSink = {
   async send(letters, functionName) {
     for (const d of letters) {
@@ -40,7 +62,7 @@ export const logDeadLetterSink: DeadLetterSink = {
  *
  * @example
  * const capture = new CaptureSink();
- * configure({ sink: capture, deadLetters: capture });
+ * handler.sluice.configure({ sink: capture, deadLetters: capture });
  */
 export class CaptureSink implements OutputSink, DeadLetterSink {
   readonly messages: OutputMessage[] = [];

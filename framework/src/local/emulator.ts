@@ -147,7 +147,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const manifest = handler.sluice.manifest;
   const admin = kafka.admin();
   await connect(admin, kafka);
-  const topics = await admin.fetchTopicMetadata({ topics: [] }).then((m) => new Map(m.topics.map((t) => [t.name, t.partitions.length])));
+  const topics = await retrying(() => admin.fetchTopicMetadata({ topics: [] })).then((m) => new Map(m.topics.map((t) => [t.name, t.partitions.length])));
   const partitions = topics.get(config.topic);
   if (partitions === undefined) {
     await admin.disconnect();
@@ -164,7 +164,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     name: config.functionName, records: 0, batches: 0, retries: 0, windowsEmitted: 0, late: 0, poison: 0, failedToDeadLetter: 0,
     committed: new Map(), highWatermarks: new Map(),
   };
-  const committed = await admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [config.topic] });
+  const committed = await retrying(() => admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [config.topic] }));
   const resumed = committed[0]?.partitions.filter((p) => Number(p.offset) >= 0) ?? [];
   const store = opts.store ?? new MemoryStore();
   if (resumed.length > 0) {
@@ -208,7 +208,12 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     }
   };
   const batcher = new Batcher(config, invoke);
-  const consumer: Consumer = kafka.consumer({ groupId: config.consumerGroupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024 });
+  // A short session, so that after a crash (SIGKILL) the restarted emulator's group rebalances in
+  // seconds instead of waiting 30 s for the dead member to time out.
+  const consumer: Consumer = kafka.consumer({
+    groupId: config.consumerGroupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024,
+    sessionTimeout: 10_000, heartbeatInterval: 1_000, rebalanceTimeout: 30_000,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic: config.topic, fromBeginning: config.startingPosition !== 'LATEST' });
   let stopping = false;
@@ -301,5 +306,21 @@ async function connect(admin: Admin, kafka: Kafka): Promise<void> {
     await admin.connect();
   } catch (e) {
     throw new SluiceError(`could not reach Kafka at ${brokersOf(kafka) || 'the given brokers'}: ${(e as Error).message}. Is the broker running (npm run infra:up) and is --brokers right?`);
+  }
+}
+
+/**
+ * Retries an admin call while Kafka answers with a retriable error (a coordinator still loading
+ * after the broker started, a leader election), for up to 30 s.
+ */
+async function retrying<T>(call: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
+  const until = Date.now() + deadlineMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e as { retriable?: boolean }).retriable || Date.now() + delay > until) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }

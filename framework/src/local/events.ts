@@ -1,7 +1,12 @@
 import type { KafkaEventRecord } from '../pipeline/records.js';
 import type { KafkaEvent } from '../runtime/event.js';
 
-/** A record as users write it in input files and tests. */
+/**
+ * A record as users write it in input files and tests.
+ *
+ * @example
+ * const r: InputRecord = { key: 's1', value: { value: 2 }, timestamp: 1_000, partition: 1, headers: { source: 'test' } };
+ */
 export interface InputRecord {
   readonly key: string | null;
   readonly value: unknown;
@@ -10,7 +15,13 @@ export interface InputRecord {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** Encodes one record the way Lambda delivers it: base64 key and value, headers as byte arrays. */
+/**
+ * Encodes one record the way Lambda delivers it: base64 key and value, headers as byte arrays.
+ *
+ * @example
+ * toEventRecord({ key: 's1', value: { value: 2 }, timestamp: 1_000 }, 'readings', 0, 7);
+ * // { topic: 'readings', partition: 0, offset: 7, timestamp: 1000, timestampType: 'CREATE_TIME', key: 'czE=', value: 'eyJ2YWx1ZSI6Mn0=', headers: [] }
+ */
 export function toEventRecord(r: InputRecord, topic: string, partition: number, offset: number): KafkaEventRecord {
   const headers = r.headers ? Object.entries(r.headers).map(([name, v]) => ({ [name]: [...Buffer.from(String(v), 'utf8')] })) : [];
   return {
@@ -61,7 +72,12 @@ export function* toKafkaEvents(records: Iterable<InputRecord>, opts: { topic: st
   if (groups.size > 0) yield emit();
 }
 
-/** A minimal Lambda context for local invocations. */
+/**
+ * A minimal Lambda context for local invocations.
+ *
+ * @example
+ * const response = await handler(event, lambdaContext('sensor-sums'));
+ */
 export function lambdaContext(functionName: string, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   return {

@@ -1,6 +1,13 @@
 /**
  * A Kafka record as the Lambda event for Amazon MSK and self-managed Kafka carries it.
  * https://docs.aws.amazon.com/lambda/latest/dg/with-msk.html
+ *
+ * @example
+ * const record: KafkaEventRecord = {
+ *   topic: 'readings', partition: 0, offset: 7, timestamp: 1_000, timestampType: 'CREATE_TIME',
+ *   key: 'czE=', value: 'eyJ2YWx1ZSI6Mn0=', // 's1' and '{"value":2}' in base64
+ *   headers: [{ source: [116, 101, 115, 116] }], // source: 'test'
+ * };
  */
 export interface KafkaEventRecord {
   readonly topic: string;
@@ -16,7 +23,14 @@ export interface KafkaEventRecord {
   readonly headers?: ReadonlyArray<Readonly<Record<string, readonly number[]>>>;
 }
 
-/** A message a function produces, before serialization. `id` is deterministic across retries. */
+/**
+ * A message a function produces, before serialization. `id` is deterministic across retries.
+ *
+ * @example
+ * run.outputs[0];
+ * // { topic: 'sensor-sums', key: 's1', value: { start: 0, end: 10000, value: 2 }, timestamp: 0,
+ * //   headers: { 'sluice-id': 'SensorSums:total:s1:0:10000' }, id: 'SensorSums:total:s1:0:10000' }
+ */
 export interface OutputMessage {
   readonly topic: string;
   readonly key: string | null;
@@ -26,7 +40,12 @@ export interface OutputMessage {
   readonly id: string;
 }
 
-/** A record that can never be processed, with where it came from and why. */
+/**
+ * A record that can never be processed, with where it came from and why.
+ *
+ * @example
+ * run.deadLetters.map((d) => `${d.record.offset} ${d.stage}: ${d.reason}`); // ['1 validate: value must be a number']
+ */
 export interface DeadLetter {
   readonly record: KafkaEventRecord;
   readonly reason: string;
@@ -34,7 +53,12 @@ export interface DeadLetter {
   readonly stage: string;
 }
 
-/** A late record, reported once per record with the windows it missed. */
+/**
+ * A late record, reported once per record with the windows it missed.
+ *
+ * @example
+ * run.late[0]; // { window: 'total', key: 's1', value: { value: 3 }, timestamp: 1000, offset: 3, windows: [[0, 10000]], clock: 20000 }
+ */
 export interface LateOutput {
   readonly window: string;
   readonly key: string;

@@ -8,13 +8,16 @@ import { type DeadLetter, decodeHeaders, type KafkaEventRecord, type LateOutput,
 
 const KEY_CACHE_LIMIT = 100_000;
 
-/** A value on its way through the steps. `sub` numbers the children of one record (expand). */
+/**
+ * A value on its way through the steps. `sub` is its path among the children of one record:
+ * `0` for the record itself, `3` for the fourth child of an expand, `3.1` for a child of that.
+ */
 interface Item {
   key: string | null;
   value: unknown;
   ts: number;
   readonly offset: number;
-  readonly sub: number;
+  readonly sub: string;
   readonly record: KafkaEventRecord;
   /** Set on window results: the deterministic id of the result. */
   readonly windowId?: string;
@@ -249,7 +252,7 @@ export class PartitionRunner {
           continue;
         }
       }
-      items.push({ key, value, ts: r.timestamp, offset: r.offset, sub: 0, record: r });
+      items.push({ key, value, ts: r.timestamp, offset: r.offset, sub: '0', record: r });
     }
     return items;
   }
@@ -294,9 +297,11 @@ export class PartitionRunner {
           if (result == null || typeof (result as Iterable<unknown>)[Symbol.iterator] !== 'function') {
             throw new StepFailure(it.offset, step.name, new TypeError(`expand step "${step.name}" must return an iterable (e.g. an array); it returned ${typeof result}`));
           }
-          let sub = 0;
+          let n = 0;
+          // First-level children are numbered 0, 1, …; deeper ones extend their parent's path.
+          const prefix = it.sub === '0' ? '' : `${it.sub}.`;
           for (const v of result as Iterable<unknown>) {
-            out.push({ key: it.key, value: v, ts: it.ts, offset: it.offset, sub: it.sub * 1024 + sub++, record: it.record });
+            out.push({ key: it.key, value: v, ts: it.ts, offset: it.offset, sub: `${prefix}${n++}`, record: it.record });
           }
           break;
         }
@@ -344,7 +349,7 @@ export class PartitionRunner {
         const base = current!;
         stats.windowsEmitted++;
         out.push({
-          key: r.key, value: r.value, ts: r.start, offset: r.offset, sub: 0, record: base.record,
+          key: r.key, value: r.value, ts: r.start, offset: r.offset, sub: '0', record: base.record,
           windowId: `${fn}:${step.name}:${r.key}:${r.seq === undefined ? `${r.start}:${r.end}` : `#${r.seq}`}${r.final ? '' : `@${r.offset}.${base.sub}`}`,
         });
       },
@@ -388,7 +393,7 @@ export class PartitionRunner {
       }
       const all = new Set(await this.store.keys(tx.scope, op.namespace));
       for (const k of keys) all.add(k);
-      current = lastItem ?? { key: null, value: null, ts: 0, offset: flush, sub: 0, record: { topic: tx.scope.topic, partition: tx.scope.partition, offset: flush, timestamp: 0 } };
+      current = lastItem ?? { key: null, value: null, ts: 0, offset: flush, sub: '0', record: { topic: tx.scope.topic, partition: tx.scope.partition, offset: flush, timestamp: 0 } };
       await op.closeAll(tx, [...all], sink, current.offset);
     }
     return out;

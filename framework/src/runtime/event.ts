@@ -4,6 +4,12 @@ import type { KafkaEventRecord } from '../pipeline/records.js';
 /**
  * The Lambda event for Amazon MSK (`aws:kafka`) and self-managed Kafka (`SelfManagedKafka`).
  * https://docs.aws.amazon.com/lambda/latest/dg/with-msk.html
+ *
+ * @example
+ * const event: KafkaEvent = {
+ *   eventSource: 'aws:kafka',
+ *   records: { 'readings-0': [{ topic: 'readings', partition: 0, offset: 7, timestamp: 1_000, key: 'czE=', value: 'eyJ2YWx1ZSI6Mn0=' }] },
+ * };
  */
 export interface KafkaEvent {
   readonly eventSource: 'aws:kafka' | 'SelfManagedKafka' | string;
@@ -16,12 +22,22 @@ export interface KafkaEvent {
 /**
  * The Kafka partial batch response: Lambda resumes each listed partition from the given offset.
  * https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html
+ *
+ * @example
+ * // partition 0 of 'readings' failed at offset 42: Lambda retries from there
+ * const response: KafkaBatchResponse = { batchItemFailures: [{ itemIdentifier: { partition: 'readings-0', offset: 42 } }] };
  */
 export interface KafkaBatchResponse {
   batchItemFailures: { itemIdentifier: { partition: string; offset: number } }[];
 }
 
-/** One partition's records, in offset order. */
+/**
+ * One partition's records, in offset order.
+ *
+ * @example
+ * const batches: PartitionBatch[] = partitionsOf(event);
+ * batches.map((b) => `${b.topic}-${b.partition}: ${b.records.length}`); // ['readings-0: 1']
+ */
 export interface PartitionBatch {
   readonly topic: string;
   readonly partition: number;

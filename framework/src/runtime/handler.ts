@@ -10,7 +10,13 @@ import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
 import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './event.js';
 
-/** The adapters a handler runs with. Lambda gets defaults; `sluice dev` and tests swap them. */
+/**
+ * The adapters a handler runs with. Lambda gets defaults; `sluice dev` and tests swap them.
+ *
+ * @example
+ * const runtime: Runtime = { store: new MemoryStore(), sink: logOutputSink, deadLetters: logDeadLetterSink };
+ * handler.sluice.configure(runtime);
+ */
 export interface Runtime {
   store: StateStore;
   sink: OutputSink;
@@ -19,7 +25,12 @@ export interface Runtime {
   onBatch?: (report: BatchReport) => void;
 }
 
-/** What one invocation did. */
+/**
+ * What one invocation did.
+ *
+ * @example
+ * handler.sluice.configure({ onBatch: (r) => console.log(r.stats.recordsIn, r.late.length, r.response.batchItemFailures) });
+ */
 export interface BatchReport {
   readonly partitions: readonly PartitionResult[];
   readonly late: readonly LateOutput[];
@@ -27,7 +38,14 @@ export interface BatchReport {
   readonly response: KafkaBatchResponse;
 }
 
-/** What a Sluice handler carries besides being a Lambda handler. */
+/**
+ * What a Sluice handler carries besides being a Lambda handler, as `handler.sluice`.
+ *
+ * @example
+ * handler.sluice.manifest.name; // 'SensorSums'
+ * handler.sluice.configure({ store: new MemoryStore(), sink: new CaptureSink() });
+ * await handler.sluice.flush('sensor-counts', 0, 99);
+ */
 export interface SluiceAttachment {
   readonly manifest: Manifest;
   /** Swaps adapters (store, sinks) for local runs and tests. */
@@ -40,6 +58,14 @@ export interface SluiceAttachment {
   flush(topic: string, partition: number, lastOffset: number): Promise<PartitionResult>;
 }
 
+/**
+ * The Lambda handler {@link sluice} returns: a middy handler for Kafka events that answers with a
+ * partial batch response, plus `.sluice` ({@link SluiceAttachment}).
+ *
+ * @example
+ * export const handler: SluiceHandler = sluice(SensorSums);
+ * const response = await handler(event, context); // { batchItemFailures: [] }
+ */
 export type SluiceHandler = MiddyfiedHandler<KafkaEvent, KafkaBatchResponse, Error, Context> & { readonly sluice: SluiceAttachment };
 
 /**

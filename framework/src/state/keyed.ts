@@ -29,6 +29,12 @@ export function keyedNamespace(name: string): string {
   return `keyed:${name}`;
 }
 
+/**
+ * Options of a keyed state handle ({@link keyedState}; `@keyed()` takes the same).
+ *
+ * @example
+ * const lastSeen = keyedState<number>('lastSeen', { ttl: '1d' });
+ */
 export interface KeyedStateOptions {
   /** Drop a key's value this long after its last write (DynamoDB TTL). */
   readonly ttl?: Duration;

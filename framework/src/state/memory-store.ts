@@ -9,7 +9,8 @@ import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, Write
  *
  * @example
  * const store = new MemoryStore();
- * await sluiceRun(handler, records, { store });
+ * await runFunction(handler, records, { store });
+ * store.dump(); // stored items by table, then by key: { value, offset }
  */
 export class MemoryStore implements StateStore {
   readonly kind = 'memory';

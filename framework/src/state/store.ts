@@ -7,14 +7,24 @@
  * Replaying that record (a Lambda retry) then leaves the item alone: the effect is applied once.
  */
 
-/** Which slice of state a transaction covers: one function's view of one Kafka partition. */
+/**
+ * Which slice of state a transaction covers: one function's view of one Kafka partition.
+ *
+ * @example
+ * const scope: StateScope = { functionName: 'SensorSums', topic: 'sensor-counts', partition: 0 };
+ */
 export interface StateScope {
   readonly functionName: string;
   readonly topic: string;
   readonly partition: number;
 }
 
-/** One stored item: a JSON-serializable value and the last input offset applied to it. */
+/**
+ * One stored item: a JSON-serializable value and the last input offset applied to it.
+ *
+ * @example
+ * (await store.read(scope, 'keyed:lastSeen', ['s1'])).get('s1'); // { value: 1_000, offset: 41 }
+ */
 export interface StoredItem {
   readonly value: unknown;
   readonly offset: number;
@@ -23,6 +33,12 @@ export interface StoredItem {
 /**
  * One change in a write set. `value: undefined` deletes the item's value; the store keeps a
  * tombstone with the offset (until its TTL) so that replaying older records stays a no-op.
+ *
+ * @example
+ * const changes: ItemChange[] = [
+ *   { namespace: 'keyed:lastSeen', key: 's1', value: 1_000, offset: 41 },
+ *   { namespace: 'keyed:lastSeen', key: 's2', value: undefined, offset: 42 }, // delete
+ * ];
  */
 export interface ItemChange {
   readonly namespace: string;
@@ -33,7 +49,12 @@ export interface ItemChange {
   readonly expiresAt?: number;
 }
 
-/** The offsets a write set covers; a store uses them to fence stale writers. */
+/**
+ * The offsets a write set covers; a store uses them to fence stale writers.
+ *
+ * @example
+ * await store.write(scope, changes, { firstOffset: 40, lastOffset: 49 });
+ */
 export interface BatchBounds {
   readonly firstOffset: number;
   readonly lastOffset: number;
@@ -46,7 +67,7 @@ export interface BatchBounds {
  *
  * @example
  * const store: StateStore = new MemoryStore();
- * const items = await store.read(scope, 'window:tumbling(10s):sum(value)', ['sensor-1']);
+ * const items = await store.read(scope, 'keyed:lastSeen', ['sensor-1']);
  */
 export interface StateStore {
   readonly kind: string;
@@ -59,7 +80,12 @@ export interface StateStore {
   keys?(scope: StateScope, namespace: string): Promise<string[]>;
 }
 
-/** What a write cost, for metrics. */
+/**
+ * What a write cost, for metrics.
+ *
+ * @example
+ * const { writeRequests } = await store.write(scope, changes, { firstOffset: 40, lastOffset: 49 });
+ */
 export interface WriteStats {
   readonly writeRequests: number;
   readonly conflicts?: number;

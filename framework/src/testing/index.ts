@@ -25,7 +25,13 @@ import type { StateStore, StoredItem } from '../state/store.js';
 export type { InputRecord } from '../local/events.js';
 export { toKafkaEvents, toEventRecord, lambdaContext } from '../local/events.js';
 
-/** Options of {@link runFunction}. */
+/**
+ * Options of {@link runFunction}.
+ *
+ * @example
+ * const first = await runFunction(handler, records, { batchSize: 10 });
+ * const next = await runFunction(handler, more, { store: first.store, startOffset: records.length, flush: true });
+ */
 export interface RunOptions {
   /** Records per partition per event (default 100, as Lambda). */
   readonly batchSize?: number;
@@ -37,7 +43,14 @@ export interface RunOptions {
   readonly startOffset?: number;
 }
 
-/** Everything a run produced. */
+/**
+ * Everything a run produced.
+ *
+ * @example
+ * const run: TestRun = await runFunction(handler, records);
+ * assert.equal(run.deadLetters.length, 0);
+ * assert.deepEqual(run.responses, [{ batchItemFailures: [] }]);
+ */
 export interface TestRun {
   readonly outputs: OutputMessage[];
   readonly late: LateOutput[];
@@ -53,6 +66,10 @@ export interface TestRun {
 /**
  * Feeds records through a function's real Lambda handler as MSK events, with in-memory state.
  * Accepts a handler from `sluice(...)` or a definition (decorated class or stream chain).
+ *
+ * @example
+ * const run = await runFunction(SensorSums, [{ key: 's1', value: { value: 2 }, timestamp: 1_000 }], { flush: true });
+ * run.values('sensor-sums'); // [{ start: 0, end: 10000, value: 2 }]
  */
 export async function runFunction(target: SluiceHandler | Definition, records: readonly InputRecord[], opts: RunOptions = {}): Promise<TestRun> {
   const handler = isHandler(target) ? target : sluice(target);

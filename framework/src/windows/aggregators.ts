@@ -27,10 +27,22 @@ export interface Aggregator<In, Out, Acc = any> {
   readonly merge?: (a: Acc, b: Acc) => Acc;
 }
 
-/** A single aggregator, or several named ones (the result then carries one field per name). */
+/**
+ * A single aggregator, or several named ones (the result then carries one field per name).
+ *
+ * @example
+ * const one: AggregationSpec<Reading> = sum('value');
+ * const named: AggregationSpec<Reading> = { total: sum('value'), n: count() };
+ */
 export type AggregationSpec<In> = Aggregator<In, any, any> | { readonly [name: string]: Aggregator<In, any, any> };
 
-/** The output type of an {@link AggregationSpec}. */
+/**
+ * The output type of an {@link AggregationSpec}.
+ *
+ * @example
+ * const spec = { avg: mean('speed'), n: count() };
+ * type Stats = AggregationResult<typeof spec>; // { avg: number | null; n: number }
+ */
 export type AggregationResult<A> = A extends Aggregator<any, infer O, any>
   ? O
   : { [K in keyof A]: A[K] extends Aggregator<any, infer O, any> ? O : never };

@@ -4,13 +4,32 @@ import { describe } from '../io/serializers.js';
 
 /** When window results are emitted: once when the window closes, or on every update. */
 export const EMIT_MODES = ['final', 'current'] as const;
+/**
+ * `'final'`: one result when the window closes; `'current'`: an updated result after every record
+ * it takes.
+ *
+ * @example
+ * @tumblingWindow('10s', { emit: 'current' }) running = sum('value');
+ */
 export type EmitMode = (typeof EMIT_MODES)[number];
 
 /** Whose clock closes windows: each key's own latest timestamp, or the partition's. */
 export const CLOSING_STRATEGIES = ['key', 'partition'] as const;
+/**
+ * `'key'`: a key's windows close on that key's latest timestamp; `'partition'`: on the latest
+ * timestamp of the whole partition, so quiet keys still get their results.
+ *
+ * @example
+ * @tumblingWindow('10s', { grace: '2s', closeBy: 'partition' }) total = sum('value');
+ */
 export type ClosingStrategy = (typeof CLOSING_STRATEGIES)[number];
 
-/** Options shared by every time window. */
+/**
+ * Options shared by every time window.
+ *
+ * @example
+ * .tumblingWindow('10s', { grace: '2s', emit: 'final', closeBy: 'key' })
+ */
 export interface TimeWindowOptions {
   /** How long after a window's end records may still arrive for it. Default 0. */
   readonly grace?: Duration;
@@ -20,7 +39,12 @@ export interface TimeWindowOptions {
   readonly closeBy?: ClosingStrategy;
 }
 
-/** Options of count windows (they close on their record count; no grace, no clock). */
+/**
+ * Options of count windows (they close on their record count; no grace, no clock).
+ *
+ * @example
+ * .tumblingCountWindow(100, { emit: 'current' })
+ */
 export interface CountWindowOptions {
   readonly emit?: EmitMode;
 }
@@ -33,7 +57,13 @@ interface TimeCommon extends Common {
   readonly closeBy: ClosingStrategy;
 }
 
-/** A validated window definition, as it appears in the manifest. */
+/**
+ * A validated window definition, as it appears in the manifest.
+ *
+ * @example
+ * manifestOf(SensorSums).steps.find((s) => s.kind === 'window')?.window;
+ * // { kind: 'tumbling', sizeMs: 10000, graceMs: 2000, emit: 'final', closeBy: 'key' }
+ */
 export type WindowSpec =
   | (TimeCommon & { readonly kind: 'tumbling'; readonly sizeMs: number })
   | (TimeCommon & { readonly kind: 'hopping'; readonly sizeMs: number; readonly stepMs: number })
