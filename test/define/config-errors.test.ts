@@ -316,7 +316,7 @@ describe('serializers', () => {
   test('a serializer object without serialize() says what it needs', () => {
     configError(
       () => stream('t', { value: untyped({ name: 'csv', deserialize: (b: Buffer) => b.toString() }) }),
-      /value serializer of stream "t" must be a serializer name or an object with deserialize\(bytes\) and serialize\(value\); received \{"name":"csv"\}\./,
+      /value serializer of stream "t" must be one of 'json', 'string', 'bytes' or an object with deserialize\(bytes\) and serialize\(value\); received \{ name: "csv", deserialize: function \}\./,
     );
   });
 });
