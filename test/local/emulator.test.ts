@@ -6,7 +6,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { emulateFunction } from '../../framework/src/local/emulator.js';
 import { esmConfig } from '../../framework/src/local/esm-config.js';
 import { loadHandler, readServerless, resolveFunction } from '../../framework/src/local/functions.js';
-import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson, readUntil } from '../support/kafka.js';
+import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson, type Received, readUntil } from '../support/kafka.js';
 
 const project = path.resolve(import.meta.dirname, '../fixtures/kafka-project');
 const bin = path.resolve(import.meta.dirname, '../../framework/bin/sluice.js');
@@ -140,7 +140,7 @@ describe('the event source mapping emulator on a real broker', { ...availability
     await produceJson(kafka, 'it-pass-in', Array.from({ length: N }, (_, n) => ({ key: `k${n % 50}`, value: { n }, timestamp: 1_000 + n })));
     await deleteGroup(admin, 'sluice-sluice-it-passthrough');
     const run = (): { child: ChildProcess; stderr: () => string } => {
-      const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers, '--no-view'], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       return { child, stderr: () => err };
@@ -154,13 +154,21 @@ describe('the event source mapping emulator on a real broker', { ...availability
 
     const second = run();
     try {
-      const distinct = new Set<number>();
+      let distinct = new Set<number>();
+      let reader: Received[] | undefined;
       let read = 0;
       await readUntil(kafka, 'it-pass-out', (m) => {
+        if (m !== reader) {
+          // A fresh reader (readUntil's retry) delivers a new array: count afresh.
+          reader = m;
+          distinct = new Set();
+          read = 0;
+        }
         for (; read < m.length; read++) distinct.add(m[read].value.n);
         return distinct.size >= N;
-      }, 120_000).catch((e) => {
-        throw new Error(`${(e as Error).message}\nsecond run's stderr:\n${second.stderr()}`);
+      }, 120_000).catch(async (e) => {
+        const offsets = await admin.fetchOffsets({ groupId: 'sluice-sluice-it-passthrough', topics: ['it-pass-in'] }).catch(() => []);
+        throw new Error(`${(e as Error).message}\ncommitted: ${JSON.stringify(offsets)}\nsecond run's stderr:\n${second.stderr()}`);
       });
       assert.equal(distinct.size, N, 'every input record reached the output');
       for (let n = 0; n < N; n++) assert.ok(distinct.has(n), `record ${n} was skipped`);
@@ -170,6 +178,36 @@ describe('the event source mapping emulator on a real broker', { ...availability
       second.child.kill('SIGINT');
       const code = await new Promise((r) => second.child.once('exit', r));
       assert.equal(code, 0, `a clean stop exits 0; stderr:\n${second.stderr()}`);
+    }
+  });
+
+  test('an invocation that runs past the function timeout fails like a Lambda timeout and its record is dead-lettered', async () => {
+    await freshTopics(admin, [{ topic: 'it-slow-in', numPartitions: 1 }, { topic: 'it-slow-out', numPartitions: 1 }, { topic: 'it-slow-in.slow.dlq', numPartitions: 1 }]);
+    await produceJson(kafka, 'it-slow-in', [{ key: 'a', value: { n: 1 }, timestamp: 1 }, { key: 'b', value: { n: 2, stall: true }, timestamp: 2 }, { key: 'c', value: { n: 3 }, timestamp: 3 }]);
+    const { fn } = await startFunction('slow', kafka);
+    try {
+      const dlq = await readUntil(kafka, 'it-slow-in.slow.dlq', (m) => m.length >= 1);
+      assert.equal(dlq[0].key, 'b');
+      assert.match(dlq[0].headers['sluice-error'], /failed after 1 attempts: Task timed out after 1\.00 seconds/);
+      const out = await readUntil(kafka, 'it-slow-out', (m) => m.some((x) => x.value.n === 3));
+      assert.deepEqual(out.map((m) => m.value.n).filter((n) => n !== 2), [1, 3]);
+      assert.equal(fn.stats.committed.get(0), 3);
+    } finally {
+      await fn.stop();
+    }
+  });
+
+  test('with no function named, it runs every function of serverless.yml that has a Kafka event', async () => {
+    await freshTopics(admin, ['it-pass-in', 'it-checked-in', 'it-sums-in', 'it-slow-in'].map((topic) => ({ topic, numPartitions: 1 })));
+    const child = spawn(process.execPath, [bin, 'dev', '--brokers', brokers, '--no-view'], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    try {
+      for (let i = 0; i < 300 && !err.includes('press Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 100));
+      for (const name of ['passthrough', 'checked', 'sums', 'slow']) assert.match(err, new RegExp(`sluice dev: ${name} ← `), err);
+    } finally {
+      child.kill('SIGINT');
+      assert.equal(await new Promise((r) => child.once('exit', r)), 0, err);
     }
   });
 
