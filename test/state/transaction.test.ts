@@ -118,7 +118,7 @@ describe('Transaction.commit', () => {
       { namespace: 'keyed:total', key: 'b', value: undefined, offset: 21 },
       { namespace: 'keyed:seen', key: 'x', value: true, offset: 22, expiresAt: 99_000 },
     ]);
-    assert.deepEqual(stats, { writeRequests: 3 });
+    assert.deepEqual(stats, { writeRequests: 3, conflicts: 0 });
   });
 
   test('does not call the store when nothing changed', async () => {

@@ -110,12 +110,12 @@ export class PartitionRunner {
    * at the end (a finite input ending; needs a store that can list its keys). `flushOffset` is the
    * input's last offset; the flush writes state just after it.
    */
-  async run(topic: string, partition: number, records: readonly KafkaEventRecord[], opts: { flush?: boolean; flushOffset?: number } = {}): Promise<PartitionResult> {
+  async run(topic: string, partition: number, records: readonly KafkaEventRecord[], opts: { flush?: boolean; flushOffset?: number; deadline?: number } = {}): Promise<PartitionResult> {
     const scope: StateScope = { functionName: this.functionName, topic, partition };
     let limit = records.length;
     let failure: StepFailure | undefined;
     for (;;) {
-      const tx = new Transaction(this.store, scope);
+      const tx = new Transaction(this.store, scope, opts.deadline === undefined ? {} : { deadline: opts.deadline });
       const slice = limit === records.length ? records : records.slice(0, limit);
       try {
         const produced = await this.#run(slice, tx, !failure && opts.flush === true ? (opts.flushOffset ?? -1) + 0.5 : undefined);

@@ -6,6 +6,7 @@ import { SluiceError } from '../errors.js';
 import { type DeadLetterSink, logDeadLetterSink, logOutputSink, type OutputSink } from '../io/sinks.js';
 import type { LateOutput } from '../pipeline/records.js';
 import { type BatchStats, type PartitionResult, PartitionRunner } from '../pipeline/runner.js';
+import { DynamoDBStore } from '../state/dynamodb-store.js';
 import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
 import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './event.js';
@@ -79,17 +80,24 @@ export type SluiceHandler = MiddyfiedHandler<KafkaEvent, KafkaBatchResponse, Err
  */
 export function sluice(definition: Definition): SluiceHandler {
   const { manifest } = loadDefinition(definition);
-  const runtime: Runtime = { store: new MemoryStore(), sink: logOutputSink, deadLetters: logDeadLetterSink };
+  const stateful = manifest.state.length > 0 || manifest.steps.some((s) => s.kind === 'window');
+  // Deployed, the plugin sets SLUICE_STATE_TABLE; a function without state never touches DynamoDB.
+  const store: StateStore = stateful && process.env.SLUICE_STATE_TABLE ? new DynamoDBStore() : new MemoryStore();
+  const runtime: Runtime = { store, sink: logOutputSink, deadLetters: logDeadLetterSink };
   let runner = new PartitionRunner(manifest, runtime.store);
 
   let warned = false;
-  const base = async (event: KafkaEvent): Promise<KafkaBatchResponse> => {
-    if (!warned && process.env.AWS_LAMBDA_FUNCTION_NAME && !runtime.store.durable && (manifest.state.length > 0 || manifest.steps.some((s) => s.kind === 'window'))) {
+  const base = async (event: KafkaEvent, context?: Context): Promise<KafkaBatchResponse> => {
+    if (!warned && process.env.AWS_LAMBDA_FUNCTION_NAME && !runtime.store.durable && stateful) {
       warned = true;
       console.warn(JSON.stringify({ sluice: 'warning', message: `function "${manifest.name}" keeps its window and keyed state in memory: it is lost when this container stops. Configure the DynamoDB state store for production.` }));
     }
     const partitions = partitionsOf(event);
-    const settled = await Promise.all(partitions.map((p) => runner.run(p.topic, p.partition, p.records).then(
+    // Leave a second to fail cleanly (and let Lambda retry) rather than be cut off mid-write.
+    const remaining = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
+    const deadline = remaining === undefined ? undefined : Date.now() + Math.max(0, remaining - 1_000);
+    const before = storeStats(runtime.store);
+    const settled = await Promise.all(partitions.map((p) => runner.run(p.topic, p.partition, p.records, deadline === undefined ? {} : { deadline }).then(
       (result) => ({ p, result }),
       (error: unknown) => ({ p, error }),
     )));
@@ -122,6 +130,11 @@ export function sluice(definition: Definition): SluiceHandler {
         fail(r.topic, r.partition, first.records[0].offset);
       }
     }));
+    const after = storeStats(runtime.store);
+    if (before && after) {
+      const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before as Record<string, number>)[k]]));
+      console.log(JSON.stringify({ sluice: 'state-metrics', function: manifest.name, records: partitions.reduce((n, p) => n + p.records.length, 0), ...delta }));
+    }
     if (runtime.onBatch) {
       const stats: BatchStats = { recordsIn: 0, messagesOut: 0, windowsEmitted: 0, late: 0, poison: 0 };
       for (const r of done) for (const k of Object.keys(stats) as (keyof BatchStats)[]) stats[k] += r.stats[k];
@@ -150,4 +163,10 @@ export function sluice(definition: Definition): SluiceHandler {
   };
   Object.defineProperty(handler, 'sluice', { value: attachment, enumerable: false });
   return handler;
+}
+
+/** A copy of a store's request counters, if it keeps any (the DynamoDB store does). */
+function storeStats(store: StateStore): Record<string, number> | undefined {
+  const stats = (store as { stats?: Record<string, number> }).stats;
+  return stats ? { ...stats } : undefined;
 }

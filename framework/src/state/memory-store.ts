@@ -1,3 +1,4 @@
+import { StateConflictError } from '../errors.js';
 import { cloneJson, firstNonJson } from './json.js';
 import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, WriteStats } from './store.js';
 
@@ -33,23 +34,32 @@ export class MemoryStore implements StateStore {
 
   async write(scope: StateScope, changes: readonly ItemChange[], _bounds: BatchBounds): Promise<WriteStats> {
     this.writes++;
-    // All or nothing, like a DynamoDB transaction: check every change before applying any.
+    // Values must be plain JSON: check them all before writing any.
     for (const c of changes) checkJson(c.value, c.namespace, c.key);
-    let lastNamespace: string | undefined;
-    let table: Map<string, { value: unknown; offset: number }> | undefined;
-    for (const c of changes) {
-      // Changes come grouped by namespace: find each table once, not once per item.
-      if (c.namespace !== lastNamespace || !table) {
-        lastNamespace = c.namespace;
-        const tk = tableKey(scope, c.namespace);
-        table = this.#items.get(tk);
-        if (!table) this.#items.set(tk, (table = new Map()));
+    let conflicts = 0;
+    // As in DynamoDB: each item only if its stored offset is older; partition-level items last.
+    const ordered = [...changes.filter((c) => !c.namespace.endsWith('#partition')), ...changes.filter((c) => c.namespace.endsWith('#partition'))];
+    for (const c of ordered) {
+      this.beforeItemWrite?.(c);
+      const tk = tableKey(scope, c.namespace);
+      let table = this.#items.get(tk);
+      if (!table) this.#items.set(tk, (table = new Map()));
+      const stored = table.get(c.key);
+      if (stored && stored.offset >= c.offset) {
+        conflicts++;
+        continue;
       }
       // A deleted item stays as a tombstone that remembers its offset, so a replay stays a no-op.
       table.set(c.key, { value: c.value, offset: c.offset });
     }
-    return { writeRequests: changes.length };
+    if (conflicts > 0) {
+      throw new StateConflictError(`${conflicts} state item(s) of function "${scope.functionName}", partition ${scope.partition}, were already written by a newer invocation; this invocation is stale and stops without overwriting them.`);
+    }
+    return { writeRequests: changes.length, conflicts };
   }
+
+  /** Test hook: called before each item write; throw from it to simulate a crash mid-write. */
+  beforeItemWrite?: (change: ItemChange) => void;
 
   async keys(scope: StateScope, namespace: string): Promise<string[]> {
     const table = this.#items.get(tableKey(scope, namespace));

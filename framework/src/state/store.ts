@@ -73,9 +73,14 @@ export interface StateStore {
   readonly kind: string;
   /** Whether state survives the process (DynamoDB) or not (memory). */
   readonly durable: boolean;
-  read(scope: StateScope, namespace: string, keys: readonly string[]): Promise<Map<string, StoredItem>>;
-  /** Writes a batch's changes all or nothing: a failed write leaves every item as it was. */
-  write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): Promise<WriteStats>;
+  read(scope: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>>;
+  /**
+   * Writes a batch's changes. Each item is written only if its stored offset is older than the
+   * change's (a stale writer is fenced: StateConflictError). A write may be cut short by a crash,
+   * leaving some items written: every item remembers its own offset, so re-applying is safe.
+   * Partition-level items (namespaces ending in `#partition`) are written after the others.
+   */
+  write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats>;
   /** Keys holding a value in a namespace: only for closing every window at the end of a finite input. */
   keys?(scope: StateScope, namespace: string): Promise<string[]>;
 }
@@ -89,4 +94,15 @@ export interface StateStore {
 export interface WriteStats {
   readonly writeRequests: number;
   readonly conflicts?: number;
+}
+
+/**
+ * Per-call options: the time (epoch ms) by which the call must finish, so that retries of
+ * throttled requests stay within the invocation's remaining time.
+ *
+ * @example
+ * await store.read(scope, ns, keys, { deadline: Date.now() + context.getRemainingTimeInMillis() - 1000 });
+ */
+export interface StoreCallOptions {
+  readonly deadline?: number;
 }

@@ -1,5 +1,5 @@
 import { SluiceError } from '../errors.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, WriteStats } from './store.js';
+import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, WriteStats } from './store.js';
 
 /** One loaded item. Operators on the hot path may use it directly (see {@link NamespaceView.entry}). */
 export interface Entry {
@@ -30,6 +30,7 @@ export class Transaction {
   constructor(
     readonly store: StateStore,
     readonly scope: StateScope,
+    readonly opts: StoreCallOptions = {},
   ) {}
 
   /** The view of one namespace (created on first use). */
@@ -45,7 +46,7 @@ export class Transaction {
     const missing: string[] = [];
     for (const k of keys) if (!ns.entries.has(k)) missing.push(k);
     if (missing.length === 0) return;
-    const found = await this.store.read(this.scope, namespace, missing);
+    const found = await this.store.read(this.scope, namespace, missing, this.opts);
     for (const k of missing) {
       const item = found.get(k);
       ns.entries.set(k, {
@@ -63,7 +64,8 @@ export class Transaction {
     const out: ItemChange[] = [];
     for (const ns of this.#namespaces.values()) {
       for (const [key, e] of ns.entries) {
-        if (!e.dirty) continue;
+        // Nothing newer than what is stored was applied: writing would only trip the fence.
+        if (!e.dirty || e.offset <= e.persistedOffset) continue;
         out.push(e.expiresAt === undefined
           ? { namespace: ns.name, key, value: e.value, offset: e.offset }
           : { namespace: ns.name, key, value: e.value, offset: e.offset, expiresAt: e.expiresAt });
@@ -78,7 +80,7 @@ export class Transaction {
     this.#committed = true;
     const changes = this.changes();
     if (changes.length === 0) return { writeRequests: 0 };
-    return this.store.write(this.scope, changes, bounds);
+    return this.store.write(this.scope, changes, bounds, this.opts);
   }
 }
 
