@@ -7,7 +7,8 @@ import type { OutputMessage } from '../pipeline/records.js';
 import type { KafkaEvent } from '../runtime/event.js';
 import { MemoryStore } from '../state/memory-store.js';
 import { lambdaContext, toKafkaEvents } from './events.js';
-import { loadHandler, resolveFunction } from './functions.js';
+import { loadHandler, readServerless, resolveFunction } from './functions.js';
+import { devStateStore } from './state-option.js';
 import { readInputFile } from './input.js';
 import { invokeWithRetries } from './retry.js';
 import { countOpenWindows } from './view.js';
@@ -16,9 +17,10 @@ import { produce } from './produce.js';
 
 const USAGE = `Usage:
   sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--retries N] [--flush] [--quiet]
+             [--state memory|dynamodb] [--dynamodb-endpoint <url>]
       Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
       real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
-  sluice dev [<function>] --brokers <host:port> [--timeout <seconds>] [--no-view]
+  sluice dev [<function>] --brokers <host:port> [--timeout <seconds>] [--no-view] [--state memory|dynamodb] [--dynamodb-endpoint <url>]
       Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
       every function of serverless.yml with an msk/kafka event. Outputs and dead letters go to Kafka.
   sluice produce <function|topic> --brokers <host:port> [--input <file.jsonl>] [--partitions N]
@@ -71,6 +73,8 @@ async function dev(args: string[]): Promise<number> {
       flush: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       retries: { type: 'string', default: '2' },
+      state: { type: 'string' },
+      'dynamodb-endpoint': { type: 'string' },
     },
   });
   if (!/^\d+$/.test(values.retries)) throw new SluiceError(`--retries must be a whole number of retries per failing record; received ${values.retries}.`);
@@ -90,7 +94,8 @@ async function dev(args: string[]): Promise<number> {
   const { records, problems } = await readInputFile(input);
   for (const p of problems) console.error(`${path.relative(process.cwd(), p.file)}:${p.line}: ${p.problem} (line skipped)`);
 
-  const store = new MemoryStore();
+  const yml = path.join(process.cwd(), 'serverless.yml');
+  const store = await devStateStore(values.state, values['dynamodb-endpoint'], existsSync(yml) ? readServerless(yml).service : 'local');
   const capture = new CaptureSink();
   let late = 0;
   let windowsEmitted = 0;
@@ -117,7 +122,7 @@ async function dev(args: string[]): Promise<number> {
     },
   });
 
-  console.error(`sluice dev: ${entry.name} (${manifest.name}) on ${path.relative(process.cwd(), input)}: ${records.length} records, source topic "${manifest.source.topic}", batch size ${batchSize}, in-memory state`);
+  console.error(`sluice dev: ${entry.name} (${manifest.name}) on ${path.relative(process.cwd(), input)}: ${records.length} records, source topic "${manifest.source.topic}", batch size ${batchSize}, ${store instanceof MemoryStore ? 'in-memory state' : `state in DynamoDB table ${(store as { table?: string }).table}`}`);
   const ctx = lambdaContext(entry.name);
   let failures = 0;
   const retries = Number(values.retries);
@@ -144,6 +149,9 @@ async function dev(args: string[]): Promise<number> {
     [
       `\nsummary: ${records.length} records in, ${capture.messages.length} messages out` + (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
       `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` + (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
+      store.durable && capture.messages.length === 0 && records.length > 0
+        ? `no output: table ${(store as { table?: string }).table} already holds state for these offsets, so they are replays and change nothing (exactly-once). Set SLUICE_STATE_TABLE to a new table to start over.`
+        : '',
       open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
       values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
     ].filter(Boolean).join('\n'),

@@ -4,6 +4,7 @@ import { SluiceError } from '../errors.js';
 import { emulateFunction, type EmulatedFunction } from './emulator.js';
 import { esmConfig } from './esm-config.js';
 import { loadHandler, readServerless, resolveFunction, type FunctionEntry } from './functions.js';
+import { devStateStore } from './state-option.js';
 import { startView } from './view.js';
 
 /** `sluice dev [function] --brokers host:port`: the event source mapping emulator. Returns the exit code. */
@@ -16,6 +17,8 @@ export async function emulate(args: string[]): Promise<number> {
       timeout: { type: 'string' },
       view: { type: 'boolean', default: true },
       'no-view': { type: 'boolean', default: false },
+      state: { type: 'string' },
+      'dynamodb-endpoint': { type: 'string' },
     },
   });
   const brokers = values.brokers ?? '';
@@ -48,9 +51,11 @@ export async function emulate(args: string[]): Promise<number> {
   try {
     for (const [i, entry] of entries.entries()) {
       const handler = await loadHandler(entry);
-      running.push(await emulateFunction({ kafka, handler, config: configs[i], notice }));
+      const store = await devStateStore(values.state, values['dynamodb-endpoint'], service.service);
+      running.push(await emulateFunction({ kafka, handler, config: configs[i], store, notice }));
       const c = configs[i];
-      console.error(`sluice dev: ${entry.name} ← ${c.topic} (group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, retries ${c.maximumRetryAttempts}, on failure → ${c.deadLetterTopic}) on ${brokers}, in-memory state`);
+      const where = store.durable ? `state in DynamoDB table ${(store as { table?: string }).table}` : 'in-memory state';
+      console.error(`sluice dev: ${entry.name} ← ${c.topic} (group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, retries ${c.maximumRetryAttempts}, on failure → ${c.deadLetterTopic}) on ${brokers}, ${where}`);
     }
   } catch (e) {
     await Promise.all(running.map((r) => r.stop().catch(() => undefined)));

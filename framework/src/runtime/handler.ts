@@ -37,6 +37,8 @@ export interface BatchReport {
   readonly late: readonly LateOutput[];
   readonly stats: BatchStats;
   readonly response: KafkaBatchResponse;
+  /** State store requests of this invocation (stores that count them: DynamoDB). */
+  readonly state?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -131,14 +133,15 @@ export function sluice(definition: Definition): SluiceHandler {
       }
     }));
     const after = storeStats(runtime.store);
-    if (before && after) {
-      const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before as Record<string, number>)[k]]));
-      console.log(JSON.stringify({ sluice: 'state-metrics', function: manifest.name, records: partitions.reduce((n, p) => n + p.records.length, 0), ...delta }));
+    const state = before && after ? Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]])) : undefined;
+    if (state && !runtime.onBatch) {
+      // One metrics line per invocation, for CloudWatch (metric filters or Logs Insights).
+      console.log(JSON.stringify({ sluice: 'state-metrics', function: manifest.name, records: partitions.reduce((n, p) => n + p.records.length, 0), ...state }));
     }
     if (runtime.onBatch) {
       const stats: BatchStats = { recordsIn: 0, messagesOut: 0, windowsEmitted: 0, late: 0, poison: 0 };
       for (const r of done) for (const k of Object.keys(stats) as (keyof BatchStats)[]) stats[k] += r.stats[k];
-      runtime.onBatch({ partitions: done, late: done.flatMap((r) => r.late), stats, response });
+      runtime.onBatch({ partitions: done, late: done.flatMap((r) => r.late), stats, response, ...(state ? { state } : {}) });
     }
     return response;
   };
