@@ -1,0 +1,78 @@
+/**
+ * bench:state — the sensor-sums handler with DynamoDB state against DynamoDB Local: MSK events of
+ * 10,000 records over 1,000 distinct keys (one partition), state read and written once per batch.
+ * Reports requests per batch from the store's own counters and the time per batch.
+ *
+ * Usage: npm run bench:state -- [--json] [--batches N] [--batch-size B] [--keys K]
+ * Last line (with --json): {"batches": …, "writeRequestsPerBatch": …, "readRequestsPerBatch": …, "msPerBatch": …}
+ * Target: writeRequestsPerBatch <= distinct keys touched + 1.
+ */
+import { parseArgs } from 'node:util';
+import { handler } from '../functions/sensor-sums/handler.js';
+import { lambdaContext, toKafkaEvents } from '../framework/src/local/events.js';
+import { DynamoDBStore } from '../framework/src/state/dynamodb-store.js';
+import { sensorStream } from './data.js';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    batches: { type: 'string', default: '20' },
+    'batch-size': { type: 'string', default: '10000' },
+    keys: { type: 'string', default: '1000' },
+    endpoint: { type: 'string', default: process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}` },
+  },
+});
+const BATCHES = Number(values.batches);
+const SIZE = Number(values['batch-size']);
+const KEYS = Number(values.keys);
+
+setTimeout(() => {
+  console.error('bench:state: gave up after 10 minutes');
+  process.exit(3);
+}, 10 * 60_000).unref();
+
+const store = new DynamoDBStore({ table: `sluice-bench-state-${Date.now()}`, endpoint: values.endpoint });
+try {
+  await store.ensureTable();
+} catch (e) {
+  console.error(`bench:state needs DynamoDB Local at ${values.endpoint} (npm run infra:up): ${(e as Error).message}`);
+  process.exit(2);
+}
+
+const perBatch: { ms: number; reads: number; writes: number; keys: number; conflicts: number; wcu: number; rcu: number }[] = [];
+let last: { reads: number; writes: number; conflicts: number; wcu: number; rcu: number } | undefined;
+handler.sluice.configure({
+  store,
+  sink: { async send() {} },
+  onBatch: (r) => {
+    last = { reads: r.state?.readRequests ?? 0, writes: r.state?.writeRequests ?? 0, conflicts: r.state?.conditionalCheckFailures ?? 0, wcu: r.state?.consumedWriteUnits ?? 0, rcu: r.state?.consumedReadUnits ?? 0 };
+  },
+});
+const ctx = lambdaContext('sensor-sums', 900_000) as never;
+// All records on one partition, so each event is one partition batch of SIZE records.
+const stream = (function* () {
+  for (const r of sensorStream(BATCHES * SIZE, KEYS, 1)) yield { ...r, partition: 0 };
+})();
+for (const event of toKafkaEvents(stream, { topic: 'sensor-counts', batchSize: SIZE })) {
+  const records = Object.values(event.records)[0];
+  const keys = new Set(records.map((r) => r.key)).size;
+  const t = performance.now();
+  const res = await handler(event, ctx);
+  const ms = performance.now() - t;
+  if (res.batchItemFailures.length > 0) throw new Error(`batch failed: ${JSON.stringify(res)}`);
+  perBatch.push({ ms, keys, ...last! });
+  process.stderr.write(`batch ${perBatch.length}: ${records.length} records, ${keys} keys, ${last!.reads} reads, ${last!.writes} writes, ${ms.toFixed(0)} ms\n`);
+}
+
+const avg = (f: (b: (typeof perBatch)[number]) => number) => Math.round((perBatch.reduce((n, b) => n + f(b), 0) / perBatch.length) * 100) / 100;
+const detail = {
+  recordsPerBatch: SIZE, distinctKeysPerBatch: avg((b) => b.keys), maxWritesOverKeys: Math.max(...perBatch.map((b) => b.writes - b.keys)),
+  conditionalCheckFailures: perBatch.reduce((n, b) => n + b.conflicts, 0), consumedWriteUnitsPerBatch: avg((b) => b.wcu), consumedReadUnitsPerBatch: avg((b) => b.rcu),
+};
+const result = { batches: perBatch.length, writeRequestsPerBatch: avg((b) => b.writes), readRequestsPerBatch: avg((b) => b.reads), msPerBatch: avg((b) => b.ms) };
+if (values.json) {
+  console.log(JSON.stringify(detail));
+  console.log(JSON.stringify(result));
+} else {
+  console.log(detail, result);
+}
