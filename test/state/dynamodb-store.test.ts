@@ -94,3 +94,20 @@ describe('DynamoDBStore against DynamoDB Local', await availability(), () => {
     }
   });
 });
+
+describe('expired state', await availability(), () => {
+  test('an item past its TTL reads as absent but keeps its offset (DynamoDB deletes lazily), in both stores', async () => {
+    const { MemoryStore } = await import('sluice');
+    const ddb = new DynamoDBStore({ table: `sluice-test-ttl-${process.pid}-${Date.now()}`, endpoint });
+    await ddb.ensureTable();
+    for (const store of [ddb, new MemoryStore()]) {
+      await store.write(scope, [
+        { namespace: 'keyed:seen', key: 'old', value: true, offset: 3, expiresAt: Date.now() - 5_000 },
+        { namespace: 'keyed:seen', key: 'new', value: true, offset: 4, expiresAt: Date.now() + 60_000 },
+      ], { firstOffset: 3, lastOffset: 4 });
+      const got = await store.read(scope, 'keyed:seen', ['old', 'new']);
+      assert.deepEqual(got.get('old'), { value: undefined, offset: 3 }, store.kind);
+      assert.deepEqual(got.get('new'), { value: true, offset: 4 }, store.kind);
+    }
+  });
+});

@@ -112,12 +112,16 @@ export class DynamoDBStore implements StateStore {
       for (let attempt = 0; pending.length > 0; attempt++) {
         this.stats.readRequests++;
         const res = await this.#send<{ Responses?: Record<string, Record<string, AttributeValue>[]>; UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>; ConsumedCapacity?: { CapacityUnits?: number }[] }>(
-          new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, v, o' } }, ReturnConsumedCapacity: 'TOTAL' }),
+          new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, v, o, #ttl', ExpressionAttributeNames: { '#ttl': 'ttl' } } }, ReturnConsumedCapacity: 'TOTAL' }),
           deadline,
         );
         for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
+        const nowS = Date.now() / 1000;
         for (const item of res.Responses?.[this.table] ?? []) {
-          out.set(item.sk.S!, { value: item.v?.S === undefined ? undefined : JSON.parse(item.v.S), offset: Number(item.o.N) });
+          // DynamoDB deletes expired items lazily (within days): an expired value reads as absent,
+          // but its offset still counts, so replays stay no-ops.
+          const expired = item.ttl?.N !== undefined && Number(item.ttl.N) < nowS;
+          out.set(item.sk.S!, { value: item.v?.S === undefined || expired ? undefined : JSON.parse(item.v.S), offset: Number(item.o.N) });
         }
         pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
         if (pending.length > 0) {

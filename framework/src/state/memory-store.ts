@@ -16,7 +16,7 @@ import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, Write
 export class MemoryStore implements StateStore {
   readonly kind = 'memory';
   readonly durable = false;
-  readonly #items = new Map<string, Map<string, { value: unknown; offset: number }>>();
+  readonly #items = new Map<string, Map<string, { value: unknown; offset: number; expiresAt?: number }>>();
   reads = 0;
   writes = 0;
 
@@ -27,7 +27,7 @@ export class MemoryStore implements StateStore {
     if (!table) return out;
     for (const key of keys) {
       const hit = table.get(key);
-      if (hit) out.set(key, { value: cloneJson(hit.value), offset: hit.offset });
+      if (hit) out.set(key, { value: hit.expiresAt !== undefined && hit.expiresAt < Date.now() ? undefined : cloneJson(hit.value), offset: hit.offset });
     }
     return out;
   }
@@ -50,7 +50,7 @@ export class MemoryStore implements StateStore {
         continue;
       }
       // A deleted item stays as a tombstone that remembers its offset, so a replay stays a no-op.
-      table.set(c.key, { value: c.value, offset: c.offset });
+      table.set(c.key, c.expiresAt === undefined ? { value: c.value, offset: c.offset } : { value: c.value, offset: c.offset, expiresAt: c.expiresAt });
     }
     if (conflicts > 0) {
       throw new StateConflictError(`${conflicts} state item(s) of function "${scope.functionName}", partition ${scope.partition}, were already written by a newer invocation; this invocation is stale and stops without overwriting them.`);
