@@ -49,7 +49,7 @@ async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClie
 
 /**
  * State in a DynamoDB table: partition key `pk` = function#topic#partition#namespace, sort key
- * `sk` = record key, the value as JSON in `v`, the last applied input offset in `o`, and `ttl`.
+ * `sk` = `k:` + record key, the value as JSON in `v`, the last applied input offset in `o`, and `ttl`.
  *
  * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel. Each changed item is one
  * conditional `PutItem` that succeeds only if the stored offset is older than the new one: a
@@ -108,7 +108,7 @@ export class DynamoDBStore implements StateStore {
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT) as string[]);
     await Promise.all(chunks.map(async (chunk) => {
-      let pending: Record<string, AttributeValue>[] = chunk.map((k) => ({ pk: { S: pk }, sk: { S: k } }));
+      let pending: Record<string, AttributeValue>[] = chunk.map((k) => ({ pk: { S: pk }, sk: { S: encodeKey(k) } }));
       for (let attempt = 0; pending.length > 0; attempt++) {
         this.stats.readRequests++;
         const res = await this.#send<{ Responses?: Record<string, Record<string, AttributeValue>[]>; UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>; ConsumedCapacity?: { CapacityUnits?: number }[] }>(
@@ -121,7 +121,7 @@ export class DynamoDBStore implements StateStore {
           // DynamoDB deletes expired items lazily (within days): an expired value reads as absent,
           // but its offset still counts, so replays stay no-ops.
           const expired = item.ttl?.N !== undefined && Number(item.ttl.N) < nowS;
-          out.set(item.sk.S!, { value: item.v?.S === undefined || expired ? undefined : JSON.parse(item.v.S), offset: Number(item.o.N) });
+          out.set(decodeKey(item.sk.S!), { value: item.v?.S === undefined || expired ? undefined : JSON.parse(item.v.S), offset: Number(item.o.N) });
         }
         pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
         if (pending.length > 0) {
@@ -153,7 +153,7 @@ export class DynamoDBStore implements StateStore {
           TableName: this.table,
           Item: {
             pk: { S: partitionKey(scope, c.namespace) },
-            sk: { S: c.key },
+            sk: { S: encodeKey(c.key) },
             o: { N: String(c.offset) },
             ttl: { N: String(Math.ceil(expires / 1000)) },
             ...(json === undefined ? {} : { v: { S: json } }),
@@ -223,11 +223,20 @@ export class DynamoDBStore implements StateStore {
         KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
         ProjectionExpression: 'sk, v', ...(start ? { ExclusiveStartKey: start } : {}),
       }), Date.now() + 30_000);
-      for (const item of res.Items ?? []) if (item.v) out.push(item.sk.S!);
+      for (const item of res.Items ?? []) if (item.v) out.push(decodeKey(item.sk.S!));
       start = res.LastEvaluatedKey;
     } while (start);
     return out;
   }
+}
+
+/** Sort keys are prefixed: DynamoDB rejects an empty string, and Kafka keys can be empty. */
+function encodeKey(key: string): string {
+  return `k:${key}`;
+}
+
+function decodeKey(sk: string): string {
+  return sk.slice(2);
 }
 
 function partitionKey(scope: StateScope, namespace: string): string {

@@ -56,7 +56,8 @@ interface CountState { n: number; w: [number, number, number, Accs][] }
 /** Partition clock and, per key, the earliest end among its open windows. */
 interface PartitionState { c: number; k: Record<string, number> }
 
-const PARTITION_ITEM = '';
+// Not '': DynamoDB rejects an empty string as a sort key.
+const PARTITION_ITEM = 'partition';
 
 /**
  * Runs one window step over records of one partition batch. Window math is the pure functions
@@ -196,7 +197,12 @@ class TimeWindowOperator extends WindowOperator {
     const { key, ts, offset } = input;
     const partitionClock = this.byPartition ? this.partitionClock(tx, input) : -1;
     const entry = ns.entry(key);
-    if (offset <= entry.persistedOffset) return;
+    if (offset <= entry.persistedOffset) {
+      // The key's item already holds this record, the partition item may not (a crash wrote one
+      // and not the other): index the key again, or its windows never close by the partition clock.
+      if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, entry.value, offset);
+      return;
+    }
     let st = entry.value as TimeState | undefined;
     if (!st) entry.value = st = { c: -1, w: [] };
     if (offset > entry.offset) entry.offset = offset;
@@ -282,7 +288,11 @@ class SessionWindowOperator extends WindowOperator {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
     const partitionClock = this.partitionClock(tx, input);
-    if (ns.isApplied(key, offset)) return;
+    if (ns.isApplied(key, offset)) {
+      // As for time windows: re-index the key in a partition item that may have missed it.
+      if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, ns.get(key), offset);
+      return;
+    }
     let st = ns.get(key) as SessionState | undefined;
     if (!st) st = { c: -1, w: [] };
     if (ts > st.c) st.c = ts;

@@ -1,0 +1,140 @@
+/**
+ * The exactly-once fault-injection suite (issue 4, Acceptance): the workloads of
+ * test/faults/harness.ts under injected crashes in the middle of state writes, replays with random
+ * re-batching and concurrent stale invocations, against DynamoDB Local and the in-memory store,
+ * compared with a run without faults.
+ *
+ *   npm run test:faults -- [--json] [--seed N] [--crashes N] [--time-limit SECONDS]
+ *                          [--store both|memory|dynamodb] [--workloads sensor-sums,sessions,…]
+ *
+ * `--crashes` is the number of crashes to inject per store (default 500). Progress goes to stderr.
+ * With `--json`, stdout gets one detail line per store, then as its last line
+ * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …}`.
+ * Exits 1 when a result was lost or applied twice, a stale invocation overwrote newer state,
+ * something failed that was not injected, or fewer crashes than asked for fit in the time limit.
+ * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
+ */
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import { MemoryStore } from 'sluice';
+import { DynamoDBStore } from '../framework/src/state/dynamodb-store.js';
+import { dropTable, quietSluiceLogs, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    seed: { type: 'string', default: '1' },
+    crashes: { type: 'string', default: '500' },
+    'time-limit': { type: 'string', default: '150' },
+    store: { type: 'string', default: 'both' },
+    workloads: { type: 'string' },
+  },
+});
+
+function positiveInt(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`--${name} must be a non-negative integer; received ${JSON.stringify(text)}.`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const seed = positiveInt('seed', args.seed!);
+const crashes = positiveInt('crashes', args.crashes!);
+const limitMs = positiveInt('time-limit', args['time-limit']!) * 1_000;
+const stores = args.store === 'both' ? ['memory', 'dynamodb'] : [args.store!];
+if (!stores.every((s) => s === 'memory' || s === 'dynamodb')) {
+  console.error(`--store must be both, memory or dynamodb; received ${JSON.stringify(args.store)}.`);
+  process.exit(2);
+}
+const all: Workload[] = Object.values(workloads);
+const selected = args.workloads ? args.workloads.split(',').map((name) => {
+  const w = all.find((x) => x.name === name.trim());
+  if (!w) {
+    console.error(`unknown workload "${name}"; known: ${all.map((x) => x.name).join(', ')}.`);
+    process.exit(2);
+  }
+  return w;
+}) : all;
+
+const endpoint = process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
+
+async function answers(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const s = net.connect({ host: hostname, port: Number(port || 80) });
+    s.setTimeout(2_000, () => (s.destroy(), resolve(false)));
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+const started = Date.now();
+// The suite stops starting scenarios at the time limit; this only catches a hang.
+const watchdog = setTimeout(() => {
+  console.error(`test:faults: still running ${Math.round((Date.now() - started) / 1000)} s after starting (limit ${limitMs / 1000} s); giving up.`);
+  process.exit(3);
+}, limitMs + 60_000);
+watchdog.unref();
+
+if (stores.includes('dynamodb') && !(await answers(endpoint))) {
+  console.error(`test:faults: nothing answers on ${endpoint}; start DynamoDB Local with npm run infra:up, or run only the in-memory part with --store memory.`);
+  process.exit(2);
+}
+
+const restore = quietSluiceLogs();
+const results: SuiteResult[] = [];
+let table: string | undefined;
+try {
+  for (const [i, kind] of stores.entries()) {
+    // Memory is fast; give DynamoDB what memory leaves of its share.
+    const share = (limitMs - (Date.now() - started)) / (stores.length - i);
+    const deadline = Date.now() + (kind === 'memory' && stores.length > 1 ? Math.min(share, limitMs / 4) : share);
+    let shared: DynamoDBStore | undefined;
+    if (kind === 'dynamodb') {
+      table = `sluice-faults-${Date.now()}-${process.pid}`;
+      shared = new DynamoDBStore({ table, endpoint });
+      await shared.ensureTable();
+      console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${table}`);
+    }
+    results.push(await runSuite({
+      label: kind,
+      seed,
+      crashPoints: crashes,
+      deadline,
+      workloads: selected,
+      store: () => shared ?? new MemoryStore(),
+      onProgress: (line) => console.error(line),
+    }));
+  }
+} finally {
+  restore();
+  if (table) await dropTable(endpoint, table);
+}
+
+const totals: Totals = { crashPoints: 0, replays: 0, staleInvocations: 0, lost: 0, appliedTwice: 0, duplicateEmits: 0 };
+const problems: string[] = [];
+for (const r of results) {
+  for (const k of Object.keys(totals) as (keyof Totals)[]) totals[k] += r[k];
+  if (r.crashPoints < crashes) problems.push(`${r.store}: only ${r.crashPoints} of ${crashes} crashes fit in the time limit; raise --time-limit or lower --crashes.`);
+  if (r.staleOverwrites > 0) problems.push(`${r.store}: stale invocations overwrote newer state ${r.staleOverwrites} time(s).`);
+  for (const e of r.unexpectedErrors.slice(0, 5)) problems.push(`${r.store}: not injected: ${e.split('\n')[0]}`);
+  for (const f of r.failures.slice(0, 5)) {
+    problems.push(`${r.store}: ${f.workload} seed ${f.seed}: lost ${f.lost} (${f.lostUntilFlush} only at the final flush), values differing ${f.valueDiffs}, state differing ${f.stateDiffs}; e.g. ${f.examples.slice(0, 2).join(' | ')}`);
+  }
+  console.error(`test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`);
+}
+for (const p of problems) console.error(`test:faults: ${p}`);
+console.error(`test:faults: ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
+
+if (args.json) {
+  for (const r of results) {
+    const { failures, unexpectedErrors, ...detail } = r;
+    console.log(JSON.stringify({ ...detail, unexpectedErrors: unexpectedErrors.length, failures: failures.slice(0, 10) }));
+  }
+  console.log(JSON.stringify(totals));
+} else {
+  console.log(`crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}`);
+}
+process.exitCode = totals.lost > 0 || totals.appliedTwice > 0 || problems.length > 0 ? 1 : 0;

@@ -1,0 +1,201 @@
+/**
+ * Exactly-once under faults, small: the suite of `npm run test:faults` with about 60 injected
+ * crashes per store, plus proof that its checks fail on a broken store, plus the minimal
+ * reproductions of what the suite found.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { CaptureSink, type KafkaEvent, type KafkaEventRecord, keyedState, MemoryStore, sluice, stream, sum } from 'sluice';
+import { lambdaContext, toEventRecord } from 'sluice/testing';
+import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
+import {
+  compare, dropTable, emptyStats, FaultyStore, ForgetfulStore, quietSluiceLogs, runReference, runSuite, runWithFaults, type SuiteResult, workloads,
+} from './harness.js';
+
+const endpoint = process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
+
+async function availability(): Promise<{ skip?: string }> {
+  const { hostname, port } = new URL(endpoint);
+  const open = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: hostname, port: Number(port) });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+  if (open) return {};
+  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${endpoint}; run npm run infra:up.`);
+  return { skip: `no DynamoDB Local on ${endpoint} (npm run infra:up starts one)` };
+}
+
+let restore: () => void;
+before(() => {
+  restore = quietSluiceLogs();
+});
+after(() => restore());
+
+function explain(r: SuiteResult): string {
+  return JSON.stringify({ failures: r.failures.slice(0, 3), unexpectedErrors: r.unexpectedErrors.slice(0, 3) }, null, 1);
+}
+
+function assertExactlyOnce(r: SuiteResult, crashes: number): void {
+  assert.ok(r.crashPoints >= crashes, `${r.crashPoints} crashes injected, wanted ${crashes}`);
+  assert.ok(r.crashesBeforeAnyItem > 0 && r.crashesAfterEveryItem > 0 && r.crashPoints > r.crashesBeforeAnyItem + r.crashesAfterEveryItem, 'crashes land before, between and after item writes');
+  assert.ok(r.fatalCrashes > 0 && r.fatalCrashes < r.crashPoints, 'some crashes kill the invocation, others are caught by the handler');
+  assert.ok(r.replays > 0, 'batches were replayed');
+  assert.ok(r.staleInvocations > 0 && r.staleFenced > 0, `stale invocations ran (${r.staleInvocations}) and some were fenced (${r.staleFenced})`);
+  assert.ok(r.stepFailures > 0 && r.sinkFailures > 0, 'steps and the output sink failed too');
+  assert.ok(r.duplicateEmits > 0, 'retries emit some results again');
+  assert.deepEqual(r.unexpectedErrors, []);
+  assert.equal(r.staleOverwrites, 0, 'a stale invocation overwrote newer state');
+  assert.equal(r.lost, 0, `results lost: ${explain(r)}`);
+  assert.equal(r.appliedTwice, 0, `results or state differ from the reference: ${explain(r)}`);
+}
+
+const CRASHES = 60;
+const dynamodb = await availability();
+// Keyed state read by steps during a replay already holds the replayed record (open, see the todos
+// below): the strict runs use the window workloads, whose inputs do not depend on keyed state.
+const { runningTotals, ...exact } = workloads;
+const exactWorkloads = Object.values(exact);
+
+describe('exactly-once under crashes, replays and stale invocations', () => {
+  test('in-memory store', async () => {
+    const r = await runSuite({ label: 'memory', seed: 11, crashPoints: CRASHES, deadline: Date.now() + 15_000, store: () => new MemoryStore(), workloads: exactWorkloads });
+    assertExactlyOnce(r, CRASHES);
+  });
+
+  test('keyed state read during replays, in-memory store', {
+    todo: 'keyed state read during a replay already holds the replayed record, so outputs computed from it differ from the first run',
+  }, async () => {
+    const r = await runSuite({ label: 'memory', seed: 11, crashPoints: CRASHES, deadline: Date.now() + 15_000, store: () => new MemoryStore(), workloads: [runningTotals] });
+    assert.equal(r.lost, 0);
+    assert.equal(r.appliedTwice, 0, explain(r));
+  });
+
+  describe('DynamoDB Local', dynamodb, () => {
+    test('DynamoDB store', async () => {
+      const table = `sluice-faults-test-${process.pid}-${Date.now()}`;
+      const store = new DynamoDBStore({ table, endpoint });
+      await store.ensureTable();
+      try {
+        const r = await runSuite({ label: 'dynamodb', seed: 11, crashPoints: CRASHES, deadline: Date.now() + 25_000, store: () => store, workloads: exactWorkloads });
+        assertExactlyOnce(r, CRASHES);
+      } finally {
+        await dropTable(endpoint, table);
+      }
+    });
+  });
+});
+
+describe('the checks can fail', () => {
+  test('a store that forgets offsets applies replayed records again: appliedTwice > 0', async () => {
+    for (const workload of [workloads.sensorSums, workloads.partitionSums]) {
+      const records = workload.records(5);
+      const topic = `forgetful.${workload.name}`;
+      const reference = await runReference(workload, records, topic);
+      const run = await runWithFaults(workload, records, topic, new MemoryStore(), { seed: 5, wrap: (s) => new ForgetfulStore(s) });
+      assert.ok(run.stats.crashPoints > 0 && run.stats.replays > 0);
+      const v = compare(reference, run);
+      assert.ok(v.appliedTwice > 0 && v.stateDiffs > 0 && v.valueDiffs > 0, `${workload.name}: ${JSON.stringify(v)}`);
+    }
+  });
+
+  test('a crash leaves some items written and others not, then throws', async () => {
+    const inner = new MemoryStore();
+    const stats = emptyStats();
+    const store = new FaultyStore(inner, stats);
+    const scope = { functionName: 'f', topic: 't', partition: 0 };
+    const changes = [
+      { namespace: 'w#partition', key: 'partition', value: 'p', offset: 3 },
+      { namespace: 'w', key: 'a', value: 1, offset: 3 },
+      { namespace: 'w', key: 'b', value: 2, offset: 3 },
+    ];
+    // cut 0.5 of n + 1 = 4 slots: k = 2, the two key items (partition-level items come last).
+    store.plans.set(0, { cut: 0.5, order: 1, fatal: true });
+    await assert.rejects(store.write(scope, changes, { firstOffset: 3, lastOffset: 3 }), { name: 'InjectedCrash', message: /after 2 of 3 item writes/ });
+    assert.deepEqual(Object.keys(inner.dump()).sort(), ['f/t/0/w']);
+    assert.equal(stats.crashPoints, 1);
+    assert.equal(store.crashedFatally, true);
+    await store.write(scope, changes, { firstOffset: 4, lastOffset: 4 }).catch(() => undefined);
+    assert.deepEqual(Object.keys(inner.dump()).sort(), ['f/t/0/w', 'f/t/0/w#partition'], 'without a plan, a write goes through whole');
+  });
+});
+
+// ---------- what the suite found, shrunk ----------
+
+function event(...records: KafkaEventRecord[]): KafkaEvent {
+  return { eventSource: 'aws:kafka', records: { 'readings-0': records } };
+}
+const at = (offset: number, key: string, value: number, timestamp: number) => toEventRecord({ key, value: { value }, timestamp }, 'readings', 0, offset);
+
+describe('found by the suite', () => {
+  test('closeBy partition: a crash between the key item and the partition item does not lose a quiet key\'s window', async () => {
+    const handler = sluice(stream<{ value: number }>('readings', { name: 'quiet' })
+      .tumblingWindow('10s', { closeBy: 'partition' }).aggregate(sum('value'), { name: 'w' }).to('sums'));
+    const store = new MemoryStore();
+    const sink = new CaptureSink();
+    handler.sluice.configure({ store, sink });
+    let crashes = 1;
+    store.beforeItemWrite = (c) => {
+      if (c.namespace.endsWith('#partition') && crashes-- > 0) throw new Error('crash');
+    };
+    const ctx = lambdaContext('quiet') as never;
+    assert.equal((await handler(event(at(0, 'q', 5, 1_000)), ctx)).batchItemFailures.length, 1, 'q written, the partition item not');
+    assert.deepEqual(await handler(event(at(0, 'q', 5, 1_000)), ctx), { batchItemFailures: [] });
+    await handler(event(at(1, 'a', 1, 20_000)), ctx);
+    assert.deepEqual(sink.messages.map((m) => [m.id, m.value]), [['quiet:w:q:0:10000', { start: 0, end: 10_000, value: 5 }]]);
+  });
+
+  // Open (issue 4): keyed state read by a replayed record already includes that record.
+  const keyedReplayTodo = 'keyed state read during a replay already holds the replayed record; needs each item to keep its value from before the batch that wrote it';
+  test('keyed state: a retried batch re-emits each record\'s output with the value it first had', { todo: keyedReplayTodo }, async () => {
+    const total = keyedState<number>('total');
+    const handler = sluice(stream<{ value: number }>('readings', { name: 'totals', state: [total] })
+      .map((r) => {
+        const t = (total.get() ?? 0) + r.value;
+        total.set(t);
+        return t;
+      })
+      .to('totals'));
+    const store = new MemoryStore();
+    const sink = new CaptureSink();
+    handler.sluice.configure({ store, sink });
+    const batch = event(at(0, 'a', 1, 1), at(1, 'a', 2, 2));
+    await handler(batch, lambdaContext('totals') as never);
+    // The invocation committed, then timed out: Lambda retries the same batch.
+    await handler(batch, lambdaContext('totals') as never);
+    const stored = (await store.read({ functionName: 'totals', topic: 'readings', partition: 0 }, 'keyed:total', ['a'])).get('a');
+    assert.deepEqual({ value: stored?.value, offset: stored?.offset }, { value: 3, offset: 1 }, 'state is right');
+    assert.deepEqual(sink.messages.map((m) => `${m.id}=${m.value}`), ['totals:readings-0:0:0=1', 'totals:readings-0:1:0=3', 'totals:readings-0:0:0=1', 'totals:readings-0:1:0=3']);
+  });
+
+  test('keyed state read before a window: a crash between the keyed item and the window item counts no record twice', { todo: keyedReplayTodo }, async () => {
+    const total = keyedState<number>('total');
+    const definition = stream<{ value: number }>('readings', { name: 'totals', state: [total] })
+      .map((r) => {
+        const t = (total.get() ?? 0) + r.value;
+        total.set(t);
+        return { t };
+      })
+      .tumblingWindow('10s').aggregate(sum('t'), { name: 'w' })
+      .to('sums');
+    const batch = event(at(0, 'a', 1, 1_000), at(1, 'a', 2, 2_000));
+    const results: unknown[] = [];
+    for (const crash of [false, true]) {
+      const handler = sluice(definition);
+      const store = new MemoryStore();
+      const sink = new CaptureSink();
+      handler.sluice.configure({ store, sink });
+      let crashes = crash ? 1 : 0;
+      store.beforeItemWrite = (c) => {
+        if (c.namespace.startsWith('window:') && crashes-- > 0) throw new Error('crash');
+      };
+      await handler(batch, lambdaContext('totals') as never);
+      if (crash) await handler(batch, lambdaContext('totals') as never);
+      await handler.sluice.flush('readings', 0, 1);
+      results.push(sink.messages.map((m) => m.value));
+    }
+    assert.deepEqual(results[0], [{ start: 0, end: 10_000, value: 4 }], 'totals 1 and 3');
+    assert.deepEqual(results[1], results[0]);
+  });
+});

@@ -1,0 +1,1042 @@
+/**
+ * The exactly-once fault-injection harness (issue 4, "Exactly-once effect").
+ *
+ * Feeds a workload's records through the real Lambda handler (`sluice(def)`) as MSK events, the
+ * way Lambda's Kafka event source mapping would, and injects the faults it is allowed to inject:
+ * - a crash in the middle of a state write: k of its n item writes land (random k, 0 and n
+ *   included; key items in any order, partition-level items only after all key items, as the
+ *   store contract says), then the write throws; either the invocation dies with it (Lambda
+ *   retries the whole event) or the handler catches it (a partial batch response);
+ * - an output sink that fails after handing over some messages (the handler throws);
+ * - a step that throws on one record (the runner commits the records before it and answers
+ *   with a partial batch response);
+ * - stale invocations: a second container runs a batch of the same partition at the same time
+ *   as the live one and writes late, either after the live one moved on, or in the middle of the
+ *   live one's invocation; it must be fenced and never overwrite newer state.
+ * Every retry starts at the failed (or first) offset with a new random batch size.
+ *
+ * The same records run once through the handler with no faults and one batch size (the
+ * reference). {@link compare} then counts results lost, results or state that differ from the
+ * reference (a record applied twice, or not at all), and duplicate emits.
+ *
+ * Deterministic for a seed: every fault is drawn by the driver before the invocation it hits.
+ *
+ * @example
+ * const reference = await runReference(workloads.sensorSums, records, 'sensor-counts.s1');
+ * const run = await runWithFaults(workloads.sensorSums, records, 'sensor-counts.s1', new MemoryStore(), { seed: 1 });
+ * const verdict = await compare(workloads.sensorSums, reference, run); // { lost: 0, appliedTwice: 0, duplicateEmits: 7, … }
+ */
+import { readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  type BatchBounds, type DeadLetter, type Definition, type ItemChange, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord,
+  type Manifest, MemoryStore, type OutputMessage, type SluiceHandler, type StateScope, type StateStore, type StoredItem, type WriteStats,
+  count, keyedState, loadDefinition, mean, sluice, StateConflictError, stream, sum,
+} from 'sluice';
+import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
+import { PartitionRunner } from '../../framework/src/pipeline/runner.js';
+import { keyedNamespace } from '../../framework/src/state/keyed.js';
+import type { StoreCallOptions } from '../../framework/src/state/store.js';
+import { clickSessions } from '../../functions/sessions/handler.js';
+import { SensorSums } from '../../functions/sensor-sums/handler.js';
+import { SpeedAverage } from '../../functions/speed-average/handler.js';
+
+// ---------- randomness ----------
+
+/**
+ * A small seeded PRNG (mulberry32): the same seed gives the same faults.
+ *
+ * @example
+ * const rng = new Rng(7);
+ * rng.int(1, 6); // always the same roll for seed 7
+ */
+export class Rng {
+  #s: number;
+  constructor(seed: number) {
+    this.#s = (seed >>> 0) ^ 0x9e3779b9;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)];
+  }
+
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(this.next() * (i + 1));
+      [items[i], items[j]] = [items[j], items[i]];
+    }
+    return items;
+  }
+}
+
+// ---------- the fault-injecting store ----------
+
+/** Thrown by {@link FaultyStore} where a real invocation would have crashed. */
+export class InjectedCrash extends Error {
+  override readonly name = 'InjectedCrash';
+}
+
+/**
+ * How the next state write of one partition crashes. `cut` in [0, 1] picks k of the n items
+ * (`k = floor(cut * (n + 1))`, so 0 and n are as likely as any); `order` seeds the order of the
+ * key items; with `fatal` the whole invocation dies with the write.
+ */
+export interface CrashPlan {
+  readonly cut: number;
+  readonly order: number;
+  readonly fatal: boolean;
+}
+
+/** Counters of everything the harness injected and observed. */
+export interface FaultStats {
+  invocations: number;
+  /** Crashes injected in the middle of a state write. */
+  crashPoints: number;
+  crashesBeforeAnyItem: number;
+  crashesAfterEveryItem: number;
+  /** Crashes that killed the whole invocation (Lambda retries every partition of the event). */
+  fatalCrashes: number;
+  sinkFailures: number;
+  stepFailures: number;
+  /** Partition batches delivered again from an offset delivered before (retries). */
+  replays: number;
+  staleInvocations: number;
+  /** Stale invocations whose write met newer state and was refused (StateConflictError). */
+  staleFenced: number;
+  /** Items a stale invocation overwrote although the stored offset was as new or newer (must be 0). */
+  staleOverwrites: number;
+  /** StateConflictErrors the live invocations met (they lost a race with a stale one). */
+  liveConflicts: number;
+  /** Anything thrown that the harness did not inject. */
+  unexpectedErrors: string[];
+}
+
+/** Fresh zeroed {@link FaultStats}. */
+export function emptyStats(): FaultStats {
+  return {
+    invocations: 0, crashPoints: 0, crashesBeforeAnyItem: 0, crashesAfterEveryItem: 0, fatalCrashes: 0, sinkFailures: 0,
+    stepFailures: 0, replays: 0, staleInvocations: 0, staleFenced: 0, staleOverwrites: 0, liveConflicts: 0, unexpectedErrors: [],
+  };
+}
+
+/** Lets one call through after the driver says so: how a stale invocation is held back. */
+class Hold {
+  #arrive!: () => void;
+  #open!: () => void;
+  readonly arrived = new Promise<void>((r) => (this.#arrive = r));
+  readonly opened = new Promise<void>((r) => (this.#open = r));
+  #used = false;
+  async pass(): Promise<void> {
+    if (this.#used) return;
+    this.#used = true;
+    this.#arrive();
+    await this.opened;
+  }
+  open(): void {
+    this.#open();
+  }
+}
+
+/**
+ * Wraps any {@link StateStore} (MemoryStore, DynamoDBStore) and injects crashes into its writes,
+ * holds calls back for the stale-invocation schedules, and checks that a stale writer never
+ * overwrites newer state.
+ *
+ * @example
+ * const store = new FaultyStore(new MemoryStore(), emptyStats());
+ * store.plans.set(0, { cut: 0.5, order: 1, fatal: false }); // the next write of partition 0 crashes half-way
+ */
+export class FaultyStore implements StateStore {
+  readonly kind: string;
+  readonly durable: boolean;
+  /** Crash plans for the current invocation, by partition; each is used by one write. */
+  readonly plans = new Map<number, CrashPlan>();
+  /**
+   * Set by a fatal crash: Lambda retries the whole event. What the invocation's other partitions
+   * wrote is decided by their own plans (drawn up front, so runs do not depend on I/O timing).
+   */
+  crashedFatally = false;
+  /** Holds the first read or the first write back until the driver opens it. */
+  hold: { on: 'read' | 'write'; gate: Hold } | undefined;
+  /** Runs before a write of the given partition (once): the live side of an interleaved race. */
+  beforeWrite: { partition: number; run: () => Promise<void> } | undefined;
+  /** Check every write against the stored offsets (stale invocations). */
+  probe = false;
+  /** Whether a write of this store was refused as stale since the flag was last cleared. */
+  fenced = false;
+
+  constructor(
+    readonly inner: StateStore,
+    readonly stats: FaultStats,
+  ) {
+    this.kind = `faulty(${inner.kind})`;
+    this.durable = inner.durable;
+  }
+
+  async read(scope: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>> {
+    if (this.hold?.on === 'read') await this.hold.gate.pass();
+    try {
+      return await this.inner.read(scope, namespace, keys, opts);
+    } catch (e) {
+      // The handler only logs it (and the partition is retried forever): keep the cause.
+      this.stats.unexpectedErrors.push(`state read failed: ${(e as Error)?.stack ?? String(e)}`);
+      throw e;
+    }
+  }
+
+  async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
+    if (this.hold?.on === 'write') await this.hold.gate.pass();
+    const race = this.beforeWrite;
+    if (race && race.partition === scope.partition) {
+      this.beforeWrite = undefined;
+      await race.run();
+    }
+    const plan = this.plans.get(scope.partition);
+    if (plan) {
+      this.plans.delete(scope.partition);
+      return this.#crash(scope, changes, bounds, plan, opts);
+    }
+    return this.probe ? this.#probed(scope, changes, bounds, opts) : this.#write(scope, changes, bounds, opts);
+  }
+
+  async keys(scope: StateScope, namespace: string): Promise<string[]> {
+    return this.inner.keys!(scope, namespace);
+  }
+
+  async #write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
+    try {
+      return await this.inner.write(scope, changes, bounds, opts);
+    } catch (e) {
+      if (e instanceof StateConflictError) this.fenced = true;
+      else this.stats.unexpectedErrors.push(`state write failed: ${(e as Error)?.stack ?? String(e)}`);
+      throw e;
+    }
+  }
+
+  async #crash(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, plan: CrashPlan, opts?: StoreCallOptions): Promise<never> {
+    // A real store writes key items in parallel (any subset may land) and partition-level items
+    // only after every key item: a crash keeps a prefix of that order.
+    // Sorted first, so the items that land do not depend on the order a store lists keys in.
+    const order = new Rng(plan.order);
+    const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
+    const keyItems = order.shuffle(sorted.filter((c) => !c.namespace.endsWith('#partition')));
+    const partitionItems = order.shuffle(sorted.filter((c) => c.namespace.endsWith('#partition')));
+    const ordered = [...keyItems, ...partitionItems];
+    const k = Math.min(ordered.length, Math.floor(plan.cut * (ordered.length + 1)));
+    this.stats.crashPoints++;
+    if (k === 0) this.stats.crashesBeforeAnyItem++;
+    if (k === ordered.length) this.stats.crashesAfterEveryItem++;
+    if (plan.fatal) this.stats.fatalCrashes++;
+    if (k > 0) {
+      try {
+        await this.inner.write(scope, ordered.slice(0, k), bounds, opts);
+      } catch (e) {
+        if (!(e instanceof StateConflictError)) {
+          this.stats.unexpectedErrors.push(`state write failed: ${(e as Error)?.stack ?? String(e)}`);
+          throw e;
+        }
+        this.fenced = true;
+      }
+    }
+    if (plan.fatal) this.crashedFatally = true;
+    throw new InjectedCrash(`injected crash after ${k} of ${ordered.length} item writes (${scope.topic}-${scope.partition}, offsets ${bounds.firstOffset}..${bounds.lastOffset})`);
+  }
+
+  /** Writes, then checks that no item whose stored offset was as new or newer was changed. */
+  async #probed(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
+    const before = await snapshot(this.inner, scope, changes);
+    try {
+      return await this.#write(scope, changes, bounds, opts);
+    } finally {
+      const after = await snapshot(this.inner, scope, changes);
+      for (const c of changes) {
+        const id = `${c.namespace}\u0000${c.key}`;
+        const b = before.get(id);
+        if (!b || b.offset < c.offset) continue;
+        const a = after.get(id);
+        if (!a || a.offset !== b.offset || !isDeepStrictEqual(a.value, b.value)) this.stats.staleOverwrites++;
+      }
+    }
+  }
+}
+
+async function snapshot(store: StateStore, scope: StateScope, changes: readonly ItemChange[]): Promise<Map<string, StoredItem>> {
+  const byNamespace = new Map<string, string[]>();
+  for (const c of changes) {
+    let keys = byNamespace.get(c.namespace);
+    if (!keys) byNamespace.set(c.namespace, (keys = []));
+    keys.push(c.key);
+  }
+  const out = new Map<string, StoredItem>();
+  for (const [ns, keys] of byNamespace) {
+    for (const [k, item] of await store.read(scope, ns, keys)) out.set(`${ns}\u0000${k}`, item);
+  }
+  return out;
+}
+
+/**
+ * A deliberately broken store, to prove the checks can fail: it forgets offsets. Reads report
+ * every item as never applied, and writes always pass the inner store's fence, so every replay
+ * applies its records again and a stale writer overwrites newer state.
+ *
+ * @example
+ * const run = await runWithFaults(workload, records, topic, new ForgetfulStore(new MemoryStore()), { seed: 1 });
+ */
+export class ForgetfulStore implements StateStore {
+  readonly kind = 'forgetful';
+  readonly durable = false;
+  #version = 0;
+  constructor(readonly inner: StateStore) {}
+
+  async read(scope: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>> {
+    const found = await this.inner.read(scope, namespace, keys, opts);
+    return new Map([...found].map(([k, item]) => [k, { value: item.value, offset: -1 }]));
+  }
+
+  async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
+    // Offsets far above any real one: the inner fence never trips.
+    const base = 1e12 + ++this.#version * 1e6;
+    return this.inner.write(scope, changes.map((c, i) => ({ ...c, offset: base + i })), bounds, opts);
+  }
+
+  async keys(scope: StateScope, namespace: string): Promise<string[]> {
+    return this.inner.keys!(scope, namespace);
+  }
+}
+
+// ---------- workloads ----------
+
+/** Steps of the harness's own workloads call this; the driver makes chosen records fail once. */
+export const stepFaults = { failing: new Set<string>(), hits: 0 };
+
+function flaky(ctx: { partition: number; offset: number }): void {
+  if (stepFaults.failing.delete(`${ctx.partition}:${ctx.offset}`)) {
+    stepFaults.hits++;
+    throw new Error(`injected step failure at partition ${ctx.partition}, offset ${ctx.offset}`);
+  }
+}
+
+/** A function to run under faults, with the records it runs on. */
+export interface Workload {
+  readonly name: string;
+  readonly definition: Definition;
+  /** The input records (with partitions) for a seed: the example's sample data plus seeded data. */
+  records(seed: number): InputRecord[];
+}
+
+const SAMPLE_START = 1_767_225_600_000;
+
+function sample(name: string): InputRecord[] {
+  const url = new URL(`../../functions/${name}/sample.jsonl`, import.meta.url);
+  return readFileSync(url, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as InputRecord);
+}
+
+/** Kafka's default partitioner in spirit: the key decides the partition. */
+function partitionOf(key: string, partitions: number): number {
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
+  return Math.abs(h) % partitions;
+}
+
+/**
+ * Readings from steady keys and from keys that send a short burst and then go quiet (their
+ * windows close only by the partition clock or at the end), with out-of-order timestamps.
+ */
+function readings(rng: Rng, n: number, from: number, make: (key: string, rng: Rng) => unknown, opts: { stepMs: number; jitterMs: number; keys: number }): InputRecord[] {
+  const out: InputRecord[] = [];
+  const steady = Array.from({ length: opts.keys }, (_, i) => `k${i + 1}`);
+  let burst: { key: string; left: number } | undefined;
+  for (let i = 0; i < n; i++) {
+    if (!burst && rng.chance(0.04)) burst = { key: `quiet-${i}`, left: rng.int(1, 4) };
+    let key: string;
+    if (burst && rng.chance(0.5)) {
+      key = burst.key;
+      if (--burst.left === 0) burst = undefined;
+    } else key = rng.pick(steady);
+    const ts = Math.max(0, from + i * opts.stepMs - rng.int(0, opts.jitterMs));
+    out.push({ key, value: make(key, rng), timestamp: ts, partition: partitionOf(key, 2) });
+  }
+  return out;
+}
+
+const runningTotal = keyedState<number>('total');
+
+/**
+ * The example workloads (their own definitions and sample data, plus seeded data) and three of the
+ * harness's own: keyed state (a running total per key, emitted with every record), and tumbling
+ * and session windows closed by the partition clock (keys that go quiet are closed by it). These
+ * three also have a step the driver can make fail.
+ */
+export const workloads = {
+  sensorSums: {
+    name: 'sensor-sums',
+    definition: SensorSums,
+    records: (seed) => {
+      const rng = new Rng(seed);
+      const end = SAMPLE_START + 60_000;
+      return [...sample('sensor-sums'), ...readings(rng, 140, end, () => ({ value: rng.int(0, 9) }), { stepMs: 300, jitterMs: 3_000, keys: 4 })];
+    },
+  },
+  speedAverage: {
+    name: 'speed-average',
+    definition: SpeedAverage,
+    records: (seed) => {
+      const rng = new Rng(seed);
+      const base = sample('speed-average').map((r) => ({ ...r, partition: partitionOf(String(r.key), 2) }));
+      return [...base, ...readings(rng, 120, SAMPLE_START + 120_000, (key) => ({ vehicle: key, speed: Math.round(rng.next() * 400) / 10 }), { stepMs: 700, jitterMs: 2_500, keys: 3 })];
+    },
+  },
+  sessions: {
+    name: 'sessions',
+    definition: clickSessions,
+    records: (seed) => {
+      const rng = new Rng(seed);
+      const base = sample('sessions').map((r) => ({ ...r, partition: partitionOf(String(r.key), 2) }));
+      const users = ['u1', 'u2', 'u3', 'u4', 'u5'];
+      const clock = new Map(users.map((u) => [u, SAMPLE_START + 240_000 + rng.int(0, 20_000)]));
+      const clicks: InputRecord[] = [];
+      for (let i = 0; i < 120; i++) {
+        const user = rng.pick(users);
+        // Mostly inside the 30 s gap, sometimes past it: sessions end, merge and start.
+        const t = clock.get(user)! + (rng.chance(0.2) ? rng.int(31_000, 90_000) : rng.int(500, 25_000));
+        clock.set(user, t);
+        clicks.push({ key: user, value: { user, page: rng.pick(['/', '/docs', '/pricing', '/signup']) }, timestamp: t, partition: partitionOf(user, 2) });
+      }
+      // Arrival order is roughly, not exactly, event time.
+      clicks.sort((a, b) => a.timestamp + rng.int(0, 8_000) - b.timestamp);
+      return [...base, ...clicks];
+    },
+  },
+  runningTotals: {
+    name: 'running-totals',
+    definition: stream<{ value: number }>('meter-readings', { name: 'RunningTotals', state: [runningTotal] })
+      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+      .map((r) => {
+        const total = (runningTotal.get() ?? 0) + r.value;
+        runningTotal.set(total);
+        return { total };
+      }, { name: 'accumulate' })
+      .to('meter-totals'),
+    records: (seed) => {
+      const rng = new Rng(seed);
+      return readings(rng, 220, SAMPLE_START, () => ({ value: rng.int(1, 9) }), { stepMs: 200, jitterMs: 0, keys: 6 });
+    },
+  },
+  partitionSums: {
+    name: 'partition-sums',
+    definition: stream<{ value: number }>('meter-readings', { name: 'PartitionSums' })
+      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+      .tumblingWindow('5s', { grace: '1s', closeBy: 'partition' })
+      .aggregate({ total: sum('value'), n: count(), avg: mean('value') }, { name: 'sums' })
+      .to('meter-sums'),
+    records: (seed) => {
+      const rng = new Rng(seed);
+      return readings(rng, 240, SAMPLE_START, () => ({ value: rng.int(0, 9) }), { stepMs: 150, jitterMs: 1_500, keys: 4 });
+    },
+  },
+  partitionSessions: {
+    name: 'partition-sessions',
+    definition: stream<{ value: number }>('meter-readings', { name: 'PartitionSessions' })
+      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+      .sessionWindow('2s', { grace: '500ms', closeBy: 'partition' })
+      .aggregate({ total: sum('value'), n: count() }, { name: 'bursts' })
+      .to('meter-bursts'),
+    records: (seed) => {
+      const rng = new Rng(seed);
+      return readings(rng, 200, SAMPLE_START, () => ({ value: rng.int(0, 9) }), { stepMs: 250, jitterMs: 600, keys: 5 });
+    },
+  },
+} satisfies Record<string, Workload>;
+
+// ---------- runs ----------
+
+/** What one run (reference or faulted) left behind. */
+export interface Run {
+  readonly topic: string;
+  readonly partitions: readonly number[];
+  /** Messages handed to the sink before the end of the input, in order, duplicates included. */
+  readonly emitted: OutputMessage[];
+  /** Messages handed to the sink by the final flush (closing every open window). */
+  readonly flushed: OutputMessage[];
+  readonly deadLetters: DeadLetter[];
+  /** The store holding the run's state (read it through {@link readState}). */
+  readonly store: StateStore;
+  /** State at the end of the input, before the flush, and after it. */
+  readonly stateAtEnd: StateSnapshot;
+  readonly stateAfterFlush: StateSnapshot;
+}
+
+/** Stored values with a value (no tombstones), by `partition/namespace`, then key. */
+export type StateSnapshot = Record<string, Record<string, unknown>>;
+
+/** The records of each partition as Lambda delivers them: offsets 0, 1, … per partition. */
+export function partitionLogs(records: readonly InputRecord[], topic: string): Map<number, KafkaEventRecord[]> {
+  const logs = new Map<number, KafkaEventRecord[]>();
+  for (const r of records) {
+    const p = r.partition ?? 0;
+    let log = logs.get(p);
+    if (!log) logs.set(p, (log = []));
+    log.push(toEventRecord(r, topic, p, log.length));
+  }
+  return new Map([...logs].sort(([a], [b]) => a - b));
+}
+
+function kafkaEvent(topic: string, batches: ReadonlyMap<number, readonly KafkaEventRecord[]>): KafkaEvent {
+  return {
+    eventSource: 'aws:kafka',
+    eventSourceArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-faults/00000000-0000-0000-0000-000000000000-1',
+    bootstrapServers: 'b-1.sluice-faults.kafka.us-east-1.amazonaws.com:9098',
+    records: Object.fromEntries([...batches].map(([p, rs]) => [`${topic}-${p}`, rs])),
+  };
+}
+
+/** Namespaces a function keeps state in: its keyed state and its windows (and their partition items). */
+export function namespacesOf(manifest: Manifest): string[] {
+  const windows = new PartitionRunner(manifest, new MemoryStore()).windows;
+  return [
+    ...manifest.state.map((s) => keyedNamespace(s.name)),
+    ...windows.flatMap((w) => (w.byPartition ? [w.namespace, w.partitionNamespace] : [w.namespace])),
+  ];
+}
+
+/** Every stored value of a function's state in the given partitions, read back from the store. */
+export async function readState(store: StateStore, manifest: Manifest, topic: string, partitions: readonly number[]): Promise<StateSnapshot> {
+  const out: StateSnapshot = {};
+  for (const partition of partitions) {
+    const scope: StateScope = { functionName: manifest.name, topic, partition };
+    for (const ns of namespacesOf(manifest)) {
+      const keys = (await store.keys!(scope, ns)).sort();
+      const items = await store.read(scope, ns, keys);
+      const table: Record<string, unknown> = {};
+      for (const k of keys) {
+        const item = items.get(k);
+        if (item && item.value !== undefined) table[k] = item.value;
+      }
+      out[`${partition}/${ns}`] = table;
+    }
+  }
+  return out;
+}
+
+class Capture {
+  readonly messages: OutputMessage[] = [];
+  readonly deadLetters: DeadLetter[] = [];
+  /** With a value in [0, 1]: the next send hands over that share of its messages, then fails. */
+  failNext: number | undefined;
+  onFailure: (() => void) | undefined;
+
+  readonly sink = {
+    send: async (messages: readonly OutputMessage[]) => {
+      const cut = this.failNext;
+      this.failNext = undefined;
+      if (cut === undefined) {
+        this.messages.push(...messages);
+        return;
+      }
+      this.messages.push(...messages.slice(0, Math.floor(cut * (messages.length + 1))));
+      this.onFailure?.();
+      throw new Error('injected output failure: the producer lost its connection');
+    },
+  };
+
+  readonly letters = {
+    send: async (letters: readonly DeadLetter[]) => {
+      this.deadLetters.push(...letters);
+    },
+  };
+}
+
+function handlerFor(definition: Definition, store: StateStore, capture: Capture): SluiceHandler {
+  const handler = sluice(definition);
+  handler.sluice.configure({ store, sink: capture.sink, deadLetters: capture.letters });
+  return handler;
+}
+
+/**
+ * The reference: every record through the handler once, no faults, no replays, one batch size
+ * per partition, in-memory state; then a flush that closes every open window.
+ *
+ * @example
+ * const reference = await runReference(workloads.sessions, records, 'clicks.s1');
+ */
+export async function runReference(workload: Workload, records: readonly InputRecord[], topic: string, batchSize = 100): Promise<Run> {
+  const store = new MemoryStore();
+  const capture = new Capture();
+  const handler = handlerFor(workload.definition, store, capture);
+  const logs = partitionLogs(records, topic);
+  const longest = Math.max(...[...logs.values()].map((l) => l.length));
+  for (let at = 0; at < longest; at += batchSize) {
+    const batches = new Map<number, KafkaEventRecord[]>();
+    for (const [p, log] of logs) if (at < log.length) batches.set(p, log.slice(at, at + batchSize));
+    const response = await handler(kafkaEvent(topic, batches), lambdaContext(workload.name) as never);
+    if (response.batchItemFailures.length > 0) throw new Error(`the reference run of ${workload.name} failed: ${JSON.stringify(response)}`);
+  }
+  const manifest = handler.sluice.manifest;
+  const partitions = [...logs.keys()];
+  const stateAtEnd = await readState(store, manifest, topic, partitions);
+  const emitted = capture.messages.splice(0);
+  for (const [p, log] of logs) await handler.sluice.flush(topic, p, log.length - 1);
+  return { topic, partitions, emitted, flushed: capture.messages, deadLetters: capture.deadLetters, store, stateAtEnd, stateAfterFlush: await readState(store, manifest, topic, partitions) };
+}
+
+/** How often each fault happens; the defaults give a few crashes per partition batch retried. */
+export interface FaultOptions {
+  readonly seed: number;
+  /** Largest batch per partition (sizes are drawn from 1 to this). */
+  readonly maxBatch?: number;
+  /** Chance that a partition's state write in an invocation crashes. */
+  readonly crashChance?: number;
+  /** Share of crashes that kill the whole invocation (the rest are caught by the handler). */
+  readonly fatalShare?: number;
+  readonly sinkFailChance?: number;
+  /** Chance, per partition batch, that one of its records fails in a step (workloads with a flaky step). */
+  readonly stepFailChance?: number;
+  /** Chance, before an invocation, of starting a stale one. */
+  readonly staleChance?: number;
+  /** Wraps the store the live invocations use (the broken-store check). */
+  readonly wrap?: (store: StateStore) => StateStore;
+  /** Called after each invocation, for progress. */
+  readonly onInvocation?: (stats: FaultStats) => void;
+}
+
+type StaleVariant = 'late-commit' | 'late-start' | 'interleaved';
+
+interface Stale {
+  readonly variant: StaleVariant;
+  readonly partition: number;
+  readonly gate: Hold;
+  readonly done: Promise<void>;
+  /** Live invocations to run before it is let go. */
+  wait: number;
+  released: boolean;
+}
+
+/**
+ * Runs a workload's records through the real handler under faults (see the module comment),
+ * on `store` (fresh, or shared with other topics), until every partition's records are committed;
+ * then flushes every open window, retrying crashed flushes.
+ *
+ * @example
+ * const run = await runWithFaults(workloads.runningTotals, records, 'meter-readings.s3', new MemoryStore(), { seed: 3 });
+ * run.stats.crashPoints; // > 0
+ */
+export async function runWithFaults(workload: Workload, records: readonly InputRecord[], topic: string, store: StateStore, opts: FaultOptions): Promise<Run & { stats: FaultStats }> {
+  const rng = new Rng(opts.seed);
+  const maxBatch = opts.maxBatch ?? 24;
+  const crashChance = opts.crashChance ?? 0.3;
+  const fatalShare = opts.fatalShare ?? 0.4;
+  const sinkFailChance = opts.sinkFailChance ?? 0.05;
+  const stepFailChance = opts.stepFailChance ?? 0.08;
+  const staleChance = opts.staleChance ?? 0.12;
+
+  const stats = emptyStats();
+  const capture = new Capture();
+  capture.onFailure = () => stats.sinkFailures++;
+  const shared = opts.wrap ? opts.wrap(store) : store;
+  const live = new FaultyStore(shared, stats);
+  const staleStore = new FaultyStore(shared, stats);
+  staleStore.probe = !opts.wrap;
+  const handler = handlerFor(workload.definition, live, capture);
+  // Another container: its own handler instance on the same table.
+  const staleHandler = handlerFor(workload.definition, staleStore, capture);
+  const { manifest } = loadDefinition(workload.definition);
+
+  const logs = partitionLogs(records, topic);
+  const partitions = [...logs.keys()];
+  const pos = new Map(partitions.map((p) => [p, 0]));
+  const delivered = new Map(partitions.map((p) => [p, 0]));
+  /** Positions each partition was committed up to: where stale invocations may have started. */
+  const history = new Map(partitions.map((p) => [p, [0]]));
+  const remaining = () => partitions.filter((p) => pos.get(p)! < logs.get(p)!.length);
+  let stale: Stale | undefined;
+
+  const unexpected = (where: string, e: unknown) => {
+    stats.unexpectedErrors.push(`${where}: ${(e as Error)?.stack ?? String(e)}`);
+  };
+
+  const startStale = async (): Promise<void> => {
+    const open = remaining();
+    if (open.length === 0) return;
+    const partition = rng.pick(open);
+    const variant = rng.pick<StaleVariant>(['late-commit', 'late-start', 'interleaved']);
+    const log = logs.get(partition)!;
+    // A timed-out invocation started where its partition then stood: the current position, or
+    // (read late) an earlier one.
+    const starts = history.get(partition)!.filter((s) => s < log.length);
+    const start = variant === 'late-start' ? rng.pick(starts) : pos.get(partition)!;
+    // Sometimes reaching past what the live side commits before it lets go (those writes are
+    // legitimately new), mostly not (those must be fenced).
+    const batch = log.slice(start, start + rng.int(1, rng.chance(0.25) ? maxBatch * 2 : maxBatch));
+    const gate = new Hold();
+    staleStore.hold = { on: variant === 'late-start' ? 'read' : 'write', gate };
+    staleStore.fenced = false;
+    stats.staleInvocations++;
+    const done = staleHandler(kafkaEvent(topic, new Map([[partition, batch]])), lambdaContext(workload.name) as never).then(
+      (response) => {
+        if (staleStore.fenced) stats.staleFenced++;
+        for (const f of response.batchItemFailures) {
+          if (!staleStore.fenced) unexpected('stale invocation', new Error(`failed without being fenced: ${JSON.stringify(f)}`));
+        }
+      },
+      (e) => unexpected('stale invocation', e),
+    );
+    // Wait until it holds (it has read its state, or is about to), or has nothing to write.
+    await Promise.race([gate.arrived, done]);
+    stale = { variant, partition, gate, done, wait: variant === 'interleaved' ? 0 : rng.int(1, 4), released: false };
+  };
+
+  const releaseStale = async (): Promise<void> => {
+    const s = stale;
+    if (!s) return;
+    stale = undefined;
+    s.released = true;
+    s.gate.open();
+    await s.done;
+    staleStore.hold = undefined;
+  };
+
+  const invoke = async (): Promise<void> => {
+    const open = remaining();
+    const chosen = open.filter(() => rng.chance(0.7));
+    if (chosen.length === 0) chosen.push(rng.pick(open));
+    const batches = new Map<number, KafkaEventRecord[]>();
+    for (const p of chosen) {
+      const at = pos.get(p)!;
+      const batch = logs.get(p)!.slice(at, at + rng.int(1, maxBatch));
+      batches.set(p, batch);
+      if (at < delivered.get(p)!) stats.replays++;
+      delivered.set(p, Math.max(delivered.get(p)!, at + batch.length));
+      if (rng.chance(crashChance)) live.plans.set(p, { cut: rng.next(), order: rng.int(0, 2 ** 31), fatal: rng.chance(fatalShare) });
+      if (rng.chance(stepFailChance)) stepFaults.failing.add(`${p}:${rng.pick(batch).offset}`);
+    }
+    if ([...live.plans.values()].some((plan) => plan.fatal)) {
+      // The process dies while the partitions commit in parallel: each other one may be cut too.
+      for (const p of batches.keys()) {
+        if (!live.plans.has(p) && rng.chance(0.5)) live.plans.set(p, { cut: rng.next(), order: rng.int(0, 2 ** 31), fatal: true });
+      }
+    }
+    if (rng.chance(sinkFailChance)) capture.failNext = rng.next();
+    const s = stale;
+    if (s?.variant === 'interleaved' && batches.has(s.partition)) {
+      // Both have read the same state; the stale one writes first, in the middle of this one.
+      live.beforeWrite = { partition: s.partition, run: releaseStale };
+    }
+    stats.invocations++;
+    const hitsBefore = stepFaults.hits;
+    let response: KafkaBatchResponse | undefined;
+    let threw: unknown;
+    try {
+      response = await handler(kafkaEvent(topic, batches), lambdaContext(workload.name) as never);
+    } catch (e) {
+      threw = e;
+    }
+    stats.stepFailures += stepFaults.hits - hitsBefore;
+    stepFaults.failing.clear();
+    live.plans.clear();
+    live.beforeWrite = undefined;
+    capture.failNext = undefined;
+    if (live.fenced) stats.liveConflicts++;
+    live.fenced = false;
+    const fatal = live.crashedFatally;
+    live.crashedFatally = false;
+    if (threw !== undefined && !/^injected output failure/.test((threw as Error)?.message)) unexpected('live invocation', threw);
+    if (fatal || threw !== undefined || !response) return; // Lambda retries the whole event.
+    for (const [p, batch] of batches) {
+      const failure = response.batchItemFailures.find((f) => f.itemIdentifier.partition === `${topic}-${p}`);
+      const at = failure ? batch.findIndex((r) => r.offset === failure.itemIdentifier.offset) : batch.length;
+      if (at < 0) {
+        unexpected('live invocation', new Error(`a partial batch response names offset ${failure!.itemIdentifier.offset}, outside the batch ${batch[0].offset}..${batch.at(-1)!.offset}`));
+        continue;
+      }
+      if (at > 0) {
+        pos.set(p, pos.get(p)! + at);
+        history.get(p)!.push(pos.get(p)!);
+      }
+    }
+  };
+
+  // A partition that fails for a reason the harness did not inject stays stuck, as under Lambda:
+  // give up on it after a while; its results then count as lost.
+  const stallLimit = 200;
+  let progress = 0;
+  let sinceProgress = 0;
+  while (remaining().length > 0) {
+    if (sinceProgress > stallLimit) {
+      stats.unexpectedErrors.push(`stalled: no partition advanced in ${stallLimit} invocations (positions ${JSON.stringify([...pos])})`);
+      break;
+    }
+    if (!stale && rng.chance(staleChance)) await startStale();
+    await invoke();
+    if (stale && !stale.released && stale.wait-- <= 0) await releaseStale();
+    const now = [...pos.values()].reduce((a, b) => a + b, 0);
+    sinceProgress = now > progress ? 0 : sinceProgress + 1;
+    progress = now;
+    opts.onInvocation?.(stats);
+  }
+  await releaseStale();
+
+  const stateAtEnd = await readState(store, manifest, topic, partitions);
+  const emitted = capture.messages.splice(0);
+  // The end of the input: close every open window, retrying a flush that crashed.
+  for (const [p, log] of logs) {
+    for (let attempt = 0; ; attempt++) {
+      if (rng.chance(crashChance)) live.plans.set(p, { cut: rng.next(), order: rng.int(0, 2 ** 31), fatal: true });
+      try {
+        await handler.sluice.flush(topic, p, log.length - 1);
+        break;
+      } catch (e) {
+        if (!(e instanceof InjectedCrash) || attempt > 50) {
+          unexpected(`flush of partition ${p}`, e);
+          break;
+        }
+        stats.replays++;
+      } finally {
+        live.plans.clear();
+        live.crashedFatally = false;
+      }
+    }
+  }
+  return {
+    topic, partitions, emitted, flushed: capture.messages, deadLetters: capture.deadLetters, store, stats,
+    stateAtEnd, stateAfterFlush: await readState(store, manifest, topic, partitions),
+  };
+}
+
+// ---------- checks ----------
+
+/** How a faulted run compares with the reference. `lost` and `appliedTwice` must be 0. */
+export interface Verdict {
+  /** Reference results never emitted under faults (or only at the final flush, having been due before). */
+  lost: number;
+  /** Of `lost`: results due before the end of the input that only the final flush emitted. */
+  lostUntilFlush: number;
+  /** Emitted messages whose value differs from the reference's for the same id, plus ids the reference never emitted. */
+  valueDiffs: number;
+  /** Stored items whose value differs from the reference's (missing or extra included), at the end of the input and after the flush. */
+  stateDiffs: number;
+  /** `valueDiffs + stateDiffs`. */
+  appliedTwice: number;
+  /** Messages emitted beyond the first per id. */
+  duplicateEmits: number;
+  /** Distinct results the reference emitted. */
+  results: number;
+  /** A few examples of each kind of difference, for the report. */
+  examples: string[];
+}
+
+function byId(messages: readonly OutputMessage[]): Map<string, OutputMessage> {
+  const out = new Map<string, OutputMessage>();
+  for (const m of messages) if (!out.has(m.id)) out.set(m.id, m);
+  return out;
+}
+
+function same(a: OutputMessage, b: OutputMessage): boolean {
+  return a.topic === b.topic && a.key === b.key && a.timestamp === b.timestamp && isDeepStrictEqual(a.value, b.value);
+}
+
+function stateDiffs(reference: StateSnapshot, actual: StateSnapshot, label: string, examples: string[]): number {
+  let n = 0;
+  for (const table of new Set([...Object.keys(reference), ...Object.keys(actual)])) {
+    const ref = reference[table] ?? {};
+    const got = actual[table] ?? {};
+    for (const key of new Set([...Object.keys(ref), ...Object.keys(got)])) {
+      if (isDeepStrictEqual(ref[key], got[key])) continue;
+      n++;
+      if (examples.length < 12) examples.push(`state ${label} ${table} "${key}": expected ${JSON.stringify(ref[key])}, got ${JSON.stringify(got[key])}`);
+    }
+  }
+  return n;
+}
+
+/**
+ * Compares a faulted run with the reference: results lost, results and state that differ, and
+ * duplicate emits (expected under retries, each carrying the same id).
+ *
+ * @example
+ * const { lost, appliedTwice } = compare(reference, run); // both 0
+ */
+export function compare(reference: Run, run: Run): Verdict {
+  const examples: string[] = [];
+  const refEarly = byId(reference.emitted);
+  const refAll = byId([...reference.emitted, ...reference.flushed]);
+  const gotEarly = byId(run.emitted);
+  const all = [...run.emitted, ...run.flushed];
+  const gotAll = byId(all);
+
+  let lost = 0;
+  let lostUntilFlush = 0;
+  for (const [id, m] of refAll) {
+    if (refEarly.has(id) ? gotEarly.has(id) : gotAll.has(id)) continue;
+    lost++;
+    if (gotAll.has(id)) lostUntilFlush++;
+    if (examples.length < 12) examples.push(`lost${gotAll.has(id) ? ' until the flush' : ''}: ${id} ${JSON.stringify(m.value)}`);
+  }
+
+  let valueDiffs = 0;
+  for (const m of all) {
+    const ref = refAll.get(m.id);
+    if (ref && same(ref, m)) continue;
+    valueDiffs++;
+    if (examples.length < 12) examples.push(`differs: ${m.id} expected ${JSON.stringify(ref?.value)}, got ${JSON.stringify(m.value)}`);
+  }
+
+  const state = stateDiffs(reference.stateAtEnd, run.stateAtEnd, 'at the end of the input', examples)
+    + stateDiffs(reference.stateAfterFlush, run.stateAfterFlush, 'after the flush', examples);
+
+  return {
+    lost, lostUntilFlush, valueDiffs, stateDiffs: state, appliedTwice: valueDiffs + state,
+    duplicateEmits: all.length - gotAll.size, results: refAll.size, examples,
+  };
+}
+
+// ---------- suites ----------
+
+/** Totals over scenarios, in the shape `npm run test:faults -- --json` prints. */
+export interface Totals {
+  crashPoints: number;
+  replays: number;
+  staleInvocations: number;
+  lost: number;
+  appliedTwice: number;
+  duplicateEmits: number;
+}
+
+/** One store's totals, with the detail. */
+export interface SuiteResult extends Totals {
+  store: string;
+  scenarios: number;
+  invocations: number;
+  staleFenced: number;
+  staleOverwrites: number;
+  fatalCrashes: number;
+  crashesBeforeAnyItem: number;
+  crashesAfterEveryItem: number;
+  sinkFailures: number;
+  stepFailures: number;
+  liveConflicts: number;
+  lostUntilFlush: number;
+  valueDiffs: number;
+  stateDiffs: number;
+  results: number;
+  unexpectedErrors: string[];
+  /** Differences by workload, with examples, when there are any. */
+  failures: { workload: string; seed: number; lost: number; lostUntilFlush: number; valueDiffs: number; stateDiffs: number; examples: string[] }[];
+  ms: number;
+}
+
+/** Options of {@link runSuite}. */
+export interface SuiteOptions {
+  readonly seed: number;
+  /** Stop starting scenarios once this many crashes were injected. */
+  readonly crashPoints: number;
+  /** Stop starting scenarios after this time (epoch ms), even short of `crashPoints`. */
+  readonly deadline: number;
+  readonly workloads?: readonly Workload[];
+  readonly faults?: Partial<FaultOptions>;
+  /** The store for one scenario (a fresh MemoryStore, or the run's DynamoDB table). */
+  readonly store: () => StateStore;
+  readonly label: string;
+  readonly onProgress?: (line: string) => void;
+}
+
+/**
+ * Runs the workloads in turn, each on records and faults from its own seed, until enough crashes
+ * were injected (or time is up), and sums up.
+ *
+ * @example
+ * const memory = await runSuite({ label: 'memory', seed: 1, crashPoints: 500, deadline: Date.now() + 60_000, store: () => new MemoryStore() });
+ */
+export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
+  const started = Date.now();
+  const list = opts.workloads ?? Object.values(workloads);
+  const result: SuiteResult = {
+    store: opts.label, crashPoints: 0, replays: 0, staleInvocations: 0, lost: 0, appliedTwice: 0, duplicateEmits: 0,
+    scenarios: 0, invocations: 0, staleFenced: 0, staleOverwrites: 0, fatalCrashes: 0, crashesBeforeAnyItem: 0, crashesAfterEveryItem: 0,
+    sinkFailures: 0, stepFailures: 0, liveConflicts: 0, lostUntilFlush: 0, valueDiffs: 0, stateDiffs: 0, results: 0,
+    unexpectedErrors: [], failures: [], ms: 0,
+  };
+  for (let round = 0; result.crashPoints < opts.crashPoints && Date.now() < opts.deadline; round++) {
+    for (const workload of list) {
+      if (result.crashPoints >= opts.crashPoints || Date.now() >= opts.deadline) break;
+      const seed = opts.seed * 1_000 + round;
+      const records = workload.records(seed);
+      // A topic per scenario, so scenarios sharing a table never share state.
+      const topic = `${loadDefinition(workload.definition).manifest.source.topic}.seed${opts.seed}.r${round}`;
+      const reference = await runReference(workload, records, topic);
+      const run = await runWithFaults(workload, records, topic, opts.store(), { ...opts.faults, seed });
+      const v = compare(reference, run);
+      const s = run.stats;
+      result.scenarios++;
+      result.invocations += s.invocations;
+      for (const k of ['crashPoints', 'replays', 'staleInvocations', 'staleFenced', 'staleOverwrites', 'fatalCrashes', 'crashesBeforeAnyItem', 'crashesAfterEveryItem', 'sinkFailures', 'stepFailures', 'liveConflicts'] as const) result[k] += s[k];
+      for (const k of ['lost', 'lostUntilFlush', 'valueDiffs', 'stateDiffs', 'appliedTwice', 'duplicateEmits', 'results'] as const) result[k] += v[k];
+      result.unexpectedErrors.push(...s.unexpectedErrors.map((e) => `${workload.name} seed ${seed}: ${e}`));
+      if (v.lost > 0 || v.appliedTwice > 0) result.failures.push({ workload: workload.name, seed, lost: v.lost, lostUntilFlush: v.lostUntilFlush, valueDiffs: v.valueDiffs, stateDiffs: v.stateDiffs, examples: v.examples });
+      opts.onProgress?.(
+        `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced)`
+        + ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, duplicates ${v.duplicateEmits} | total crashes ${result.crashPoints}/${opts.crashPoints}`,
+      );
+    }
+  }
+  result.ms = Date.now() - started;
+  return result;
+}
+
+/**
+ * Keeps the handler's own JSON log lines (commit failures, state metrics) out of the output while
+ * the suite runs: thousands of injected failures would drown everything else. Returns the undo.
+ *
+ * @example
+ * const restore = quietSluiceLogs();
+ * try { await runSuite(opts); } finally { restore(); }
+ */
+export function quietSluiceLogs(): () => void {
+  const { log, error, warn } = console;
+  const filter = (write: (...a: unknown[]) => void) => (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].startsWith('{"sluice":')) return;
+    write(...args);
+  };
+  console.log = filter(log);
+  console.error = filter(error);
+  console.warn = filter(warn);
+  return () => {
+    console.log = log;
+    console.error = error;
+    console.warn = warn;
+  };
+}
+
+/**
+ * Drops a DynamoDB table (best effort): suites make one per run.
+ *
+ * @example
+ * await dropTable('http://127.0.0.1:8000', 'sluice-faults-1700000000000-42');
+ */
+export async function dropTable(endpoint: string, table: string): Promise<void> {
+  const { DynamoDBClient, DeleteTableCommand } = await import('@aws-sdk/client-dynamodb');
+  const client = new DynamoDBClient({ endpoint, region: process.env.AWS_REGION ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  try {
+    await client.send(new DeleteTableCommand({ TableName: table }));
+  } catch (e) {
+    console.warn(`could not drop DynamoDB table ${table}: ${(e as Error).message}`);
+  } finally {
+    client.destroy();
+  }
+}
