@@ -6,13 +6,12 @@ import type { FunctionStats } from './emulator.js';
 export function countOpenWindows(store: StateStore): number | undefined {
   if (!(store instanceof MemoryStore)) return undefined;
   let n = 0;
-  for (const [table, items] of Object.entries(store.dump())) {
-    if (!table.includes('/window:') || table.endsWith('#partition')) continue;
-    for (const item of Object.values(items)) {
-      const v = item.value as { w?: unknown[]; e?: unknown[] } | undefined;
-      n += (v?.e ?? v?.w ?? []).length;
-    }
-  }
+  // Runs every second under the live view: count in place, without copying the state.
+  store.forEachValue((table, _key, value) => {
+    if (!table.includes('/window:') || table.endsWith('#partition')) return;
+    const v = value as { w?: unknown[]; e?: unknown[] };
+    n += (v.e ?? v.w ?? []).length;
+  });
   return n;
 }
 

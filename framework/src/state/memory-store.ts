@@ -66,6 +66,14 @@ export class MemoryStore implements StateStore {
     return table ? [...table].filter(([, v]) => v.value !== undefined).map(([k]) => k) : [];
   }
 
+  /**
+   * Visits every stored value without copying it (read-only: do not mutate what you are given).
+   * For cheap periodic summaries such as the live view's count of open windows.
+   */
+  forEachValue(visit: (table: string, key: string, value: unknown) => void): void {
+    for (const [tk, table] of this.#items) for (const [k, v] of table) if (v.value !== undefined) visit(tk, k, v.value);
+  }
+
   /** Every stored item, decoded: for tests and the dev summary. */
   dump(): Record<string, Record<string, StoredItem>> {
     const out: Record<string, Record<string, StoredItem>> = {};
