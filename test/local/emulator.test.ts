@@ -37,6 +37,17 @@ async function startFunction(name: string, kafka: Kafka, overrides: Record<strin
   return { fn, config, notes };
 }
 
+/** readUntil, failing with what the emulator said and counted, so a CI failure explains itself. */
+async function readFrom(started: Awaited<ReturnType<typeof startFunction>>, kafka: Kafka, topic: string, done: (m: Received[]) => boolean): Promise<Received[]> {
+  try {
+    return await readUntil(kafka, topic, done);
+  } catch (e) {
+    const { stats } = started.fn;
+    const counters = { ...stats, committed: [...stats.committed], highWatermarks: [...stats.highWatermarks] };
+    throw new Error(`${(e as Error).message}\nemulator stats: ${JSON.stringify(counters)}\nemulator notices:\n${started.notes.join('\n') || '(none)'}`);
+  }
+}
+
 describe('the event source mapping emulator on a real broker', { ...availability, timeout: 180_000 }, () => {
   let kafka: Kafka;
   let admin: Admin;
@@ -66,9 +77,10 @@ describe('the event source mapping emulator on a real broker', { ...availability
       }
     }
     await produceJson(kafka, 'it-sums-in', records);
-    const { fn } = await startFunction('sums', kafka);
+    const started = await startFunction('sums', kafka);
+    const { fn } = started;
     try {
-      const out = await readUntil(kafka, 'it-sums-out', (m) => m.length >= expected.size);
+      const out = await readFrom(started, kafka, 'it-sums-out', (m) => m.length >= expected.size);
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(out.length, expected.size, 'no extra window results');
       const actual = new Map(out.map((m) => [`${m.key}|${m.value.start}`, m.value.value]));
@@ -105,10 +117,11 @@ describe('the event source mapping emulator on a real broker', { ...availability
       ],
     });
     await producer.disconnect();
-    const { fn, notes } = await startFunction('checked', kafka);
+    const started = await startFunction('checked', kafka);
+    const { fn, notes } = started;
     try {
-      const dlq = await readUntil(kafka, 'it-checked-dlq', (m) => m.length >= 3);
-      const out = await readUntil(kafka, 'it-checked-out', (m) => m.some((x) => x.value.n === 6));
+      const dlq = await readFrom(started, kafka, 'it-checked-dlq', (m) => m.length >= 3);
+      const out = await readFrom(started, kafka, 'it-checked-out', (m) => m.some((x) => x.value.n === 6));
       assert.deepEqual(out.map((m) => m.value.n), [1, 4, 6]);
       const byOffset = new Map(dlq.map((m) => [m.headers['sluice-source-offset'], m]));
       assert.deepEqual([...byOffset.keys()].sort(), ['1', '2', '4']);
@@ -236,12 +249,13 @@ describe('the event source mapping emulator on a real broker', { ...availability
   test('an invocation that runs past the function timeout fails like a Lambda timeout and its record is dead-lettered', async () => {
     await freshTopics(admin, [{ topic: 'it-slow-in', numPartitions: 1 }, { topic: 'it-slow-out', numPartitions: 1 }, { topic: 'it-slow-in.slow.dlq', numPartitions: 1 }]);
     await produceJson(kafka, 'it-slow-in', [{ key: 'a', value: { n: 1 }, timestamp: 1 }, { key: 'b', value: { n: 2, stall: true }, timestamp: 2 }, { key: 'c', value: { n: 3 }, timestamp: 3 }]);
-    const { fn } = await startFunction('slow', kafka);
+    const started = await startFunction('slow', kafka);
+    const { fn } = started;
     try {
-      const dlq = await readUntil(kafka, 'it-slow-in.slow.dlq', (m) => m.length >= 1);
+      const dlq = await readFrom(started, kafka, 'it-slow-in.slow.dlq', (m) => m.length >= 1);
       assert.equal(dlq[0].key, 'b');
       assert.match(dlq[0].headers['sluice-error'], /failed after 1 attempts: Task timed out after 1\.00 seconds/);
-      const out = await readUntil(kafka, 'it-slow-out', (m) => m.some((x) => x.value.n === 3));
+      const out = await readFrom(started, kafka, 'it-slow-out', (m) => m.some((x) => x.value.n === 3));
       assert.deepEqual(out.map((m) => m.value.n).filter((n) => n !== 2), [1, 3]);
       assert.equal(fn.stats.committed.get(0), 3);
     } finally {

@@ -20,6 +20,8 @@ export interface FunctionStats {
   late: number;
   poison: number;
   failedToDeadLetter: number;
+  /** Times the Kafka consumer crashed and was started again (each one is also a notice). */
+  consumerRestarts: number;
   /** Next offset to consume per partition (committed). */
   readonly committed: Map<number, number>;
   /** Log end offset per partition (refreshed periodically). */
@@ -161,7 +163,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   }
 
   const stats: FunctionStats = {
-    name: config.functionName, records: 0, batches: 0, retries: 0, windowsEmitted: 0, late: 0, poison: 0, failedToDeadLetter: 0,
+    name: config.functionName, records: 0, batches: 0, retries: 0, windowsEmitted: 0, late: 0, poison: 0, failedToDeadLetter: 0, consumerRestarts: 0,
     committed: new Map(), highWatermarks: new Map(),
   };
   const committed = await retrying(() => admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [config.topic] }));
@@ -208,15 +210,8 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     }
   };
   const batcher = new Batcher(config, invoke);
-  // A short session, so that after a crash (SIGKILL) the restarted emulator's group rebalances in
-  // seconds instead of waiting 30 s for the dead member to time out.
-  const consumer: Consumer = kafka.consumer({
-    groupId: config.consumerGroupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024,
-    sessionTimeout: 10_000, heartbeatInterval: 1_000, rebalanceTimeout: 30_000,
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topic: config.topic, fromBeginning: config.startingPosition !== 'LATEST' });
   let stopping = false;
+  let consumer!: Consumer;
 
   const commit = async (partition: number, next: number) => {
     await consumer.commitOffsets([{ topic: config.topic, partition, offset: String(next) }]);
@@ -274,7 +269,36 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     }
   };
 
-  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(partitions, 64), eachBatch });
+  /**
+   * The event source mapping keeps polling whatever happens, so the emulator does too: kafkajs
+   * restarts its consumer after retriable errors by itself; after any other error (a failed
+   * commit, a dead-letter produce the broker refused) a fresh consumer takes over from the
+   * committed offsets. Either way it is said, never silent.
+   */
+  const startConsumer = async (): Promise<void> => {
+    // A short session, so that after a crash (SIGKILL) the restarted emulator's group rebalances
+    // in seconds instead of waiting 30 s for the dead member to time out.
+    const c = kafka.consumer({
+      groupId: config.consumerGroupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024,
+      sessionTimeout: 10_000, heartbeatInterval: 1_000, rebalanceTimeout: 30_000,
+      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 },
+    });
+    consumer = c;
+    c.on(c.events.CRASH, ({ payload }) => {
+      if (stopping) return;
+      stats.consumerRestarts++;
+      notice(`${config.functionName}: the Kafka consumer stopped (${payload.error.message}); ${payload.restart ? 'kafkajs restarts it' : 'starting a fresh one'} from the committed offsets`);
+      if (!payload.restart) {
+        setTimeout(() => {
+          if (!stopping) startConsumer().catch((e) => notice(`${config.functionName}: the Kafka consumer could not be restarted: ${(e as Error).message}`));
+        }, 1_000);
+      }
+    });
+    await c.connect();
+    await c.subscribe({ topic: config.topic, fromBeginning: config.startingPosition !== 'LATEST' });
+    await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(partitions, 64), eachBatch });
+  };
+  await startConsumer();
 
   const refresh = setInterval(() => {
     admin.fetchTopicOffsets(config.topic).then(
