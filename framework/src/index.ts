@@ -23,7 +23,7 @@ export { outputTopics } from './define/manifest.js';
 export { sluice } from './runtime/handler.js';
 export { partitionsOf } from './runtime/event.js';
 export { KeyedState, keyedState } from './state/keyed.js';
-export { MemoryStore } from './state/memory-store.js';
+export { MemoryStore, type ItemSnapshot } from './state/memory-store.js';
 export { Transaction } from './state/transaction.js';
 export { count, sum, mean, min, max, first, last, earliest, latest, collect, reduce } from './windows/aggregators.js';
 export { json, string, bytes } from './io/serializers.js';

@@ -179,8 +179,10 @@ export class FaultyStore implements StateStore {
   beforeWrite: { partition: number; run: () => Promise<void> } | undefined;
   /** Check every write against the stored offsets (stale invocations). */
   probe = false;
-  /** Whether a write of this store was refused as stale since the flag was last cleared. */
+  /** Whether a write or read of this store was refused as stale since the flag was last cleared. */
   fenced = false;
+  /** Whether a read was refused (only versions newer than the batch) since the flag was last cleared. */
+  readRefused = false;
 
   constructor(
     readonly inner: StateStore,
@@ -195,8 +197,14 @@ export class FaultyStore implements StateStore {
     try {
       return await this.inner.read(scope, namespace, keys, opts);
     } catch (e) {
-      // The handler only logs it (and the partition is retried forever): keep the cause.
-      this.stats.unexpectedErrors.push(`state read failed: ${(e as Error)?.stack ?? String(e)}`);
+      if (e instanceof StateConflictError) {
+        // Only versions newer than this batch's start: the partition has moved past it.
+        this.fenced = true;
+        this.readRefused = true;
+      } else {
+        // The handler only logs it (and the partition is retried forever): keep the cause.
+        this.stats.unexpectedErrors.push(`state read failed: ${(e as Error)?.stack ?? String(e)}`);
+      }
       throw e;
     }
   }
@@ -292,9 +300,9 @@ async function snapshot(store: StateStore, scope: StateScope, changes: readonly 
 }
 
 /**
- * A deliberately broken store, to prove the checks can fail: it forgets offsets. Reads report
- * every item as never applied, and writes always pass the inner store's fence, so every replay
- * applies its records again and a stale writer overwrites newer state.
+ * A deliberately broken store, to prove the checks can fail: it forgets offsets. Reads return the
+ * newest version whatever the batch, reported as never applied, so every replay applies its
+ * records again on top of state that already holds them.
  *
  * @example
  * const run = await runWithFaults(workload, records, topic, new ForgetfulStore(new MemoryStore()), { seed: 1 });
@@ -302,18 +310,16 @@ async function snapshot(store: StateStore, scope: StateScope, changes: readonly 
 export class ForgetfulStore implements StateStore {
   readonly kind = 'forgetful';
   readonly durable = false;
-  #version = 0;
   constructor(readonly inner: StateStore) {}
 
   async read(scope: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>> {
-    const found = await this.inner.read(scope, namespace, keys, opts);
-    return new Map([...found].map(([k, item]) => [k, { value: item.value, offset: -1 }]));
+    // The newest version whatever the batch, and no offset: a replay applies its records again.
+    const found = await this.inner.read(scope, namespace, keys, { ...opts, before: undefined });
+    return new Map([...found].map(([k, item]) => [k, { ...item, offset: -1 }]));
   }
 
   async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
-    // Offsets far above any real one: the inner fence never trips.
-    const base = 1e12 + ++this.#version * 1e6;
-    return this.inner.write(scope, changes.map((c, i) => ({ ...c, offset: base + i })), bounds, opts);
+    return this.inner.write(scope, changes, bounds, opts);
   }
 
   async keys(scope: StateScope, namespace: string): Promise<string[]> {
@@ -753,7 +759,10 @@ export async function runWithFaults(workload: Workload, records: readonly InputR
     live.beforeWrite = undefined;
     capture.failNext = undefined;
     if (live.fenced) stats.liveConflicts++;
+    // A live batch starts where its partition was committed: it must always find its state.
+    if (live.readRefused) unexpected('live invocation', new Error('a live batch was refused its state as stale'));
     live.fenced = false;
+    live.readRefused = false;
     const fatal = live.crashedFatally;
     live.crashedFatally = false;
     if (threw !== undefined && !/^injected output failure/.test((threw as Error)?.message)) unexpected('live invocation', threw);

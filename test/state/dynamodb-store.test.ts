@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { before, describe, test } from 'node:test';
-import { SluiceError, StateConflictError } from 'sluice';
+import { MemoryStore, SluiceError, StateConflictError, type StoredItem } from 'sluice';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
-import type { StateScope } from '../../framework/src/state/store.js';
+import type { StateScope, StateStore } from '../../framework/src/state/store.js';
 
 const endpoint = `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
 
@@ -20,68 +20,139 @@ async function availability(): Promise<{ skip?: string }> {
 
 const scope: StateScope = { functionName: 'fn', topic: 'readings', partition: 3 };
 
-describe('DynamoDBStore against DynamoDB Local', await availability(), () => {
+/** What a read returned, without the store's opaque revision. */
+const plain = (items: Map<string, StoredItem>) => new Map([...items].map(([k, { value, offset }]) => [k, { value, offset }]));
+
+async function readOne(store: StateStore, namespace: string, key: string, before?: number) {
+  const item = (await store.read(scope, namespace, [key], before === undefined ? {} : { before })).get(key);
+  return item && { value: item.value, offset: item.offset };
+}
+
+/** Writes one item as a batch [first, offset] would: read as of `first`, then written back. */
+async function writeOne(store: StateStore, namespace: string, key: string, value: unknown, offset: number, first = offset) {
+  const read = (await store.read(scope, namespace, [key], { before: first })).get(key);
+  return store.write(scope, [{ namespace, key, value, offset, ...(read ? { revision: read.revision } : {}) }], { firstOffset: first, lastOffset: offset });
+}
+
+/** The same contract, for both stores: what the fault suite relies on. */
+function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: string } = {}) {
+  describe(`${name}: the state store contract`, opts, () => {
+    let store: StateStore;
+    before(async () => {
+      store = await make();
+    });
+
+    test('writes and reads back values and offsets; missing keys are absent; scopes are apart', async () => {
+      await store.write(scope, [
+        { namespace: 'keyed:total', key: 'a', value: { n: 1.5, list: [1, 'x', null] }, offset: 10 },
+        { namespace: 'keyed:total', key: 'b', value: 7, offset: 11 },
+        { namespace: 'keyed:total', key: '', value: 'empty key', offset: 11 },
+      ], { firstOffset: 10, lastOffset: 11 });
+      const got = await store.read(scope, 'keyed:total', ['a', 'b', '', 'zzz'], { before: 12 });
+      assert.deepEqual(plain(got), new Map<string, unknown>([['a', { value: { n: 1.5, list: [1, 'x', null] }, offset: 10 }], ['b', { value: 7, offset: 11 }], ['', { value: 'empty key', offset: 11 }]]));
+      assert.deepEqual(await store.read({ ...scope, partition: 4 }, 'keyed:total', ['a']), new Map(), 'another partition is another scope');
+    });
+
+    test('a batch reads each item as it was just before its first offset', async () => {
+      await writeOne(store, 'keyed:asof', 'k', 'v10', 10);
+      await writeOne(store, 'keyed:asof', 'k', 'v20', 20, 15);
+      assert.deepEqual(await readOne(store, 'keyed:asof', 'k', 15), { value: 'v10', offset: 10 }, 'a retry of the batch from 15');
+      assert.deepEqual(await readOne(store, 'keyed:asof', 'k', 21), { value: 'v20', offset: 20 }, 'the next batch');
+      assert.deepEqual(await readOne(store, 'keyed:asof', 'k'), { value: 'v20', offset: 20 }, 'without a batch: the newest');
+      // The batch from 21 no longer needs the version from 10.
+      await writeOne(store, 'keyed:asof', 'k', 'v30', 30, 21);
+      await assert.rejects(readOne(store, 'keyed:asof', 'k', 12), (e: unknown) =>
+        e instanceof StateConflictError && e.retriable &&
+        /state "keyed:asof" of function "fn" for key "k" \(partition 3\) holds only versions from offset 20 on, but this batch starts at offset 12/.test(e.message));
+    });
+
+    test('a retry keeps the version another attempt of its batch wrote, for the batch after a shorter retry', async () => {
+      await writeOne(store, 'keyed:retry', 'k', 'through 9', 9, 0); // attempt 1 of [0, 9], then it died
+      await writeOne(store, 'keyed:retry', 'k', 'through 4', 4, 0); // attempt 2, [0, 4], committed
+      assert.deepEqual(await readOne(store, 'keyed:retry', 'k', 0), { value: undefined, offset: -1 }, 'attempt 3 would start from nothing');
+      assert.deepEqual(await readOne(store, 'keyed:retry', 'k', 5), { value: 'through 4', offset: 4 });
+      assert.deepEqual(await readOne(store, 'keyed:retry', 'k', 10), { value: 'through 9', offset: 9 });
+    });
+
+    test('an item changed since it was read is not overwritten: StateConflictError; the other items are written', async () => {
+      await writeOne(store, 'keyed:fence', 'k', 'first', 50);
+      const stale = (await store.read(scope, 'keyed:fence', ['k'], { before: 60 })).get('k')!;
+      await writeOne(store, 'keyed:fence', 'k', 'newer', 65, 60);
+      await assert.rejects(
+        store.write(scope, [
+          { namespace: 'keyed:fence', key: 'k', value: 'stale', offset: 62, revision: stale.revision },
+          { namespace: 'keyed:fence', key: 'other', value: 'fresh', offset: 62 },
+        ], { firstOffset: 60, lastOffset: 62 }),
+        (e: unknown) => e instanceof StateConflictError && e.retriable && /1 state item\(s\) of function "fn", partition 3, were changed by another invocation since this one read them/.test(e.message),
+      );
+      assert.deepEqual(await readOne(store, 'keyed:fence', 'k'), { value: 'newer', offset: 65 });
+      assert.deepEqual(await readOne(store, 'keyed:fence', 'other'), { value: 'fresh', offset: 62 });
+      await assert.rejects(store.write(scope, [{ namespace: 'keyed:fence', key: 'other', value: 'blind', offset: 70 }], { firstOffset: 70, lastOffset: 70 }), StateConflictError, 'a write that did not read an existing item is fenced too');
+    });
+
+    test('a delete keeps the value before it for retries, and the key is no longer listed', async () => {
+      await writeOne(store, 'keyed:del', 'k', 1, 5);
+      await writeOne(store, 'keyed:del', 'k', undefined, 6);
+      assert.deepEqual(await readOne(store, 'keyed:del', 'k'), { value: undefined, offset: 6 });
+      assert.deepEqual(await readOne(store, 'keyed:del', 'k', 6), { value: 1, offset: 5 });
+      assert.deepEqual(await store.keys!(scope, 'keyed:del'), []);
+    });
+
+    test('an item past its TTL reads as absent but keeps its offset (DynamoDB deletes lazily)', async () => {
+      await store.write(scope, [
+        { namespace: 'keyed:seen', key: 'old', value: true, offset: 3, expiresAt: Date.now() - 5_000 },
+        { namespace: 'keyed:seen', key: 'new', value: true, offset: 4, expiresAt: Date.now() + 60_000 },
+      ], { firstOffset: 3, lastOffset: 4 });
+      assert.deepEqual(await readOne(store, 'keyed:seen', 'old', 5), { value: undefined, offset: 3 });
+      assert.deepEqual(await readOne(store, 'keyed:seen', 'new', 5), { value: true, offset: 4 });
+      assert.deepEqual(await store.keys!(scope, 'keyed:seen'), ['new']);
+    });
+  });
+}
+
+contract('MemoryStore', async () => new MemoryStore());
+
+const dynamo = await availability();
+contract('DynamoDBStore on DynamoDB Local', async () => {
+  const store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}`, endpoint });
+  await store.ensureTable();
+  await store.ensureTable(); // idempotent
+  return store;
+}, dynamo);
+
+describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
   let store: DynamoDBStore;
   before(async () => {
-    store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}`, endpoint });
+    store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}-d`, endpoint });
     await store.ensureTable();
-    await store.ensureTable(); // idempotent
   });
 
-  test('writes and reads back values and offsets; missing keys are absent', async () => {
-    await store.write(scope, [
-      { namespace: 'keyed:total', key: 'a', value: { n: 1.5, list: [1, 'x', null] }, offset: 10 },
-      { namespace: 'keyed:total', key: 'b', value: 7, offset: 11 },
-    ], { firstOffset: 10, lastOffset: 11 });
-    const got = await store.read(scope, 'keyed:total', ['a', 'b', 'zzz']);
-    assert.deepEqual(got, new Map<string, unknown>([['a', { value: { n: 1.5, list: [1, 'x', null] }, offset: 10 }], ['b', { value: 7, offset: 11 }]]));
-    assert.deepEqual(await store.read({ ...scope, partition: 4 }, 'keyed:total', ['a']), new Map(), 'another partition is another scope');
-  });
-
-  test('a write older than or equal to the stored offset is fenced: StateConflictError, stored value kept', async () => {
-    await store.write(scope, [{ namespace: 'keyed:fence', key: 'k', value: 'new', offset: 50 }], { firstOffset: 50, lastOffset: 50 });
-    const conflictsBefore = store.stats.conditionalCheckFailures;
-    await assert.rejects(
-      store.write(scope, [
-        { namespace: 'keyed:fence', key: 'k', value: 'stale', offset: 40 },
-        { namespace: 'keyed:fence', key: 'other', value: 'fresh', offset: 40 },
-      ], { firstOffset: 40, lastOffset: 40 }),
-      (e: unknown) => e instanceof StateConflictError && e.retriable && /already written by a newer invocation/.test(e.message),
-    );
-    assert.equal(store.stats.conditionalCheckFailures - conflictsBefore, 1);
-    const got = await store.read(scope, 'keyed:fence', ['k', 'other']);
-    assert.deepEqual(got.get('k'), { value: 'new', offset: 50 });
-    assert.deepEqual(got.get('other'), { value: 'fresh', offset: 40 }, 'items with nothing newer stored are still written');
-    await assert.rejects(store.write(scope, [{ namespace: 'keyed:fence', key: 'k', value: 'same', offset: 50 }], { firstOffset: 50, lastOffset: 50 }), StateConflictError);
-  });
-
-  test('a deleted item stays as a tombstone that remembers its offset', async () => {
-    await store.write(scope, [{ namespace: 'keyed:del', key: 'k', value: 1, offset: 5 }], { firstOffset: 5, lastOffset: 5 });
-    await store.write(scope, [{ namespace: 'keyed:del', key: 'k', value: undefined, offset: 6 }], { firstOffset: 6, lastOffset: 6 });
-    assert.deepEqual((await store.read(scope, 'keyed:del', ['k'])).get('k'), { value: undefined, offset: 6 });
-    assert.deepEqual(await store.keys(scope, 'keyed:del'), [], 'tombstones are not listed as keys with a value');
-  });
-
-  test('reads more than 100 keys in parallel batches, consistently, and lists keys', async () => {
+  test('reads more than 100 keys in parallel batches, consistently; one write request per item; counts conditional-check failures', async () => {
     const keys = Array.from({ length: 250 }, (_, i) => `key-${i}`);
     const readsBefore = store.stats.readRequests;
     const writesBefore = store.stats.writeRequests;
     await store.write(scope, keys.map((key, i) => ({ namespace: 'window:w', key, value: { c: i }, offset: i })), { firstOffset: 0, lastOffset: 249 });
     assert.equal(store.stats.writeRequests - writesBefore, 250, 'one write request per changed item');
-    const got = await store.read(scope, 'window:w', keys);
+    const got = await store.read(scope, 'window:w', keys, { before: 250 });
     assert.equal(got.size, 250);
-    assert.deepEqual(got.get('key-249'), { value: { c: 249 }, offset: 249 });
+    assert.deepEqual(plain(got).get('key-249'), { value: { c: 249 }, offset: 249 });
     assert.equal(store.stats.readRequests - readsBefore, 3, '250 keys in 3 BatchGetItem requests');
     assert.deepEqual((await store.keys(scope, 'window:w')).sort(), [...keys].sort());
+    const failuresBefore = store.stats.conditionalCheckFailures;
+    await assert.rejects(store.write(scope, [{ namespace: 'window:w', key: 'key-1', value: 0, offset: 300 }], { firstOffset: 300, lastOffset: 300 }), StateConflictError);
+    assert.equal(store.stats.conditionalCheckFailures - failuresBefore, 1);
   });
 
   test('state over the 400 KB item limit is rejected naming the function, key and state; nothing is truncated', async () => {
-    const big = 'x'.repeat(400 * 1024);
     await assert.rejects(
-      store.write(scope, [{ namespace: 'window:collector', key: 'busy', value: [big], offset: 1 }], { firstOffset: 1, lastOffset: 1 }),
-      (e: unknown) => e instanceof SluiceError && !e.retriable && /state "window:collector" of function "fn" for key "busy" \(partition 3\) would be 400 KB, over DynamoDB's 400 KB item limit/.test(e.message),
+      store.write(scope, [{ namespace: 'window:collector', key: 'busy', value: ['x'.repeat(400 * 1024)], offset: 1 }], { firstOffset: 1, lastOffset: 1 }),
+      (e: unknown) => e instanceof SluiceError && !e.retriable && /state "window:collector" of function "fn" for key "busy" \(partition 3\) would be 400 KB .*over DynamoDB's 400 KB item limit/.test(e.message),
     );
     assert.deepEqual(await store.read(scope, 'window:collector', ['busy']), new Map());
+    // 150 KB fits; 250 KB on top of the 150 KB version a retry may need does not.
+    await writeOne(store, 'window:collector', 'growing', ['x'.repeat(150 * 1024)], 1);
+    await assert.rejects(writeOne(store, 'window:collector', 'growing', ['x'.repeat(250 * 1024)], 2), /would be 400 KB \(the value is 250 KB, kept with its version from before this batch for retries\)/);
+    assert.deepEqual((await readOne(store, 'window:collector', 'growing'))?.offset, 1);
   });
 
   test('needs a table name, and says where to set it', () => {
@@ -91,23 +162,6 @@ describe('DynamoDBStore against DynamoDB Local', await availability(), () => {
       assert.throws(() => new DynamoDBStore({ endpoint }), /needs a table name: set SLUICE_STATE_TABLE/);
     } finally {
       if (saved !== undefined) process.env.SLUICE_STATE_TABLE = saved;
-    }
-  });
-});
-
-describe('expired state', await availability(), () => {
-  test('an item past its TTL reads as absent but keeps its offset (DynamoDB deletes lazily), in both stores', async () => {
-    const { MemoryStore } = await import('sluice');
-    const ddb = new DynamoDBStore({ table: `sluice-test-ttl-${process.pid}-${Date.now()}`, endpoint });
-    await ddb.ensureTable();
-    for (const store of [ddb, new MemoryStore()]) {
-      await store.write(scope, [
-        { namespace: 'keyed:seen', key: 'old', value: true, offset: 3, expiresAt: Date.now() - 5_000 },
-        { namespace: 'keyed:seen', key: 'new', value: true, offset: 4, expiresAt: Date.now() + 60_000 },
-      ], { firstOffset: 3, lastOffset: 4 });
-      const got = await store.read(scope, 'keyed:seen', ['old', 'new']);
-      assert.deepEqual(got.get('old'), { value: undefined, offset: 3 }, store.kind);
-      assert.deepEqual(got.get('new'), { value: true, offset: 4 }, store.kind);
     }
   });
 });

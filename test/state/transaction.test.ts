@@ -4,6 +4,10 @@ import {
   type BatchBounds, type ItemChange, MemoryStore, SluiceError, type StateScope, type StateStore, type StoredItem, Transaction,
   type WriteStats,
 } from 'sluice';
+import type { StoreCallOptions } from '../../framework/src/state/store.js';
+
+/** What a read returned, without the store's opaque revision. */
+const plain = (items: Map<string, StoredItem>) => new Map([...items].map(([k, { value, offset }]) => [k, { value, offset }]));
 
 const scope: StateScope = { functionName: 'fn', topic: 'readings', partition: 3 };
 
@@ -15,9 +19,9 @@ class RecordingStore implements StateStore {
   readonly readCalls: { namespace: string; keys: string[] }[] = [];
   readonly writeCalls: { changes: ItemChange[]; bounds: BatchBounds }[] = [];
 
-  async read(s: StateScope, namespace: string, keys: readonly string[]): Promise<Map<string, StoredItem>> {
+  async read(s: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>> {
     this.readCalls.push({ namespace, keys: [...keys] });
-    return this.inner.read(s, namespace, keys);
+    return this.inner.read(s, namespace, keys, opts);
   }
 
   async write(s: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): Promise<WriteStats> {
@@ -113,9 +117,12 @@ describe('Transaction.commit', () => {
 
     assert.equal(store.writeCalls.length, 1);
     assert.deepEqual(store.writeCalls[0].bounds, { firstOffset: 20, lastOffset: 22 });
+    const [ra, rb, rx] = store.writeCalls[0].changes.map((c) => c.revision);
+    assert.ok(ra !== undefined && rb !== undefined, 'items that were stored carry the revision they were read with');
+    assert.equal(rx, undefined, 'an item that was absent carries none');
     assert.deepEqual(store.writeCalls[0].changes, [
-      { namespace: 'keyed:total', key: 'a', value: 10, offset: 20 },
-      { namespace: 'keyed:total', key: 'b', value: undefined, offset: 21 },
+      { namespace: 'keyed:total', key: 'a', value: 10, offset: 20, revision: ra },
+      { namespace: 'keyed:total', key: 'b', value: undefined, offset: 21, revision: rb },
       { namespace: 'keyed:seen', key: 'x', value: true, offset: 22, expiresAt: 99_000 },
     ]);
     assert.deepEqual(stats, { writeRequests: 3, conflicts: 0 });
@@ -213,7 +220,8 @@ describe('replays and tombstones', () => {
     assert.equal(ns.isApplied('a', 8), true, 'a replay of a record before the delete must not resurrect the value');
     assert.equal(ns.isApplied('a', 9), true);
     assert.equal(ns.isApplied('a', 10), false);
-    assert.deepEqual(await store.read(scope, 'keyed:total', ['a']), new Map([['a', { value: undefined, offset: 9 }]]));
+    assert.deepEqual(plain(await store.read(scope, 'keyed:total', ['a'])), new Map([['a', { value: undefined, offset: 9 }]]));
+    assert.deepEqual(plain(await store.read(scope, 'keyed:total', ['a'], { before: 9 })), new Map([['a', { value: 5, offset: 7 }]]), 'a retry of the deleting batch still reads the value');
   });
 
   test('tombstones are hidden from keys() and dump()', async () => {
@@ -235,7 +243,7 @@ describe('MemoryStore', () => {
     const first = await store.read(scope, 'window:w', ['a']);
     (first.get('a')!.value as { sum: number }).sum = 999;
     const again = await store.read(scope, 'window:w', ['a']);
-    assert.deepEqual(again.get('a'), { value: { sum: 1 }, offset: 1 });
+    assert.deepEqual(plain(again).get('a'), { value: { sum: 1 }, offset: 1 });
   });
 
   test('scopes items by function, topic and partition', async () => {

@@ -114,8 +114,11 @@ export class PartitionRunner {
     const scope: StateScope = { functionName: this.functionName, topic, partition };
     let limit = records.length;
     let failure: StepFailure | undefined;
+    // State is read as of just before the batch, so a retried or re-batched batch sees what its
+    // first run saw (see state/versions.ts); a flush alone reads just after the input's end.
+    const before = records.length > 0 ? records[0].offset : (opts.flushOffset ?? -1) + 0.5;
     for (;;) {
-      const tx = new Transaction(this.store, scope, opts.deadline === undefined ? {} : { deadline: opts.deadline });
+      const tx = new Transaction(this.store, scope, opts.deadline === undefined ? { before } : { deadline: opts.deadline, before });
       const slice = limit === records.length ? records : records.slice(0, limit);
       try {
         const produced = await this.#run(slice, tx, !failure && opts.flush === true ? (opts.flushOffset ?? -1) + 0.5 : undefined);

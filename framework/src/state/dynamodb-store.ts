@@ -1,9 +1,26 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ConfigError, SluiceError, StateConflictError } from '../errors.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, WriteStats } from './store.js';
+import { ConfigError, SluiceError } from '../errors.js';
+import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
+import { conflictError, keepVersions, pickVersion, staleReadError } from './versions.js';
 
 /** DynamoDB's item size limit, less room for the key and bookkeeping attributes. */
 const MAX_VALUE_BYTES = 380 * 1024;
+/** Bytes of attribute names and numbers per stored version, on top of its value's JSON. */
+const VERSION_OVERHEAD_BYTES = 48;
+
+/** One stored version: its offset and its attribute map as DynamoDB returned it (passed back untouched). */
+interface StoredVersion {
+  readonly o: number;
+  readonly av: AttributeValue;
+}
+
+/** What a read hands back for the conditional write: the item's write count and its versions. */
+interface DynamoRevision {
+  readonly n: string;
+  readonly versions: readonly StoredVersion[];
+}
+
+const ABSENT: readonly StoredVersion[] = [{ o: -1, av: { M: { o: { N: '-1' } } } }];
 const BATCH_GET_LIMIT = 100;
 const WRITE_CONCURRENCY = 25;
 /** How long tombstones and window items live after their last write, unless given. */
@@ -49,14 +66,14 @@ async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClie
 
 /**
  * State in a DynamoDB table: partition key `pk` = function#topic#partition#namespace, sort key
- * `sk` = `k:` + record key, the value as JSON in `v`, the last applied input offset in `o`, and `ttl`.
+ * `sk` = `k:` + record key, the versions in `h` (a list of maps: input offset `o`, value as JSON
+ * `v` unless absent, expiry `e` if any; see `versions.ts`), the write count in `n`, and `ttl`.
  *
- * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel. Each changed item is one
- * conditional `PutItem` that succeeds only if the stored offset is older than the new one: a
- * stale invocation (a timed-out one still running beside its retry) is fenced and fails, and
- * never overwrites newer state. A crash between item writes is safe because every item remembers
- * the last offset applied to it. Partition-level items are written after the key items, so they
- * are never ahead of them.
+ * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel, each item as of just before
+ * the batch. Each changed item is one `PutItem` conditional on the write count read: a stale
+ * invocation (a timed-out one still running beside its retry) is fenced and fails, and never
+ * overwrites newer state. A crash between item writes is safe because the retry reads every item
+ * as it was before the batch. Partition-level items are written after the key items.
  *
  * @example
  * const store = new DynamoDBStore({ table: 'sluice-state', endpoint: 'http://127.0.0.1:8000' });
@@ -100,7 +117,7 @@ export class DynamoDBStore implements StateStore {
     }
   }
 
-  async read(scope: StateScope, namespace: string, keys: readonly string[], opts: { deadline?: number } = {}): Promise<Map<string, StoredItem>> {
+  async read(scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions = {}): Promise<Map<string, StoredItem>> {
     const { BatchGetItemCommand } = await import('@aws-sdk/client-dynamodb');
     const deadline = opts.deadline ?? Date.now() + 60_000;
     const pk = partitionKey(scope, namespace);
@@ -112,16 +129,21 @@ export class DynamoDBStore implements StateStore {
       for (let attempt = 0; pending.length > 0; attempt++) {
         this.stats.readRequests++;
         const res = await this.#send<{ Responses?: Record<string, Record<string, AttributeValue>[]>; UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>; ConsumedCapacity?: { CapacityUnits?: number }[] }>(
-          new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, v, o, #ttl', ExpressionAttributeNames: { '#ttl': 'ttl' } } }, ReturnConsumedCapacity: 'TOTAL' }),
+          new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, n, h' } }, ReturnConsumedCapacity: 'TOTAL' }),
           deadline,
         );
         for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
-        const nowS = Date.now() / 1000;
+        const now = Date.now();
         for (const item of res.Responses?.[this.table] ?? []) {
-          // DynamoDB deletes expired items lazily (within days): an expired value reads as absent,
-          // but its offset still counts, so replays stay no-ops.
-          const expired = item.ttl?.N !== undefined && Number(item.ttl.N) < nowS;
-          out.set(decodeKey(item.sk.S!), { value: item.v?.S === undefined || expired ? undefined : JSON.parse(item.v.S), offset: Number(item.o.N) });
+          const key = decodeKey(item.sk.S!);
+          const versions = (item.h?.L ?? []).map((av): StoredVersion => ({ o: Number(av.M!.o.N), av }));
+          const version = pickVersion(versions, opts.before);
+          if (!version) throw staleReadError(scope, namespace, key, versions[0]?.o ?? -1, opts.before!);
+          // DynamoDB deletes expired items lazily (within days): an expired value reads as absent.
+          const m = version.av.M!;
+          const expired = m.e?.N !== undefined && Number(m.e.N) < now;
+          const revision: DynamoRevision = { n: item.n.N!, versions };
+          out.set(key, { value: m.v?.S === undefined || expired ? undefined : JSON.parse(m.v.S), offset: version.o, revision });
         }
         pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
         if (pending.length > 0) {
@@ -134,19 +156,34 @@ export class DynamoDBStore implements StateStore {
     return out;
   }
 
-  async write(scope: StateScope, changes: readonly ItemChange[], _bounds: BatchBounds, opts: { deadline?: number } = {}): Promise<WriteStats> {
+  async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts: { deadline?: number } = {}): Promise<WriteStats> {
     const { PutItemCommand } = await import('@aws-sdk/client-dynamodb');
     const deadline = opts.deadline ?? Date.now() + 60_000;
     const now = Date.now();
     const items = changes.map((c) => {
+      const revision = c.revision as DynamoRevision | undefined;
       const json = c.value === undefined ? undefined : JSON.stringify(c.value);
-      if (json !== undefined && Buffer.byteLength(json) > MAX_VALUE_BYTES) {
+      const next: StoredVersion = {
+        o: c.offset,
+        av: { M: { o: { N: String(c.offset) }, ...(json === undefined ? {} : { v: { S: json } }), ...(c.expiresAt === undefined ? {} : { e: { N: String(c.expiresAt) } }) } },
+      };
+      const versions = keepVersions(revision?.versions ?? ABSENT, bounds.firstOffset, next);
+      let bytes = 0;
+      let expires = 0;
+      for (const v of versions) {
+        const m = v.av.M!;
+        bytes += VERSION_OVERHEAD_BYTES + (m.v?.S === undefined ? 0 : Buffer.byteLength(m.v.S));
+        expires = Math.max(expires, m.e?.N === undefined ? now + this.#retentionMs : Number(m.e.N));
+      }
+      if (bytes > MAX_VALUE_BYTES) {
+        const valueKb = Math.round(Buffer.byteLength(json ?? '') / 1024);
         throw new SluiceError(
-          `state "${c.namespace}" of function "${scope.functionName}" for key "${c.key}" (partition ${scope.partition}) would be ${Math.round(Buffer.byteLength(json) / 1024)} KB, over DynamoDB's 400 KB item limit; use a smaller window, or an aggregation that keeps less (e.g. count/sum instead of collect).`,
+          `state "${c.namespace}" of function "${scope.functionName}" for key "${c.key}" (partition ${scope.partition}) would be ${Math.round(bytes / 1024)} KB ` +
+            `(the value is ${valueKb} KB, kept with its version from before this batch for retries), over DynamoDB's 400 KB item limit; ` +
+            `use a smaller window, or an aggregation that keeps less (e.g. count/sum instead of collect).`,
           { retriable: false },
         );
       }
-      const expires = c.expiresAt ?? now + this.#retentionMs;
       return {
         partitionLevel: c.namespace.endsWith('#partition'),
         input: new PutItemCommand({
@@ -154,12 +191,13 @@ export class DynamoDBStore implements StateStore {
           Item: {
             pk: { S: partitionKey(scope, c.namespace) },
             sk: { S: encodeKey(c.key) },
-            o: { N: String(c.offset) },
+            n: { N: String(Number(revision?.n ?? 0) + 1) },
+            h: { L: versions.map((v) => v.av) },
             ttl: { N: String(Math.ceil(expires / 1000)) },
-            ...(json === undefined ? {} : { v: { S: json } }),
           },
-          ConditionExpression: 'attribute_not_exists(pk) OR o < :o',
-          ExpressionAttributeValues: { ':o': { N: String(c.offset) } },
+          ...(revision
+            ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: revision.n } } }
+            : { ConditionExpression: 'attribute_not_exists(pk)' }),
           ReturnConsumedCapacity: 'TOTAL',
         }),
         change: c,
@@ -184,12 +222,10 @@ export class DynamoDBStore implements StateStore {
         }));
       }
     };
-    // Key items first, then partition-level items (clocks, indexes), so those are never ahead.
+    // Key items first, then partition-level items (clocks, indexes).
     await put(items.filter((i) => !i.partitionLevel));
     await put(items.filter((i) => i.partitionLevel));
-    if (conflicts > 0) {
-      throw new StateConflictError(`${conflicts} state item(s) of function "${scope.functionName}", partition ${scope.partition}, were already written by a newer invocation; this invocation is stale and stops without overwriting them.`);
-    }
+    if (conflicts > 0) throw conflictError(scope, conflicts);
     return { writeRequests: items.length, conflicts };
   }
 
@@ -221,9 +257,13 @@ export class DynamoDBStore implements StateStore {
       const res = await this.#send<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>(new QueryCommand({
         TableName: this.table, ConsistentRead: true,
         KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
-        ProjectionExpression: 'sk, v', ...(start ? { ExclusiveStartKey: start } : {}),
+        ProjectionExpression: 'sk, h', ...(start ? { ExclusiveStartKey: start } : {}),
       }), Date.now() + 30_000);
-      for (const item of res.Items ?? []) if (item.v) out.push(decodeKey(item.sk.S!));
+      const now = Date.now();
+      for (const item of res.Items ?? []) {
+        const newest = item.h?.L?.at(-1)?.M;
+        if (newest?.v && !(newest.e?.N !== undefined && Number(newest.e.N) < now)) out.push(decodeKey(item.sk.S!));
+      }
       start = res.LastEvaluatedKey;
     } while (start);
     return out;

@@ -1,43 +1,62 @@
-import { StateConflictError } from '../errors.js';
 import { cloneJson, firstNonJson } from './json.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, StoredItem, WriteStats } from './store.js';
+import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
+import { conflictError, keepVersions, liveValue, pickVersion, staleReadError, type Version } from './versions.js';
+
+/** One item: its versions (sorted by offset) and its revision, counted up by every write. */
+interface MemoryItem {
+  readonly versions: readonly Version[];
+  readonly revision: number;
+}
+
+/** An item as `dump()` shows it: its newest version's value and offset. */
+export interface ItemSnapshot {
+  readonly value: unknown;
+  readonly offset: number;
+}
+
+const ABSENT: readonly Version[] = [{ o: -1 }];
 
 /**
  * State in process memory, for `sluice dev`, tests and benchmarks. Reads hand out deep copies,
  * so a batch that fails and is never committed cannot leak in-place mutations into stored state;
  * writes keep the committed objects (a transaction is never used after its commit). Values must be
- * plain JSON data, as in DynamoDB: anything else fails the write with a clear error.
+ * plain JSON data, as in DynamoDB: anything else fails the write with a clear error. Items are
+ * versioned and written compare-and-set, exactly as in the DynamoDB store (see `versions.ts`).
  *
  * @example
  * const store = new MemoryStore();
  * await runFunction(handler, records, { store });
- * store.dump(); // stored items by table, then by key: { value, offset }
+ * store.dump(); // stored items by table, then by key: { value, offset } of the newest version
  */
 export class MemoryStore implements StateStore {
   readonly kind = 'memory';
   readonly durable = false;
-  readonly #items = new Map<string, Map<string, { value: unknown; offset: number; expiresAt?: number }>>();
+  readonly #items = new Map<string, Map<string, MemoryItem>>();
   reads = 0;
   writes = 0;
 
-  async read(scope: StateScope, namespace: string, keys: readonly string[]): Promise<Map<string, StoredItem>> {
+  async read(scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions = {}): Promise<Map<string, StoredItem>> {
     this.reads++;
     const table = this.#items.get(tableKey(scope, namespace));
     const out = new Map<string, StoredItem>();
     if (!table) return out;
+    const now = Date.now();
     for (const key of keys) {
       const hit = table.get(key);
-      if (hit) out.set(key, { value: hit.expiresAt !== undefined && hit.expiresAt < Date.now() ? undefined : cloneJson(hit.value), offset: hit.offset });
+      if (!hit) continue;
+      const version = pickVersion(hit.versions, opts.before);
+      if (!version) throw staleReadError(scope, namespace, key, hit.versions[0].o, opts.before!);
+      out.set(key, { value: cloneJson(liveValue(version, now)), offset: version.o, revision: hit.revision });
     }
     return out;
   }
 
-  async write(scope: StateScope, changes: readonly ItemChange[], _bounds: BatchBounds): Promise<WriteStats> {
+  async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): Promise<WriteStats> {
     this.writes++;
     // Values must be plain JSON: check them all before writing any.
     for (const c of changes) checkJson(c.value, c.namespace, c.key);
     let conflicts = 0;
-    // As in DynamoDB: each item only if its stored offset is older; partition-level items last.
+    // As in DynamoDB: each item only if unchanged since it was read; partition-level items last.
     const ordered = [...changes.filter((c) => !c.namespace.endsWith('#partition')), ...changes.filter((c) => c.namespace.endsWith('#partition'))];
     for (const c of ordered) {
       this.beforeItemWrite?.(c);
@@ -45,16 +64,14 @@ export class MemoryStore implements StateStore {
       let table = this.#items.get(tk);
       if (!table) this.#items.set(tk, (table = new Map()));
       const stored = table.get(c.key);
-      if (stored && stored.offset >= c.offset) {
+      if (stored?.revision !== c.revision) {
         conflicts++;
         continue;
       }
-      // A deleted item stays as a tombstone that remembers its offset, so a replay stays a no-op.
-      table.set(c.key, c.expiresAt === undefined ? { value: c.value, offset: c.offset } : { value: c.value, offset: c.offset, expiresAt: c.expiresAt });
+      const next: Version = { o: c.offset, ...(c.value === undefined ? {} : { v: c.value }), ...(c.expiresAt === undefined ? {} : { e: c.expiresAt }) };
+      table.set(c.key, { versions: keepVersions(stored?.versions ?? ABSENT, bounds.firstOffset, next), revision: (stored?.revision ?? 0) + 1 });
     }
-    if (conflicts > 0) {
-      throw new StateConflictError(`${conflicts} state item(s) of function "${scope.functionName}", partition ${scope.partition}, were already written by a newer invocation; this invocation is stale and stops without overwriting them.`);
-    }
+    if (conflicts > 0) throw conflictError(scope, conflicts);
     return { writeRequests: changes.length, conflicts };
   }
 
@@ -63,7 +80,7 @@ export class MemoryStore implements StateStore {
 
   async keys(scope: StateScope, namespace: string): Promise<string[]> {
     const table = this.#items.get(tableKey(scope, namespace));
-    return table ? [...table].filter(([, v]) => v.value !== undefined).map(([k]) => k) : [];
+    return table ? [...table].filter(([, item]) => newest(item) !== undefined).map(([k]) => k) : [];
   }
 
   /**
@@ -71,18 +88,36 @@ export class MemoryStore implements StateStore {
    * For cheap periodic summaries such as the live view's count of open windows.
    */
   forEachValue(visit: (table: string, key: string, value: unknown) => void): void {
-    for (const [tk, table] of this.#items) for (const [k, v] of table) if (v.value !== undefined) visit(tk, k, v.value);
+    for (const [tk, table] of this.#items) {
+      for (const [k, item] of table) {
+        const v = newest(item);
+        if (v !== undefined) visit(tk, k, v);
+      }
+    }
   }
 
-  /** Every stored item, decoded: for tests and the dev summary. */
-  dump(): Record<string, Record<string, StoredItem>> {
-    const out: Record<string, Record<string, StoredItem>> = {};
+  /** Every stored item holding a value, as its newest version, decoded: for tests and the dev summary. */
+  dump(): Record<string, Record<string, ItemSnapshot>> {
+    const out: Record<string, Record<string, ItemSnapshot>> = {};
     for (const [tk, table] of this.#items) {
       out[tk] = {};
-      for (const [k, v] of table) if (v.value !== undefined) out[tk][k] = { value: cloneJson(v.value), offset: v.offset };
+      for (const [k, item] of table) {
+        const v = newest(item);
+        if (v !== undefined) out[tk][k] = { value: cloneJson(v), offset: item.versions[item.versions.length - 1].o };
+      }
     }
     return out;
   }
+
+  /** Every version of every item, for tests of the versioning itself. */
+  versions(scope: StateScope, namespace: string, key: string): readonly Version[] {
+    return this.#items.get(tableKey(scope, namespace))?.get(key)?.versions ?? [];
+  }
+}
+
+/** The value of an item's newest version, if it is live. */
+function newest(item: MemoryItem): unknown {
+  return liveValue(item.versions[item.versions.length - 1], Date.now());
 }
 
 function tableKey(scope: StateScope, namespace: string): string {

@@ -3,8 +3,11 @@
  * it goes through a {@link Transaction}, one per partition batch, which reads items in bulk,
  * serves reads and writes from memory (read-your-writes) and hands the store one write set.
  *
- * A store keeps, per item, the offset of the last input record whose effect the item holds.
- * Replaying that record (a Lambda retry) then leaves the item alone: the effect is applied once.
+ * A store keeps each item as a few versions, each its value as of an input offset, and a batch
+ * reads the newest version older than its first offset (see `versions.ts`): a retried or
+ * re-batched batch sees state exactly as its first run did, so every record's effect is applied
+ * once and everything computed from state comes out the same again. Writes are compare-and-set
+ * on the revision the batch read.
  */
 
 /**
@@ -20,19 +23,23 @@ export interface StateScope {
 }
 
 /**
- * One stored item: a JSON-serializable value and the last input offset applied to it.
+ * One stored item as a batch reads it: the value of the version it reads, that version's offset,
+ * and the store's handle on the item as read, which a write hands back to be conditional on it.
  *
  * @example
- * (await store.read(scope, 'keyed:lastSeen', ['s1'])).get('s1'); // { value: 1_000, offset: 41 }
+ * (await store.read(scope, 'keyed:lastSeen', ['s1'], { before: 50 })).get('s1'); // { value: 1_000, offset: 41, revision: … }
  */
 export interface StoredItem {
   readonly value: unknown;
   readonly offset: number;
+  /** Opaque to callers: what the store needs to write the item back only if it is unchanged. */
+  readonly revision: unknown;
 }
 
 /**
- * One change in a write set. `value: undefined` deletes the item's value; the store keeps a
- * tombstone with the offset (until its TTL) so that replaying older records stays a no-op.
+ * One change in a write set. `value: undefined` deletes the item's value (a version saying so is
+ * kept until the item's TTL, so a retry can still read the value before it). `revision` is the
+ * one the item was read with; none for an item that was absent.
  *
  * @example
  * const changes: ItemChange[] = [
@@ -45,12 +52,14 @@ export interface ItemChange {
   readonly key: string;
   readonly value: unknown;
   readonly offset: number;
-  /** Milliseconds since epoch after which the store may drop the item (TTL), if any. */
+  /** Milliseconds since epoch after which the value reads as absent (TTL), if any. */
   readonly expiresAt?: number;
+  readonly revision?: unknown;
 }
 
 /**
- * The offsets a write set covers; a store uses them to fence stale writers.
+ * The offsets a write set covers: versions older than `firstOffset` other than the one the batch
+ * read are no longer needed.
  *
  * @example
  * await store.write(scope, changes, { firstOffset: 40, lastOffset: 49 });
@@ -73,12 +82,16 @@ export interface StateStore {
   readonly kind: string;
   /** Whether state survives the process (DynamoDB) or not (memory). */
   readonly durable: boolean;
+  /**
+   * Reads items as of just before `opts.before` (the batch's first offset; the newest version
+   * without it). Throws StateConflictError when an item only has versions at or after `before`.
+   */
   read(scope: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>>;
   /**
-   * Writes a batch's changes. Each item is written only if its stored offset is older than the
-   * change's (a stale writer is fenced: StateConflictError). A write may be cut short by a crash,
-   * leaving some items written: every item remembers its own offset, so re-applying is safe.
-   * Partition-level items (namespaces ending in `#partition`) are written after the others.
+   * Writes a batch's changes. Each item is written only if it is unchanged since it was read
+   * (otherwise StateConflictError: the invocation is stale). A write may be cut short by a crash,
+   * leaving some items written: the retry reads the versions from before the batch, so that is
+   * safe. Partition-level items (namespaces ending in `#partition`) are written after the others.
    */
   write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats>;
   /** Keys holding a value in a namespace: only for closing every window at the end of a finite input. */
@@ -98,11 +111,14 @@ export interface WriteStats {
 
 /**
  * Per-call options: the time (epoch ms) by which the call must finish, so that retries of
- * throttled requests stay within the invocation's remaining time.
+ * throttled requests stay within the invocation's remaining time, and for reads the offset to
+ * read the state before.
  *
  * @example
  * await store.read(scope, ns, keys, { deadline: Date.now() + context.getRemainingTimeInMillis() - 1000 });
  */
 export interface StoreCallOptions {
   readonly deadline?: number;
+  /** For reads: the batch's first offset; the read returns each item as of just before it. */
+  readonly before?: number;
 }

@@ -4,8 +4,10 @@ import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions,
 /** One loaded item. Operators on the hot path may use it directly (see {@link NamespaceView.entry}). */
 export interface Entry {
   value: unknown;
-  /** Offset stored with the item when it was read: records at or below it are already applied. */
+  /** Offset of the version read (older than the batch's first offset): records at or below it are already applied. */
   readonly persistedOffset: number;
+  /** The store's handle on the item as read, for its conditional write; undefined if absent. */
+  readonly revision: unknown;
   offset: number;
   dirty: boolean;
   expiresAt: number | undefined;
@@ -13,11 +15,11 @@ export interface Entry {
 
 /**
  * The state of one partition batch: items are loaded in bulk per namespace before the records
- * that need them run, then read and written synchronously with read-your-writes, and flushed
- * once by {@link Transaction.commit}.
+ * that need them run, as of just before the batch's first offset (`opts.before`), then read and
+ * written synchronously with read-your-writes, and flushed once by {@link Transaction.commit}.
  *
  * @example
- * const tx = new Transaction(store, scope);
+ * const tx = new Transaction(store, scope, { before: 10 });
  * await tx.load('keyed:seen', ['a', 'b']);
  * const ns = tx.namespace('keyed:seen');
  * if (!ns.isApplied('a', 17)) ns.set('a', (ns.get('a') as number ?? 0) + 1, 17);
@@ -52,6 +54,7 @@ export class Transaction {
       ns.entries.set(k, {
         value: item?.value,
         persistedOffset: item ? item.offset : -1,
+        revision: item?.revision,
         offset: item ? item.offset : -1,
         dirty: false,
         expiresAt: undefined,
@@ -66,9 +69,10 @@ export class Transaction {
       for (const [key, e] of ns.entries) {
         // Nothing newer than what is stored was applied: writing would only trip the fence.
         if (!e.dirty || e.offset <= e.persistedOffset) continue;
-        out.push(e.expiresAt === undefined
-          ? { namespace: ns.name, key, value: e.value, offset: e.offset }
-          : { namespace: ns.name, key, value: e.value, offset: e.offset, expiresAt: e.expiresAt });
+        const change: ItemChange = { namespace: ns.name, key, value: e.value, offset: e.offset };
+        if (e.expiresAt !== undefined) (change as { expiresAt?: number }).expiresAt = e.expiresAt;
+        if (e.revision !== undefined) (change as { revision?: unknown }).revision = e.revision;
+        out.push(change);
       }
     }
     return out;

@@ -19,8 +19,8 @@ import { lambdaContext, toKafkaEvents, type InputRecord } from '../local/events.
 import type { DeadLetter, LateOutput, OutputMessage } from '../pipeline/records.js';
 import type { KafkaBatchResponse, KafkaEvent } from '../runtime/event.js';
 import { type Runtime, sluice, type SluiceHandler } from '../runtime/handler.js';
-import { MemoryStore } from '../state/memory-store.js';
-import type { StateStore, StoredItem } from '../state/store.js';
+import { type ItemSnapshot, MemoryStore } from '../state/memory-store.js';
+import type { StateStore } from '../state/store.js';
 
 export type { InputRecord } from '../local/events.js';
 export { toKafkaEvents, toEventRecord, lambdaContext } from '../local/events.js';
@@ -60,7 +60,7 @@ export interface TestRun {
   /** Output values sent to one topic, in order. */
   values(topic: string): unknown[];
   /** Stored items (MemoryStore only), by table then key. */
-  state(): Record<string, Record<string, StoredItem>>;
+  state(): Record<string, Record<string, ItemSnapshot>>;
 }
 
 /**
