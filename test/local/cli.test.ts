@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -9,9 +10,37 @@ const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'framework/bin/sluice.js');
 
 function sluice(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  return sluiceWith({}, ...args);
+}
+
+function sluiceWith(env: Record<string, string>, ...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+const dynamodbPort = Number(process.env.SLUICE_DYNAMODB_PORT ?? 8000);
+async function dynamodbAvailability(): Promise<{ skip?: string }> {
+  const open = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: dynamodbPort });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+  if (open) return {};
+  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on 127.0.0.1:${dynamodbPort}; run npm run infra:up.`);
+  return { skip: `no DynamoDB Local on 127.0.0.1:${dynamodbPort} (npm run infra:up starts one)` };
+}
+
+test('sluice dev --state dynamodb keeps state in the table; running the same input again is refused with what to do', await dynamodbAvailability(), () => {
+  const env = { SLUICE_STATE_TABLE: `sluice-cli-test-${process.pid}-${Date.now()}`, SLUICE_DYNAMODB_ENDPOINT: `http://127.0.0.1:${dynamodbPort}` };
+  const first = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, new RegExp(`state in DynamoDB table ${env.SLUICE_STATE_TABLE}`));
+  assert.match(first.stderr, /182 records in, 15 messages out/);
+  const again = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
+  assert.equal(again.code, 2, again.stderr);
+  assert.match(again.stderr, new RegExp(`table ${env.SLUICE_STATE_TABLE} already holds state of SensorSums past sensor-counts-\\d@0, from an earlier run of this input; set SLUICE_STATE_TABLE to a new table to start over`));
+  assert.doesNotMatch(again.stderr, /dead letter|retry /, 'it stops at once, without retrying or dead-lettering anything');
+});
 
 test('sluice dev runs a serverless.yml function on its bundled sample', () => {
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-')), 'out.jsonl');

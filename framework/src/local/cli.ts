@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SluiceError } from '../errors.js';
+import { SluiceError, StateConflictError } from '../errors.js';
 import { CaptureSink } from '../io/sinks.js';
 import type { OutputMessage } from '../pipeline/records.js';
 import type { KafkaEvent } from '../runtime/event.js';
@@ -99,6 +99,9 @@ async function dev(args: string[]): Promise<number> {
   const capture = new CaptureSink();
   let late = 0;
   let windowsEmitted = 0;
+  // A durable table that already holds this function's state past these offsets (an earlier run
+  // of the same file): every batch would be refused as stale, so stop at the first one.
+  let rewound: Error | undefined;
   const printed = { n: 0 };
   const print = (m: OutputMessage) => {
     if (!values.quiet) console.log(formatMessage(m));
@@ -114,6 +117,7 @@ async function dev(args: string[]): Promise<number> {
       },
     },
     onBatch: (r) => {
+      rewound ??= r.failed.find((f) => f.stage === 'read' && f.error instanceof StateConflictError)?.error as Error | undefined;
       windowsEmitted += r.stats.windowsEmitted;
       for (const l of r.late) {
         late++;
@@ -126,10 +130,19 @@ async function dev(args: string[]): Promise<number> {
   const ctx = lambdaContext(entry.name);
   let failures = 0;
   const retries = Number(values.retries);
+  const stopIfRewound = (where: string) => {
+    if (rewound) {
+      throw new SluiceError(`table ${(store as { table?: string }).table} already holds state of ${manifest.name} past ${where}, from an earlier run of this input; set SLUICE_STATE_TABLE to a new table to start over, or use --state memory. (${rewound.message})`);
+    }
+  };
   for (const event of toKafkaEvents(records, { topic: manifest.source.topic, batchSize })) {
     await invokeWithRetries((e) => handler(e, ctx as never), event, retries, {
-      retry: (group, offset, n, of) => console.error(`retry        ${group}@${offset}: attempt ${n + 1} of ${of + 1}`),
+      retry: (group, offset, n, of) => {
+        stopIfRewound(`${group}@${offset}`);
+        console.error(`retry        ${group}@${offset}: attempt ${n + 1} of ${of + 1}`);
+      },
       giveUp: async (d) => {
+        stopIfRewound(`${d.record.topic}-${d.record.partition}@${d.record.offset}`);
         failures++;
         console.error(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
         await capture.send([d]);
@@ -149,9 +162,6 @@ async function dev(args: string[]): Promise<number> {
     [
       `\nsummary: ${records.length} records in, ${capture.messages.length} messages out` + (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
       `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` + (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
-      store.durable && capture.messages.length === 0 && records.length > 0
-        ? `no output: table ${(store as { table?: string }).table} already holds state for these offsets, so they are replays and change nothing (exactly-once). Set SLUICE_STATE_TABLE to a new table to start over.`
-        : '',
       open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
       values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
     ].filter(Boolean).join('\n'),

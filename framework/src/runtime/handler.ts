@@ -27,6 +27,19 @@ export interface Runtime {
 }
 
 /**
+ * A partition of an invocation that failed whole, and why.
+ *
+ * @example
+ * const f: PartitionFailure = { topic: 'readings', partition: 0, stage: 'read', error: new StateConflictError('…') };
+ */
+export interface PartitionFailure {
+  readonly topic: string;
+  readonly partition: number;
+  readonly stage: 'read' | 'commit';
+  readonly error: unknown;
+}
+
+/**
  * What one invocation did.
  *
  * @example
@@ -34,6 +47,8 @@ export interface Runtime {
  */
 export interface BatchReport {
   readonly partitions: readonly PartitionResult[];
+  /** Partitions that failed whole: their state could not be read, or not committed. Lambda retries them. */
+  readonly failed: readonly PartitionFailure[];
   readonly late: readonly LateOutput[];
   readonly stats: BatchStats;
   readonly response: KafkaBatchResponse;
@@ -107,10 +122,12 @@ export function sluice(definition: Definition): SluiceHandler {
     const fail = (topic: string, partition: number, offset: number) =>
       response.batchItemFailures.push({ itemIdentifier: { partition: `${topic}-${partition}`, offset } });
     const done: PartitionResult[] = [];
+    const failed: PartitionFailure[] = [];
     for (const s of settled) {
       if ('error' in s) {
         // State could not be read: nothing of this partition is committed; Lambda retries it whole.
         console.error(JSON.stringify({ sluice: 'partition-failed', topic: s.p.topic, partition: s.p.partition, error: String((s.error as Error)?.message ?? s.error) }));
+        failed.push({ topic: s.p.topic, partition: s.p.partition, stage: 'read', error: s.error });
         fail(s.p.topic, s.p.partition, s.p.records[0].offset);
       } else done.push(s.result);
     }
@@ -128,6 +145,7 @@ export function sluice(definition: Definition): SluiceHandler {
         }
       } catch (e) {
         console.error(JSON.stringify({ sluice: 'commit-failed', topic: r.topic, partition: r.partition, error: String((e as Error)?.message ?? e) }));
+        failed.push({ topic: r.topic, partition: r.partition, stage: 'commit', error: e });
         const first = partitions.find((p) => p.topic === r.topic && p.partition === r.partition)!;
         fail(r.topic, r.partition, first.records[0].offset);
       }
@@ -141,7 +159,7 @@ export function sluice(definition: Definition): SluiceHandler {
     if (runtime.onBatch) {
       const stats: BatchStats = { recordsIn: 0, messagesOut: 0, windowsEmitted: 0, late: 0, poison: 0 };
       for (const r of done) for (const k of Object.keys(stats) as (keyof BatchStats)[]) stats[k] += r.stats[k];
-      runtime.onBatch({ partitions: done, late: done.flatMap((r) => r.late), stats, response, ...(state ? { state } : {}) });
+      runtime.onBatch({ partitions: done, failed, late: done.flatMap((r) => r.late), stats, response, ...(state ? { state } : {}) });
     }
     return response;
   };
