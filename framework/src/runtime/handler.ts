@@ -3,7 +3,8 @@ import type { Context } from 'aws-lambda';
 import { type Definition, loadDefinition } from '../define/build.js';
 import type { Manifest } from '../define/manifest.js';
 import { SluiceError } from '../errors.js';
-import { type DeadLetterSink, logDeadLetterSink, logOutputSink, type OutputSink } from '../io/sinks.js';
+import { defaultSinks } from '../io/lambda-kafka.js';
+import type { DeadLetterSink, OutputSink } from '../io/sinks.js';
 import type { LateOutput } from '../pipeline/records.js';
 import { type BatchStats, type PartitionResult, PartitionRunner } from '../pipeline/runner.js';
 import { DynamoDBStore } from '../state/dynamodb-store.js';
@@ -100,11 +101,14 @@ export function sluice(definition: Definition): SluiceHandler {
   const stateful = manifest.state.length > 0 || manifest.steps.some((s) => s.kind === 'window');
   // Deployed, the plugin sets SLUICE_STATE_TABLE; a function without state never touches DynamoDB.
   const store: StateStore = stateful && process.env.SLUICE_STATE_TABLE ? new DynamoDBStore() : new MemoryStore();
-  const runtime: Runtime = { store, sink: logOutputSink, deadLetters: logDeadLetterSink };
+  // Deployed by the plugin, outputs and dead letters go to Kafka; otherwise they are logged.
+  const defaults = defaultSinks(manifest);
+  const runtime: Runtime = { store, sink: defaults.sink, deadLetters: defaults.deadLetters };
   let runner = new PartitionRunner(manifest, runtime.store);
 
   let warned = false;
   const base = async (event: KafkaEvent, context?: Context): Promise<KafkaBatchResponse> => {
+    defaults.kafka?.useBrokers(event.bootstrapServers);
     if (!warned && process.env.AWS_LAMBDA_FUNCTION_NAME && !runtime.store.durable && stateful) {
       warned = true;
       console.warn(JSON.stringify({ sluice: 'warning', message: `function "${manifest.name}" keeps its window and keyed state in memory: it is lost when this container stops. Configure the DynamoDB state store for production.` }));

@@ -1,0 +1,111 @@
+import type { KafkaConfig, Producer, SASLOptions } from 'kafkajs';
+import type { Manifest } from '../define/manifest.js';
+import { ConfigError } from '../errors.js';
+import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
+import { KafkaDeadLetterSink, KafkaOutputSink } from './kafka.js';
+import { type DeadLetterSink, logDeadLetterSink, logOutputSink, type OutputSink } from './sinks.js';
+
+/** How a deployed function authenticates to Kafka to produce (set by the plugin from the event). */
+export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
+export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
+
+/**
+ * The Kafka producer of a deployed function: one per container, connected on first use, to the
+ * cluster the invocation's event came from (its `bootstrapServers`) unless SLUICE_KAFKA_BROKERS
+ * says otherwise. The plugin sets the environment:
+ *
+ * - `SLUICE_OUTPUTS=kafka`: produce outputs (otherwise they are logged, as locally);
+ * - `SLUICE_KAFKA_AUTH`: `iam` (MSK IAM: OAUTHBEARER tokens, see `msk-iam.ts`),
+ *   `scram` (SASL/SCRAM-SHA-512 with the username and password of the Secrets Manager secret
+ *   `SLUICE_KAFKA_SECRET_ARN`) or `none`; `SLUICE_KAFKA_TLS=true` for TLS;
+ * - `SLUICE_DEAD_LETTER_TOPIC`: where poison records go (otherwise they are logged).
+ *
+ * The plugin also compiles `SLUICE_KAFKA_AUTH` into the bundle, so the libraries of the other
+ * modes are not shipped.
+ *
+ * @example
+ * const kafka = new LambdaKafka();
+ * kafka.useBrokers(event.bootstrapServers);
+ * await kafka.outputSink(manifest).send(messages);
+ */
+export class LambdaKafka {
+  #brokers: string | undefined;
+  #producer: Promise<Producer> | undefined;
+
+  /** The brokers of the current invocation's event (the first one seen wins for the container). */
+  useBrokers(bootstrapServers: string | undefined): void {
+    this.#brokers ??= process.env.SLUICE_KAFKA_BROKERS || bootstrapServers || undefined;
+  }
+
+  outputSink(manifest: Manifest): OutputSink {
+    return { send: async (messages: readonly OutputMessage[]) => new KafkaOutputSink(await this.#connect(), manifest).send(messages) };
+  }
+
+  deadLetterSink(topic: string): DeadLetterSink {
+    return { send: async (letters: readonly DeadLetter[], fn: string) => new KafkaDeadLetterSink(await this.#connect(), topic).send(letters, fn) };
+  }
+
+  #connect(): Promise<Producer> {
+    this.#producer ??= this.#create().catch((e) => {
+      this.#producer = undefined; // the next invocation tries again
+      throw e;
+    });
+    return this.#producer;
+  }
+
+  async #create(): Promise<Producer> {
+    const brokers = this.#brokers;
+    if (!brokers) throw new ConfigError('no Kafka brokers to produce outputs to: the event has no bootstrapServers and SLUICE_KAFKA_BROKERS is not set.');
+    const { Kafka, logLevel } = await import('kafkajs');
+    const config: KafkaConfig = {
+      clientId: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'sluice',
+      brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean),
+      ssl: process.env.SLUICE_KAFKA_TLS === 'true',
+      logLevel: logLevel.ERROR,
+      connectionTimeout: 5_000,
+    };
+    const sasl = await saslOptions();
+    if (sasl) config.sasl = sasl;
+    const producer = new Kafka(config).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await producer.connect();
+    return producer;
+  }
+}
+
+// Written as a chain on process.env.SLUICE_KAFKA_AUTH so that, compiled in by the plugin, the
+// branches of the other modes (and their imports) drop out of the bundle.
+async function saslOptions(): Promise<SASLOptions | undefined> {
+  if (process.env.SLUICE_KAFKA_AUTH === 'iam') {
+    const { mskIamToken } = await import('./msk-iam.js');
+    const region = process.env.AWS_REGION ?? 'us-east-1';
+    return { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: (await mskIamToken({ region })).token }) };
+  }
+  if (process.env.SLUICE_KAFKA_AUTH === 'scram') {
+    const secretId = process.env.SLUICE_KAFKA_SECRET_ARN;
+    if (!secretId) throw new ConfigError('SLUICE_KAFKA_AUTH=scram needs SLUICE_KAFKA_SECRET_ARN, the Secrets Manager secret with the SASL/SCRAM username and password.');
+    const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    const res = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
+    const { username, password } = JSON.parse(res.SecretString ?? '{}') as { username?: string; password?: string };
+    if (!username || !password) throw new ConfigError(`secret ${secretId} must be JSON with "username" and "password" (the MSK SASL/SCRAM secret format).`);
+    return { mechanism: 'scram-sha-512', username, password };
+  }
+  const mode = process.env.SLUICE_KAFKA_AUTH;
+  if (mode !== undefined && mode !== '' && mode !== 'none') {
+    throw new ConfigError(`SLUICE_KAFKA_AUTH must be one of ${KAFKA_AUTH_MODES.join(', ')}; received ${JSON.stringify(mode)}.`);
+  }
+  return undefined;
+}
+
+/**
+ * The sinks a handler starts with: Kafka when deployed by the plugin (`SLUICE_OUTPUTS=kafka`),
+ * logs otherwise.
+ *
+ * @example
+ * const { sink, deadLetters, kafka } = defaultSinks(manifest);
+ */
+export function defaultSinks(manifest: Manifest): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
+  if (process.env.SLUICE_OUTPUTS !== 'kafka') return { sink: logOutputSink, deadLetters: logDeadLetterSink };
+  const kafka = new LambdaKafka();
+  const topic = process.env.SLUICE_DEAD_LETTER_TOPIC;
+  return { sink: kafka.outputSink(manifest), deadLetters: topic ? kafka.deadLetterSink(topic) : logDeadLetterSink, kafka };
+}
