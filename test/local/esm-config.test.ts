@@ -43,7 +43,7 @@ test('bad entries fail with a ConfigError naming the function, the option and th
     [entry({ topic: 'in', startingPosition: 'AT_TIMESTAMP' }), /startingPositionTimestamp \(epoch seconds\) is required with AT_TIMESTAMP/],
     [entry({ topic: 'in', consumerGroupId: 'has space' }), /consumerGroupId must be 1-200 letters/],
     [entry({ topic: 'in' }, { retries: 3 }), /unknown option functions\.fn\.sluice\.retries in serverless\.yml; allowed: maximumRetryAttempts, deadLetterTopic/],
-    [entry({ topic: 'in' }, { maximumRetryAttempts: -1 }), /maximumRetryAttempts must be a whole number from 0 to 10000; received -1/],
+    [entry({ topic: 'in' }, { maximumRetryAttempts: -2 }), /maximumRetryAttempts must be a whole number from -1 \(forever\) to 10000; received -2/],
   ];
   for (const [e, message] of cases) assert.throws(() => esmConfig(e, 'svc'), (err: unknown) => err instanceof ConfigError && message.test(err.message), String(message));
 });

@@ -28,7 +28,7 @@ export interface EsmConfig {
 }
 
 /** Sluice's own options, under `functions.<name>.sluice` in serverless.yml. */
-export const SLUICE_FUNCTION_OPTIONS = ['maximumRetryAttempts', 'deadLetterTopic'] as const;
+export const SLUICE_FUNCTION_OPTIONS = ['maximumRetryAttempts', 'deadLetterTopic', 'onFailure', 'provisionedPollers'] as const;
 
 /**
  * Validates and completes a function's event source settings with Lambda's defaults: batch size
@@ -68,9 +68,10 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
       throw new ConfigError(`unknown option ${where}.sluice.${k} in serverless.yml; allowed: ${SLUICE_FUNCTION_OPTIONS.join(', ')}.`);
     }
   }
-  const retries = opts.maximumRetryAttempts ?? 2;
+  // -1 is Lambda's "until the record expires"; locally that is as many retries as Lambda allows.
+  const retries = opts.maximumRetryAttempts === -1 ? 10_000 : (opts.maximumRetryAttempts ?? 2);
   if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0 || retries > 10_000) {
-    throw new ConfigError(`${where}.sluice.maximumRetryAttempts must be a whole number from 0 to 10000; received ${JSON.stringify(opts.maximumRetryAttempts)}.`);
+    throw new ConfigError(`${where}.sluice.maximumRetryAttempts must be a whole number from -1 (forever) to 10000; received ${JSON.stringify(opts.maximumRetryAttempts)}.`);
   }
   const dlq = opts.deadLetterTopic ?? `${topic}.${entry.name}.dlq`;
   if (typeof dlq !== 'string' || dlq.length === 0) throw new ConfigError(`${where}.sluice.deadLetterTopic must be a topic name; received ${JSON.stringify(dlq)}.`);

@@ -165,6 +165,16 @@ export function sluice(definition: Definition): SluiceHandler {
       for (const r of done) for (const k of Object.keys(stats) as (keyof BatchStats)[]) stats[k] += r.stats[k];
       runtime.onBatch({ partitions: done, failed, late: done.flatMap((r) => r.late), stats, response, ...(state ? { state } : {}) });
     }
+    // With on-demand pollers Lambda ignores partial batch responses for Kafka (the plugin says so
+    // in SLUICE_PARTIAL_BATCH): fail the whole batch instead, so no failed record is committed.
+    if (process.env.SLUICE_PARTIAL_BATCH === 'false' && response.batchItemFailures.length > 0) {
+      const [first] = response.batchItemFailures;
+      throw new SluiceError(
+        `${response.batchItemFailures.length} partition(s) of this batch failed (first: ${first.itemIdentifier.partition}@${first.itemIdentifier.offset}); ` +
+          `partial batch responses need provisioned pollers, so the whole batch fails and Lambda retries it.`,
+        { retriable: true },
+      );
+    }
     return response;
   };
 
