@@ -62,7 +62,8 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
     const roleId = `${f.lambdaLogicalId.replace(/LambdaFunction$/, '')}SluiceRole`;
     r[roleId] = role(f);
     lambda.Properties!.Role = { 'Fn::GetAtt': [roleId, 'Arn'] };
-    lambda.DependsOn = replaceDependency(lambda.DependsOn, SHARED_ROLE_ID, roleId);
+    // Role's GetAtt already orders the function after its role.
+    lambda.DependsOn = replaceDependency(lambda.DependsOn, SHARED_ROLE_ID, undefined);
     const env = (lambda.Properties!.Environment ??= { Variables: {} }).Variables ??= {};
     Object.assign(env, environment(f));
     for (const res of Object.values(r)) {
@@ -166,10 +167,10 @@ function targets(functionName: unknown, lambdaLogicalId: string): boolean {
   return getAtt?.[0] === lambdaLogicalId || ref === lambdaLogicalId || (typeof ref === 'string' && ref.startsWith(lambdaLogicalId.replace(/LambdaFunction$/, '')) && ref.endsWith('Alias'));
 }
 
-function replaceDependency(dependsOn: string | string[] | undefined, from: string, to: string): string[] {
+function replaceDependency(dependsOn: string | string[] | undefined, from: string, to: string | undefined): string[] {
   const list = dependsOn === undefined ? [] : Array.isArray(dependsOn) ? dependsOn : [dependsOn];
   const out = list.filter((d) => d !== from);
-  if (!out.includes(to)) out.push(to);
+  if (to !== undefined && !out.includes(to)) out.push(to);
   return out;
 }
 
