@@ -16,6 +16,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+echo "== Python tools (cfn-lint) into a virtualenv"
+export SLUICE_PYTHON_BIN="$(bash scripts/python-tools.sh)"
 echo "== starting Kafka and DynamoDB Local"
 started=1
 node --import tsx scripts/infra/infra.ts up

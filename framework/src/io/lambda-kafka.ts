@@ -56,7 +56,9 @@ export class LambdaKafka {
   async #create(): Promise<Producer> {
     const brokers = this.#brokers;
     if (!brokers) throw new ConfigError('no Kafka brokers to produce outputs to: the event has no bootstrapServers and SLUICE_KAFKA_BROKERS is not set.');
-    const { Kafka, logLevel } = await import('kafkajs');
+    // kafkajs is CommonJS: bundled, its exports sit on `default`.
+    const kafkajs = (await import('kafkajs')) as typeof import('kafkajs') & { default?: typeof import('kafkajs') };
+    const { Kafka, logLevel } = kafkajs.default ?? kafkajs;
     const config: KafkaConfig = {
       clientId: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'sluice',
       brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean),

@@ -1,0 +1,230 @@
+/**
+ * `sls package` through the Sluice plugin, offline: the artifacts, the CloudFormation template
+ * (checked by cfn-lint), and each zip run from an empty directory by a clean Node process.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { unzipTo } from '../../framework/src/build/zip.js';
+import { brokers, freshTopics, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+// Checked before any suite starts: the suites below block the event loop while sls runs.
+const kafkaAvailable = await kafkaAvailability();
+const slsBin = path.join(root, 'node_modules/serverless/bin/serverless.js');
+const examples = ['sensor-sums', 'speed-average', 'fast-vehicles', 'sessions'];
+
+/** Runs the Serverless CLI with no AWS credentials and no telemetry. */
+function sls(cwd: string, ...args: string[]) {
+  const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
+  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SDK_LOAD_CONFIG']) delete env[k];
+  const r = spawnSync(process.execPath, [slsBin, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
+}
+
+type Resources = Record<string, { Type: string; Properties: Record<string, any>; DependsOn?: string[]; DeletionPolicy?: string }>;
+const template = (dir: string): { Resources: Resources } => JSON.parse(readFileSync(path.join(dir, '.serverless/cloudformation-template-update-stack.json'), 'utf8'));
+
+/** An event in the shape of AWS's sample MSK event (test/fixtures/events/msk-event.json), with our records. */
+function mskEvent(topic: string, values: { key: string; value: unknown; timestamp: number }[], bootstrapServers?: string) {
+  const sample = JSON.parse(readFileSync(path.join(root, 'test/fixtures/events/msk-event.json'), 'utf8'));
+  const [first] = Object.values(sample.records as Record<string, any[]>)[0];
+  const records = values.map((v, i) => ({
+    ...first, topic, partition: 0, offset: 100 + i, timestamp: v.timestamp,
+    key: Buffer.from(v.key).toString('base64'), value: Buffer.from(JSON.stringify(v.value)).toString('base64'),
+  }));
+  return { ...sample, ...(bootstrapServers ? { bootstrapServers } : {}), records: { [`${topic}-0`]: records } };
+}
+
+/** Unzips an artifact into an empty directory outside the repository and invokes its handler with a clean Node process. */
+async function runArtifact(zip: string, handlerFile: string, event: unknown, env: Record<string, string> = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-artifact-'));
+  try {
+    const files = await unzipTo(zip, dir);
+    writeFileSync(path.join(dir, 'event.json'), JSON.stringify(event));
+    writeFileSync(path.join(dir, 'invoke.mjs'), [
+      `import { readFileSync } from 'node:fs';`,
+      `const { handler } = await import('./${handlerFile}');`,
+      `const context = { functionName: 'f', awsRequestId: 'r1', getRemainingTimeInMillis: () => 30000 };`,
+      `const response = await handler(JSON.parse(readFileSync('event.json', 'utf8')), context);`,
+      `console.log(JSON.stringify({ response }));`,
+      `process.exit(0);`,
+    ].join('\n'));
+    const r = spawnSync(process.execPath, ['invoke.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '', ...env } });
+    const lines = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    return { code: r.status, stderr: r.stderr, files, lines, response: lines.find((l) => 'response' in l)?.response, outputs: lines.filter((l) => l.sluice === 'output') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('sls package: the example service', () => {
+  let packaged: { code: number | null; out: string };
+  before(() => {
+    rmSync(path.join(root, '.serverless'), { recursive: true, force: true });
+    packaged = sls(root, 'package');
+  });
+
+  test('works offline, without AWS credentials, one zip per function holding only that function', async () => {
+    assert.equal(packaged.code, 0, packaged.out);
+    for (const fn of examples) {
+      const dir = mkdtempSync(path.join(tmpdir(), 'sluice-zip-'));
+      const files = await unzipTo(path.join(root, `.serverless/sluice-${fn}.zip`), dir);
+      rmSync(dir, { recursive: true, force: true });
+      assert.ok(files.includes(`functions/${fn}/handler.mjs`), `${fn}: ${files.join(', ')}`);
+      assert.ok(files.includes(`functions/${fn}/handler.mjs.map`), `${fn}: a source map for its own code`);
+      for (const other of examples.filter((o) => o !== fn)) assert.ok(!files.some((f) => f.includes(`functions/${other}/`)), `${fn} holds ${other}`);
+      assert.ok(!files.some((f) => f.includes('node_modules') || f.endsWith('.ts')), `${fn}: ${files.join(', ')}`);
+    }
+  });
+
+  test('the template: each mapping from its msk event, partial batch responses with provisioned pollers only, a state table, the runtime environment', () => {
+    const r = template(root).Resources;
+    const mappings = Object.values(r).filter((x) => x.Type === 'AWS::Lambda::EventSourceMapping');
+    assert.equal(mappings.length, 4);
+    const sums = mappings.find((m) => m.Properties.Topics[0] === 'sensor-counts')!;
+    assert.deepEqual(sums.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+    assert.deepEqual(sums.Properties.ProvisionedPollerConfig, { MinimumPollers: 1, MaximumPollers: 2 });
+    assert.equal(sums.Properties.MaximumRetryAttempts, 3);
+    assert.deepEqual(sums.Properties.DestinationConfig, { OnFailure: { Destination: 'kafka://sensor-counts-dlq' } });
+    assert.equal(sums.Properties.AmazonManagedKafkaEventSourceConfig.ConsumerGroupId, 'sluice-sluice-examples-dev-sensor-sums');
+    for (const m of mappings.filter((x) => x !== sums)) {
+      assert.equal(m.Properties.FunctionResponseTypes, undefined, 'on-demand pollers: no partial batch responses');
+      assert.equal(m.Properties.DestinationConfig, undefined);
+    }
+    const table = r.SluiceStateTable;
+    assert.equal(table.Type, 'AWS::DynamoDB::Table');
+    assert.equal(table.Properties.BillingMode, 'PAY_PER_REQUEST');
+    assert.deepEqual(table.Properties.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
+    assert.deepEqual(table.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
+    assert.deepEqual(table.Properties.SSESpecification, { SSEEnabled: true });
+    assert.equal(table.DeletionPolicy, 'Retain');
+    const env = (id: string) => r[id].Properties.Environment.Variables;
+    assert.deepEqual(env('SensorDashsumsLambdaFunction').SLUICE_STATE_TABLE, { Ref: 'SluiceStateTable' });
+    assert.equal(env('FastDashvehiclesLambdaFunction').SLUICE_STATE_TABLE, undefined, 'a stateless function gets no table');
+    assert.equal(env('SensorDashsumsLambdaFunction').SLUICE_PARTIAL_BATCH, 'true');
+    assert.equal(env('SpeedDashaverageLambdaFunction').SLUICE_PARTIAL_BATCH, 'false');
+    assert.equal(env('SensorDashsumsLambdaFunction').SLUICE_KAFKA_AUTH, 'iam');
+    assert.equal(r.IamRoleLambdaExecution, undefined, 'the shared role is gone');
+  });
+
+  test('IAM: one role per function; no wildcard resource for DynamoDB or kafka-cluster actions; DynamoDB only on the state table', () => {
+    const r = template(root).Resources;
+    const roles = Object.entries(r).filter(([, x]) => x.Type === 'AWS::IAM::Role');
+    assert.deepEqual(roles.map(([id]) => id).sort(), ['FastDashvehiclesSluiceRole', 'SensorDashsumsSluiceRole', 'SessionsSluiceRole', 'SpeedDashaverageSluiceRole']);
+    for (const [id, role] of roles) {
+      for (const s of role.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement)) {
+        const actions: string[] = [s.Action].flat();
+        const resources = [s.Resource].flat();
+        const data = actions.filter((a) => /^(dynamodb|kafka-cluster|secretsmanager|sqs|s3|sns):/.test(a));
+        if (data.length === 0) continue;
+        for (const res of resources) {
+          assert.ok(res !== '*' && !(typeof res === 'string' && res.includes('*')), `${id}: ${data.join(',')} on ${JSON.stringify(res)}`);
+        }
+        if (data.some((a) => a.startsWith('dynamodb:'))) assert.deepEqual(resources, [{ 'Fn::GetAtt': ['SluiceStateTable', 'Arn'] }], id);
+      }
+    }
+    const statements = (id: string) => r[id].Properties.Policies[0].PolicyDocument.Statement as { Action: string[]; Resource: unknown }[];
+    const cluster = 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-demo/00000000-0000-0000-0000-000000000000-1';
+    const sums = statements('SensorDashsumsSluiceRole');
+    assert.deepEqual(sums.find((s) => s.Action.includes('kafka-cluster:ReadData'))!.Resource, cluster.replace(':cluster/', ':topic/') + '/sensor-counts');
+    assert.deepEqual(sums.find((s) => s.Action.includes('kafka-cluster:AlterGroup'))!.Resource, cluster.replace(':cluster/', ':group/') + '/sluice-sluice-examples-dev-sensor-sums');
+    assert.deepEqual(sums.find((s) => s.Action.includes('kafka-cluster:WriteData'))!.Resource, ['sensor-sums', 'sensor-counts-dlq'].map((t) => cluster.replace(':cluster/', ':topic/') + `/${t}`));
+    assert.ok(!statements('FastDashvehiclesSluiceRole').some((s) => s.Action.some((a) => a.startsWith('dynamodb:'))), 'a stateless function has no DynamoDB access');
+  });
+
+  test('cfn-lint finds no errors or warnings in the template', (t) => {
+    const bin = process.env.SLUICE_PYTHON_BIN ? path.join(process.env.SLUICE_PYTHON_BIN, 'cfn-lint') : undefined;
+    if (!bin || !existsSync(bin)) {
+      if (process.env.SLUICE_REQUIRE_INFRA) assert.fail('cfn-lint is required: npm run test:all installs it (scripts/python-tools.sh)');
+      t.skip('cfn-lint not installed (npm run test:all installs it)');
+      return;
+    }
+    const r = spawnSync(bin, ['--regions', 'us-east-1', '--', path.join(root, '.serverless/cloudformation-template-update-stack.json')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  });
+
+  test('each zip runs from an empty directory with a clean Node process: AWS\'s sample MSK event, the right results', async () => {
+    const t0 = 1_767_225_600_000;
+    const readings = [
+      { key: 'sensor-1', value: { value: 2 }, timestamp: t0 + 1_000 },
+      { key: 'sensor-1', value: { value: 3 }, timestamp: t0 + 9_000 },
+      { key: 'sensor-2', value: { value: 'oops' }, timestamp: t0 + 9_500 },
+      { key: 'sensor-1', value: { value: 7 }, timestamp: t0 + 13_000 },
+    ];
+    const sums = await runArtifact(path.join(root, '.serverless/sluice-sensor-sums.zip'), 'functions/sensor-sums/handler.mjs', mskEvent('sensor-counts', readings));
+    assert.equal(sums.code, 0, sums.stderr);
+    assert.deepEqual(sums.response, { batchItemFailures: [] });
+    assert.deepEqual(sums.outputs.map((o) => [o.topic, o.key, o.value]), [['sensor-sums', 'sensor-1', { start: t0, end: t0 + 10_000, value: 5 }]]);
+    assert.match(sums.stderr, /"sluice":"dead-letter".*"reason":"value must be a number"/);
+
+    const speeds = [{ key: 'v1', value: { vehicle: 'v1', speed: 40 }, timestamp: t0 }, { key: 'v2', value: { vehicle: 'v2', speed: 20 }, timestamp: t0 + 1 }];
+    const fast = await runArtifact(path.join(root, '.serverless/sluice-fast-vehicles.zip'), 'functions/fast-vehicles/handler.mjs', mskEvent('vehicle-speeds', speeds));
+    assert.equal(fast.code, 0, fast.stderr);
+    assert.deepEqual(fast.outputs.map((o) => o.value), [{ vehicle: 'v1', kmh: 144 }]);
+  });
+});
+
+describe('sls package: a self-managed Kafka service, run from the zip against the real broker', kafkaAvailable, () => {
+  const project = path.join(root, 'test/fixtures/kafka-project');
+
+  test('the packaged zip produces its window results to the output topic (SLUICE_OUTPUTS=kafka)', async () => {
+    const r = sls(project, 'package');
+    assert.equal(r.code, 0, r.out);
+    const kafka = kafkaClient();
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await freshTopics(admin, [{ topic: 'it-sums-out', numPartitions: 1 }]);
+    } finally {
+      await admin.disconnect();
+    }
+    const t0 = 1_767_225_600_000;
+    const event = mskEvent('it-sums-in', [
+      { key: 'a', value: { value: 4 }, timestamp: t0 + 1_000 },
+      { key: 'a', value: { value: 6 }, timestamp: t0 + 2_000 },
+      { key: 'a', value: { value: 1 }, timestamp: t0 + 30_000 },
+    ], brokers);
+    const env = template(project).Resources.SumsLambdaFunction.Properties.Environment.Variables as Record<string, string>;
+    assert.equal(env.SLUICE_KAFKA_AUTH, 'none');
+    const run = await runArtifact(path.join(project, '.serverless/sluice-sums.zip'), 'functions/sums/handler.mjs', event, {
+      SLUICE_OUTPUTS: env.SLUICE_OUTPUTS, SLUICE_KAFKA_TLS: env.SLUICE_KAFKA_TLS, SLUICE_DEAD_LETTER_TOPIC: env.SLUICE_DEAD_LETTER_TOPIC, AWS_LAMBDA_FUNCTION_NAME: 'sluice-it-dev-sums',
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.response, { batchItemFailures: [] });
+    const out = await readUntil(kafka, 'it-sums-out', (m) => m.length >= 1);
+    assert.deepEqual(out.map((m) => [m.key, m.value, m.headers['sluice-id']]), [['a', { start: t0, end: t0 + 10_000, value: 10 }, `sums:total:a:${t0}:${t0 + 10_000}`]]);
+  });
+});
+
+describe('sls package: bad configuration fails, naming the function and the option', () => {
+  const dir = path.join(root, 'test/fixtures', `.tmp-deploy-${process.pid}`);
+  before(() => {
+    mkdirSync(path.join(dir, 'functions'), { recursive: true });
+    cpSync(path.join(root, 'functions/sensor-sums/handler.ts'), path.join(dir, 'functions/sums.ts'));
+    writeFileSync(path.join(dir, 'functions/plain.ts'), 'export const handler = async () => ({ ok: true });\n');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const service = (fn: string) => [
+    'service: bad', "frameworkVersion: '3'", 'plugins: [sluice/serverless]', 'provider: { name: aws, runtime: nodejs22.x }', 'functions:', fn,
+  ].join('\n');
+  const msk = 'events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: sensor-counts } }]';
+  for (const [name, fn, message] of [
+    ['an unknown Sluice option', `  sums: { handler: functions/sums.handler, sluice: { retries: 3 }, ${msk} }`, /unknown option functions\.sums\.sluice\.retries in serverless\.yml; allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers/],
+    ['a handler that exports no Sluice handler', `  plain: { handler: functions/plain.handler, ${msk} }`, /function "plain": functions\/plain\.ts does not export a Sluice handler named "handler"/],
+    ['a topic that is not the handler\'s', `  sums: { handler: functions/sums.handler, events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: other } }] }`, /function "sums": its handler reads topic "sensor-counts" but its msk event is on topic "other"/],
+    ['a retry limit without provisioned pollers', `  sums: { handler: functions/sums.handler, sluice: { maximumRetryAttempts: 2 }, ${msk} }`, /functions\.sums\.sluice\.maximumRetryAttempts needs functions\.sums\.sluice\.provisionedPollers/],
+    ['a missing handler file', `  gone: { handler: functions/gone.handler, ${msk} }`, /function "gone": no handler file functions\/gone\.ts/],
+  ] as const) {
+    test(name, () => {
+      writeFileSync(path.join(dir, 'serverless.yml'), service(fn));
+      const r = sls(dir, 'package');
+      assert.notEqual(r.code, 0, r.out);
+      assert.match(r.out, message);
+    });
+  }
+});
