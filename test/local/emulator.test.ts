@@ -48,7 +48,7 @@ async function readFrom(started: Awaited<ReturnType<typeof startFunction>>, kafk
   }
 }
 
-describe('the event source mapping emulator on a real broker', { ...availability, timeout: 180_000 }, () => {
+describe('the event source mapping emulator on a real broker', { ...availability, timeout: 400_000, concurrency: 1 }, () => {
   let kafka: Kafka;
   let admin: Admin;
   before(async () => {

@@ -3,7 +3,7 @@
  * (checked by cfn-lint), and each zip run from an empty directory by a clean Node process.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -169,7 +169,7 @@ describe('sls package: the example service', () => {
 });
 
 describe('sls package: a self-managed Kafka service, run from the zip against the real broker', kafkaAvailable, () => {
-  const project = path.join(root, 'test/fixtures/kafka-project');
+  const project = path.join(root, 'test/fixtures/deploy-project');
 
   test('the packaged zip produces its window results to the output topic (SLUICE_OUTPUTS=kafka)', async () => {
     const r = sls(project, 'package');
@@ -178,25 +178,57 @@ describe('sls package: a self-managed Kafka service, run from the zip against th
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await freshTopics(admin, [{ topic: 'it-sums-out', numPartitions: 1 }]);
+      await freshTopics(admin, [{ topic: 'it-pkg-sums-out', numPartitions: 1 }]);
     } finally {
       await admin.disconnect();
     }
     const t0 = 1_767_225_600_000;
-    const event = mskEvent('it-sums-in', [
+    const event = mskEvent('it-pkg-sums-in', [
       { key: 'a', value: { value: 4 }, timestamp: t0 + 1_000 },
       { key: 'a', value: { value: 6 }, timestamp: t0 + 2_000 },
       { key: 'a', value: { value: 1 }, timestamp: t0 + 30_000 },
     ], brokers);
-    const env = template(project).Resources.SumsLambdaFunction.Properties.Environment.Variables as Record<string, string>;
+    const env = template(project).Resources.PkgDashsumsLambdaFunction.Properties.Environment.Variables as Record<string, string>;
     assert.equal(env.SLUICE_KAFKA_AUTH, 'none');
-    const run = await runArtifact(path.join(project, '.serverless/sluice-sums.zip'), 'functions/sums/handler.mjs', event, {
-      SLUICE_OUTPUTS: env.SLUICE_OUTPUTS, SLUICE_KAFKA_TLS: env.SLUICE_KAFKA_TLS, SLUICE_DEAD_LETTER_TOPIC: env.SLUICE_DEAD_LETTER_TOPIC, AWS_LAMBDA_FUNCTION_NAME: 'sluice-it-dev-sums',
+    const run = await runArtifact(path.join(project, '.serverless/sluice-pkg-sums.zip'), 'functions/pkg-sums/handler.mjs', event, {
+      SLUICE_OUTPUTS: env.SLUICE_OUTPUTS, SLUICE_KAFKA_TLS: env.SLUICE_KAFKA_TLS, SLUICE_DEAD_LETTER_TOPIC: env.SLUICE_DEAD_LETTER_TOPIC, AWS_LAMBDA_FUNCTION_NAME: 'sluice-pkg-dev-pkg-sums',
     });
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(run.response, { batchItemFailures: [] });
-    const out = await readUntil(kafka, 'it-sums-out', (m) => m.length >= 1);
-    assert.deepEqual(out.map((m) => [m.key, m.value, m.headers['sluice-id']]), [['a', { start: t0, end: t0 + 10_000, value: 10 }, `sums:total:a:${t0}:${t0 + 10_000}`]]);
+    const out = await readUntil(kafka, 'it-pkg-sums-out', (m) => m.length >= 1);
+    assert.deepEqual(out.map((m) => [m.key, m.value, m.headers['sluice-id']]), [['a', { start: t0, end: t0 + 10_000, value: 10 }, `pkg-sums:total:a:${t0}:${t0 + 10_000}`]]);
+  });
+});
+
+describe('sls sluice dev: the emulator from the Serverless CLI', kafkaAvailable, () => {
+  test('runs a function of serverless.yml against the broker and stops cleanly on Ctrl-C', async () => {
+    const project = path.join(root, 'test/fixtures/deploy-project');
+    const kafka = kafkaClient();
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await freshTopics(admin, [{ topic: 'it-pkg-pass-in', numPartitions: 1 }, { topic: 'it-pkg-pass-out', numPartitions: 1 }]);
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: 'it-pkg-pass-in', messages: [{ key: 'k', value: JSON.stringify({ n: 41 }) }] });
+    await producer.disconnect();
+    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
+    const child = spawn(process.execPath, [slsBin, 'sluice', 'dev', '--function', 'pkg-pass', '--brokers', brokers, '--no-view'], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stdout!.on('data', (d) => (err += d));
+    child.stderr!.on('data', (d) => (err += d));
+    try {
+      const out = await readUntil(kafka, 'it-pkg-pass-out', (m) => m.length >= 1);
+      assert.deepEqual(out.map((m) => m.value), [{ n: 41 }]);
+      assert.match(err, /sluice dev: pkg-pass ← it-pkg-pass-in/);
+    } finally {
+      child.kill('SIGINT');
+      const code = await new Promise((r) => child.once('exit', r));
+      assert.equal(code, 0, err);
+    }
   });
 });
 

@@ -10,6 +10,9 @@ import type { StateStore } from '../state/store.js';
 import { type EsmConfig, MAX_PAYLOAD_BYTES } from './esm-config.js';
 import { lambdaContext } from './events.js';
 
+/** How long a consumer may take to join its group before the emulator starts a fresh one. */
+const JOIN_TIMEOUT_MS = 20_000;
+
 /** Live counters of one emulated function. */
 export interface FunctionStats {
   readonly name: string;
@@ -294,9 +297,24 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
         }, 1_000);
       }
     });
+    let joined = false;
+    c.on(c.events.GROUP_JOIN, ({ payload }) => {
+      joined = true;
+      const mine = payload.memberAssignment[config.topic] ?? [];
+      notice(`${config.functionName}: joined consumer group ${config.consumerGroupId}, partitions ${mine.join(', ') || '(none)'}`);
+    });
     await c.connect();
     await c.subscribe({ topic: config.topic, fromBeginning: config.startingPosition !== 'LATEST' });
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(partitions, 64), eachBatch });
+    // A consumer that never joins its group (a coordinator still loading after the broker
+    // started, a rebalance that stalls) would poll nothing forever: start a fresh one.
+    const watchdog = setTimeout(() => {
+      if (joined || stopping || consumer !== c) return;
+      stats.consumerRestarts++;
+      notice(`${config.functionName}: the Kafka consumer has not joined group ${config.consumerGroupId} after ${JOIN_TIMEOUT_MS / 1000} s; starting a fresh one`);
+      c.disconnect().catch(() => undefined).then(() => (stopping ? undefined : startConsumer())).catch((e) => notice(`${config.functionName}: the Kafka consumer could not be restarted: ${(e as Error).message}`));
+    }, JOIN_TIMEOUT_MS);
+    watchdog.unref();
   };
   await startConsumer();
 
