@@ -4,7 +4,6 @@
  * reproductions of what the suite found.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CaptureSink, type KafkaEvent, type KafkaEventRecord, keyedState, MemoryStore, sluice, stream, sum } from 'sluice';
 import { lambdaContext, toEventRecord } from 'sluice/testing';
@@ -12,20 +11,9 @@ import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import {
   compare, dropTable, emptyStats, FaultyStore, ForgetfulStore, quietSluiceLogs, runReference, runSuite, runWithFaults, type SuiteResult, workloads,
 } from './harness.js';
+import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
-const endpoint = process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
-
-async function availability(): Promise<{ skip?: string }> {
-  const { hostname, port } = new URL(endpoint);
-  const open = await new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: hostname, port: Number(port) });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-  if (open) return {};
-  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${endpoint}; run npm run infra:up.`);
-  return { skip: `no DynamoDB Local on ${endpoint} (npm run infra:up starts one)` };
-}
+const endpoint = dynamodbEndpoint;
 
 let restore: () => void;
 before(() => {
@@ -52,7 +40,7 @@ function assertExactlyOnce(r: SuiteResult, crashes: number): void {
 }
 
 const CRASHES = 60;
-const dynamodb = await availability();
+const dynamodb = await dynamodbAvailability();
 const allWorkloads = Object.values(workloads);
 
 describe('exactly-once under crashes, replays and stale invocations', () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'framework/bin/sluice.js');
@@ -18,20 +18,8 @@ function sluiceWith(env: Record<string, string>, ...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const dynamodbPort = Number(process.env.SLUICE_DYNAMODB_PORT ?? 8000);
-async function dynamodbAvailability(): Promise<{ skip?: string }> {
-  const open = await new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: dynamodbPort });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-  if (open) return {};
-  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on 127.0.0.1:${dynamodbPort}; run npm run infra:up.`);
-  return { skip: `no DynamoDB Local on 127.0.0.1:${dynamodbPort} (npm run infra:up starts one)` };
-}
-
 test('sluice dev --state dynamodb keeps state in the table; running the same input again is refused with what to do', await dynamodbAvailability(), () => {
-  const env = { SLUICE_STATE_TABLE: `sluice-cli-test-${process.pid}-${Date.now()}`, SLUICE_DYNAMODB_ENDPOINT: `http://127.0.0.1:${dynamodbPort}` };
+  const env = { SLUICE_STATE_TABLE: `sluice-cli-test-${process.pid}-${Date.now()}`, SLUICE_DYNAMODB_ENDPOINT: dynamodbEndpoint };
   const first = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
   assert.equal(first.code, 0, first.stderr);
   assert.match(first.stderr, new RegExp(`state in DynamoDB table ${env.SLUICE_STATE_TABLE}`));

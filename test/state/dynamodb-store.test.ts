@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { before, describe, test } from 'node:test';
 import { MemoryStore, SluiceError, StateConflictError, type StoredItem } from 'sluice';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import type { StateScope, StateStore } from '../../framework/src/state/store.js';
+import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
-const endpoint = `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
-
-async function availability(): Promise<{ skip?: string }> {
-  const open = await new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: Number(new URL(endpoint).port) });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-  if (open) return {};
-  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${endpoint}; run npm run infra:up.`);
-  return { skip: `no DynamoDB Local on ${endpoint} (npm run infra:up starts one)` };
-}
+const endpoint = dynamodbEndpoint;
 
 const scope: StateScope = { functionName: 'fn', topic: 'readings', partition: 3 };
 
@@ -112,7 +101,7 @@ function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: 
 
 contract('MemoryStore', async () => new MemoryStore());
 
-const dynamo = await availability();
+const dynamo = await dynamodbAvailability();
 contract('DynamoDBStore on DynamoDB Local', async () => {
   const store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}`, endpoint });
   await store.ensureTable();

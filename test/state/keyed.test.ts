@@ -5,6 +5,7 @@ import {
   type StateScope, type StateStore, stream, sum, to,
 } from 'sluice';
 import { type InputRecord, runFunction } from 'sluice/testing';
+import { quietly } from '../support/quiet.js';
 
 interface Click {
   readonly n: number;
@@ -39,16 +40,6 @@ const clickTotals = stream<Click>('clicks', { name: 'click-totals', state: [tota
   }, { name: 'add' })
   .to('click-totals');
 
-/** The handler logs a failed state commit on stderr; one we cause on purpose need not. */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  const error = console.error;
-  console.error = () => undefined;
-  try {
-    return await fn();
-  } finally {
-    console.error = error;
-  }
-}
 
 const stored = (store: MemoryStore) => store.dump()['click-totals/clicks/0/keyed:total'];
 

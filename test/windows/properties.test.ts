@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { collect, count, max, MemoryStore, min, stream, sum } from 'sluice';
-import type { StateScope, StateStore, StoredItem } from 'sluice';
+import type { StateStore } from 'sluice';
+import { quietly } from '../support/quiet.js';
 import { type InputRecord, runFunction, type TestRun } from 'sluice/testing';
 import { type CloseBy, type Emit, type Rec, reference, type RefLate, type RefResult, type RefSpec } from './reference.js';
 
@@ -203,16 +204,6 @@ function batchSizesProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
   });
 }
 
-/** The handler logs a failed commit on stderr; a failure we cause on purpose need not. */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  const error = console.error;
-  console.error = () => undefined;
-  try {
-    return await fn();
-  } finally {
-    console.error = error;
-  }
-}
 
 /**
  * One partition, as Lambda's event source mapping drives it: [0, k) commits; the batch [k, m)

@@ -38,11 +38,13 @@ export class LambdaKafka {
   }
 
   outputSink(manifest: Manifest): OutputSink {
-    return { send: async (messages: readonly OutputMessage[]) => new KafkaOutputSink(await this.#connect(), manifest).send(messages) };
+    let sink: KafkaOutputSink | undefined;
+    return { send: async (messages: readonly OutputMessage[]) => (sink ??= new KafkaOutputSink(await this.#connect(), manifest)).send(messages) };
   }
 
   deadLetterSink(topic: string): DeadLetterSink {
-    return { send: async (letters: readonly DeadLetter[], fn: string) => new KafkaDeadLetterSink(await this.#connect(), topic).send(letters, fn) };
+    let sink: KafkaDeadLetterSink | undefined;
+    return { send: async (letters: readonly DeadLetter[], fn: string) => (sink ??= new KafkaDeadLetterSink(await this.#connect(), topic)).send(letters, fn) };
   }
 
   #connect(): Promise<Producer> {

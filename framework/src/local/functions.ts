@@ -29,6 +29,11 @@ export interface ServiceConfig {
 
 const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
 
+/** The handler file at `base` (a path without extension): .ts, .mts, .js or .mjs, whichever exists. */
+export function findHandlerFile(base: string): string | undefined {
+  return EXTENSIONS.map((ext) => base + ext).find((f) => existsSync(f));
+}
+
 /** Reads the functions of a serverless.yml. A malformed file fails naming the file and entry. */
 export function readServerlessFunctions(file: string): FunctionEntry[] {
   return readServerless(file).functions;
@@ -50,7 +55,7 @@ export function readServerless(file: string): ServiceConfig {
     }
     const dot = fn.handler.lastIndexOf('.');
     const base = path.resolve(root, fn.handler.slice(0, dot));
-    const found = EXTENSIONS.map((ext) => base + ext).find((f) => existsSync(f));
+    const found = findHandlerFile(base);
     if (!found) {
       throw new ConfigError(`functions.${name}.handler in ${file} points to ${fn.handler.slice(0, dot)}, but no ${EXTENSIONS.join('/')} file exists there.`);
     }

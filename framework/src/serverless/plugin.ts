@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { bundleFunction, type BuiltFunction } from '../build/bundle.js';
 import { zipFiles } from '../build/zip.js';
 import { ConfigError } from '../errors.js';
+import { findHandlerFile } from '../local/functions.js';
 import { deployOptions, type DeployFunction } from './options.js';
 import { applySluice, type Template } from './template.js';
 
@@ -137,9 +138,7 @@ export async function dev(sls: Serverless, options: Record<string, unknown>): Pr
 }
 
 function resolveEntry(serviceDir: string, handlerPath: string, name: string): string {
-  for (const ext of ['.ts', '.mts', '.js', '.mjs']) {
-    const file = path.join(serviceDir, `${handlerPath}${ext}`);
-    if (existsSync(file)) return file;
-  }
+  const file = findHandlerFile(path.join(serviceDir, handlerPath));
+  if (file) return file;
   throw new ConfigError(`function "${name}": no handler file ${handlerPath}.ts (or .mts, .js, .mjs) in ${serviceDir}; fix functions.${name}.handler.`);
 }
