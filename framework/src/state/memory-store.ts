@@ -57,20 +57,33 @@ export class MemoryStore implements StateStore {
     for (const c of changes) checkJson(c.value, c.namespace, c.key);
     let conflicts = 0;
     // As in DynamoDB: each item only if unchanged since it was read; partition-level items last.
-    const ordered = [...changes.filter((c) => !c.namespace.endsWith('#partition')), ...changes.filter((c) => c.namespace.endsWith('#partition'))];
-    for (const c of ordered) {
+    const partitionLevel: ItemChange[] = [];
+    let lastTable: { key: string; table: Map<string, MemoryItem> } | undefined;
+    const apply = (c: ItemChange) => {
       this.beforeItemWrite?.(c);
-      const tk = tableKey(scope, c.namespace);
-      let table = this.#items.get(tk);
-      if (!table) this.#items.set(tk, (table = new Map()));
+      // Changes come grouped by namespace: look each table up once per run of them.
+      if (lastTable?.key !== c.namespace) {
+        const tk = tableKey(scope, c.namespace);
+        let table = this.#items.get(tk);
+        if (!table) this.#items.set(tk, (table = new Map()));
+        lastTable = { key: c.namespace, table };
+      }
+      const table = lastTable.table;
       const stored = table.get(c.key);
       if (stored?.revision !== c.revision) {
         conflicts++;
-        continue;
+        return;
       }
-      const next: Version = { o: c.offset, ...(c.value === undefined ? {} : { v: c.value }), ...(c.expiresAt === undefined ? {} : { e: c.expiresAt }) };
+      const next: { o: number; v?: unknown; e?: number } = { o: c.offset };
+      if (c.value !== undefined) next.v = c.value;
+      if (c.expiresAt !== undefined) next.e = c.expiresAt;
       table.set(c.key, { versions: keepVersions(stored?.versions ?? ABSENT, bounds.firstOffset, next), revision: (stored?.revision ?? 0) + 1 });
+    };
+    for (const c of changes) {
+      if (c.namespace.endsWith('#partition')) partitionLevel.push(c);
+      else apply(c);
     }
+    for (const c of partitionLevel) apply(c);
     if (conflicts > 0) throw conflictError(scope, conflicts);
     return { writeRequests: changes.length, conflicts };
   }

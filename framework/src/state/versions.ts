@@ -53,9 +53,19 @@ export function keepVersions<T extends { readonly o: number }>(versions: readonl
   const out: T[] = [];
   const base = pickVersion(versions, before);
   if (base) out.push(base);
-  for (const v of versions) if (v.o >= before && v.o !== next.o) out.push(v);
-  out.push(next);
-  return out.sort((a, b) => a.o - b.o);
+  let placed = false;
+  // Versions are sorted by offset: insert `next` in place instead of sorting (a hot path).
+  for (let i = 0; i < versions.length; i++) {
+    const v = versions[i];
+    if (v.o < before || v.o === next.o) continue;
+    if (!placed && next.o < v.o) {
+      out.push(next);
+      placed = true;
+    }
+    out.push(v);
+  }
+  if (!placed) out.push(next);
+  return out;
 }
 
 /** The value a version holds now: absent once its expiry has passed. */
