@@ -15,7 +15,7 @@ import './define/metadata.js';
 export {
   source, map, filter, expand, update, key, eventTime, setKey, setTimestamp, to, keyed,
   tumblingWindow, hoppingWindow, slidingWindow, sessionWindow,
-  tumblingCountWindow, hoppingCountWindow, slidingCountWindow,
+  tumblingCountWindow, hoppingCountWindow, slidingCountWindow, score,
 } from './define/decorators.js';
 export { stream, Stream, WindowBuilder } from './define/stream.js';
 export { manifestOf, loadDefinition } from './define/build.js';
@@ -30,11 +30,15 @@ export { json, string, bytes } from './io/serializers.js';
 export { CaptureSink, logOutputSink, logDeadLetterSink } from './io/sinks.js';
 export { SluiceError, ConfigError, PoisonRecordError, StateConflictError, poison } from './errors.js';
 export { toMs } from './duration.js';
+export { onnxModel, OnnxModel } from './model/model.js';
 
 export type { Duration } from './duration.js';
 export type { RecordContext, LateRecord, Manifest, Step, SourceSpec, KeyedStateSpec } from './define/manifest.js';
 export type { SourceOptions, OutputOptions } from './define/metadata.js';
-export type { WindowResult, StreamOptions } from './define/stream.js';
+export type { WindowResult, StreamOptions, ScoreOptions } from './define/stream.js';
+export type { Scorer, ScoredRow, ScoreStep } from './define/manifest.js';
+export type { ModelOutputs, ModelValue, Features, FeatureValues, OnnxModelOptions } from './model/model.js';
+export type { ModelSignature, ValueSignature, ElementType } from './model/onnx-file.js';
 export type { Definition } from './define/build.js';
 export type { SluiceHandler, SluiceAttachment, Runtime, BatchReport } from './runtime/handler.js';
 export type { KafkaEvent, KafkaBatchResponse, PartitionBatch } from './runtime/event.js';

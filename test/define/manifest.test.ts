@@ -91,6 +91,8 @@ function normalize(m: Manifest) {
           };
         case 'to':
           return { kind: s.kind, name: s.name, topic: s.topic, key: s.key.name, value: s.value.name };
+        case 'score':
+          return { kind: s.kind, name: s.name, model: s.model, features: typeof s.features, output: typeof s.output };
         default:
           return { kind: s.kind, name: s.name, fn: typeof s.fn };
       }

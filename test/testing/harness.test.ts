@@ -31,7 +31,20 @@ describe('functions/sensor-sums: sum of value per sensor, 10 s tumbling windows,
   test('reports the late record with the window it missed and the clock that closed it', async () => {
     const run = await runFunction(sensorSums, input);
     assert.deepEqual(run.late, [
-      { window: 'total', key: 's1', value: { value: 100 }, timestamp: 8_000, offset: 6, windows: [[0, 10_000]], clock: 12_000 },
+      { window: 'total', key: 's1', value: { value: 100 }, timestamp: 8_000, offset: 6, windows: [[0, 10_000]], clock: 12_000, id: 'SensorSums:late:total:sensor-counts-0:6:0' },
+    ]);
+  });
+
+  test('late records in different partitions at the same offset get different ids', async () => {
+    const run = await runFunction(sensorSums, [
+      { key: 's1', value: { value: 1 }, timestamp: 30_000, partition: 0 },
+      { key: 's2', value: { value: 1 }, timestamp: 30_000, partition: 1 },
+      { key: 's1', value: { value: 1 }, timestamp: 1_000, partition: 0 },
+      { key: 's2', value: { value: 1 }, timestamp: 1_000, partition: 1 },
+    ]);
+    assert.deepEqual(run.late.map((l) => [l.key, l.offset, l.id]), [
+      ['s1', 1, 'SensorSums:late:total:sensor-counts-0:1:0'],
+      ['s2', 1, 'SensorSums:late:total:sensor-counts-1:1:0'],
     ]);
   });
 
@@ -163,7 +176,7 @@ describe('functions/sessions: click sessions per user, 30 s gap, 5 s grace', () 
   test('reports the late click with the session it would have formed', async () => {
     const run = await runFunction(clickSessions, input);
     assert.deepEqual(run.late, [
-      { window: 'session', key: 'u1', value: { user: 'u1', page: 'cart' }, timestamp: 40_000, offset: 8, windows: [[40_000, 70_000]], clock: 100_000 },
+      { window: 'session', key: 'u1', value: { user: 'u1', page: 'cart' }, timestamp: 40_000, offset: 8, windows: [[40_000, 70_000]], clock: 100_000, id: 'clicks:late:session:clicks-0:8:0' },
     ]);
   });
 

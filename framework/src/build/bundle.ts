@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
 import type { Manifest } from '../define/manifest.js';
 import type { SluiceHandler } from '../runtime/handler.js';
+import { assetPlugin, CopyList, onnxRuntimePlugin, placeCopies } from './plugins.js';
 
 /** What to bundle: one function of a service. */
 export interface BundleInput {
@@ -34,6 +35,8 @@ export interface BuiltFunction {
 
 /** Packages a stateless function never imports. */
 const STATEFUL_ONLY = ['@aws-sdk/client-dynamodb'];
+/** ONNX Runtime: bundled (with its linux-x64 native files) only into functions that score a model. */
+const ONNX_RUNTIME = 'onnxruntime-node';
 
 /**
  * Bundles one function with esbuild for the `nodejs22.x` runtime: ESM, minified, tree-shaken,
@@ -52,10 +55,16 @@ export async function bundleFunction(input: BundleInput): Promise<BuiltFunction>
   if (!existsSync(input.entry)) {
     throw new ConfigError(`function "${input.functionName}": handler file ${input.entry} does not exist; fix its handler in serverless.yml (e.g. functions/${input.functionName}/handler.handler).`);
   }
-  await build(input, []);
+  // A first build yields the manifest; the function is then built again without what it does
+  // not use (esbuild keeps dynamically imported packages even when tree-shaking drops the import).
+  const probe = [ONNX_RUNTIME];
+  await build(input, probe);
   const manifest = await manifestOf(input);
   const stateful = manifest.state.length > 0 || manifest.steps.some((s) => s.kind === 'window');
-  if (!stateful) await build(input, STATEFUL_ONLY);
+  const scores = manifest.steps.some((s) => s.kind === 'score');
+  const external = [...(stateful ? [] : STATEFUL_ONLY), ...(scores ? [] : [ONNX_RUNTIME])];
+  if (external.join() !== probe.join()) await build(input, external);
+  await checkModels(input, manifest);
   const files = listFiles(input.outDir);
   const unzippedBytes = files.reduce((n, f) => n + statSync(path.join(input.outDir, f)).size, 0);
   return { functionName: input.functionName, dir: input.outDir, files, unzippedBytes, manifest, stateful };
@@ -65,6 +74,7 @@ async function build(input: BundleInput, external: readonly string[]): Promise<v
   const esbuild = await import('esbuild');
   rmSync(input.outDir, { recursive: true, force: true });
   mkdirSync(input.outDir, { recursive: true });
+  const copies = new CopyList();
   const result = await esbuild.build({
     entryPoints: { [input.handlerPath]: input.entry },
     outdir: input.outDir,
@@ -86,11 +96,14 @@ async function build(input: BundleInput, external: readonly string[]): Promise<v
     // CommonJS dependencies (kafkajs, the AWS SDK) call require(); an ESM bundle needs one.
     banner: { js: 'import{createRequire as __sluiceRequire}from"node:module";const require=__sluiceRequire(import.meta.url);' },
     chunkNames: 'chunks/[name]-[hash]',
+    plugins: [assetPlugin(copies), ...(external.includes(ONNX_RUNTIME) ? [] : [onnxRuntimePlugin(copies, process.cwd())])],
     logLevel: 'silent',
   }).catch((e: { errors?: { text: string; location?: { file: string; line: number } }[] }) => {
     const first = e.errors?.[0];
     throw new ConfigError(`function "${input.functionName}": esbuild could not bundle ${input.entry}: ${first ? `${first.text}${first.location ? ` (${first.location.file}:${first.location.line})` : ''}` : String(e)}`);
   });
+  // Model files and ONNX Runtime's native files go next to the outputs that load them.
+  placeCopies(copies, result.metafile, input.outDir, process.cwd());
   // Keep source maps for chunks with first-party code; drop those of purely third-party chunks.
   for (const [out, meta] of Object.entries(result.metafile.outputs)) {
     if (!out.endsWith('.mjs')) continue;
@@ -120,6 +133,30 @@ async function manifestOf(input: BundleInput): Promise<Manifest> {
     );
   }
   return h.sluice.manifest;
+}
+
+/**
+ * Loads every ONNX model of the function into ONNX Runtime once, at build time, so a model it
+ * cannot run fails `sls package` rather than the first batch in Lambda. Uses the build machine's
+ * onnxruntime-node (the bundle carries the linux-x64 one).
+ */
+async function checkModels(input: BundleInput, manifest: Manifest): Promise<void> {
+  const models = manifest.steps.flatMap((s) => (s.kind === 'score' && s.model.kind === 'onnx' ? [s.model as unknown as { name: string; file: string }] : []));
+  if (models.length === 0) return;
+  let ort: typeof import('onnxruntime-node');
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (e) {
+    throw new ConfigError(`function "${input.functionName}" scores ONNX models, but onnxruntime-node is not installed where it is packaged (${(e as Error).message}); npm i onnxruntime-node.`);
+  }
+  for (const m of models) {
+    try {
+      const session = await ort.InferenceSession.create(m.file, { logSeverityLevel: 3 });
+      await session.release();
+    } catch (e) {
+      throw new ConfigError(`function "${input.functionName}": model "${m.name}" (${m.file}) cannot be loaded by ONNX Runtime: ${(e as Error).message}. Export it again with an opset ONNX Runtime supports.`);
+    }
+  }
 }
 
 function listFiles(dir: string, prefix = ''): string[] {

@@ -8,7 +8,7 @@ import { createWindowOperator } from '../windows/operator.js';
 import type { WindowSpec } from '../windows/spec.js';
 import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
 import { type Binding, classRecord } from './metadata.js';
-import { sourceSpec, Stream } from './stream.js';
+import { scoreStep, sourceSpec, Stream } from './stream.js';
 
 /**
  * A function definition: a decorated class or a function-first {@link Stream}.
@@ -90,6 +90,11 @@ function fromClass(cls: new () => object): LoadedDefinition {
       const fn = instance[member];
       if (typeof fn !== 'function') throw new ConfigError(`@${main.kind}() member "${member}" of class ${className} is not a method.`);
       steps.push({ kind: main.kind, name: member, fn: (fn as Function).bind(instance) as never });
+    } else if (main.role === 'score') {
+      const fn = instance[member];
+      if (typeof fn !== 'function') throw new ConfigError(`@score() member "${member}" of class ${className} is not a method.`);
+      const name = main.options.name ?? member;
+      steps.push(scoreStep(main.model, main.options.features, (fn as Function).bind(instance), name, `@score() on "${member}" of class ${className}`, ['features', 'name'], main.options));
     } else if (main.role === 'window') {
       const window = main.build(member) as WindowSpec;
       const aggregations = normalizeAggregations(instance[member], `window "${member}" of class ${className}`);

@@ -4,8 +4,8 @@ import { ConfigError } from '../errors.js';
 import { describe } from '../io/serializers.js';
 import type { AggregationSpec } from '../windows/aggregators.js';
 import { type CountWindowOptions, type TimeWindowOptions, windowSpecs } from '../windows/spec.js';
-import type { LateRecord, RecordContext } from './manifest.js';
-import { checkOutputOptions, rejectAsync } from './stream.js';
+import type { LateRecord, RecordContext, Scorer } from './manifest.js';
+import { checkOutputOptions, rejectAsync, scoreStep } from './stream.js';
 import { type Binding, nextSeq, type OutputOptions, recordOf, type SourceOptions } from './metadata.js';
 
 type MemberContext = ClassMethodDecoratorContext | ClassFieldDecoratorContext;
@@ -106,6 +106,27 @@ export function to(topic: string, options: OutputOptions = {}) {
   checkOutputOptions(options, `@to('${topic}')`);
   return (_: unknown, ctx: MemberContext) => {
     recordOf(ctx.metadata).bindings.push({ seq, member: memberName(ctx, 'to'), role: 'to', topic, options });
+  };
+}
+
+/**
+ * Scores the values reaching this member with a model (see `onnxModel()`); the decorated method
+ * maps the model's outputs and the value to what flows next. `features` turns a value into the
+ * model's input row; all rows of a batch (or all windows closing in it) share one model run.
+ *
+ * @example
+ * @to('transport-modes')
+ * @score(transportMode, { features: (w: Stats) => [w.mean, w.max, w.std, w.count] })
+ * mode(o: { label: string; probabilities: number[] }, w: Stats) { return { ...w, mode: o.label }; }
+ */
+export function score<O, In>(model: Scorer<O>, options: { features: (value: In, ctx: RecordContext) => unknown; name?: string }) {
+  const seq = nextSeq();
+  // Validate now (module load), with a placeholder mapper: the method is checked when decorated.
+  scoreStep(model, options?.features, () => undefined, 'score', '@score()', ['features', 'name'], options);
+  return <This, R>(m: Method<This, [O, In, RecordContext], R> | Method<This, [O, In], R> | Method<This, [O], R>, ctx: ClassMethodDecoratorContext<This>) => {
+    if (ctx.kind !== 'method') throw new ConfigError(`@score() decorates a method that maps the model's outputs; "${String(ctx.name)}" is a ${ctx.kind}.`);
+    rejectAsync(m as Function, `@score() method "${String(ctx.name)}"`);
+    recordOf(ctx.metadata).bindings.push({ seq, member: memberName(ctx, 'score'), role: 'score', model, options });
   };
 }
 

@@ -64,14 +64,46 @@ export interface OutputStep {
   readonly value: Serializer<any>;
 }
 
+/** The outcome of scoring one row: outputs, or why the row could not be scored. */
+export type ScoredRow<O> = { readonly ok: true; readonly outputs: O } | { readonly ok: false; readonly reason: string };
+
+/**
+ * A model a score step runs: rows of features in, one result per row out, in order. ONNX models
+ * (`onnxModel()`) implement it; the core never imports ONNX Runtime.
+ *
+ * @example
+ * const doubler: Scorer<{ y: number }> = { kind: 'custom', name: 'doubler', score: async (rows) => rows.map((r) => ({ ok: true, outputs: { y: 2 * (r as number) } })) };
+ */
+export interface Scorer<O = unknown> {
+  readonly kind: string;
+  readonly name: string;
+  score(rows: readonly unknown[]): Promise<ScoredRow<O>[]>;
+}
+
+/**
+ * Scores each value (a record, or a window result after a window) with a model: `features`
+ * makes its row, one model run scores the whole batch, `output` maps the model's outputs and
+ * the value to what flows next.
+ *
+ * @example
+ * manifestOf(TransportMode).steps.map((s) => s.kind); // ['window', 'score', 'to']
+ */
+export interface ScoreStep {
+  readonly kind: 'score';
+  readonly name: string;
+  readonly model: Scorer<any>;
+  readonly features: (value: any, ctx: RecordContext) => unknown;
+  readonly output: (outputs: any, value: any, ctx: RecordContext) => any;
+}
+
 /**
  * One step of a manifest, in order: a function step (`map`, `filter`, `expand`, `update`, `key`,
- * `timestamp`), a window, or an output (`to`).
+ * `timestamp`), a window, a model (`score`), or an output (`to`).
  *
  * @example
  * manifestOf(SensorSums).steps.map((s) => `${s.kind}:${s.name}`); // ['window:total', 'to:sensor-sums']
  */
-export type Step = FunctionStep | WindowStep | OutputStep;
+export type Step = FunctionStep | WindowStep | ScoreStep | OutputStep;
 
 /**
  * The source of a manifest: its topic, the resolved key and value serializers and validation.

@@ -8,7 +8,8 @@ export type Binding =
   | { readonly seq: number; readonly member: string; readonly role: 'step'; readonly kind: 'map' | 'filter' | 'expand' | 'update' | 'key' | 'timestamp' }
   | { readonly seq: number; readonly member: string; readonly role: 'window'; readonly build: (name: string) => unknown; readonly options: WindowExtras }
   | { readonly seq: number; readonly member: string; readonly role: 'to'; readonly topic: string; readonly options: OutputOptions }
-  | { readonly seq: number; readonly member: string; readonly role: 'keyed'; readonly options: { ttl?: unknown } };
+  | { readonly seq: number; readonly member: string; readonly role: 'keyed'; readonly options: { ttl?: unknown } }
+  | { readonly seq: number; readonly member: string; readonly role: 'score'; readonly model: unknown; readonly options: { features?: unknown; name?: string } };
 
 export interface WindowExtras {
   readonly onLate?: (late: any) => void;

@@ -5,7 +5,7 @@ import { describe, resolveSerializer } from '../io/serializers.js';
 import { KeyedState } from '../state/keyed.js';
 import { type AggregationResult, type AggregationSpec, normalizeAggregations } from '../windows/aggregators.js';
 import { type CountWindowOptions, type TimeWindowOptions, type WindowSpec, windowSpecs } from '../windows/spec.js';
-import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, SourceSpec, Step, StepKind } from './manifest.js';
+import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, Scorer, ScoreStep, SourceSpec, Step, StepKind } from './manifest.js';
 import type { OutputOptions, SourceOptions } from './metadata.js';
 
 /**
@@ -89,6 +89,24 @@ export class Stream<T> {
   /** Sets the event time in epoch ms (default: the Kafka timestamp). @example .timestamp((r) => r.ts) */
   timestamp(fn: (value: T, ctx: RecordContext) => number, opts?: StepOptions): Stream<T> {
     return this.#fn<T>('timestamp', fn, opts);
+  }
+
+  /**
+   * Scores each value with a model (see `onnxModel()`): `features` turns a value into the model's
+   * input row, all rows of the batch (or all windows closing in it) go through one model run, and
+   * `output` maps the model's outputs and the value to what flows next. A row the model cannot take
+   * (wrong length, a non-finite number) goes to the dead-letter path with the reason.
+   *
+   * @example
+   * .tumblingWindow('10s').aggregate({ mean: mean('speed'), max: max('speed') })
+   * .score(transportMode, {
+   *   features: (w) => [w.mean ?? 0, w.max ?? 0],
+   *   output: (o, w) => ({ ...w, mode: o.label }),
+   * })
+   */
+  score<O, R>(model: Scorer<O>, opts: ScoreOptions<T, O, R>): Stream<R> {
+    const name = opts?.name ?? (typeof model?.name === 'string' ? model.name : `score${this.steps.length + 1}`);
+    return this.#with<R>(scoreStep(model, opts?.features, opts?.output, name, `score() of stream "${this.name}"`, ['features', 'output', 'name'], opts));
   }
 
   /** Sends the current values to a topic; the stream continues. @example .to('fast-vehicles') */
@@ -243,6 +261,45 @@ export function sourceSpec(topic: string, opts: SourceOptions<any>, where: strin
         }
       : {}),
   };
+}
+
+/**
+ * Options of `.score()`: how a value becomes a row, and how the model's outputs become the value
+ * that flows next.
+ *
+ * @example
+ * const opts: ScoreOptions<Stats, { label: string }, Stats & { mode: string }> = {
+ *   features: (w) => [w.mean, w.max], output: (o, w) => ({ ...w, mode: o.label }),
+ * };
+ */
+export interface ScoreOptions<T, O, R> {
+  readonly features: (value: T, ctx: RecordContext) => unknown;
+  readonly output: (outputs: O, value: T, ctx: RecordContext) => R;
+  /** Step name in the manifest and in dead-letter reasons; defaults to the model's name. */
+  readonly name?: string;
+}
+
+/** @internal Validates a score step of either form, at load time. */
+export function scoreStep(model: unknown, features: unknown, output: unknown, name: string, where: string, known: readonly string[], opts: unknown): ScoreStep {
+  if (opts === null || typeof opts !== 'object') {
+    throw new ConfigError(`${where} needs options { features, output }; received ${describe(opts)}.`);
+  }
+  for (const k of Object.keys(opts)) {
+    if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" in ${where}; allowed: ${known.join(', ')}.`);
+  }
+  const m = model as Scorer | undefined;
+  if (!m || typeof m !== 'object' || typeof m.score !== 'function' || typeof m.name !== 'string') {
+    throw new ConfigError(`${where} needs a model such as onnxModel(new URL('./model.onnx', import.meta.url)); received ${describe(model)}.`);
+  }
+  if (typeof features !== 'function') {
+    throw new ConfigError(`${where} needs features: a function from the value to the model's input row, e.g. (w) => [w.mean, w.max]; received ${describe(features)}.`);
+  }
+  if (typeof output !== 'function') {
+    throw new ConfigError(`${where} needs output: a function (outputs, value) => the value to emit; received ${describe(output)}.`);
+  }
+  rejectAsync(features, `features of ${where}`);
+  rejectAsync(output, `output of ${where}`);
+  return { kind: 'score', name, model: m, features: features as ScoreStep['features'], output: output as ScoreStep['output'] };
 }
 
 /** Steps run synchronously inside a batch; an async function would emit Promises. */

@@ -67,6 +67,8 @@ export interface LateOutput {
   readonly offset: number;
   readonly windows: ReadonlyArray<readonly [number, number]>;
   readonly clock: number;
+  /** Deterministic id of this late record: function, window, source topic-partition, offset and position in an expand. */
+  readonly id: string;
 }
 
 /** Decodes Lambda's header arrays (`[{ name: [bytes] }]`) into strings. */

@@ -1,4 +1,4 @@
-import type { FunctionStep, LateRecord, Manifest, OutputStep, RecordContext, WindowStep } from '../define/manifest.js';
+import type { FunctionStep, LateRecord, Manifest, OutputStep, RecordContext, ScoreStep, WindowStep } from '../define/manifest.js';
 import { PoisonRecordError, SluiceError } from '../errors.js';
 import { keyedNamespace, withRecordState } from '../state/keyed.js';
 import type { StateScope, StateStore } from '../state/store.js';
@@ -60,6 +60,7 @@ class StepFailure extends SluiceError {
 type CompiledStep =
   | { kind: 'fn'; step: FunctionStep }
   | { kind: 'window'; step: WindowStep; op: WindowOperator }
+  | { kind: 'score'; step: ScoreStep }
   | { kind: 'to'; step: OutputStep };
 
 /** Options of a runner. */
@@ -95,6 +96,7 @@ export class PartitionRunner {
     this.#steps = manifest.steps.map((step): CompiledStep => {
       if (step.kind === 'window') return { kind: 'window', step, op: createWindowOperator(step.window, step.aggregations, step.name) };
       if (step.kind === 'to') return { kind: 'to', step };
+      if (step.kind === 'score') return { kind: 'score', step };
       return { kind: 'fn', step };
     });
     this.#keyedNamespaces = manifest.state.map((s) => keyedNamespace(s.name));
@@ -174,6 +176,8 @@ export class PartitionRunner {
         }
         items = this.#applyFn(cs, items, tx, views, poison);
         if (cs.step.kind === 'key') keysLoaded = false;
+      } else if (cs.kind === 'score') {
+        items = await this.#applyScore(cs.step, items, poison);
       } else if (cs.kind === 'window') {
         items = await this.#applyWindow(cs, items, tx, late, stats, poison, flush);
         // Window results may carry keys no earlier step loaded (partition-clock closes, flush).
@@ -196,8 +200,8 @@ export class PartitionRunner {
       for (const l of late) {
         outputs.push({
           topic: m.lateTopic, key: l.key, value: l.value, timestamp: l.timestamp,
-          headers: { 'sluice-id': `${this.functionName}:late:${l.window}:${l.offset}`, 'sluice-late-window': l.window, 'sluice-late-clock': String(l.clock) },
-          id: `${this.functionName}:late:${l.window}:${l.offset}`,
+          headers: { 'sluice-id': l.id, 'sluice-late-window': l.window, 'sluice-late-clock': String(l.clock) },
+          id: l.id,
         });
       }
     }
@@ -330,6 +334,51 @@ export class PartitionRunner {
     return out;
   }
 
+  /**
+   * Scores every item with one model call: rows the model cannot take, and values the output
+   * mapper declares poison, go to the dead-letter path; the rest flow on in order.
+   */
+  async #applyScore(step: ScoreStep, items: Item[], poison: (r: KafkaEventRecord, stage: string, reason: string) => void): Promise<Item[]> {
+    const rows: unknown[] = [];
+    const kept: Item[] = [];
+    for (const it of items) {
+      try {
+        rows.push(step.features(it.value, recordContext(it)));
+        kept.push(it);
+      } catch (e) {
+        if (e instanceof PoisonRecordError) poison(deadLetterRecord(it), step.name, withWindow(it, e.reason));
+        else throw new StepFailure(it.offset, `${step.name}.features`, e);
+      }
+    }
+    if (kept.length === 0) return [];
+    let scored: Awaited<ReturnType<ScoreStep['model']['score']>>;
+    try {
+      scored = await step.model.score(rows);
+    } catch (e) {
+      throw new StepFailure(kept[0].offset, step.name, e);
+    }
+    const out: Item[] = [];
+    for (let i = 0; i < kept.length; i++) {
+      const it = kept[i];
+      const r = scored[i];
+      if (!r.ok) {
+        poison(deadLetterRecord(it), step.name, withWindow(it, r.reason));
+        continue;
+      }
+      try {
+        it.value = step.output(r.outputs, it.value, recordContext(it));
+      } catch (e) {
+        if (e instanceof PoisonRecordError) {
+          poison(deadLetterRecord(it), step.name, withWindow(it, e.reason));
+          continue;
+        }
+        throw new StepFailure(it.offset, `${step.name}.output`, e);
+      }
+      out.push(it);
+    }
+    return out;
+  }
+
   async #applyWindow(
     cs: Extract<CompiledStep, { kind: 'window' }>,
     items: Item[],
@@ -358,10 +407,13 @@ export class PartitionRunner {
       },
       late: (l) => {
         stats.late++;
-        const entry: LateOutput = { window: step.name, key: l.input.key, value: l.input.value, timestamp: l.input.ts, offset: l.input.offset, windows: l.windows, clock: l.clock };
+        const rec = current!.record;
+        const entry: LateOutput = {
+          window: step.name, key: l.input.key, value: l.input.value, timestamp: l.input.ts, offset: l.input.offset, windows: l.windows, clock: l.clock,
+          id: `${fn}:late:${step.name}:${rec.topic}-${rec.partition}:${l.input.offset}:${current!.sub}`,
+        };
         late.push(entry);
         if (step.onLate) {
-          const rec = current!.record;
           const info: LateRecord = { ...entry, topic: rec.topic, partition: rec.partition };
           try {
             step.onLate(info);
@@ -408,6 +460,26 @@ function toKey(k: unknown): string | null {
   if (typeof k === 'string') return k;
   if (Buffer.isBuffer(k)) return k.toString('base64');
   return String(k);
+}
+
+/**
+ * The record to dead-letter for an item: the source record itself, or for a window result a
+ * record carrying the result (key and JSON value) at the offset that closed it, so nothing of
+ * the window is lost.
+ */
+function deadLetterRecord(it: Item): KafkaEventRecord {
+  if (!it.windowId) return it.record;
+  const r = it.record;
+  return {
+    topic: r.topic, partition: r.partition, offset: r.offset, timestamp: it.ts, timestampType: r.timestampType,
+    key: it.key === null ? null : Buffer.from(it.key, 'utf8').toString('base64'),
+    value: Buffer.from(JSON.stringify(it.value) ?? 'null', 'utf8').toString('base64'),
+    headers: [{ 'sluice-id': [...Buffer.from(it.windowId, 'utf8')] }],
+  } as KafkaEventRecord;
+}
+
+function withWindow(it: Item, reason: string): string {
+  return it.windowId ? `window result ${it.windowId}: ${reason}` : reason;
 }
 
 function recordContext(it: Item): RecordContext {
