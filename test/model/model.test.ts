@@ -177,7 +177,7 @@ describe('bad rows go to the dead-letter path; the rest of the batch is scored',
   });
 
   test('a window result the model cannot take is dead-lettered with the window itself', async () => {
-    const fn = stream<{ speed: number | null }>('speeds', { name: 'speeds' })
+    const fn = stream<{ speed: number }>('speeds', { name: 'speeds' })
       .tumblingWindow('10s')
       .aggregate({ mean: mean('speed'), n: count() })
       .score(transportModel, { features: (w) => [w.mean, w.mean, 0, w.n], output: (o, w) => ({ ...w, mode: o.label }) })
@@ -233,9 +233,9 @@ describe('bad model files fail at load with a ConfigError', () => {
   });
 
   test('bad score options fail at load, naming the option', () => {
-    assert.throws(() => stream('t').score(transportModel, { features: (v) => v } as never), /needs output: a function/);
+    assert.throws(() => stream('t').score(transportModel, { features: (v: unknown) => v } as never), /needs output: a function/);
     assert.throws(() => stream('t').score({} as never, { features: (v) => v, output: (o) => o }), /needs a model such as onnxModel/);
-    assert.throws(() => stream('t').score(transportModel, { features: (v) => v, output: (o) => o, batch: 3 } as never), /unknown option "batch"/);
+    assert.throws(() => stream('t').score(transportModel, { features: (v: unknown) => v, output: (o: unknown) => o, batch: 3 } as never), /unknown option "batch"/);
     assert.throws(() => score(transportModel, { features: async (v: unknown) => v } as never), /async function/);
   });
 

@@ -4,18 +4,20 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { unzipTo } from '../../framework/src/build/zip.js';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
+import { runFunction } from '../../framework/src/testing/index.js';
+import { protoModel } from '../model/proto.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 // Checked before any suite starts: the suites below block the event loop while sls runs.
 const kafkaAvailable = await kafkaAvailability();
 const slsBin = path.join(root, 'node_modules/serverless/bin/serverless.js');
-const examples = ['sensor-sums', 'speed-average', 'fast-vehicles', 'sessions'];
+const examples = ['sensor-sums', 'speed-average', 'fast-vehicles', 'sessions', 'transport-mode'];
 
 /** Runs the Serverless CLI with no AWS credentials and no telemetry. */
 function sls(cwd: string, ...args: string[]) {
@@ -84,7 +86,7 @@ describe('sls package: the example service', () => {
   test('the template: each mapping from its msk event, partial batch responses with provisioned pollers only, a state table, the runtime environment', () => {
     const r = template(root).Resources;
     const mappings = Object.values(r).filter((x) => x.Type === 'AWS::Lambda::EventSourceMapping');
-    assert.equal(mappings.length, 4);
+    assert.equal(mappings.length, 5);
     const sums = mappings.find((m) => m.Properties.Topics[0] === 'sensor-counts')!;
     assert.deepEqual(sums.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
     assert.deepEqual(sums.Properties.ProvisionedPollerConfig, { MinimumPollers: 1, MaximumPollers: 2 });
@@ -114,7 +116,7 @@ describe('sls package: the example service', () => {
   test('IAM: one role per function; no wildcard resource for DynamoDB or kafka-cluster actions; DynamoDB only on the state table', () => {
     const r = template(root).Resources;
     const roles = Object.entries(r).filter(([, x]) => x.Type === 'AWS::IAM::Role');
-    assert.deepEqual(roles.map(([id]) => id).sort(), ['FastDashvehiclesSluiceRole', 'SensorDashsumsSluiceRole', 'SessionsSluiceRole', 'SpeedDashaverageSluiceRole']);
+    assert.deepEqual(roles.map(([id]) => id).sort(), ['FastDashvehiclesSluiceRole', 'SensorDashsumsSluiceRole', 'SessionsSluiceRole', 'SpeedDashaverageSluiceRole', 'TransportDashmodeSluiceRole']);
     for (const [id, role] of roles) {
       for (const s of role.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement)) {
         const actions: string[] = [s.Action].flat();
@@ -165,6 +167,52 @@ describe('sls package: the example service', () => {
     const fast = await runArtifact(path.join(root, '.serverless/sluice-fast-vehicles.zip'), 'functions/fast-vehicles/handler.mjs', mskEvent('vehicle-speeds', speeds));
     assert.equal(fast.code, 0, fast.stderr);
     assert.deepEqual(fast.outputs.map((o) => o.value), [{ vehicle: 'v1', kmh: 144 }]);
+  });
+});
+
+describe('sls package: the model function (transport-mode)', () => {
+  const zip = path.join(root, '.serverless/sluice-transport-mode.zip');
+
+  test('holds only the linux-x64 ONNX Runtime binding and library and its model; zip <= 20 MB, unzipped < 60 MB; other functions hold no ONNX Runtime', async () => {
+    // The example service was packaged by the suite above (node:test runs suites in order).
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-zip-'));
+    try {
+      const files = await unzipTo(zip, dir);
+      const onnx = files.filter((f) => /onnx|\.node$|\.so/.test(f));
+      assert.deepEqual(onnx.map((f) => path.basename(f)).sort(), ['libonnxruntime.so.1', 'model.onnx', 'onnxruntime_binding.node']);
+      assert.ok(files.includes('functions/transport-mode/sluice-assets/model.onnx'), files.join(', '));
+      assert.ok(!files.some((f) => /darwin|win32|arm64|\.dll|\.dylib/.test(f)), files.join(', '));
+      const unzipped = files.reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
+      assert.ok(statSync(zip).size <= 20 * 1024 * 1024, `zip ${statSync(zip).size} bytes`);
+      assert.ok(unzipped < 60 * 1024 * 1024, `unzipped ${unzipped} bytes`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const fn of examples.filter((f) => f !== 'transport-mode')) {
+      const other = mkdtempSync(path.join(tmpdir(), 'sluice-zip-'));
+      try {
+        const files = await unzipTo(path.join(root, `.serverless/sluice-${fn}.zip`), other);
+        assert.ok(!files.some((f) => /onnx/.test(f)), `${fn}: ${files.join(', ')}`);
+        const code = files.filter((f) => f.endsWith('.mjs')).map((f) => readFileSync(path.join(other, f), 'utf8')).join('\n');
+        assert.ok(!code.includes('onnxruntime_binding'), `${fn} bundles ONNX Runtime`);
+      } finally {
+        rmSync(other, { recursive: true, force: true });
+      }
+    }
+  });
+
+  test('the zip, from an empty directory with a clean Node process, predicts what the function predicts in the repo', async () => {
+    const lines = readFileSync(path.join(root, 'functions/transport-mode/sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const event = mskEvent('gps-speeds', lines);
+    const run = await runArtifact(zip, 'functions/transport-mode/handler.mjs', event);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.response, { batchItemFailures: [] });
+    const { handler } = await import('../../functions/transport-mode/handler.js');
+    const inRepo = await runFunction(handler, lines, { batchSize: lines.length });
+    const repo = inRepo.values('transport-modes');
+    assert.equal(repo.length, 54);
+    assert.deepEqual(run.outputs.map((o) => o.value), repo);
+    assert.match(run.stderr, /"sluice":"dead-letter".*"reason":"speed must be a non-negative number of m\/s"/);
   });
 });
 
@@ -237,6 +285,7 @@ describe('sls package: bad configuration fails, naming the function and the opti
   before(() => {
     mkdirSync(path.join(dir, 'functions'), { recursive: true });
     cpSync(path.join(root, 'functions/sensor-sums/handler.ts'), path.join(dir, 'functions/sums.ts'));
+    cpSync(path.join(root, 'functions/transport-mode/handler.ts'), path.join(dir, 'functions/mode.ts'));
     writeFileSync(path.join(dir, 'functions/plain.ts'), 'export const handler = async () => ({ ok: true });\n');
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -245,14 +294,19 @@ describe('sls package: bad configuration fails, naming the function and the opti
     'service: bad', "frameworkVersion: '3'", 'plugins: [sluice/serverless]', 'provider: { name: aws, runtime: nodejs22.x }', 'functions:', fn,
   ].join('\n');
   const msk = 'events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: sensor-counts } }]';
-  for (const [name, fn, message] of [
+  const gps = 'events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: gps-speeds } }]';
+  for (const [name, fn, message, setup] of [
     ['an unknown Sluice option', `  sums: { handler: functions/sums.handler, sluice: { retries: 3 }, ${msk} }`, /unknown option functions\.sums\.sluice\.retries in serverless\.yml; allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers/],
     ['a handler that exports no Sluice handler', `  plain: { handler: functions/plain.handler, ${msk} }`, /function "plain": functions\/plain\.ts does not export a Sluice handler named "handler"/],
     ['a topic that is not the handler\'s', `  sums: { handler: functions/sums.handler, events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: other } }] }`, /function "sums": its handler reads topic "sensor-counts" but its msk event is on topic "other"/],
     ['a retry limit without provisioned pollers', `  sums: { handler: functions/sums.handler, sluice: { maximumRetryAttempts: 2 }, ${msk} }`, /functions\.sums\.sluice\.maximumRetryAttempts needs functions\.sums\.sluice\.provisionedPollers/],
     ['a missing handler file', `  gone: { handler: functions/gone.handler, ${msk} }`, /function "gone": no handler file functions\/gone\.ts/],
+    ['a corrupt model file', `  mode: { handler: functions/mode.handler, ${gps} }`, /function "mode": loading .*mode\.ts failed: model "transport-mode" \(.*model\.onnx\) is not a valid ONNX model/, () => writeFileSync(path.join(dir, 'functions/model.onnx'), 'not a model')],
+    ['a model ONNX Runtime cannot load', `  mode: { handler: functions/mode.handler, ${gps} }`, /function "mode": model "transport-mode" \(.*model\.onnx\) cannot be loaded by ONNX Runtime: .*NoSuchOp/,
+      () => writeFileSync(path.join(dir, 'functions/model.onnx'), protoModel({ op: 'NoSuchOp', inputs: [{ name: 'features', elemType: 1, dims: ['N', 4] }], outputs: [{ name: 'label', elemType: 1, dims: ['N'] }] }))],
   ] as const) {
     test(name, () => {
+      setup?.();
       writeFileSync(path.join(dir, 'serverless.yml'), service(fn));
       const r = sls(dir, 'package');
       assert.notEqual(r.code, 0, r.out);

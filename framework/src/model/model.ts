@@ -244,16 +244,16 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
       const p = plans[k];
       let v = perInput[k];
       if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string' || typeof v === 'boolean') v = [v];
-      const expected = `${widths[k] ?? 'a fixed number of'} ${p.type} value(s) per row (shape ${shapeText(p.sig.dims ?? [null, null])})`;
+      const expected = () => `${widths[k] ?? 'a fixed number of'} ${p.type} value(s) per row (shape ${shapeText(p.sig.dims ?? [null, null])})`;
       if (v === undefined || v === null || typeof (v as ArrayLike<unknown>).length !== 'number') {
-        return `model "${this.name}" input "${p.sig.name}" expects ${expected}; the feature extractor gave ${describe(v)}`;
+        return `model "${this.name}" input "${p.sig.name}" expects ${expected()}; the feature extractor gave ${describe(v)}`;
       }
       const row = v as ArrayLike<unknown>;
       if (widths[k] === undefined) widths[k] = row.length;
-      if (row.length !== widths[k]) return `model "${this.name}" input "${p.sig.name}" expects ${expected}; got ${row.length}`;
+      if (row.length !== widths[k]) return `model "${this.name}" input "${p.sig.name}" expects ${expected()}; got ${row.length}`;
       for (let j = 0; j < row.length; j++) {
         const bad = badValue(p.type, row[j]);
-        if (bad) return `model "${this.name}" input "${p.sig.name}" expects ${expected}; value ${j} is ${bad}`;
+        if (bad) return `model "${this.name}" input "${p.sig.name}" expects ${expected()}; value ${j} is ${bad}`;
       }
       out.push(row as FeatureValues);
     }
