@@ -6,13 +6,18 @@
  *
  * @example
  * const run = reference({ kind: 'tumbling', size: 10, grace: 0, closeBy: 'key', emit: 'final' }, records);
- * run.results; // [{ key: 'a', start: 0, end: 10, value: { sum: 3, n: 2, lo: 1, hi: 2 } }]
+ * run.results; // [{ key: 'a', start: 0, end: 10, value: { sum: 3, n: 2, lo: 1, hi: 2, mean: 1.5, first: 0, … } }]
  */
 
-/** An input record: key, numeric value `v`, event time and partition. */
+/**
+ * An input record: key, numeric value `v`, event time and partition. `id` tells records apart in
+ * first/last/earliest/latest, which report the `id` they picked: unique per input, kept when
+ * the input is sliced for replays.
+ */
 export interface Rec {
   readonly key: string;
   readonly v: number;
+  readonly id: number;
   readonly ts: number;
   readonly partition: number;
 }
@@ -32,11 +37,14 @@ export type RefSpec =
   | { readonly kind: 'hopping'; readonly size: number; readonly step: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
   | { readonly kind: 'sliding'; readonly size: number; readonly grace: number; readonly emit: Emit }
   | { readonly kind: 'session'; readonly gap: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
-  | { readonly kind: 'tumblingCount'; readonly count: number }
-  | { readonly kind: 'hoppingCount'; readonly count: number; readonly step: number }
-  | { readonly kind: 'slidingCount'; readonly count: number };
+  | { readonly kind: 'tumblingCount'; readonly count: number; readonly emit: Emit }
+  | { readonly kind: 'hoppingCount'; readonly count: number; readonly step: number; readonly emit: Emit }
+  | { readonly kind: 'slidingCount'; readonly count: number; readonly emit: Emit };
 
-/** One emitted window: bounds and the aggregation results (`sum`, `n`, `lo`, `hi`, optionally `items`). */
+/**
+ * One emitted window: bounds and the aggregation results (`sum`, `n`, `lo`, `hi`, `mean`, the `id`s
+ * picked by `first`, `last`, `earliest`, `latest`, optionally `items`).
+ */
 export interface RefResult {
   readonly key: string;
   readonly start: number;
@@ -77,7 +85,10 @@ export function place(records: readonly Rec[], startOffset = 0): Placed[] {
   });
 }
 
-/** The aggregation of a window's records, computed from nothing. */
+/**
+ * The aggregation of a window's records, computed from nothing. The records may come in any order
+ * (merged sessions concatenate): arrival order is `seq`.
+ */
 export function aggregate(records: readonly Placed[], collect: boolean): Record<string, unknown> {
   let total = 0;
   let lo: number | null = null;
@@ -87,7 +98,16 @@ export function aggregate(records: readonly Placed[], collect: boolean): Record<
     if (lo === null || r.v < lo) lo = r.v;
     if (hi === null || r.v > hi) hi = r.v;
   }
-  const out: Record<string, unknown> = { sum: total, n: records.length, lo, hi };
+  const arrived = [...records].sort((a, b) => a.seq - b.seq);
+  const byTime = [...records].sort((a, b) => a.ts - b.ts || a.seq - b.seq);
+  const out: Record<string, unknown> = {
+    sum: total, n: records.length, lo, hi,
+    mean: records.length === 0 ? null : total / records.length,
+    first: arrived.at(0)?.id ?? null,
+    last: arrived.at(-1)?.id ?? null,
+    earliest: byTime.at(0)?.id ?? null,
+    latest: byTime.at(-1)?.id ?? null,
+  };
   if (collect) out.items = [...records].sort((a, b) => a.ts - b.ts || a.seq - b.seq).map((r) => r.v);
   return out;
 }
@@ -112,13 +132,13 @@ export function reference(spec: RefSpec, records: readonly Rec[], opts: RefOptio
         session(recs, spec.gap, spec.grace, spec.closeBy, spec.emit, opts, out);
         break;
       case 'tumblingCount':
-        counted(recs, spec.count, spec.count, opts, out);
+        counted(recs, spec.count, spec.count, spec.emit, opts, out);
         break;
       case 'hoppingCount':
-        counted(recs, spec.count, spec.step, opts, out);
+        counted(recs, spec.count, spec.step, spec.emit, opts, out);
         break;
       case 'slidingCount':
-        counted(recs, spec.count, 1, opts, out);
+        counted(recs, spec.count, 1, spec.emit, opts, out);
         break;
     }
   }
@@ -261,15 +281,25 @@ function session(recs: Placed[], gap: number, grace: number, closeBy: CloseBy, m
   if (opts.flush && mode === 'final') for (const [key, sessions] of open) for (const s of sessions) emit(key, s);
 }
 
-/** Count windows: the records of a key, in arrival order, [s, s + count) for s = 0, step, 2·step… */
-function counted(recs: Placed[], count: number, step: number, opts: RefOptions, out: RefRun) {
+/**
+ * Count windows: the records of a key, in arrival order, [s, s + count) for s = 0, step, 2·step…
+ * `final`: each full window, and with `flush` the partial ones. `current`: each record reports
+ * every window it joins, as it stands after it; nothing more at the end.
+ */
+function counted(recs: Placed[], count: number, step: number, mode: Emit, opts: RefOptions, out: RefRun) {
+  const emit = (key: string, win: Placed[]) => {
+    const times = win.map((x) => x.ts);
+    out.results.push({ key, start: Math.min(...times), end: Math.max(...times), value: aggregate(win, opts.collect ?? false) });
+  };
   for (const key of [...new Set(recs.map((r) => r.key))]) {
     const mine = recs.filter((r) => r.key === key);
+    if (mode === 'current') {
+      for (let i = 0; i < mine.length; i++) for (let s = 0; s <= i; s += step) if (i < s + count) emit(key, mine.slice(s, i + 1));
+      continue;
+    }
     for (let s = 0; s < mine.length; s += step) {
       const win = mine.slice(s, s + count);
-      if (win.length < count && !opts.flush) continue;
-      const times = win.map((x) => x.ts);
-      out.results.push({ key, start: Math.min(...times), end: Math.max(...times), value: aggregate(win, opts.collect ?? false) });
+      if (win.length === count || opts.flush) emit(key, win);
     }
   }
 }

@@ -4,10 +4,16 @@ import { cloneJson } from '../state/json.js';
 
 /**
  * An aggregation over the records of one window: `initialize` makes the empty accumulator,
- * `add` folds in one value (with its event time), `result` reads it out, and `merge` combines two
- * accumulators (needed by session windows). Accumulators must be JSON-serializable: they are
- * stored as window state. `signature` is part of the stored state key, so changing an
- * aggregation never reads state written by another one.
+ * `add` folds in one value with its event time and its arrival position, `result` reads it out,
+ * and `merge` combines two accumulators (needed by session windows). Accumulators must be
+ * JSON-serializable: they are stored as window state. `signature` is part of the stored state
+ * key, so changing an aggregation never reads state written by another one.
+ *
+ * The arrival position is the input record's Kafka offset: it grows with arrival within a
+ * partition, and a key's records all come from one partition. Records that one `expand` step made
+ * from the same input share it. Use it when the result depends on arrival order across a `merge`:
+ * when a record bridges two sessions, the accumulators are merged in the sessions' time order,
+ * which need not be the order their records arrived in.
  *
  * @example
  * const range: Aggregator<{ speed: number }, number, [number, number]> = {
@@ -22,7 +28,8 @@ export interface Aggregator<In, Out, Acc = any> {
   readonly kind: string;
   readonly signature: string;
   readonly initialize: () => Acc;
-  readonly add: (acc: Acc, value: In, timestamp: number) => Acc;
+  /** `position`: the input record's offset, larger for later arrivals (see above). */
+  readonly add: (acc: Acc, value: In, timestamp: number, position: number) => Acc;
   readonly result: (acc: Acc) => Out;
   readonly merge?: (a: Acc, b: Acc) => Acc;
 }
@@ -148,56 +155,109 @@ export function max(select?: unknown) {
   return extreme('max', select);
 }
 
-type Picked<V> = { v: V; t: number } | null;
+/**
+ * The accumulator of first/last/earliest/latest: the picked value, its event time and its arrival
+ * position. `o` is absent in state written before positions were stored; read as -1, because
+ * those records arrived before any record that carries one.
+ */
+type Picked<V> = { v: V; t: number; o?: number } | null;
 
-function positional<In, V>(kind: 'first' | 'last' | 'earliest' | 'latest', select: unknown): Aggregator<In, V | null, Picked<V>> {
+/** The type of field `K` of `In` as an aggregation sees it: missing and null values are skipped. */
+type FieldOf<In, K extends string> = In extends HasField<K> ? Exclude<In[K], undefined | null> : unknown;
+
+/** What `first('field')` and its kin accept: any record that may have the field. */
+type HasField<K extends string> = { readonly [P in K]?: unknown };
+
+type PickKind = 'first' | 'last' | 'earliest' | 'latest';
+
+const positionOf = (p: NonNullable<Picked<unknown>>) => p.o ?? -1;
+
+/**
+ * Whether `b` should replace `a`: first/last follow arrival order, earliest/latest event time with
+ * ties broken by arrival. Records of one `expand` share a position: `add` sees them in the order
+ * they arrived (so for last/latest the newer one wins), a merge cannot tell them apart and keeps `a`.
+ */
+function beats(kind: PickKind, a: NonNullable<Picked<unknown>>, b: NonNullable<Picked<unknown>>, adding: boolean): boolean {
+  const ao = positionOf(a);
+  const bo = positionOf(b);
+  const later = bo > ao || (adding && bo === ao);
+  switch (kind) {
+    case 'first':
+      return bo < ao;
+    case 'last':
+      return later;
+    case 'earliest':
+      return b.t < a.t || (b.t === a.t && bo < ao);
+    case 'latest':
+      return b.t > a.t || (b.t === a.t && later);
+  }
+}
+
+function positional(kind: PickKind, select: unknown): Aggregator<any, unknown, Picked<unknown>> {
   const { get, sig } = selector(kind, select);
-  // first/last follow arrival order; earliest/latest follow event time (ties: arrival order).
-  const replaces = {
-    first: () => false,
-    last: () => true,
-    earliest: (cur: number, t: number) => t < cur,
-    latest: (cur: number, t: number) => t >= cur,
-  }[kind];
   return {
     kind, signature: sig,
     initialize: () => null,
-    add: (acc, value, t) => {
+    add: (acc, value, t, o) => {
       const x = get(value);
-      return x != null && (acc === null || replaces(acc.t, t)) ? { v: x, t } : acc;
+      if (x == null) return acc;
+      const picked = { v: x, t, o };
+      return acc === null || beats(kind, acc, picked, true) ? picked : acc;
     },
-    result: (acc) => (acc === null ? null : (cloneJson(acc.v) as V)),
-    // merge(a, b): a holds the earlier-arrived records.
-    merge: (a, b) => (a === null ? b : b === null ? a : replaces(a.t, b.t) ? b : a),
+    result: (acc) => (acc === null ? null : cloneJson(acc.v)),
+    // A session merge hands over accumulators in the sessions' time order, not arrival order.
+    merge: (a, b) => (a === null ? b : b === null ? a : beats(kind, a, b, false) ? b : a),
   };
 }
 
-/** The first value to arrive in the window. @example first('status') */
-export function first<K extends string>(field: K): Aggregator<{ readonly [P in K]: unknown }, unknown, Picked<unknown>>;
+/**
+ * The first value to arrive in the window (by arrival order, also across session merges).
+ * With a field name the result has the field's type when the stream's type is known, e.g. in
+ * named aggregations; a single aggregator may need a selector for that.
+ *
+ * @example
+ * stream<Order>('orders').sessionWindow('30m').aggregate({ opened: first('status'), n: count() }); // opened: string | null
+ */
+export function first<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function first<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function first<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function first(select?: unknown) {
   return positional('first', select);
 }
 
-/** The last value to arrive in the window. @example last('status') */
-export function last<K extends string>(field: K): Aggregator<{ readonly [P in K]: unknown }, unknown, Picked<unknown>>;
+/**
+ * The last value to arrive in the window (by arrival order, also across session merges).
+ *
+ * @example
+ * stream<Order>('orders').tumblingWindow('1m').aggregate({ status: last('status') }); // status: string | null
+ */
+export function last<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function last<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function last<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function last(select?: unknown) {
   return positional('last', select);
 }
 
-/** The value with the smallest event time. @example earliest('position') */
-export function earliest<K extends string>(field: K): Aggregator<{ readonly [P in K]: unknown }, unknown, Picked<unknown>>;
+/**
+ * The value with the smallest event time (ties: the earlier arrival).
+ *
+ * @example
+ * stream<Fix>('gps').tumblingWindow('1m').aggregate({ from: earliest('position') });
+ */
+export function earliest<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function earliest<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function earliest<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function earliest(select?: unknown) {
   return positional('earliest', select);
 }
 
-/** The value with the largest event time. @example latest('position') */
-export function latest<K extends string>(field: K): Aggregator<{ readonly [P in K]: unknown }, unknown, Picked<unknown>>;
+/**
+ * The value with the largest event time (ties: the later arrival).
+ *
+ * @example
+ * stream<Fix>('gps').tumblingWindow('1m').aggregate({ to: latest('position') });
+ */
+export function latest<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function latest<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function latest<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function latest(select?: unknown) {

@@ -161,9 +161,10 @@ export abstract class WindowOperator {
     return accs;
   }
 
-  protected addTo(accs: Accs, value: unknown, ts: number): void {
+  /** `position`: the input's offset, so aggregators can tell arrival order across a merge. */
+  protected addTo(accs: Accs, value: unknown, ts: number, position: number): void {
     const e = this.aggs.entries;
-    for (let i = 0; i < e.length; i++) accs[i] = e[i][1].add(accs[i], value, ts);
+    for (let i = 0; i < e.length; i++) accs[i] = e[i][1].add(accs[i], value, ts, position);
   }
 
   protected mergeAccs(a: Accs, b: Accs): Accs {
@@ -237,7 +238,7 @@ class TimeWindowOperator extends WindowOperator {
         }
       }
       if (!win) w.push((win = [start, end, this.initAccs()]));
-      this.addTo(win[2], input.value, ts);
+      this.addTo(win[2], input.value, ts, offset);
       if (current) sink.result({ key, start, end, value: this.result(start, end, win[2]), offset, final: false });
     }
     if (missed) sink.late({ input, windows: missed, clock });
@@ -333,7 +334,7 @@ class SessionWindowOperator extends WindowOperator {
       if (ts < session[0]) session[0] = ts;
       if (ts > session[1]) session[1] = ts;
     }
-    this.addTo(session[2], input.value, ts);
+    this.addTo(session[2], input.value, ts, offset);
     ns.set(key, st, offset);
     if (this.spec.emit === 'current') {
       sink.result({ key, start: session[0], end: session[1] + gap, value: this.result(session[0], session[1] + gap, session[2]), offset, final: false });
@@ -395,7 +396,7 @@ class CountWindowOperator extends WindowOperator {
       if (!win) w.push((win = [start, ts, ts, this.initAccs()]));
       if (ts < win[1]) win[1] = ts;
       if (ts > win[2]) win[2] = ts;
-      this.addTo(win[3], input.value, ts);
+      this.addTo(win[3], input.value, ts, offset);
       const full = i - start + 1 === this.#count;
       if (this.spec.emit === 'current' || full) {
         sink.result({ key, start: win[1], end: win[2], value: this.result(win[1], win[2], win[3]), offset, final: full, seq: start });
@@ -410,8 +411,11 @@ class CountWindowOperator extends WindowOperator {
     if (threshold !== Infinity) return;
     const st = ns.get(key) as CountState | undefined;
     if (!st || st.w.length === 0) return;
-    for (const [first, startTs, endTs, accs] of st.w) {
-      sink.result({ key, start: startTs, end: endTs, value: this.result(startTs, endTs, accs), offset, final: true, seq: first });
+    // With emit 'current' every update was already sent: close silently, as time windows do.
+    if (this.spec.emit === 'final') {
+      for (const [first, startTs, endTs, accs] of st.w) {
+        sink.result({ key, start: startTs, end: endTs, value: this.result(startTs, endTs, accs), offset, final: true, seq: first });
+      }
     }
     st.w = [];
     ns.touch(key, offset);
@@ -439,8 +443,12 @@ export function createWindowOperator(spec: WindowSpec, aggs: WindowAggregations,
   }
 }
 
-/** Per-key state of sliding windows: clock, accepted records [ts, value] in arrival order, open window ends. */
-interface SlidingState { c: number; r: [number, unknown][]; e: number[] }
+/**
+ * Per-key state of sliding windows: clock, accepted records [ts, value, offset] in arrival order,
+ * open window ends. State written before offsets were kept has [ts, value]: those records came
+ * first, so they count as position -1.
+ */
+interface SlidingState { c: number; r: [number, unknown, number?][]; e: number[] }
 
 /**
  * Sliding windows (Quix Streams semantics): every accepted record at `t` defines the window
@@ -456,7 +464,8 @@ class SlidingWindowOperator extends WindowOperator {
   constructor(spec: Extract<WindowSpec, { kind: 'sliding' }>, aggs: WindowAggregations, name: string) {
     super(spec, aggs, name);
     if (spec.closeBy === 'partition') {
-      throw new ConfigError(`slidingWindow "${name}" cannot close by partition: its windows follow each key's records. Remove closeBy or use a hopping window.`);
+      // As in Quix Streams ("Sliding window only support the 'key' closing strategy").
+      throw new ConfigError(`slidingWindow "${name}" cannot close by partition (received closeBy: 'partition'): sliding windows support only closeBy: 'key', since each key's own records make its windows. Use closeBy: 'key' (the default), or a hoppingWindow to close windows by the partition clock.`);
     }
     this.#size = spec.sizeMs;
     this.#grace = spec.graceMs;
@@ -475,7 +484,7 @@ class SlidingWindowOperator extends WindowOperator {
       sink.late({ input, windows: [[Math.max(0, ts - this.#size), ts]], clock: st.c });
       return;
     }
-    st.r.push([ts, input.value]);
+    st.r.push([ts, input.value, offset]);
     if (ts >= openFrom && !st.e.includes(ts)) {
       let at = st.e.findIndex((e) => e > ts);
       if (at < 0) at = st.e.length;
@@ -491,7 +500,7 @@ class SlidingWindowOperator extends WindowOperator {
   #windowResult(st: SlidingState, end: number) {
     const start = Math.max(0, end - this.#size);
     const accs = this.initAccs();
-    for (const [t, v] of st.r) if (t >= end - this.#size && t <= end) this.addTo(accs, v, t);
+    for (const [t, v, o] of st.r) if (t >= end - this.#size && t <= end) this.addTo(accs, v, t, o ?? -1);
     return { start, value: this.result(start, end, accs) };
   }
 
