@@ -314,3 +314,22 @@ describe('sls package: bad configuration fails, naming the function and the opti
     });
   }
 });
+
+describe('osls (the open-source fork of Serverless v3)', () => {
+  test('packages the example service with the same template as Serverless v3, apart from artifact keys', (t) => {
+    const v3 = template(root);
+    const install = spawnSync('bash', [path.join(root, 'scripts/osls.sh')], { encoding: 'utf8', timeout: 300_000 });
+    if (install.status !== 0) {
+      if (process.env.SLUICE_REQUIRE_INFRA) assert.fail(`osls could not be installed: ${install.stderr}`);
+      t.skip(`osls not installable here: ${install.stderr.trim().split('\n').pop()}`);
+      return;
+    }
+    const cli = install.stdout.trim().split('\n').pop()!;
+    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SDK_LOAD_CONFIG']) delete env[k];
+    const r = spawnSync(process.execPath, [cli, 'package'], { cwd: root, env, encoding: 'utf8', timeout: 180_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const withoutKeys = (tpl: { Resources: Resources }) => JSON.parse(JSON.stringify(tpl).replace(/"S3Key":"[^"]*"/g, '"S3Key":"…"'));
+    assert.deepEqual(withoutKeys(template(root)), withoutKeys(v3));
+  });
+});
