@@ -4,7 +4,7 @@
  * and each `@ts-expect-error` fails to compile when a wrong use stops being rejected.
  */
 import {
-  collect, count, type KeyedState, keyedState, max, mean, sluice, type SluiceHandler, stream, type Stream, sum,
+  collect, count, first, type KeyedState, keyedState, max, mean, sluice, type SluiceHandler, stream, type Stream, sum,
 } from 'sluice';
 
 /** Exact type equality: distinguishes `any`, `unknown`, optional and readonly members. */
@@ -46,6 +46,10 @@ expectType<{ start: number; end: number; value: number }>()(carried(totals));
 
 const peaks = stream<Reading>('t').hoppingWindow('1m', '10s').aggregate(max('speed'));
 expectType<{ start: number; end: number; value: number | null }>()(carried(peaks));
+
+// A single positional aggregator takes its field's type from the stream.
+const firstIds = stream<Reading>('t').tumblingWindow('1m').aggregate(first('id'));
+expectType<{ start: number; end: number; value: string | null }>()(carried(firstIds));
 
 // Every window kind types its result the same way.
 const pages = stream<{ page: string }>('clicks')

@@ -3,7 +3,7 @@ import type { Duration } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
 import { KeyedState } from '../state/keyed.js';
-import { type AggregationResult, type AggregationSpec, normalizeAggregations } from '../windows/aggregators.js';
+import { type AggregationResult, type AggregationSpec, type Aggregator, normalizeAggregations } from '../windows/aggregators.js';
 import { type CountWindowOptions, type TimeWindowOptions, type WindowSpec, windowSpecs } from '../windows/spec.js';
 import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, Scorer, ScoreStep, SourceSpec, Step, StepKind } from './manifest.js';
 import type { OutputOptions, SourceOptions } from './metadata.js';
@@ -193,7 +193,7 @@ export class WindowBuilder<T> {
    * @example
    * .aggregate({ avg: mean('speed'), n: count() }, { name: 'speedStats' })
    */
-  aggregate<A extends AggregationSpec<T>>(aggregations: A, opts: { name?: string; onLate?: (late: LateRecord) => void } = {}): Stream<WindowResult<A>> {
+  aggregate<A extends AggregationSpec<T>>(aggregations: A | Aggregator<T, any, any>, opts: { name?: string; onLate?: (late: LateRecord) => void } = {}): Stream<WindowResult<A>> {
     const name = opts.name ?? this.label;
     const where = `${this.label} "${name}"`;
     const window = this.build(where);
