@@ -72,11 +72,25 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
   }
 }
 
-/** The Kafka message for one dead letter. */
+/**
+ * The Kafka message for one dead letter: the original key, value and headers (a repeated header
+ * name keeps every value, in order), plus Sluice's headers, which replace original headers of the
+ * same name.
+ *
+ * @example
+ * await producer.send({ topic: 'in.fn.dlq', messages: [deadLetterMessage({ record, reason: 'n must be a number', stage: 'validate' }, 'fn')] });
+ */
 export function deadLetterMessage(d: DeadLetter, functionName: string): Message {
   const r = d.record;
-  const headers: Record<string, Buffer | string> = {};
-  for (const h of r.headers ?? []) for (const name in h) headers[name] = Buffer.from(h[name]);
+  // A header name may repeat (Kafka allows it): kafkajs sends an array as repeated headers, in order.
+  const headers: Record<string, Buffer | string | Buffer[]> = {};
+  for (const h of r.headers ?? []) {
+    for (const name in h) {
+      const value = Buffer.from(h[name]);
+      const seen = headers[name];
+      headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen as Buffer, value];
+    }
+  }
   Object.assign(headers, {
     [DEAD_LETTER_HEADERS.error]: d.reason,
     [DEAD_LETTER_HEADERS.stage]: d.stage,
