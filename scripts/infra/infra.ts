@@ -7,8 +7,9 @@
  * Jars are fetched once with Maven into $SLUICE_CACHE (default ~/.cache/sluice), outside git.
  * Runtime files (data, logs, pids) live in .cache/infra of the checkout.
  * Ports: SLUICE_KAFKA_PORT (9092), SLUICE_KAFKA_CONTROLLER_PORT (9093), SLUICE_DYNAMODB_PORT (8000).
+ * Needs a JDK 17+ (java for both; javac once, for the DynamoDB Local launcher) and Maven.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -54,12 +55,32 @@ function fetchJars(pom: string, dir: string, marker: string): string {
   return dir;
 }
 
-function requireJava() {
-  try {
-    const out = execFileSync('java', ['-version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return out;
-  } catch {
-    throw new Error('java was not found: install Java 17 or newer (Kafka 4 needs it), or use docker compose -f scripts/infra/docker-compose.yml up.');
+/** The major version in `java -version` output: `17.0.2` → 17, `1.8.0_292` → 8. */
+export function javaMajor(versionOutput: string): number | undefined {
+  const m = /version "(\d+)(?:\.(\d+))?[^"]*"/.exec(versionOutput);
+  if (!m) return undefined;
+  return m[1] === '1' && m[2] ? Number(m[2]) : Number(m[1]);
+}
+
+export function requireJava(): void {
+  const r = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error('java was not found: install a JDK 17 or newer (Kafka 4 needs Java 17; DynamoDB Local\'s launcher is compiled with javac), or use docker compose -f scripts/infra/docker-compose.yml up -d.');
+  }
+  // java -version writes to stderr.
+  const out = `${r.stderr}${r.stdout}`;
+  const major = javaMajor(out);
+  if (major === undefined || major < 17) {
+    const first = out.split('\n')[0].trim();
+    throw new Error(`Java 17 or newer is needed (Kafka 4 requires it); found ${major === undefined ? 'an unrecognised version' : `Java ${major}`} (java -version: ${first}). Install a JDK 17+ and put it first on PATH, or use docker compose -f scripts/infra/docker-compose.yml up -d.`);
+  }
+}
+
+/** javac, needed once to compile the DynamoDB Local launcher (a JRE alone has none). */
+export function requireJavac(): void {
+  const r = spawnSync('javac', ['-version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error('javac was not found: DynamoDB Local is started through a small launcher (scripts/infra/LoopbackDynamoDB.java) that binds it to 127.0.0.1, compiled once at first start; install a JDK 17+ (not only a JRE), or use docker compose -f scripts/infra/docker-compose.yml up -d.');
   }
 }
 
@@ -187,6 +208,7 @@ async function upDynamo() {
   // DynamoDB Local's ServerRunner binds every interface; our launcher binds 127.0.0.1 only.
   const launcher = path.join(lib, 'launcher');
   if (!existsSync(path.join(launcher, 'LoopbackDynamoDB.class'))) {
+    requireJavac();
     mkdirSync(launcher, { recursive: true });
     execFileSync('javac', ['-d', launcher, '-cp', `${lib}/*`, path.join(here, 'LoopbackDynamoDB.java')], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
