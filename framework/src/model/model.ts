@@ -204,8 +204,27 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     const prepared: (readonly FeatureValues[])[] = [];
     const index: number[] = [];
     const widths = this.#plans.map((p) => p.width);
+    // The common case, one float input of known width fed plain arrays, checked inline (hot path).
+    const only = this.#plans.length === 1 ? this.#plans[0] : undefined;
+    const fastWidth = only && (only.type === 'float32' || only.type === 'float64') ? only.width : undefined;
     for (let i = 0; i < rows.length; i++) {
-      const r = this.#prepare(rows[i], widths);
+      const row = rows[i];
+      if (fastWidth !== undefined && Array.isArray(row) && row.length === fastWidth) {
+        let finite = true;
+        for (let j = 0; j < fastWidth; j++) {
+          const x = row[j];
+          if (typeof x !== 'number' || !Number.isFinite(x)) {
+            finite = false;
+            break;
+          }
+        }
+        if (finite) {
+          prepared.push([row as number[]]);
+          index.push(i);
+          continue;
+        }
+      }
+      const r = this.#prepare(row, widths);
       if (typeof r === 'string') results[i] = { ok: false, reason: r };
       else {
         prepared.push(r);
@@ -268,9 +287,13 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
       const p = this.#plans[k];
       const w = widths[k]!;
       const data = allocate(p.type, n * w);
-      for (let i = 0; i < n; i++) {
-        const row = rows[i][k];
-        for (let j = 0; j < w; j++) (data as unknown[])[i * w + j] = convert(p.type, row[j]);
+      if (data instanceof Float32Array || data instanceof Float64Array) {
+        for (let i = 0; i < n; i++) data.set(rows[i][k] as ArrayLike<number>, i * w);
+      } else {
+        for (let i = 0; i < n; i++) {
+          const row = rows[i][k];
+          for (let j = 0; j < w; j++) (data as unknown[])[i * w + j] = convert(p.type, row[j]);
+        }
       }
       const dims = [n, ...p.rest.map((d) => d ?? w)];
       // A rank-1 input ([N]) takes one value per row.
