@@ -117,3 +117,13 @@ test('sluice dev retries a failing record, dead-letters it, and still processes 
   // 3 and 4 after the failing record is set aside.
   assert.deepEqual(values, [10, 30, 40]);
 });
+
+test('sluice dev --brokers without a serverless.yml says where it looked and what to do (exit 2)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
+  const r = spawnSync(process.execPath, [bin, 'dev', '--brokers', '127.0.0.1:9092'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`serverless\\.yml not found at ${path.join(dir, 'serverless.yml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}; run from the service directory or pass --config`));
+  assert.doesNotMatch(r.stderr, /not valid YAML|ENOENT/);
+  const other = spawnSync(process.execPath, [bin, 'dev', '--brokers', '127.0.0.1:9092', '--config', 'elsewhere/serverless.yml'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  assert.match(other.stderr, /serverless\.yml not found at .*elsewhere\/serverless\.yml/);
+});

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Context } from 'aws-lambda';
 import type { Admin, Kafka } from 'kafkajs';
 import { emulateFunction } from '../../framework/src/local/emulator.js';
-import { esmConfig } from '../../framework/src/local/esm-config.js';
+import { type EsmConfig, esmConfig } from '../../framework/src/local/esm-config.js';
+import type { KafkaEvent } from '../../framework/src/runtime/event.js';
+import type { SluiceHandler } from '../../framework/src/runtime/handler.js';
 import { loadHandler, readServerless, resolveFunction } from '../../framework/src/local/functions.js';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson, type Received, readUntil } from '../support/kafka.js';
 
@@ -27,14 +30,38 @@ async function deleteGroup(admin: Admin, groupId: string): Promise<void> {
   throw new Error(`consumer group ${groupId} could not be deleted`);
 }
 
-async function startFunction(name: string, kafka: Kafka, overrides: Record<string, unknown> = {}) {
+async function startFunction(
+  name: string,
+  kafka: Kafka,
+  overrides: Partial<EsmConfig> | ((c: EsmConfig) => EsmConfig) = {},
+  wrap: (h: SluiceHandler) => SluiceHandler = (h) => h,
+) {
   const service = readServerless(path.join(project, 'serverless.yml'));
   const entry = resolveFunction(name, project);
-  const handler = await loadHandler(entry);
-  const config = { ...esmConfig(entry, service.service, service), consumerGroupId: `it-${name}-${Date.now()}`, ...overrides };
+  const handler = wrap(await loadHandler(entry));
+  const fromYml = { ...esmConfig(entry, service.service, service), consumerGroupId: `it-${name}-${Date.now()}` };
+  const config = typeof overrides === 'function' ? overrides(fromYml) : { ...fromYml, ...overrides };
   const notes: string[] = [];
-  const fn = await emulateFunction({ kafka, handler, config, notice: (m) => notes.push(m) });
+  const fn = await emulateFunction({ kafka, handler, config, brokers, notice: (m) => notes.push(m) });
   return { fn, config, notes };
+}
+
+/** What the emulator handed one invocation, as the handler saw it. */
+interface Invocation {
+  readonly event: KafkaEvent;
+  readonly functionName: string;
+  readonly requestId: string;
+  readonly remaining: readonly [number, number];
+}
+
+/** Wraps a handler to record every event and Lambda context it is invoked with. */
+function spying(seen: Invocation[]) {
+  return (h: SluiceHandler): SluiceHandler => Object.assign(async (event: KafkaEvent, context: Context) => {
+    const before = context.getRemainingTimeInMillis();
+    await new Promise((r) => setTimeout(r, 25));
+    seen.push({ event, functionName: context.functionName, requestId: context.awsRequestId, remaining: [before, context.getRemainingTimeInMillis()] });
+    return h(event, context);
+  }, { sluice: h.sluice }) as unknown as SluiceHandler;
 }
 
 /** readUntil, failing with what the emulator said and counted, so a CI failure explains itself. */
@@ -151,7 +178,7 @@ describe('the event source mapping emulator on a real broker', { ...availability
     await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 3 }, { topic: 'it-pass-out', numPartitions: 3 }]);
     const N = 20_000;
     await produceJson(kafka, 'it-pass-in', Array.from({ length: N }, (_, n) => ({ key: `k${n % 50}`, value: { n }, timestamp: 1_000 + n })));
-    await deleteGroup(admin, 'sluice-sluice-it-passthrough');
+    await deleteGroup(admin, 'sluice-sluice-it-dev-passthrough');
     const run = (): { child: ChildProcess; stderr: () => string } => {
       const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
@@ -180,12 +207,12 @@ describe('the event source mapping emulator on a real broker', { ...availability
         for (; read < m.length; read++) distinct.add(m[read].value.n);
         return distinct.size >= N;
       }, 120_000).catch(async (e) => {
-        const offsets = await admin.fetchOffsets({ groupId: 'sluice-sluice-it-passthrough', topics: ['it-pass-in'] }).catch(() => []);
+        const offsets = await admin.fetchOffsets({ groupId: 'sluice-sluice-it-dev-passthrough', topics: ['it-pass-in'] }).catch(() => []);
         throw new Error(`${(e as Error).message}\ncommitted: ${JSON.stringify(offsets)}\nsecond run's stderr:\n${second.stderr()}`);
       });
       assert.equal(distinct.size, N, 'every input record reached the output');
       for (let n = 0; n < N; n++) assert.ok(distinct.has(n), `record ${n} was skipped`);
-      assert.match(second.stderr(), /resuming consumer group sluice-sluice-it-passthrough from committed offsets p\d@\d+/);
+      assert.match(second.stderr(), /resuming consumer group sluice-sluice-it-dev-passthrough from committed offsets p\d@\d+/);
       assert.match(second.stderr(), /state is in memory, so windows and keyed state from before the restart are lost/);
     } finally {
       second.child.kill('SIGINT');
@@ -196,7 +223,7 @@ describe('the event source mapping emulator on a real broker', { ...availability
 
   test('with DynamoDB state, killed mid-stream (SIGKILL) and restarted, every window sum is exact: nothing lost, nothing counted twice', async () => {
     await freshTopics(admin, [{ topic: 'it-sums-in', numPartitions: 2 }, { topic: 'it-sums-out', numPartitions: 2 }]);
-    await deleteGroup(admin, 'sluice-sluice-it-sums');
+    await deleteGroup(admin, 'sluice-sluice-it-dev-sums');
     const t0 = 1_767_225_600_000;
     const records = [];
     const expected = new Map<string, number>();
@@ -228,7 +255,9 @@ describe('the event source mapping emulator on a real broker', { ...availability
         if (m !== reader) (reader = m), ids.clear(), (read = 0);
         for (; read < m.length; read++) ids.add(m[read].headers['sluice-id']);
         return ids.size >= expected.size;
-      }, 120_000);
+      }, 120_000).catch((e) => {
+        throw new Error(`${(e as Error).message}\nsecond run's stderr:\n${err}`);
+      });
       const byId = new Map<string, number>();
       for (const m of out) {
         const key = `${m.key}|${m.value.start}`;
@@ -238,7 +267,7 @@ describe('the event source mapping emulator on a real broker', { ...availability
         assert.equal(m.value.value, expected.get(key), `window ${key}`);
       }
       assert.equal(byId.size, expected.size, 'every window emitted');
-      assert.match(err, /resuming consumer group sluice-sluice-it-sums from committed offsets/);
+      assert.match(err, /resuming consumer group sluice-sluice-it-dev-sums from committed offsets/);
       assert.doesNotMatch(err, /state is in memory/);
     } finally {
       second.kill('SIGINT');
@@ -261,6 +290,111 @@ describe('the event source mapping emulator on a real broker', { ...availability
     } finally {
       await fn.stop();
     }
+  });
+
+  test('one invocation holds records of several partitions; no event exceeds batchSize; the handler gets a Lambda context', async () => {
+    await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 3 }, { topic: 'it-pass-out', numPartitions: 3 }]);
+    const ARN = 'arn:aws:kafka:eu-west-1:111122223333:cluster/it/0f0f0f0f-1111-2222-3333-444444444444-1';
+    // Two records per partition, all there before the emulator starts: one fetch, one event.
+    await produceJson(kafka, 'it-pass-in', [0, 1, 2, 3, 4, 5].map((n) => ({ key: `k${n}`, value: { n }, timestamp: 1_000 + n, partition: n % 3 })));
+    const seen: Invocation[] = [];
+    const started = await startFunction('passthrough', kafka, { batchSize: 7, maximumBatchingWindowMs: 1_000, eventSource: 'aws:kafka', eventSourceArn: ARN }, spying(seen));
+    const { fn, config } = started;
+    try {
+      await readFrom(started, kafka, 'it-pass-out', (m) => m.length >= 6);
+      const first = seen[0].event;
+      assert.ok(Object.keys(first.records).length >= 2, `the first event holds ${Object.keys(first.records).join(', ')}`);
+      assert.equal(first.eventSource, 'aws:kafka');
+      assert.equal(first.eventSourceArn, ARN);
+      assert.equal(first.bootstrapServers, brokers);
+      for (const [group, records] of Object.entries(first.records)) for (const r of records) assert.equal(`${r.topic}-${r.partition}`, group);
+
+      // Then 20 more per partition: batches of at most 7 records, and some of exactly 7.
+      await produceJson(kafka, 'it-pass-in', Array.from({ length: 60 }, (_, i) => ({ key: `k${i}`, value: { n: 100 + i }, timestamp: 2_000 + i, partition: i % 3 })));
+      await readFrom(started, kafka, 'it-pass-out', (m) => m.length >= 66);
+      const sizes = seen.map((s) => Object.values(s.event.records).flat().length);
+      assert.ok(Math.max(...sizes) <= 7, `event sizes ${sizes}`);
+      assert.ok(sizes.includes(7), `no event reached the batch size: ${sizes}`);
+      assert.equal(sizes.reduce((a, b) => a + b, 0), 66, 'every record delivered once');
+      for (const p of [0, 1, 2]) {
+        const offsets = seen.flatMap((s) => (s.event.records[`it-pass-in-${p}`] ?? []).map((r) => r.offset));
+        assert.deepEqual(offsets, Array.from({ length: 22 }, (_, i) => i), `partition ${p} in order, once each`);
+      }
+
+      assert.ok(seen.every((s) => s.functionName === 'passthrough'));
+      assert.equal(new Set(seen.map((s) => s.requestId)).size, seen.length, 'a request id per invocation');
+      for (const s of seen) {
+        assert.match(s.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+        const [before, afterwards] = s.remaining;
+        assert.ok(before <= config.timeoutMs && before > config.timeoutMs - 1_000, `remaining ${before} of ${config.timeoutMs} ms at the start`);
+        assert.ok(afterwards < before, `remaining time decreases: ${before} then ${afterwards}`);
+      }
+      assert.equal(config.timeoutMs, 10_000, 'provider.timeout of the fixture');
+    } finally {
+      await fn.stop();
+    }
+  });
+
+  test('LATEST is pinned when the group is new: a restart before the first batch commits reads what was produced meanwhile, and nothing older', async () => {
+    await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 2 }, { topic: 'it-pass-out', numPartitions: 2 }]);
+    await produceJson(kafka, 'it-pass-in', Array.from({ length: 10 }, (_, n) => ({ key: `old${n}`, value: { n }, timestamp: 1_000 + n, partition: n % 2 })));
+    const group = `it-latest-${Date.now()}`;
+    const first = await startFunction('passthrough', kafka, { startingPosition: 'LATEST', consumerGroupId: group });
+    // Stopped before any batch: only the pinned starting position was committed.
+    await first.fn.stop();
+    assert.ok(first.notes.some((n) => /starting position LATEST pinned for consumer group it-latest-\d+ at p0@5, p1@5/.test(n)), first.notes.join('\n'));
+    const pinned = await admin.fetchOffsets({ groupId: group, topics: ['it-pass-in'] });
+    assert.deepEqual(pinned[0].partitions.map((p) => [p.partition, p.offset]).sort(), [[0, '5'], [1, '5']]);
+
+    await produceJson(kafka, 'it-pass-in', Array.from({ length: 6 }, (_, i) => ({ key: `new${i}`, value: { n: 100 + i }, timestamp: 2_000 + i, partition: i % 2 })));
+    const second = await startFunction('passthrough', kafka, { startingPosition: 'LATEST', consumerGroupId: group });
+    try {
+      const out = await readFrom(second, kafka, 'it-pass-out', (m) => m.length >= 6);
+      assert.deepEqual(out.map((m) => m.value.n).sort((a, b) => a - b), [100, 101, 102, 103, 104, 105], 'the new records, and none of the old');
+      await new Promise((r) => setTimeout(r, 1_500));
+      const ends = await admin.fetchTopicOffsets('it-pass-out');
+      assert.equal(ends.reduce((n, o) => n + Number(o.high), 0), 6, 'nothing else came out');
+      assert.equal(second.fn.stats.records, 6);
+      assert.ok(second.notes.some((n) => /resuming consumer group it-latest-\d+ from committed offsets p\d@5, p\d@5/.test(n)), second.notes.join('\n'));
+    } finally {
+      await second.fn.stop();
+    }
+  });
+
+  test('without provisioned pollers a failing batch is retried whole until it succeeds: the partition blocks, nothing is committed or dead-lettered, and stop() is prompt', async () => {
+    await freshTopics(admin, [{ topic: 'it-checked-in', numPartitions: 1 }, { topic: 'it-checked-out', numPartitions: 1 }, { topic: 'it-checked-dlq', numPartitions: 1 }]);
+    await produceJson(kafka, 'it-checked-in', [{ key: 'a', value: { n: 1 }, timestamp: 1 }, { key: 'b', value: { n: 3, explode: true }, timestamp: 2 }, { key: 'c', value: { n: 4 }, timestamp: 3 }]);
+    // As deployed without provisioned pollers (the plugin sets SLUICE_PARTIAL_BATCH=false): the
+    // handler itself fails the whole batch.
+    const previous = process.env.SLUICE_PARTIAL_BATCH;
+    process.env.SLUICE_PARTIAL_BATCH = 'false';
+    const started = await startFunction('checked', kafka, (c) => {
+      const { maximumRetryAttempts: _r, onFailureTopic: _o, ...rest } = c;
+      return { ...rest, provisionedPollers: false };
+    });
+    const { fn, notes } = started;
+    try {
+      for (let i = 0; i < 150 && fn.stats.retries < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(fn.stats.retries >= 3, `retries ${fn.stats.retries}; notices:\n${notes.join('\n')}`);
+      const out = await readFrom(started, kafka, 'it-checked-out', (m) => m.length >= 3);
+      assert.ok(out.every((m) => m.value.n === 1), 'record 0 comes out again with each retry of the whole batch; record 2 never');
+      assert.equal(new Set(out.map((m) => m.headers['sluice-id'])).size, 1, 'the duplicates carry one id');
+      assert.deepEqual([...fn.stats.blocked.keys()], [0]);
+      assert.equal(fn.stats.blocked.get(0)!.offset, 0);
+      assert.equal(fn.stats.committed.get(0), undefined, 'nothing committed');
+      assert.equal(fn.stats.failedToDeadLetter, 0);
+      assert.ok(notes.some((n) => /checked: it-checked-in-0@0 failed \(step "maybeExplode": exploded on n=3 \(at it-checked-in-0@1\); .*retrying the whole batch until it succeeds, as Lambda does without provisioned pollers: it-checked-in-0 is blocked here/.test(n)), notes.join('\n'));
+    } finally {
+      const t0 = Date.now();
+      await fn.stop();
+      assert.ok(Date.now() - t0 < 5_000, `stop() took ${Date.now() - t0} ms`);
+      if (previous === undefined) delete process.env.SLUICE_PARTIAL_BATCH;
+      else process.env.SLUICE_PARTIAL_BATCH = previous;
+    }
+    const dlq = await admin.fetchTopicOffsets('it-checked-dlq');
+    assert.equal(dlq[0].high, '0', 'nothing dead-lettered');
+    const offsets = await admin.fetchOffsets({ groupId: started.config.consumerGroupId, topics: ['it-checked-in'] });
+    assert.equal(offsets[0].partitions[0].offset, '-1', 'no offset committed for the group');
   });
 
   test('with no function named, it runs every function of serverless.yml that has a Kafka event', async () => {

@@ -20,9 +20,11 @@ const USAGE = `Usage:
              [--state memory|dynamodb] [--dynamodb-endpoint <url>]
       Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
       real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
-  sluice dev [<function>] --brokers <host:port> [--timeout <seconds>] [--no-view] [--state memory|dynamodb] [--dynamodb-endpoint <url>]
+  sluice dev [<function>] --brokers <host:port> [--config <serverless.yml>] [--stage <stage>] [--timeout <seconds>] [--no-view]
+             [--state memory|dynamodb] [--dynamodb-endpoint <url>]
       Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
-      every function of serverless.yml with an msk/kafka event. Outputs and dead letters go to Kafka.
+      every function of serverless.yml with an msk/kafka event, with the settings the Serverless
+      plugin deploys (stage: --stage, provider.stage or dev). Outputs and dead letters go to Kafka.
   sluice produce <function|topic> --brokers <host:port> [--input <file.jsonl>] [--partitions N]
       Creates the topic if missing and produces a JSON-lines file to it (default: the function's
       source topic and its sample file).

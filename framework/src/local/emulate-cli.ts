@@ -7,13 +7,18 @@ import { loadHandler, readServerless, resolveFunction, type FunctionEntry } from
 import { devStateStore } from './state-option.js';
 import { startView } from './view.js';
 
-/** `sluice dev [function] --brokers host:port`: the event source mapping emulator. Returns the exit code. */
+/**
+ * `sluice dev [function] --brokers host:port [--config serverless.yml] [--stage s]`: the event
+ * source mapping emulator. Returns the exit code.
+ */
 export async function emulate(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
       brokers: { type: 'string' },
+      config: { type: 'string', short: 'c' },
+      stage: { type: 'string', short: 's' },
       timeout: { type: 'string' },
       view: { type: 'boolean', default: true },
       'no-view': { type: 'boolean', default: false },
@@ -25,20 +30,27 @@ export async function emulate(args: string[]): Promise<number> {
   if (!/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/.test(brokers)) {
     throw new SluiceError(`--brokers must be host:port[,host:port…], e.g. 127.0.0.1:9092; received ${JSON.stringify(values.brokers)}.`);
   }
-  const yml = path.join(process.cwd(), 'serverless.yml');
+  const yml = path.resolve(values.config ?? 'serverless.yml');
   const service = readServerless(yml);
+  if (values.stage !== undefined && !/^[a-zA-Z0-9-]+$/.test(values.stage)) throw new SluiceError(`--stage must be letters, digits and -; received ${JSON.stringify(values.stage)}.`);
+  const stage = values.stage ?? service.stage ?? 'dev';
   let entries: FunctionEntry[];
   if (positionals.length === 0) {
     entries = service.functions.filter((f) => f.event);
     if (entries.length === 0) throw new SluiceError(`no function in ${yml} has an msk or kafka event to emulate.`);
   } else {
-    entries = positionals.map((p) => resolveFunction(p));
+    entries = positionals.map((p) => resolveFunction(p, process.cwd(), yml));
   }
   const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= 900)) {
     throw new SluiceError(`--timeout must be seconds from 1 to 900 (Lambda's limit); received ${values.timeout}.`);
   }
-  const configs = entries.map((e) => esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, service));
+  const configs = entries.map((e) => esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, { ...service, stage }));
+  // Deployed, the plugin sets SLUICE_PARTIAL_BATCH per function; one process shares one
+  // environment, so it is set when every emulated function agrees (the emulator enforces the
+  // setting per function either way).
+  const partial = new Set(configs.map((c) => c.provisionedPollers));
+  if (partial.size === 1) process.env.SLUICE_PARTIAL_BATCH = String([...partial][0]);
 
   const { Kafka, logLevel } = await import('kafkajs');
   const kafka = new Kafka({ clientId: 'sluice-dev', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 200 } });
@@ -55,7 +67,10 @@ export async function emulate(args: string[]): Promise<number> {
       running.push(await emulateFunction({ kafka, handler, config: configs[i], store, notice }));
       const c = configs[i];
       const where = store.durable ? `state in DynamoDB table ${(store as { table?: string }).table}` : 'in-memory state';
-      console.error(`sluice dev: ${entry.name} ← ${c.topic} (group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, retries ${c.maximumRetryAttempts}, on failure → ${c.deadLetterTopic}) on ${brokers}, ${where}`);
+      const failures = c.maximumRetryAttempts === undefined
+        ? 'no provisioned pollers: a failing batch is retried until it succeeds'
+        : `provisioned pollers: ${c.maximumRetryAttempts} retries, then → ${c.onFailureTopic}`;
+      console.error(`sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}) on ${brokers}, ${where}`);
     }
   } catch (e) {
     await Promise.all(running.map((r) => r.stop().catch(() => undefined)));
@@ -83,7 +98,9 @@ export async function emulate(args: string[]): Promise<number> {
   view?.stop();
   for (const r of running) {
     const s = r.stats;
-    console.error(`${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}`);
+    const blocked = [...s.blocked].map(([p, b]) => `p${p}@${b.offset} after ${b.attempts} attempts`).join(', ');
+    console.error(`${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
+      (blocked ? `; still failing (not committed): ${blocked}` : ''));
   }
   return 0;
 }

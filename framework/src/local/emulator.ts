@@ -13,6 +13,12 @@ import { lambdaContext } from './events.js';
 /** How long a consumer may take to join its group before the emulator starts a fresh one. */
 const JOIN_TIMEOUT_MS = 20_000;
 
+/**
+ * Pause between attempts of a batch that is retried until it succeeds (no provisioned pollers):
+ * doubling from `initialMs` up to `maxMs`. Lambda does not document its own backoff.
+ */
+export const BLOCKED_RETRY_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
+
 /** Live counters of one emulated function. */
 export interface FunctionStats {
   readonly name: string;
@@ -29,12 +35,29 @@ export interface FunctionStats {
   readonly committed: Map<number, number>;
   /** Log end offset per partition (refreshed periodically). */
   readonly highWatermarks: Map<number, number>;
+  /** Partitions held at a batch that keeps failing and is retried until it succeeds. */
+  readonly blocked: Map<number, { readonly offset: number; readonly attempts: number }>;
+}
+
+/** A fresh set of counters. */
+export function emptyStats(name: string): FunctionStats {
+  return {
+    name, records: 0, batches: 0, retries: 0, windowsEmitted: 0, late: 0, poison: 0, failedToDeadLetter: 0, consumerRestarts: 0,
+    committed: new Map(), highWatermarks: new Map(), blocked: new Map(),
+  };
 }
 
 /** What one invocation's records of one partition came to. */
-interface Outcome {
+export interface Outcome {
+  /** The offset to retry from; absent when the records succeeded. */
   readonly failedOffset?: number;
   readonly error?: string;
+}
+
+/** A record of Lambda's Kafka event and the bytes it takes in the event's JSON. */
+export interface Converted {
+  readonly record: KafkaEventRecord;
+  readonly bytes: number;
 }
 
 interface Submission {
@@ -44,25 +67,89 @@ interface Submission {
   resolve(o: Outcome): void;
 }
 
+/** The event Lambda sends for these records: `aws:kafka` with the cluster ARN for MSK, `SelfManagedKafka` otherwise. */
+export function lambdaEvent(config: Pick<EsmConfig, 'eventSource' | 'eventSourceArn'>, bootstrapServers: string, records: KafkaEvent['records']): KafkaEvent {
+  return {
+    eventSource: config.eventSource,
+    ...(config.eventSource === 'aws:kafka' && config.eventSourceArn ? { eventSourceArn: config.eventSourceArn } : {}),
+    bootstrapServers,
+    records,
+  };
+}
+
+/** Bytes of an event's JSON besides its records: what every invocation's payload starts with. */
+export function eventOverheadBytes(config: Pick<EsmConfig, 'eventSource' | 'eventSourceArn'>, bootstrapServers: string): number {
+  return Buffer.byteLength(JSON.stringify(lambdaEvent(config, bootstrapServers, {})));
+}
+
+/** Bytes one partition's group adds to the event: `"<topic>-<p>":[` … `]` and a separating comma. */
+export function partitionOverheadBytes(topic: string, partition: number): number {
+  return Buffer.byteLength(JSON.stringify(`${topic}-${partition}`)) + 4;
+}
+
+const digits = (n: number) => String(n).length;
+const jsonBytes = (s: string) => Buffer.byteLength(JSON.stringify(s));
+
+/**
+ * The bytes a record takes in the event's JSON, as `JSON.stringify` writes it (plus nothing for
+ * separators; callers add one per record). Headers count as Lambda sends them, arrays of byte
+ * numbers, so a header byte costs up to 4 characters: a 100 KB header is up to 400 KB of event.
+ */
+export function recordJsonBytes(r: KafkaEventRecord): number {
+  let n = 9 + jsonBytes(r.topic) + 13 + digits(r.partition) + 10 + digits(r.offset) + 13 + digits(r.timestamp);
+  if (r.timestampType !== undefined) n += 17 + jsonBytes(r.timestampType);
+  if (r.key !== undefined) n += 7 + (r.key === null ? 4 : r.key.length + 2);
+  if (r.value !== undefined) n += 9 + (r.value === null ? 4 : r.value.length + 2);
+  if (r.headers !== undefined) {
+    n += 11 + 2 + Math.max(0, r.headers.length - 1);
+    for (const h of r.headers) {
+      // {"name":[104,105]}: braces, then per name its JSON, a colon, brackets, and commas between.
+      let names = 0;
+      for (const name in h) {
+        const bytes = h[name];
+        names++;
+        n += jsonBytes(name) + 3 + Math.max(0, bytes.length - 1);
+        for (const b of bytes) n += b < 10 ? 1 : b < 100 ? 2 : 3;
+      }
+      n += 2 + Math.max(0, names - 1);
+    }
+  }
+  return n + 1;
+}
+
 /**
  * Gathers records of several partitions into one event, as the event source mapping does: an
  * event is sent when it holds `batchSize` records, would pass 6 MB, or the batching window since
- * its first record has passed.
+ * its first record has passed. Without provisioned pollers a partial batch response is ignored:
+ * any failure fails the whole event, as the handler does deployed (`SLUICE_PARTIAL_BATCH=false`).
+ *
+ * @example
+ * const batcher = new Batcher(config, '127.0.0.1:9092', (event) => handler(event, ctx));
+ * const outcome = await batcher.submit(0, records, bytes);
  */
-class Batcher {
+export class Batcher {
   #pending: Submission[] = [];
   #count = 0;
   #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Bytes left for partitions' records once the event's own fields are counted. */
+  readonly limit: number;
 
   constructor(
-    readonly config: EsmConfig,
+    readonly config: Pick<EsmConfig, 'topic' | 'batchSize' | 'maximumBatchingWindowMs' | 'eventSource' | 'eventSourceArn' | 'provisionedPollers'>,
+    readonly bootstrapServers: string,
     readonly invoke: (event: KafkaEvent) => Promise<KafkaBatchResponse>,
-  ) {}
+  ) {
+    this.limit = MAX_PAYLOAD_BYTES - eventOverheadBytes(config, bootstrapServers);
+  }
 
+  /**
+   * Adds one partition's records (at most one submission per partition at a time); `bytes` is
+   * their share of the event, {@link partitionOverheadBytes} included.
+   */
   submit(partition: number, records: readonly KafkaEventRecord[], bytes: number): Promise<Outcome> {
     return new Promise((resolve) => {
-      if (this.#pending.length > 0 && (this.#count + records.length > this.config.batchSize || this.#bytes + bytes > MAX_PAYLOAD_BYTES)) this.#flush();
+      if (this.#pending.length > 0 && (this.#count + records.length > this.config.batchSize || this.#bytes + bytes > this.limit)) this.#flush();
       this.#pending.push({ partition, records, bytes, resolve });
       this.#count += records.length;
       this.#bytes += bytes;
@@ -81,13 +168,18 @@ class Batcher {
     if (subs.length === 0) return;
     const records: Record<string, KafkaEventRecord[]> = {};
     for (const s of subs) (records[`${this.config.topic}-${s.partition}`] ??= []).push(...s.records);
-    const event: KafkaEvent = { eventSource: 'SelfManagedKafka', bootstrapServers: '', records };
-    this.invoke(event).then(
+    this.invoke(lambdaEvent(this.config, this.bootstrapServers, records)).then(
       (response) => {
         const failed = new Map<number, number>();
         for (const f of response?.batchItemFailures ?? []) {
           const p = Number(f.itemIdentifier.partition.slice(f.itemIdentifier.partition.lastIndexOf('-') + 1));
           failed.set(p, Math.min(failed.get(p) ?? Infinity, Number(f.itemIdentifier.offset)));
+        }
+        if (failed.size > 0 && !this.config.provisionedPollers) {
+          const [p, offset] = [...failed][0];
+          const error = `the handler reported ${this.config.topic}-${p}@${offset} as failed, and without provisioned pollers partial batch responses are off, so the whole batch failed`;
+          for (const s of subs) s.resolve({ failedOffset: s.records[0].offset, error });
+          return;
         }
         for (const s of subs) s.resolve(failed.has(s.partition) ? { failedOffset: failed.get(s.partition)!, error: 'the handler reported this record as failed' } : {});
       },
@@ -99,11 +191,130 @@ class Batcher {
   }
 }
 
+/**
+ * Where the next event's share of a partition ends: at most `batchSize` records and `limit` bytes
+ * (each record's bytes plus a separating comma), but always at least one record.
+ */
+export function takeChunk(converted: readonly Converted[], from: number, batchSize: number, limit: number): { end: number; bytes: number } {
+  let end = from;
+  let bytes = 0;
+  while (end < converted.length && end - from < batchSize && (end === from || bytes + converted[end].bytes + 1 <= limit)) bytes += converted[end++].bytes + 1;
+  return { end, bytes };
+}
+
+/** What {@link runPartition} needs from the emulator around it. */
+export interface PartitionContext {
+  readonly config: EsmConfig;
+  readonly stats: FunctionStats;
+  /** Bytes an event has for this partition's records. */
+  readonly limit: number;
+  submit(records: readonly KafkaEventRecord[], bytes: number): Promise<Outcome>;
+  /** Commits `next` as the partition's next offset to read. */
+  commit(next: number): Promise<void>;
+  /** Sends a record that failed every retry to the on-failure destination. */
+  deadLetter(record: KafkaEventRecord, reason: string): Promise<void>;
+  /** The handler's own account of a failure among offsets `from`..`to`, if it gave one. */
+  reason(from: number, to: number): { offset: number; reason: string } | undefined;
+  notice(message: string): void;
+  heartbeat(): Promise<void>;
+  /** False once the emulator stops or the partition is taken away (a rebalance). */
+  running(): boolean;
+  /** Waits `ms`, or less when the emulator stops. */
+  sleep(ms: number): Promise<void>;
+}
+
+/**
+ * Processes the records kafkajs fetched for one partition the way the event source mapping does:
+ * in order, one batch at a time, committing after each success. A failure is retried from the
+ * failed offset; with provisioned pollers up to `maximumRetryAttempts` times, then the record goes
+ * to the on-failure topic and the partition moves on. Without them (no retry limit) the batch is
+ * retried until it succeeds, as Lambda does, with backoff, and the partition waits.
+ *
+ * A record whose event alone would pass 6 MB cannot be delivered: it is never passed to the
+ * handler; with provisioned pollers it goes to the on-failure topic at once, without them it
+ * blocks its partition like any failing batch.
+ */
+export async function runPartition(partition: number, converted: readonly Converted[], ctx: PartitionContext): Promise<void> {
+  const { config, stats } = ctx;
+  const fn = config.functionName;
+  let i = 0;
+  let attempts = 0;
+  while (i < converted.length) {
+    if (!ctx.running()) return;
+    const { end, bytes } = takeChunk(converted, i, config.batchSize, ctx.limit);
+    const chunk = converted.slice(i, end).map((c) => c.record);
+    const oversize = bytes > ctx.limit;
+    const outcome: Outcome = oversize
+      ? { failedOffset: chunk[0].offset, error: `its event would be ${(bytes + MAX_PAYLOAD_BYTES - ctx.limit).toLocaleString('en-US')} bytes, over Lambda's 6 MB invocation payload limit (${MAX_PAYLOAD_BYTES.toLocaleString('en-US')} bytes), so Lambda cannot invoke the function with it` }
+      : await ctx.submit(chunk, bytes);
+    if (outcome.failedOffset === undefined) {
+      stats.records += chunk.length;
+      await ctx.commit(chunk[chunk.length - 1].offset + 1);
+      stats.blocked.delete(partition);
+      i = end;
+      attempts = 0;
+      await ctx.heartbeat();
+      continue;
+    }
+    const at = Math.max(0, chunk.findIndex((r) => r.offset === outcome.failedOffset));
+    if (at > 0) {
+      stats.records += at;
+      await ctx.commit(chunk[at].offset);
+      attempts = 0;
+    }
+    i += at;
+    const failed = chunk[at];
+    const own = ctx.reason(failed.offset, chunk[chunk.length - 1].offset);
+    const reason = own ? (own.offset === failed.offset ? own.reason : `${own.reason} (at ${config.topic}-${partition}@${own.offset}); ${outcome.error}`) : outcome.error!;
+    const where = `${config.topic}-${partition}@${failed.offset}`;
+    if (config.maximumRetryAttempts === undefined) {
+      attempts++;
+      stats.retries++;
+      stats.blocked.set(partition, { offset: failed.offset, attempts });
+      if (attempts === 1) {
+        ctx.notice(
+          `${fn}: ${where} failed (${reason}); retrying the whole batch until it succeeds, as Lambda does without provisioned pollers: ` +
+            `${config.topic}-${partition} is blocked here, as it would be deployed. To bound this, give functions.${fn}.sluice provisionedPollers ` +
+            `and maximumRetryAttempts (failed records then go to the on-failure topic, deadLetterTopic by default).`,
+        );
+      } else if ((attempts & (attempts - 1)) === 0) {
+        ctx.notice(`${fn}: ${where} still failing after ${attempts} attempts (${reason}); ${config.topic}-${partition} stays blocked`);
+      }
+      let left = Math.min(BLOCKED_RETRY_BACKOFF.maxMs, BLOCKED_RETRY_BACKOFF.initialMs * 2 ** Math.min(attempts - 1, 20));
+      while (left > 0) {
+        await ctx.sleep(Math.min(1_000, left));
+        left -= 1_000;
+        if (!ctx.running()) return;
+        await ctx.heartbeat();
+      }
+      continue;
+    }
+    if (!oversize && attempts < config.maximumRetryAttempts) {
+      attempts++;
+      stats.retries++;
+      ctx.notice(`${fn}: ${where} failed (${reason}); retry ${attempts} of ${config.maximumRetryAttempts}`);
+    } else {
+      const why = oversize ? `not delivered: ${reason}` : `failed after ${attempts + 1} attempts: ${reason}`;
+      await ctx.deadLetter(failed, why);
+      stats.failedToDeadLetter++;
+      stats.records++;
+      ctx.notice(`${fn}: ${where} sent to ${config.onFailureTopic} (${why})`);
+      await ctx.commit(failed.offset + 1);
+      stats.blocked.delete(partition);
+      i++;
+      attempts = 0;
+    }
+    await ctx.heartbeat();
+  }
+}
+
 /** Options of {@link emulateFunction}. */
 export interface EmulatorOptions {
   readonly kafka: Kafka;
   readonly handler: SluiceHandler;
   readonly config: EsmConfig;
+  /** The bootstrap servers, as events carry them (`bootstrapServers`); default: the CLI's --brokers. */
+  readonly brokers?: string;
   readonly store?: StateStore;
   /** Told about things worth a line in the terminal (resumes, retries, dead letters). */
   readonly notice?: (message: string) => void;
@@ -117,8 +328,8 @@ export interface EmulatedFunction {
   stop(): Promise<void>;
 }
 
-/** Converts a kafkajs message to the record shape of Lambda's Kafka event. */
-export function toLambdaRecord(topic: string, partition: number, m: KafkaMessage): { record: KafkaEventRecord; bytes: number } {
+/** Converts a kafkajs message to the record shape of Lambda's Kafka event, with its size in the event. */
+export function toLambdaRecord(topic: string, partition: number, m: KafkaMessage): Converted {
   const headers: Record<string, number[]>[] = [];
   if (m.headers) {
     for (const [name, v] of Object.entries(m.headers)) {
@@ -131,15 +342,14 @@ export function toLambdaRecord(topic: string, partition: number, m: KafkaMessage
     topic, partition, offset: Number(m.offset), timestamp: Number(m.timestamp), timestampType: 'CREATE_TIME',
     ...(key === undefined ? {} : { key }), value, headers,
   };
-  // What the record adds to the event JSON, roughly: payloads plus a fixed envelope.
-  return { record, bytes: (key?.length ?? 0) + (value?.length ?? 0) + headers.length * 32 + 160 };
+  return { record, bytes: recordJsonBytes(record) };
 }
 
 /**
  * Emulates Lambda's Kafka event source mapping for one function against a real broker: one
  * consumer group, partitions processed strictly in order one batch at a time, events batched
- * across partitions, offsets committed only after success, retries from the failed offset, then
- * the failed record to the dead-letter topic and the partition moves on.
+ * across partitions in Lambda's event shape, offsets committed only after success, and failures
+ * handled as the deployed mapping would (see {@link runPartition}).
  *
  * @example
  * const fn = await emulateFunction({ kafka, handler, config });
@@ -150,25 +360,24 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const { kafka, handler, config } = opts;
   const notice = opts.notice ?? (() => undefined);
   const manifest = handler.sluice.manifest;
+  const brokers = opts.brokers ?? brokersOf(kafka);
   const admin = kafka.admin();
-  await connect(admin, kafka);
+  await connect(admin, brokers);
   const topics = await retrying(() => admin.fetchTopicMetadata({ topics: [] })).then((m) => new Map(m.topics.map((t) => [t.name, t.partitions.length])));
   const partitions = topics.get(config.topic);
   if (partitions === undefined) {
     await admin.disconnect();
     throw new SluiceError(`topic "${config.topic}" (functions.${config.functionName} event in serverless.yml) does not exist on the broker; create it (e.g. npx sluice produce ${config.functionName} --brokers <host:port>, which also loads its sample) or fix the topic name.`);
   }
+  for (const n of config.notices ?? []) notice(n);
   // Outputs, late records and dead letters go to topics with the source's partition count.
-  const needed = [...outputTopics(manifest), config.deadLetterTopic].filter((t) => !topics.has(t));
+  const needed = [...new Set([...outputTopics(manifest), config.deadLetterTopic, ...(config.onFailureTopic ? [config.onFailureTopic] : [])])].filter((t) => !topics.has(t));
   if (needed.length > 0) {
     await admin.createTopics({ topics: needed.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
     notice(`${config.functionName}: created topics ${needed.join(', ')}`);
   }
 
-  const stats: FunctionStats = {
-    name: config.functionName, records: 0, batches: 0, retries: 0, windowsEmitted: 0, late: 0, poison: 0, failedToDeadLetter: 0, consumerRestarts: 0,
-    committed: new Map(), highWatermarks: new Map(),
-  };
+  const stats = emptyStats(config.functionName);
   const committed = await retrying(() => admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [config.topic] }));
   const resumed = committed[0]?.partitions.filter((p) => Number(p.offset) >= 0) ?? [];
   const store = opts.store ?? new MemoryStore();
@@ -176,13 +385,12 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     for (const p of resumed) stats.committed.set(p.partition, Number(p.offset));
     notice(`${config.functionName}: resuming consumer group ${config.consumerGroupId} from committed offsets ${resumed.map((p) => `p${p.partition}@${p.offset}`).join(', ')}` +
       (store.durable ? '' : `; state is in memory, so windows and keyed state from before the restart are lost (their earlier records are not read again)`));
-  } else if (config.startingPosition === 'AT_TIMESTAMP') {
-    const offsets = await admin.fetchTopicOffsetsByTimestamp(config.topic, config.startingPositionTimestamp);
-    await admin.setOffsets({ groupId: config.consumerGroupId, topic: config.topic, partitions: offsets.map((o) => ({ partition: o.partition, offset: o.offset })) });
   }
+  await pinStartingPosition(admin, config, partitions, stats, notice);
 
-  // The handler's own account of why a record failed, for retries' messages and dead-letter headers.
-  const lastErrors = new Map<string, string>();
+  // The handler's own account of why a record failed, per partition, for retries' messages and
+  // dead-letter headers (offset -1: the partition failed whole).
+  const lastErrors = new Map<number, { offset: number; reason: string }>();
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
   handler.sluice.configure({
@@ -194,8 +402,9 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
       stats.late += r.stats.late;
       stats.poison += r.stats.poison;
       for (const p of r.partitions) {
-        if (p.failedOffset !== undefined) lastErrors.set(`${p.partition}@${p.failedOffset}`, `step "${p.failedStage}": ${String((p.error as Error)?.message ?? p.error)}`);
+        if (p.failedOffset !== undefined) lastErrors.set(p.partition, { offset: p.failedOffset, reason: `step "${p.failedStage}": ${String((p.error as Error)?.message ?? p.error)}` });
       }
+      for (const f of r.failed) lastErrors.set(f.partition, { offset: -1, reason: `state ${f.stage} failed: ${String((f.error as Error)?.message ?? f.error)}` });
     },
   });
 
@@ -207,69 +416,55 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
       timer = setTimeout(() => reject(new Error(`Task timed out after ${(config.timeoutMs / 1000).toFixed(2)} seconds`)), config.timeoutMs);
     });
     try {
-      return await Promise.race([handler({ ...event, bootstrapServers: brokersOf(kafka) }, ctx as never), timeout]);
+      return await Promise.race([handler(event, ctx as never), timeout]);
     } finally {
       clearTimeout(timer);
     }
   };
-  const batcher = new Batcher(config, invoke);
+  const batcher = new Batcher(config, brokers, invoke);
   let stopping = false;
+  const sleepers = new Set<() => void>();
+  const sleep = (ms: number) => new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(t);
+      sleepers.delete(wake);
+      resolve();
+    };
+    const t = setTimeout(wake, ms);
+    sleepers.add(wake);
+  });
   let consumer!: Consumer;
 
-  const commit = async (partition: number, next: number) => {
-    await consumer.commitOffsets([{ topic: config.topic, partition, offset: String(next) }]);
-    stats.committed.set(partition, next);
-  };
-
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
-    const converted = batch.messages.map((m) => toLambdaRecord(batch.topic, batch.partition, m));
-    let i = 0;
-    let attempts = 0;
-    while (i < converted.length) {
-      if (stopping || !isRunning() || isStale()) return;
-      let bytes = 0;
-      let j = i;
-      while (j < converted.length && j - i < config.batchSize && (j === i || bytes + converted[j].bytes <= MAX_PAYLOAD_BYTES)) bytes += converted[j++].bytes;
-      const chunk = converted.slice(i, j).map((c) => c.record);
-      const outcome = await batcher.submit(batch.partition, chunk, bytes);
-      if (outcome.failedOffset === undefined) {
-        stats.records += chunk.length;
-        await commit(batch.partition, chunk[chunk.length - 1].offset + 1);
-        resolveOffset(String(chunk[chunk.length - 1].offset));
-        i = j;
-        attempts = 0;
-      } else {
-        const at = Math.max(0, chunk.findIndex((r) => r.offset === outcome.failedOffset));
-        if (at > 0) {
-          stats.records += at;
-          await commit(batch.partition, chunk[at].offset);
-          resolveOffset(String(chunk[at - 1].offset));
-          attempts = 0;
+    const p = batch.partition;
+    await runPartition(p, batch.messages.map((m) => toLambdaRecord(batch.topic, p, m)), {
+      config, stats, notice, heartbeat, sleep,
+      limit: batcher.limit - partitionOverheadBytes(config.topic, p),
+      running: () => !stopping && isRunning() && !isStale(),
+      async submit(records, bytes) {
+        // kafkajs heartbeats only when asked: keep the group membership alive during a long invocation.
+        const beat = setInterval(() => heartbeat().catch(() => undefined), 1_000);
+        try {
+          return await batcher.submit(p, records, bytes + partitionOverheadBytes(config.topic, p));
+        } finally {
+          clearInterval(beat);
         }
-        i += at;
-        const failed = chunk[at];
-        const reason = lastErrors.get(`${batch.partition}@${failed.offset}`) ?? outcome.error;
-        lastErrors.delete(`${batch.partition}@${failed.offset}`);
-        if (attempts < config.maximumRetryAttempts) {
-          attempts++;
-          stats.retries++;
-          notice(`${config.functionName}: ${config.topic}-${batch.partition}@${failed.offset} failed (${reason}); retry ${attempts} of ${config.maximumRetryAttempts}`);
-        } else {
-          await producer.send({
-            topic: config.deadLetterTopic, acks: -1,
-            messages: [deadLetterMessage({ record: failed, reason: `failed after ${attempts + 1} attempts: ${reason}`, stage: 'invoke' }, config.functionName)],
-          });
-          stats.failedToDeadLetter++;
-          stats.records++;
-          notice(`${config.functionName}: ${config.topic}-${batch.partition}@${failed.offset} sent to ${config.deadLetterTopic} after ${attempts + 1} attempts (${reason})`);
-          await commit(batch.partition, failed.offset + 1);
-          resolveOffset(String(failed.offset));
-          i++;
-          attempts = 0;
-        }
-      }
-      await heartbeat();
-    }
+      },
+      async commit(next) {
+        await consumer.commitOffsets([{ topic: config.topic, partition: p, offset: String(next) }]);
+        stats.committed.set(p, next);
+        resolveOffset(String(next - 1));
+      },
+      async deadLetter(record, reason) {
+        await producer.send({ topic: config.onFailureTopic!, acks: -1, messages: [deadLetterMessage({ record, reason, stage: 'invoke' }, config.functionName)] });
+      },
+      reason(from, to) {
+        const e = lastErrors.get(p);
+        if (!e || (e.offset !== -1 && (e.offset < from || e.offset > to))) return undefined;
+        lastErrors.delete(p);
+        return e.offset === -1 ? { offset: from, reason: e.reason } : e;
+      },
+    });
   };
 
   /**
@@ -304,6 +499,8 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
       notice(`${config.functionName}: joined consumer group ${config.consumerGroupId}, partitions ${mine.join(', ') || '(none)'}`);
     });
     await c.connect();
+    // Offsets are pinned (committed) before the consumer starts, so this applies only to a
+    // partition whose starting position could not be pinned.
     await c.subscribe({ topic: config.topic, fromBeginning: config.startingPosition !== 'LATEST' });
     await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(partitions, 64), eachBatch });
     // A consumer that never joins its group (a coordinator still loading after the broker
@@ -331,6 +528,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     store,
     async stop() {
       stopping = true;
+      for (const wake of [...sleepers]) wake();
       clearInterval(refresh);
       await consumer.disconnect();
       await producer.disconnect();
@@ -339,15 +537,47 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   };
 }
 
+/**
+ * The event source mapping resolves `LATEST` or `AT_TIMESTAMP` once, when it is created. The
+ * emulator does the same by committing the resolved offsets of partitions the group has no
+ * offset for, before it consumes: a restart before the first batch commits then starts where the
+ * first run did, instead of at a newer end of the topic (skipping what was produced meanwhile).
+ */
+async function pinStartingPosition(admin: Admin, config: EsmConfig, partitions: number, stats: FunctionStats, notice: (m: string) => void): Promise<void> {
+  if (config.startingPosition === 'TRIM_HORIZON') return;
+  const missing = Array.from({ length: partitions }, (_, p) => p).filter((p) => !stats.committed.has(p));
+  if (missing.length === 0) return;
+  const resolved = config.startingPosition === 'LATEST'
+    ? (await retrying(() => admin.fetchTopicOffsets(config.topic))).map((o) => ({ partition: o.partition, offset: o.high }))
+    : await retrying(() => admin.fetchTopicOffsetsByTimestamp(config.topic, config.startingPositionTimestamp));
+  const pins = resolved.filter((o) => missing.includes(o.partition)).sort((a, b) => a.partition - b.partition);
+  // setOffsets needs a group without members; a member of a run that was killed stays until its
+  // session times out (10 s).
+  for (let waited = 0; ; waited += 1_000) {
+    try {
+      await admin.setOffsets({ groupId: config.consumerGroupId, topic: config.topic, partitions: pins });
+      break;
+    } catch (e) {
+      if (!/no running instances/.test((e as Error).message) || waited >= 20_000) {
+        notice(`${config.functionName}: could not pin the starting position ${config.startingPosition} of consumer group ${config.consumerGroupId} (${(e as Error).message}); the consumer resolves it when it starts instead`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+  for (const o of pins) stats.committed.set(o.partition, Number(o.offset));
+  notice(`${config.functionName}: starting position ${config.startingPosition} pinned for consumer group ${config.consumerGroupId} at ${pins.map((o) => `p${o.partition}@${o.offset}`).join(', ')} (committed now, as the event source mapping records it once)`);
+}
+
 function brokersOf(kafka: Kafka): string {
   return (kafka as unknown as { sluiceBrokers?: string }).sluiceBrokers ?? '';
 }
 
-async function connect(admin: Admin, kafka: Kafka): Promise<void> {
+async function connect(admin: Admin, brokers: string): Promise<void> {
   try {
     await admin.connect();
   } catch (e) {
-    throw new SluiceError(`could not reach Kafka at ${brokersOf(kafka) || 'the given brokers'}: ${(e as Error).message}. Is the broker running (npm run infra:up) and is --brokers right?`);
+    throw new SluiceError(`could not reach Kafka at ${brokers || 'the given brokers'}: ${(e as Error).message}. Is the broker running (npm run infra:up) and is --brokers right?`);
   }
 }
 

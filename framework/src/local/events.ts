@@ -2,6 +2,12 @@ import type { KafkaEventRecord } from '../pipeline/records.js';
 import type { KafkaEvent } from '../runtime/event.js';
 
 /**
+ * The MSK cluster ARN local events carry when the real one is not known (it is resolved at deploy
+ * time, or there is no cluster at all).
+ */
+export const LOCAL_CLUSTER_ARN = 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-local/00000000-0000-0000-0000-000000000000-1';
+
+/**
  * A record as users write it in input files and tests.
  *
  * @example
@@ -50,7 +56,7 @@ export function* toKafkaEvents(records: Iterable<InputRecord>, opts: { topic: st
   const emit = (): KafkaEvent => {
     const event: KafkaEvent = {
       eventSource: 'aws:kafka',
-      eventSourceArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-local/00000000-0000-0000-0000-000000000000-1',
+      eventSourceArn: LOCAL_CLUSTER_ARN,
       bootstrapServers: '127.0.0.1:9092',
       records: Object.fromEntries(groups),
     };

@@ -1,0 +1,47 @@
+// The live view of `sluice dev --brokers`: its plain (non-TTY) lines and their fields.
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { emptyStats } from '../../framework/src/local/emulator.js';
+import { startView, statusLine } from '../../framework/src/local/view.js';
+import { MemoryStore } from '../../framework/src/state/memory-store.js';
+
+function stats() {
+  const s = emptyStats('sensor-sums');
+  Object.assign(s, { records: 1_234, batches: 17, retries: 3, windowsEmitted: 15, late: 2, poison: 1, failedToDeadLetter: 1 });
+  s.highWatermarks.set(1, 900).set(0, 1_500);
+  s.committed.set(0, 1_000).set(1, 900);
+  return s;
+}
+
+test('a status line has records/s, records in, lag per partition, batches, retries, windows open and emitted, late, poison and dead letters', () => {
+  const line = statusLine(stats(), 36.4, 3);
+  assert.equal(line, 'sensor-sums              36 rec/s  in 1,234  lag p0:500 p1:0  batches 17  retries 3  windows open 3 emitted 15  late 2  poison 1  dlq 2');
+  assert.match(statusLine(stats(), 0, undefined), /windows open \? emitted 15/, 'unknown when the store cannot count them');
+});
+
+test('a partition held at a failing batch shows as BLOCKED with its offset and attempts', () => {
+  const s = stats();
+  s.blocked.set(1, { offset: 900, attempts: 6 });
+  assert.match(statusLine(s, 0, 0), /  BLOCKED p1@900 \(6 attempts\): retried until it succeeds, as Lambda does without provisioned pollers$/);
+});
+
+test('off a TTY the view prints plain timestamped lines, without cursor movement, and a last one when stopped', async () => {
+  let out = '';
+  const sink = Object.assign(new Writable({ write(chunk, _enc, cb) { out += chunk; cb(); } }), { isTTY: false }) as unknown as NodeJS.WriteStream;
+  const s = stats();
+  const view = startView([{ stats: s, store: new MemoryStore() }], sink, { intervalMs: 30 });
+  s.records += 500;
+  await new Promise((r) => setTimeout(r, 100));
+  view.note('sensor-sums: a notice');
+  view.stop();
+  const lines = out.trimEnd().split('\n');
+  assert.ok(lines.length >= 3, out);
+  assert.doesNotMatch(out, /\x1b\[/, 'no escape sequences off a TTY');
+  assert.ok(lines.includes('sensor-sums: a notice'));
+  const status = lines.filter((l) => l !== 'sensor-sums: a notice');
+  for (const l of status) {
+    assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sensor-sums\s+[\d,]+ rec\/s  in [\d,]+  lag p0:500 p1:0  batches 17  retries 3  windows open 0 emitted 15  late 2  poison 1  dlq 2$/);
+  }
+  assert.match(status[0], / [1-9][\d,]* rec\/s  in 1,734/, 'the first line counts the 500 new records as a rate');
+});
