@@ -14,6 +14,7 @@ import { invokeWithRetries } from './retry.js';
 import { countOpenWindows } from './view.js';
 import { emulate } from './emulate-cli.js';
 import { produce } from './produce.js';
+import { scaffold } from './scaffold.js';
 
 const USAGE = `Usage:
   sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--retries N] [--flush] [--quiet]
@@ -31,6 +32,10 @@ const USAGE = `Usage:
   sluice invoke <function> --event <msk-event.json>
       One invocation with a given Lambda event; prints the outputs and the handler's response.
 
+  sluice new <name> [--topic <topic>] [--dir functions]
+      Creates functions/<name>/ (a handler and a sample input) from templates/ and prints its
+      serverless.yml entry.
+
 <function> is a name from serverless.yml or a path to a handler file.`;
 
 /** Entry point of the `sluice` CLI; returns the exit code. */
@@ -44,6 +49,8 @@ export async function main(argv: string[]): Promise<number> {
         return await invoke(rest);
       case 'produce':
         return await produce(rest);
+      case 'new':
+        return await scaffold(rest);
       case undefined:
       case '-h':
       case '--help':

@@ -127,6 +127,8 @@ export async function dev(sls: Serverless, options: Record<string, unknown>): Pr
   if (typeof options.function === 'string') args.push(options.function);
   for (const k of ['brokers', 'state', 'dynamodb-endpoint', 'timeout'] as const) if (typeof options[k] === 'string') args.push(`--${k}`, options[k] as string);
   if (options.view === false) args.push('--no-view');
+  // Same stage as `sls package` would use (--stage, provider.stage or dev): same consumer group.
+  args.push('--stage', sls.providers.aws.getStage());
   const cwd = process.cwd();
   process.chdir(sls.serviceDir);
   try {
