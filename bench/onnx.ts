@@ -9,21 +9,10 @@
  */
 import { parseArgs } from 'node:util';
 import { transportModel } from '../functions/transport-mode/handler.js';
+import { rng } from './data.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, runs: { type: 'string', default: '5' } } });
 const runs = Number(values.runs);
-
-/** mulberry32: a small seeded generator, so every run scores the same rows. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function rows(n: number, seed: number): number[][] {
   const r = rng(seed);

@@ -1,48 +1,20 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { count, mean, stream } from 'sluice';
 import { runFunction } from 'sluice/testing';
-import ts from 'typescript';
+import { describeDiagnostic, diagnostics, expectedErrors, lineOf } from '../support/type-check.js';
 
 // types.check.ts holds the type assertions; `tsc --noEmit` in scripts/test.sh already checks it.
 // These tests also make sure each `@ts-expect-error` there is rejecting the error it names, not
 // some other mistake on that line, and that `expectType` itself can fail.
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 const checkFile = join(here, 'types.check.ts');
 
-const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, {
-  ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
-});
-assert.ok(config, 'tsconfig.json is readable');
-
-let previous: ts.Program | undefined;
-
-/** Type-checks `files` (path → source text; other files come from disk) and returns their diagnostics. */
-function diagnostics(files: Record<string, string>): ts.Diagnostic[] {
-  const host = ts.createCompilerHost(config!.options);
-  const readFile = host.readFile.bind(host);
-  host.readFile = (name) => files[name] ?? readFile(name);
-  const fileExists = host.fileExists.bind(host);
-  host.fileExists = (name) => name in files || fileExists(name);
-  const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, lang, onError, create) =>
-    name in files ? ts.createSourceFile(name, files[name], lang) : getSourceFile(name, lang, onError, create);
-  const program = ts.createProgram(Object.keys(files), config!.options, host, previous);
-  previous = program;
-  return [...ts.getPreEmitDiagnostics(program)].filter((d) => d.file && d.file.fileName in files);
-}
-
-function describeDiagnostic(d: ts.Diagnostic): string {
-  const { line } = d.file!.getLineAndCharacterOfPosition(d.start!);
-  return `${d.file!.fileName}:${line + 1} TS${d.code} ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
-}
-
-const source = ts.sys.readFile(checkFile)!;
+const source = readFileSync(checkFile, 'utf8');
 
 describe('types.check.ts', () => {
   test('type-checks with no errors', () => {
@@ -51,24 +23,10 @@ describe('types.check.ts', () => {
   });
 
   test('each @ts-expect-error rejects exactly the error it names', () => {
-    const lines = source.split('\n');
-    const expected = new Map<number, number>();
-    lines.forEach((text, i) => {
-      const m = /^\s*\/\/ @ts-expect-error TS(\d+):/.exec(text);
-      if (m) expected.set(i + 1, Number(m[1]));
-    });
-    assert.ok(expected.size >= 10, `found ${expected.size} expected errors`);
-
     // Without the directives, the line after each one must fail with its code, and nothing else may fail.
-    const stripped = lines.map((text) => text.replace(/\/\/ @ts-expect-error.*/, '// (directive removed)')).join('\n');
-    const found = diagnostics({ [checkFile]: stripped });
-    const byLine = new Map<number, number[]>();
-    for (const d of found) {
-      const line = d.file!.getLineAndCharacterOfPosition(d.start!).line + 1;
-      byLine.set(line, [...(byLine.get(line) ?? []), d.code]);
-    }
-    const want = [...expected].map(([directiveLine, code]) => [directiveLine + 1, [code]] as const);
-    assert.deepEqual([...byLine].sort(([a], [b]) => a - b), want, found.map(describeDiagnostic).join('\n'));
+    const { found, want, diagnostics: all } = expectedErrors(checkFile, source);
+    assert.ok(want.length >= 10, `found ${want.length} expected errors`);
+    assert.deepEqual(found, want, all.map(describeDiagnostic).join('\n'));
   });
 
   test('expectType fails to compile when the types differ', () => {
@@ -86,7 +44,7 @@ describe('types.check.ts', () => {
         'expectType<{ a: number; b?: string }>()(o);',
       ].join('\n'),
     }).filter((d) => d.file!.fileName === probe);
-    assert.deepEqual(found.map((d) => [d.file!.getLineAndCharacterOfPosition(d.start!).line + 1, d.code]), [[4, 2554], [5, 2554], [6, 2554]]);
+    assert.deepEqual(found.map((d) => [lineOf(d), d.code]), [[4, 2554], [5, 2554], [6, 2554]]);
   });
 });
 

@@ -341,10 +341,13 @@ export class PartitionRunner {
   async #applyScore(step: ScoreStep, items: Item[], poison: (r: KafkaEventRecord, stage: string, reason: string) => void): Promise<Item[]> {
     const rows: unknown[] = [];
     const kept: Item[] = [];
+    const contexts: RecordContext[] = [];
     for (const it of items) {
+      const ctx = recordContext(it);
       try {
-        rows.push(step.features(it.value, recordContext(it)));
+        rows.push(step.features(it.value, ctx));
         kept.push(it);
+        contexts.push(ctx);
       } catch (e) {
         if (e instanceof PoisonRecordError) poison(deadLetterRecord(it), step.name, withWindow(it, e.reason));
         else throw new StepFailure(it.offset, `${step.name}.features`, e);
@@ -366,7 +369,7 @@ export class PartitionRunner {
         continue;
       }
       try {
-        it.value = step.output(r.outputs, it.value, recordContext(it));
+        it.value = step.output(r.outputs, it.value, contexts[i]);
       } catch (e) {
         if (e instanceof PoisonRecordError) {
           poison(deadLetterRecord(it), step.name, withWindow(it, e.reason));
