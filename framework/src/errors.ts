@@ -71,6 +71,56 @@ export class StateConflictError extends SluiceError {
 }
 
 /**
+ * A user step threw something other than a poison declaration: the partition batch stops at that
+ * record, and Lambda resumes there.
+ *
+ * @example
+ * throw new StepError(42, 'parse', new TypeError('x is undefined'));
+ */
+export class StepError extends SluiceError {
+  override readonly name = 'StepError';
+  constructor(readonly offset: number, readonly stage: string, cause: unknown) {
+    super(`step "${stage}" failed on the record at offset ${offset}: ${errorText(cause)}`, { retriable: true, cause });
+  }
+}
+
+/**
+ * A state value a store cannot keep (not plain JSON data, or over the store's size limit). It
+ * will fail the same way on every retry.
+ *
+ * @example
+ * throw new StateValueError('keyed state "seen" holds NaN, which is not plain JSON data; …');
+ */
+export class StateValueError extends SluiceError {
+  override readonly name = 'StateValueError';
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { retriable: false, cause: opts.cause });
+  }
+}
+
+/**
+ * Bytes that are not an ONNX model (or not one Sluice can score); the caller names the file.
+ *
+ * @example
+ * throw new OnnxFormatError('the graph has no inputs');
+ */
+export class OnnxFormatError extends SluiceError {
+  override readonly name = 'OnnxFormatError';
+}
+
+/**
+ * The text of anything thrown: an Error's message, or the value as a string.
+ *
+ * @example
+ * console.error(`commit failed: ${errorText(e)}`);
+ */
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (e !== null && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+  return String(e);
+}
+
+/**
  * Declare the current record poison from inside a step: it goes to the dead-letter path with
  * `reason` instead of failing the batch.
  *

@@ -35,7 +35,7 @@ import {
 } from 'sluice';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/pipeline/runner.js';
-import { keyedNamespace } from '../../framework/src/state/keyed.js';
+import { keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';
 import { SensorSums } from '../../functions/sensor-sums/handler.js';

@@ -1,9 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, SluiceError } from '../errors.js';
+import { ConfigError, OnnxFormatError, SluiceError } from '../errors.js';
 import { describe } from '../io/serializers.js';
-import { type ElementType, type ModelSignature, OnnxFormatError, readModelSignature, type ValueSignature } from './onnx-file.js';
+import { type ElementType, type ModelSignature, readModelSignature, type ValueSignature } from './onnx-file.js';
 
 /**
  * One value of a model output for one row: a scalar for an output of shape `[N]`, a flat array

@@ -10,6 +10,8 @@
  * is skipped by wire type, which also checks that the whole file is well-formed protobuf.
  */
 
+import { OnnxFormatError } from '../errors.js';
+
 /** Tensor element types by their onnx.proto `TensorProto.DataType` number. */
 export const ELEMENT_TYPES = {
   1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64',
@@ -34,11 +36,6 @@ export interface ModelSignature {
   readonly irVersion: number;
   readonly inputs: readonly ValueSignature[];
   readonly outputs: readonly ValueSignature[];
-}
-
-/** Thrown for bytes that are not an ONNX model; the caller names the file. */
-export class OnnxFormatError extends Error {
-  override readonly name = 'OnnxFormatError';
 }
 
 interface Field {

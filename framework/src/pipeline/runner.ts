@@ -1,6 +1,7 @@
 import type { FunctionStep, LateRecord, Manifest, OutputStep, RecordContext, ScoreStep, WindowStep } from '../define/manifest.js';
 import { PoisonRecordError, SluiceError } from '../errors.js';
-import { keyedNamespace, withRecordState } from '../state/keyed.js';
+import { withRecordState } from '../state/keyed.js';
+import { keyedNamespace } from '../state/namespaces.js';
 import type { StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
 import { createWindowOperator, type WindowOperator, type WindowSink } from '../windows/operator.js';

@@ -1,6 +1,7 @@
 import { type Duration, toMs } from '../duration.js';
-import { ConfigError, PoisonRecordError, SluiceError } from '../errors.js';
+import { ConfigError, PoisonRecordError, SluiceError, StateValueError } from '../errors.js';
 import { firstNonJson } from './json.js';
+import { keyedNamespace } from './namespaces.js';
 import type { NamespaceView } from './transaction.js';
 
 /** The record being processed, as keyed state sees it. Set by the runner around each step call. */
@@ -22,11 +23,6 @@ export function withRecordState<R>(ctx: Current, fn: () => R): R {
   } finally {
     current = previous;
   }
-}
-
-/** Namespace of a keyed state field in the store. */
-export function keyedNamespace(name: string): string {
-  return `keyed:${name}`;
 }
 
 /**
@@ -119,6 +115,6 @@ export function keyedState<T>(name: string, opts: KeyedStateOptions = {}): Keyed
 function checkPlain(value: unknown, name: string): void {
   const bad = value === undefined ? 'undefined' : firstNonJson(value);
   if (bad !== undefined) {
-    throw new TypeError(`keyed state "${name}" can only hold plain JSON data (numbers, strings, booleans, null, arrays, plain objects); this value holds ${bad}. Convert it first, e.g. a Date to date.getTime().`);
+    throw new StateValueError(`keyed state "${name}" can only hold plain JSON data (numbers, strings, booleans, null, arrays, plain objects); this value holds ${bad}. Convert it first, e.g. a Date to date.getTime().`);
   }
 }

@@ -1,0 +1,43 @@
+/**
+ * The environment contract between the Serverless plugin (which writes these variables into each
+ * deployed function), `sluice dev` (which sets some for local runs) and the runtime (which reads
+ * them). Every `SLUICE_*` name is declared here once.
+ *
+ * @example
+ * const table = readEnv('stateTable');                // process.env.SLUICE_STATE_TABLE
+ * const vars = { [SLUICE_ENV.outputs]: 'kafka' };     // written by the plugin
+ */
+export const SLUICE_ENV = {
+  /** DynamoDB table holding window and keyed state; set only for stateful functions. */
+  stateTable: 'SLUICE_STATE_TABLE',
+  /** DynamoDB endpoint (DynamoDB Local); AWS's endpoint when unset. */
+  dynamodbEndpoint: 'SLUICE_DYNAMODB_ENDPOINT',
+  /** `kafka`: outputs and dead letters are produced to Kafka; anything else logs them. */
+  outputs: 'SLUICE_OUTPUTS',
+  /** Brokers to produce to, overriding the event's `bootstrapServers`. */
+  kafkaBrokers: 'SLUICE_KAFKA_BROKERS',
+  /** `none`, `iam` or `scram` (see `KAFKA_AUTH_MODES`). Compiled into bundles as a constant. */
+  kafkaAuth: 'SLUICE_KAFKA_AUTH',
+  /** `true` to connect to the brokers over TLS. */
+  kafkaTls: 'SLUICE_KAFKA_TLS',
+  /** Secrets Manager secret with the SASL/SCRAM username and password (auth `scram`). */
+  kafkaSecretArn: 'SLUICE_KAFKA_SECRET_ARN',
+  /** Kafka topic for dead letters; logged when unset. */
+  deadLetterTopic: 'SLUICE_DEAD_LETTER_TOPIC',
+  /** `false` when Lambda ignores partial batch responses (no provisioned pollers): a failure fails the whole batch. */
+  partialBatch: 'SLUICE_PARTIAL_BATCH',
+} as const;
+
+/** A name in {@link SLUICE_ENV}. */
+export type SluiceEnvName = keyof typeof SLUICE_ENV;
+
+/**
+ * The value of one contract variable, or undefined when unset or empty.
+ *
+ * @example
+ * if (readEnv('outputs') === 'kafka') connect();
+ */
+export function readEnv(name: SluiceEnvName, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env[SLUICE_ENV[name]];
+  return v === undefined || v === '' ? undefined : v;
+}
