@@ -1,6 +1,6 @@
 import './metadata.js';
 import { toMs } from '../duration.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, errorText } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
 import { KeyedState } from '../state/keyed.js';
 import { normalizeAggregations } from '../windows/aggregators.js';
@@ -58,7 +58,7 @@ function fromClass(cls: new () => object): LoadedDefinition {
   try {
     instance = new cls() as Record<string, unknown>;
   } catch (e) {
-    throw new ConfigError(`class ${className} could not be constructed without arguments (${(e as Error).message}); Sluice creates one instance per container.`, { cause: e });
+    throw new ConfigError(`class ${className} could not be constructed without arguments (${errorText(e)}); Sluice creates one instance per container.`, { cause: e });
   }
 
   const byMember = new Map<string, Binding[]>();

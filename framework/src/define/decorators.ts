@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.js';
 import { describe } from '../io/serializers.js';
 import type { AggregationSpec } from '../windows/aggregators.js';
 import { type CountWindowOptions, type TimeWindowOptions, windowSpecs } from '../windows/spec.js';
-import type { LateRecord, RecordContext, Scorer } from './manifest.js';
+import type { LateRecord, RecordContext, Scorer, StepKind } from './manifest.js';
 import { checkOutputOptions, rejectAsync, scoreStep } from './stream.js';
 import { type Binding, nextSeq, type OutputOptions, recordOf, type SourceOptions } from './metadata.js';
 
@@ -17,7 +17,7 @@ function memberName(ctx: { name: string | symbol; static: boolean; private: bool
   return ctx.name;
 }
 
-function stepDecorator(kind: 'map' | 'filter' | 'expand' | 'update' | 'key' | 'timestamp') {
+function stepDecorator(kind: StepKind) {
   const seq = nextSeq();
   return (_: unknown, ctx: ClassMethodDecoratorContext<any, any>) => {
     if (ctx.kind !== 'method') throw new ConfigError(`@${kind}() decorates a method; "${String(ctx.name)}" is a ${ctx.kind}.`);

@@ -2,10 +2,11 @@
 (Symbol as { metadata?: symbol }).metadata ??= Symbol.for('Symbol.metadata');
 
 import type { SerializerName, Serializer } from '../io/serializers.js';
+import type { StepKind } from './manifest.js';
 
 /** One thing a member decorator recorded. `seq` is the decorator's evaluation order (source order). */
 export type Binding =
-  | { readonly seq: number; readonly member: string; readonly role: 'step'; readonly kind: 'map' | 'filter' | 'expand' | 'update' | 'key' | 'timestamp' }
+  | { readonly seq: number; readonly member: string; readonly role: 'step'; readonly kind: StepKind }
   | { readonly seq: number; readonly member: string; readonly role: 'window'; readonly build: (name: string) => unknown; readonly options: WindowExtras }
   | { readonly seq: number; readonly member: string; readonly role: 'to'; readonly topic: string; readonly options: OutputOptions }
   | { readonly seq: number; readonly member: string; readonly role: 'keyed'; readonly options: { ttl?: unknown } }

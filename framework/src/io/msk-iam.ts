@@ -1,4 +1,5 @@
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { ConfigError, SluiceError } from '../errors.js';
 
 /**
  * MSK IAM authentication tokens for Kafka's SASL/OAUTHBEARER, in the format of AWS's
@@ -44,7 +45,7 @@ function credentialsFromEnv(): Credentials {
   const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
   if (!accessKeyId || !secretAccessKey) {
-    throw new Error('MSK IAM auth needs AWS credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them from the execution role).');
+    throw new ConfigError('MSK IAM auth needs AWS credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them from the execution role).');
   }
   return { accessKeyId, secretAccessKey, ...(process.env.AWS_SESSION_TOKEN ? { sessionToken: process.env.AWS_SESSION_TOKEN } : {}) };
 }
@@ -72,6 +73,6 @@ class Sha256 {
     return new Uint8Array(this.#h.digest());
   }
   reset(): void {
-    throw new Error('not used by the signer');
+    throw new SluiceError('Sha256.reset is not used by the SigV4 signer; this is a bug in Sluice, please report it.');
   }
 }

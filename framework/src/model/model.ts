@@ -1,9 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, OnnxFormatError, SluiceError } from '../errors.js';
+import { ConfigError, errorText, OnnxFormatError, SluiceError } from '../errors.js';
 import { describe } from '../io/serializers.js';
 import { type ElementType, type ModelSignature, readModelSignature, type ValueSignature } from './onnx-file.js';
+import type { ScoredRow } from '../define/manifest.js';
 
 /**
  * One value of a model output for one row: a scalar for an output of shape `[N]`, a flat array
@@ -41,11 +42,8 @@ export interface OnnxModelOptions {
   readonly threads?: number;
 }
 
-/** The outcome of scoring one row: its outputs, or why it could not be scored (it goes to the dead-letter path). */
-export type RowScore<O> = { readonly ok: true; readonly outputs: O } | { readonly ok: false; readonly reason: string };
-
 /** Options of {@link OnnxModel.score}. */
-export interface ScoreOptions {
+export interface ModelRunOptions {
   /** false: one `session.run` per row, for comparison (default: one run for all rows). */
   readonly batched?: boolean;
 }
@@ -73,7 +71,7 @@ function ort(): Promise<Ort> {
   // Bundled, onnxruntime-node is CommonJS whose exports esbuild cannot list: they sit on `default`.
   return (ortModule ??= import('onnxruntime-node').then((m) => ((m as { InferenceSession?: unknown }).InferenceSession ? m : (m as { default: Ort }).default)).catch((e: unknown) => {
     ortModule = undefined;
-    throw new ConfigError(`ONNX Runtime (onnxruntime-node) could not be loaded: ${(e as Error).message}. Install it (npm i onnxruntime-node, with onnxruntime-node-install=skip in .npmrc) or package the function with sluice/serverless, which ships its linux-x64 binding.`, { cause: e });
+    throw new ConfigError(`ONNX Runtime (onnxruntime-node) could not be loaded: ${errorText(e)}. Install it (npm i onnxruntime-node, with onnxruntime-node-install=skip in .npmrc) or package the function with sluice/serverless, which ships its linux-x64 binding.`, { cause: e });
   }));
 }
 
@@ -110,11 +108,11 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     this.threads = opts.threads ?? 1;
     let bytes: Buffer;
     try {
-      if (!statSync(file).isFile()) throw new Error('not a file');
+      if (!statSync(file).isFile()) throw new ConfigError('not a file');
       bytes = readFileSync(file);
     } catch (e) {
       throw new ConfigError(
-        `${where}: the model file cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        `${where}: the model file cannot be read (${(e as NodeJS.ErrnoException).code ?? errorText(e)}); ` +
           `check the path, e.g. onnxModel(new URL('./model.onnx', import.meta.url)) for a file next to the handler.`,
         { cause: e },
       );
@@ -181,7 +179,7 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
           logSeverityLevel: 3,
         });
       } catch (e) {
-        throw new ConfigError(`model "${this.name}" (${this.file}) could not be loaded by ONNX Runtime: ${(e as Error).message}; export it again with an opset ONNX Runtime supports.`, { cause: e });
+        throw new ConfigError(`model "${this.name}" (${this.file}) could not be loaded by ONNX Runtime: ${errorText(e)}; export it again with an opset ONNX Runtime supports.`, { cause: e });
       }
     })().catch((e: unknown) => {
       this.#session = undefined;
@@ -199,8 +197,8 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
    * const [a, b] = await model.score([[1.4, 2.1, 0.3, 10], [7, 9, 1.2, 10]]);
    * if (a.ok) console.log(a.outputs.label);
    */
-  async score(rows: readonly unknown[], opts: ScoreOptions = {}): Promise<RowScore<O>[]> {
-    const results: RowScore<O>[] = new Array(rows.length);
+  async score(rows: readonly unknown[], opts: ModelRunOptions = {}): Promise<ScoredRow<O>[]> {
+    const results: ScoredRow<O>[] = new Array(rows.length);
     const prepared: (readonly FeatureValues[])[] = [];
     const index: number[] = [];
     const widths = this.#plans.map((p) => p.width);
@@ -303,7 +301,7 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     try {
       result = (await session.run(feeds)) as Record<string, Tensor>;
     } catch (e) {
-      throw new SluiceError(`model "${this.name}" failed to score ${n} row(s): ${(e as Error).message}`, { retriable: false, cause: e });
+      throw new SluiceError(`model "${this.name}" failed to score ${n} row(s): ${errorText(e)}`, { retriable: false, cause: e });
     }
     const out: Record<string, ModelValue>[] = Array.from({ length: n }, () => ({}));
     for (const name of this.outputNames) {
