@@ -197,17 +197,13 @@ class TimeWindowOperator extends WindowOperator {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
     const partitionClock = this.byPartition ? this.partitionClock(tx, input) : -1;
-    const entry = ns.entry(key);
-    if (offset <= entry.persistedOffset) {
+    const st = ns.modify(key, offset, (): TimeState => ({ c: -1, w: [] }));
+    if (st === undefined) {
       // The key's item already holds this record, the partition item may not (a crash wrote one
       // and not the other): index the key again, or its windows never close by the partition clock.
-      if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, entry.value, offset);
+      if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, ns.get(key), offset);
       return;
     }
-    let st = entry.value as TimeState | undefined;
-    if (!st) entry.value = st = { c: -1, w: [] };
-    if (offset > entry.offset) entry.offset = offset;
-    entry.dirty = true;
     if (ts > st.c) st.c = ts;
     const clock = this.byPartition ? partitionClock : st.c;
     const threshold = clock - this.#grace;
