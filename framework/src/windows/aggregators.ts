@@ -65,7 +65,7 @@ function selector(kind: string, select: unknown): { get: (v: any) => any; sig: s
 }
 
 /** A short stable hash (FNV-1a) for aggregation signatures. */
-export function hash(text: string): string {
+function hash(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -313,7 +313,13 @@ export function reduce<In, Acc>(
   };
 }
 
-/** Checks a window's aggregation spec at load time and normalizes it to named entries. */
+/**
+ * Checks a window's aggregation spec at load time and normalizes it to named entries.
+ *
+ * @example
+ * normalizeAggregations(sum('value'), 'tumblingWindow "total"');        // { single: true, entries: [['value', sum('value')]] }
+ * normalizeAggregations({ n: count() }, 'tumblingWindow "total"').single; // false
+ */
 export function normalizeAggregations(spec: unknown, where: string): { single: boolean; entries: [string, Aggregator<any, any>][] } {
   if (isAggregator(spec)) return { single: true, entries: [['value', spec]] };
   if (spec && typeof spec === 'object' && !Array.isArray(spec)) {
