@@ -54,9 +54,6 @@ export type AggregationResult<A> = A extends Aggregator<any, infer O, any>
   ? O
   : { [K in keyof A]: A[K] extends Aggregator<any, infer O, any> ? O : never };
 
-/** A field name, a selector function, or nothing (aggregate the value itself). */
-type Select<In, V> = ((value: In) => V) | undefined;
-
 function selector(kind: string, select: unknown): { get: (v: any) => any; sig: string } {
   if (select === undefined) return { get: (v) => v, sig: `${kind}()` };
   if (typeof select === 'string' && select.length > 0) return { get: (v) => v?.[select], sig: `${kind}(${select})` };
