@@ -123,6 +123,7 @@ export interface NamespaceView {
   modify<T>(key: string, offset: number, init: () => T): T | undefined;
 }
 
+// The only implementation: Transaction fills `entries` on load and reads them back on commit.
 class View implements NamespaceView {
   readonly entries = new Map<string, Entry>();
   constructor(readonly name: string) {}
