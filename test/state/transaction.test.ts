@@ -101,6 +101,57 @@ describe('NamespaceView before load', () => {
   }
 });
 
+describe('NamespaceView.modify', () => {
+  test('creates an absent item with init and marks it changed at the offset', async () => {
+    const store = new RecordingStore();
+    const tx = new Transaction(store, scope);
+    await tx.load('window:w', ['a']);
+    const ns = tx.namespace('window:w');
+    const live = ns.modify('a', 4, () => ({ n: 0 }));
+    assert.deepEqual(live, { n: 0 });
+    live!.n = 1;
+    assert.equal(ns.get('a'), live, 'the value returned is the stored one, not a copy');
+    await tx.commit({ firstOffset: 4, lastOffset: 4 });
+    assert.deepEqual(store.writeCalls[0].changes, [{ namespace: 'window:w', key: 'a', value: { n: 1 }, offset: 4 }]);
+  });
+
+  test('returns the stored value without calling init, and keeps the highest offset', async () => {
+    const store = new RecordingStore();
+    await seed(store, 'window:w', { a: [{ n: 1 }, 1] });
+    const tx = new Transaction(store, scope);
+    await tx.load('window:w', ['a']);
+    const ns = tx.namespace('window:w');
+    const init = (): { n: number } => assert.fail('init must not run for a stored item');
+    ns.modify('a', 9, init)!.n = 2;
+    ns.modify('a', 5, init)!.n = 3;
+    await tx.commit({ firstOffset: 5, lastOffset: 9 });
+    assert.deepEqual(store.writeCalls.at(-1)!.changes.map(({ value, offset }) => ({ value, offset })), [{ value: { n: 3 }, offset: 9 }]);
+  });
+
+  test('returns undefined for a replayed record and marks nothing', async () => {
+    const store = new RecordingStore();
+    await seed(store, 'window:w', { a: [{ n: 1 }, 7] });
+    store.writeCalls.length = 0;
+    const tx = new Transaction(store, scope);
+    await tx.load('window:w', ['a']);
+    const ns = tx.namespace('window:w');
+    assert.equal(ns.modify('a', 6, () => ({ n: 0 })), undefined);
+    assert.equal(ns.modify('a', 7, () => ({ n: 0 })), undefined);
+    assert.deepEqual(ns.get('a'), { n: 1 });
+    assert.deepEqual(await tx.commit({ firstOffset: 6, lastOffset: 7 }), { writeRequests: 0 });
+    assert.equal(store.writeCalls.length, 0);
+  });
+
+  test('throws a SluiceError for a key that was not loaded', () => {
+    const tx = new Transaction(new MemoryStore(), scope);
+    assert.throws(() => tx.namespace('window:w').modify('sensor-9', 1, () => 0), (e: unknown) => {
+      assert.ok(e instanceof SluiceError);
+      assert.match(e.message, /state key "sensor-9" of "window:w" was used before it was loaded/);
+      return true;
+    });
+  });
+});
+
 describe('Transaction.commit', () => {
   test('writes only the dirty items, in one store call, with the batch bounds', async () => {
     const store = new RecordingStore();

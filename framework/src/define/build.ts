@@ -4,7 +4,7 @@ import { ConfigError, errorText } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
 import { KeyedState } from '../state/keyed.js';
 import { normalizeAggregations } from '../windows/aggregators.js';
-import { createWindowOperator } from '../windows/operator.js';
+import { createWindowOperator } from '../windows/operators/index.js';
 import type { WindowSpec } from '../windows/spec.js';
 import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
 import { type Binding, classRecord } from './metadata.js';

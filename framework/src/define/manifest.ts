@@ -1,5 +1,5 @@
 import type { Serializer } from '../io/serializers.js';
-import type { WindowAggregations } from '../windows/operator.js';
+import type { WindowAggregations } from '../windows/operators/index.js';
 import type { WindowSpec } from '../windows/spec.js';
 
 /**

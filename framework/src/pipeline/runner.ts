@@ -4,7 +4,7 @@ import { withRecordState } from '../state/keyed.js';
 import { keyedNamespace } from '../state/namespaces.js';
 import type { StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
-import { createWindowOperator, type WindowOperator, type WindowSink } from '../windows/operator.js';
+import { createWindowOperator, type WindowOperator, type WindowSink } from '../windows/operators/index.js';
 import { type DeadLetter, decodeHeaders, type KafkaEventRecord, type LateOutput, type OutputMessage } from './records.js';
 
 const KEY_CACHE_LIMIT = 100_000;

@@ -14,7 +14,12 @@ interface Current {
 
 let current: Current | undefined;
 
-/** @internal Runs `fn` with keyed state bound to one record. Steps are synchronous, so this is safe across partitions. */
+/**
+ * @internal Runs `fn` with keyed state bound to one record. Steps are synchronous, so this is safe across partitions.
+ *
+ * @example
+ * withRecordState({ key: 'a', offset: 17, timestamp: 0, views }, () => step(value));
+ */
 export function withRecordState<R>(ctx: Current, fn: () => R): R {
   const previous = current;
   current = ctx;

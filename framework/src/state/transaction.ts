@@ -1,8 +1,8 @@
 import { SluiceError } from '../errors.js';
 import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, WriteStats } from './store.js';
 
-/** One loaded item. Operators on the hot path may use it directly (see {@link NamespaceView.entry}). */
-export interface Entry {
+/** One loaded item; only this module reads or writes its fields, through {@link NamespaceView}. */
+interface Entry {
   value: unknown;
   /** Offset of the version read (older than the batch's first offset): records at or below it are already applied. */
   readonly persistedOffset: number;
@@ -26,7 +26,7 @@ export interface Entry {
  * await tx.commit({ firstOffset: 10, lastOffset: 17 });
  */
 export class Transaction {
-  readonly #namespaces = new Map<string, NamespaceView>();
+  readonly #namespaces = new Map<string, View>();
   #committed = false;
 
   constructor(
@@ -37,14 +37,18 @@ export class Transaction {
 
   /** The view of one namespace (created on first use). */
   namespace(name: string): NamespaceView {
+    return this.#view(name);
+  }
+
+  #view(name: string): View {
     let ns = this.#namespaces.get(name);
-    if (!ns) this.#namespaces.set(name, (ns = new NamespaceView(name)));
+    if (!ns) this.#namespaces.set(name, (ns = new View(name)));
     return ns;
   }
 
   /** Reads the keys of a namespace that this transaction has not seen yet, in one store call. */
   async load(namespace: string, keys: Iterable<string>): Promise<void> {
-    const ns = this.namespace(namespace);
+    const ns = this.#view(namespace);
     const missing: string[] = [];
     for (const k of keys) if (!ns.entries.has(k)) missing.push(k);
     if (missing.length === 0) return;
@@ -88,15 +92,41 @@ export class Transaction {
   }
 }
 
-/** One namespace of a transaction: synchronous access to its loaded items. */
-export class NamespaceView {
+/**
+ * One namespace of a transaction: synchronous access to its loaded items, each fenced by the
+ * offset of the record that changes it. Using a key that was not loaded throws a SluiceError.
+ *
+ * @example
+ * const ns = tx.namespace('keyed:total');
+ * if (!ns.isApplied('a', 17)) ns.set('a', ((ns.get('a') as number | undefined) ?? 0) + 1, 17);
+ */
+export interface NamespaceView {
+  readonly name: string;
+  /** Whether the record at `offset` has already been applied to this item (a replay). */
+  isApplied(key: string, offset: number): boolean;
+  /** The item's value (undefined if absent); mutate it in place only with {@link touch} or {@link modify}. */
+  get(key: string): unknown;
+  /** Whether the key was loaded. */
+  has(key: string): boolean;
+  /** Replaces the item's value, as changed by the record at `offset`; `expiresAt` in epoch ms. */
+  set(key: string, value: unknown, offset: number, expiresAt?: number): void;
+  /** Marks the item changed by the record at `offset` after its value was mutated in place. */
+  touch(key: string, offset: number): void;
+  /** Removes the item, as changed by the record at `offset`. */
+  delete(key: string, offset: number): void;
+  /**
+   * The live value of the item for the record at `offset` to mutate in place, created by `init`
+   * if absent, with the item already marked changed at `offset`; undefined, with nothing marked,
+   * if that record was already applied (a replay). One lookup where `isApplied`, `get` and `set`
+   * take three, for hot loops such as window operators.
+   */
+  modify<T>(key: string, offset: number, init: () => T): T | undefined;
+}
+
+// The only implementation: Transaction fills `entries` on load and reads them back on commit.
+class View implements NamespaceView {
   readonly entries = new Map<string, Entry>();
   constructor(readonly name: string) {}
-
-  /** The loaded item itself, for hot loops that would otherwise look it up several times. */
-  entry(key: string): Entry {
-    return this.#entry(key);
-  }
 
   #entry(key: string): Entry {
     const e = this.entries.get(key);
@@ -108,7 +138,6 @@ export class NamespaceView {
     return e;
   }
 
-  /** Whether the record at `offset` has already been applied to this item (a replay). */
   isApplied(key: string, offset: number): boolean {
     return offset <= this.#entry(key).persistedOffset;
   }
@@ -129,7 +158,6 @@ export class NamespaceView {
     e.expiresAt = expiresAt;
   }
 
-  /** Marks the item changed after its value was mutated in place. */
   touch(key: string, offset: number): void {
     const e = this.#entry(key);
     if (offset > e.offset) e.offset = offset;
@@ -141,5 +169,14 @@ export class NamespaceView {
     e.value = undefined;
     if (offset > e.offset) e.offset = offset;
     e.dirty = true;
+  }
+
+  modify<T>(key: string, offset: number, init: () => T): T | undefined {
+    const e = this.#entry(key);
+    if (offset <= e.persistedOffset) return undefined;
+    if (e.value === undefined) e.value = init();
+    if (offset > e.offset) e.offset = offset;
+    e.dirty = true;
+    return e.value as T;
   }
 }

@@ -54,9 +54,6 @@ export type AggregationResult<A> = A extends Aggregator<any, infer O, any>
   ? O
   : { [K in keyof A]: A[K] extends Aggregator<any, infer O, any> ? O : never };
 
-/** A field name, a selector function, or nothing (aggregate the value itself). */
-type Select<In, V> = ((value: In) => V) | undefined;
-
 function selector(kind: string, select: unknown): { get: (v: any) => any; sig: string } {
   if (select === undefined) return { get: (v) => v, sig: `${kind}()` };
   if (typeof select === 'string' && select.length > 0) return { get: (v) => v?.[select], sig: `${kind}(${select})` };
@@ -65,7 +62,7 @@ function selector(kind: string, select: unknown): { get: (v: any) => any; sig: s
 }
 
 /** A short stable hash (FNV-1a) for aggregation signatures. */
-export function hash(text: string): string {
+function hash(text: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -313,7 +310,13 @@ export function reduce<In, Acc>(
   };
 }
 
-/** Checks a window's aggregation spec at load time and normalizes it to named entries. */
+/**
+ * Checks a window's aggregation spec at load time and normalizes it to named entries.
+ *
+ * @example
+ * normalizeAggregations(sum('value'), 'tumblingWindow "total"');        // { single: true, entries: [['value', sum('value')]] }
+ * normalizeAggregations({ n: count() }, 'tumblingWindow "total"').single; // false
+ */
 export function normalizeAggregations(spec: unknown, where: string): { single: boolean; entries: [string, Aggregator<any, any>][] } {
   if (isAggregator(spec)) return { single: true, entries: [['value', spec]] };
   if (spec && typeof spec === 'object' && !Array.isArray(spec)) {

@@ -2,7 +2,12 @@ import { type Duration, formatMs, toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { describe } from '../io/serializers.js';
 
-/** When window results are emitted: once when the window closes, or on every update. */
+/**
+ * When window results are emitted: once when the window closes, or on every update.
+ *
+ * @example
+ * EMIT_MODES.includes(opts.emit); // validates a user's option
+ */
 export const EMIT_MODES = ['final', 'current'] as const;
 /**
  * `'final'`: one result when the window closes; `'current'`: an updated result after every record
@@ -13,7 +18,12 @@ export const EMIT_MODES = ['final', 'current'] as const;
  */
 export type EmitMode = (typeof EMIT_MODES)[number];
 
-/** Whose clock closes windows: each key's own latest timestamp, or the partition's. */
+/**
+ * Whose clock closes windows: each key's own latest timestamp, or the partition's.
+ *
+ * @example
+ * CLOSING_STRATEGIES.includes(opts.closeBy); // validates a user's option
+ */
 export const CLOSING_STRATEGIES = ['key', 'partition'] as const;
 /**
  * `'key'`: a key's windows close on that key's latest timestamp; `'partition'`: on the latest
@@ -73,6 +83,12 @@ export type WindowSpec =
   | (Common & { readonly kind: 'hoppingCount'; readonly count: number; readonly step: number })
   | (Common & { readonly kind: 'slidingCount'; readonly count: number });
 
+/**
+ * The name of a window kind, as in {@link WindowSpec}.
+ *
+ * @example
+ * const kind: WindowKind = 'hoppingCount';
+ */
 export type WindowKind = WindowSpec['kind'];
 
 const TIME_OPTIONS = ['grace', 'emit', 'closeBy'] as const;
@@ -127,7 +143,13 @@ function graceWithin(graceMs: number, limitMs: number, limitName: string, where:
   }
 }
 
-/** Builders that validate window parameters: `where` names the window in messages. */
+/**
+ * Builders that validate window parameters: `where` names the window in messages.
+ *
+ * @example
+ * windowSpecs.tumbling('10s', { grace: '2s' }, 'tumblingWindow "total"');
+ * // { kind: 'tumbling', sizeMs: 10000, graceMs: 2000, emit: 'final', closeBy: 'key' }
+ */
 export const windowSpecs = {
   tumbling(size: unknown, opts: unknown, where: string): WindowSpec {
     const sizeMs = positiveMs(size, `size of ${where}`);
@@ -180,7 +202,12 @@ function largestDivisorAtMost(n: number, limit: number): number {
   return 1;
 }
 
-/** A short text form of a window, used in stored state keys and messages: `tumbling(10s,grace=2s)`. */
+/**
+ * A short text form of a window, used in stored state keys and messages.
+ *
+ * @example
+ * windowSignature({ kind: 'tumbling', sizeMs: 10_000, graceMs: 2_000, emit: 'final', closeBy: 'key' }); // 'tumbling(10s,grace=2s,key)'
+ */
 export function windowSignature(w: WindowSpec): string {
   switch (w.kind) {
     case 'tumbling':

@@ -1,0 +1,226 @@
+/**
+ * What every window operator shares: the shapes that flow in and out, the per-batch state
+ * loading, the partition clock and its index of open windows (for `closeBy: 'partition'`), and
+ * the accumulators of a window's aggregations. The window kinds live beside this file, one each;
+ * their math is the pure functions of `../assign.ts`.
+ */
+import { partitionNamespace, windowNamespace } from '../../state/namespaces.js';
+import type { NamespaceView, Transaction } from '../../state/transaction.js';
+import type { Aggregator } from '../aggregators.js';
+import { closeThreshold, isClosed } from '../assign.js';
+import { type WindowSpec, windowSignature } from '../spec.js';
+
+/**
+ * A record as a window sees it: its key, value, event time and source offset.
+ *
+ * @example
+ * const input: WindowInput = { key: 'sensor-1', value: { value: 3 }, ts: 12_000, offset: 42 };
+ */
+export interface WindowInput {
+  readonly key: string;
+  readonly value: unknown;
+  readonly ts: number;
+  readonly offset: number;
+}
+
+/**
+ * A window result on its way out. `final` is false for `emit: 'current'` updates.
+ *
+ * @example
+ * const out: WindowOutput = { key: 'sensor-1', start: 10_000, end: 20_000, value: { start: 10_000, end: 20_000, total: 7 }, offset: 42, final: true };
+ */
+export interface WindowOutput {
+  readonly key: string;
+  readonly start: number;
+  readonly end: number;
+  readonly value: Record<string, unknown>;
+  /** Offset of the input record whose processing produced this result. */
+  readonly offset: number;
+  readonly final: boolean;
+  /** Identifies the window among the key's windows when start/end do not (count windows). */
+  readonly seq?: number;
+}
+
+/**
+ * A record that arrived after the windows it belongs to had closed.
+ *
+ * @example
+ * const late: LateInput = { input, windows: [[0, 10_000]], clock: 12_500 };
+ */
+export interface LateInput {
+  readonly input: WindowInput;
+  /** The closed windows the record missed, as [start, end) pairs. */
+  readonly windows: ReadonlyArray<readonly [number, number]>;
+  /** The clock that had closed them. */
+  readonly clock: number;
+}
+
+/**
+ * Where a window operator sends what it produces.
+ *
+ * @example
+ * const sink: WindowSink = { result: (r) => results.push(r), late: (l) => lates.push(l) };
+ */
+export interface WindowSink {
+  result(out: WindowOutput): void;
+  late(late: LateInput): void;
+}
+
+/**
+ * Named aggregators of one window step. `single`: the result carries `value`, not names.
+ *
+ * @example
+ * const aggs: WindowAggregations = { single: true, entries: [['value', sum('value')]] };
+ */
+export interface WindowAggregations {
+  readonly single: boolean;
+  readonly entries: ReadonlyArray<readonly [string, Aggregator<any, any>]>;
+}
+
+/**
+ * The accumulators of one window, one per aggregation, in the order of `aggs.entries`.
+ *
+ * @example
+ * const accs: Accs = aggs.entries.map(([, a]) => a.initialize());
+ */
+export type Accs = unknown[];
+
+/** Partition clock and, per key, the earliest end among its open windows. */
+interface PartitionState { c: number; k: Record<string, number> }
+
+// Not '': DynamoDB rejects an empty string as a sort key.
+const PARTITION_ITEM = 'partition';
+
+function newPartitionState(): PartitionState {
+  return { c: -1, k: {} };
+}
+
+/**
+ * Runs one window step over records of one partition batch, applying the pure math of
+ * `assign.ts` to state in a {@link Transaction}, with the closing rules of Quix Streams: a window
+ * closes when `end <= clock - grace`; a record for a closed window is late and never changes an
+ * emitted result. A subclass per window kind decides where a record goes and what closes.
+ *
+ * @example
+ * const op = createWindowOperator(spec, aggs, 'total');
+ * await op.load(tx, keys);
+ * for (const r of records) op.process(tx, r, sink);
+ * await op.finish(tx, sink, lastOffset);
+ */
+export abstract class WindowOperator {
+  readonly namespace: string;
+  readonly partitionNamespace: string;
+
+  constructor(
+    readonly spec: WindowSpec,
+    readonly aggs: WindowAggregations,
+    readonly name: string,
+  ) {
+    // The signature keeps state of a changed window or aggregation apart from the old one's.
+    const aggregations = aggs.entries.map(([n, a]) => `${n}=${a.signature ?? a.kind ?? 'custom'}`).join(',');
+    this.namespace = windowNamespace(name, `${windowSignature(spec)}:${aggregations}`);
+    this.partitionNamespace = partitionNamespace(this.namespace);
+  }
+
+  get byPartition(): boolean {
+    return 'closeBy' in this.spec && this.spec.closeBy === 'partition';
+  }
+
+  /** Loads the state the given keys need. Called once per batch before `process`. */
+  async load(tx: Transaction, keys: Iterable<string>): Promise<void> {
+    await tx.load(this.namespace, keys);
+    if (this.byPartition) await tx.load(this.partitionNamespace, [PARTITION_ITEM]);
+  }
+
+  /** Applies one record of the batch, in offset order: a replayed record changes nothing. */
+  abstract process(tx: Transaction, input: WindowInput, sink: WindowSink): void;
+
+  /** After the batch: with the partition clock, close windows of keys the batch did not touch. */
+  async finish(tx: Transaction, sink: WindowSink, lastOffset: number): Promise<void> {
+    if (!this.byPartition) return;
+    const pns = tx.namespace(this.partitionNamespace);
+    const p = pns.get(PARTITION_ITEM) as PartitionState | undefined;
+    if (!p) return;
+    const threshold = closeThreshold(p.c, (this.spec as { graceMs: number }).graceMs);
+    const due = Object.keys(p.k).filter((k) => isClosed(p.k[k], threshold));
+    if (due.length === 0) return;
+    await tx.load(this.namespace, due);
+    const ns = tx.namespace(this.namespace);
+    for (const key of due.sort()) {
+      this.expire(ns, key, threshold, lastOffset, sink);
+      this.index(pns, key, ns.get(key), lastOffset);
+    }
+  }
+
+  /** Emits every open window of the given keys as final (end of a finite input: `--flush`). */
+  async closeAll(tx: Transaction, keys: readonly string[], sink: WindowSink, lastOffset: number): Promise<void> {
+    await this.load(tx, keys);
+    const ns = tx.namespace(this.namespace);
+    for (const key of [...keys].sort()) {
+      this.expire(ns, key, Infinity, lastOffset, sink);
+      if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, ns.get(key), lastOffset);
+    }
+  }
+
+  /** Emits and removes the windows of `key` that are closed at `threshold`. */
+  protected abstract expire(ns: NamespaceView, key: string, threshold: number, offset: number, sink: WindowSink): void;
+
+  /** Earliest end among the open windows in a key's state, or undefined if none. */
+  protected abstract earliestEnd(state: unknown): number | undefined;
+
+  /** Records in the partition item where the key's earliest open window ends, for `finish`. */
+  protected index(pns: NamespaceView, key: string, state: unknown, offset: number): void {
+    const p = pns.get(PARTITION_ITEM) as PartitionState;
+    const end = this.earliestEnd(state);
+    if (p.k[key] === end) return;
+    if (end === undefined) delete p.k[key];
+    else p.k[key] = end;
+    pns.touch(PARTITION_ITEM, offset);
+  }
+
+  /** {@link index} in this batch's partition item, when windows close by the partition clock. */
+  protected reindex(tx: Transaction, key: string, state: unknown, offset: number): void {
+    if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, state, offset);
+  }
+
+  /**
+   * Advances the partition clock for this input (partition strategy) and returns it. Called before
+   * the per-key replay check: the partition item is fenced by its own offset.
+   */
+  protected partitionClock(tx: Transaction, input: WindowInput): number {
+    if (!this.byPartition) return -1;
+    const pns = tx.namespace(this.partitionNamespace);
+    let p = pns.get(PARTITION_ITEM) as PartitionState | undefined;
+    if (!p) pns.set(PARTITION_ITEM, (p = newPartitionState()), input.offset);
+    if (input.ts > p.c && !pns.isApplied(PARTITION_ITEM, input.offset)) {
+      p.c = input.ts;
+      pns.touch(PARTITION_ITEM, input.offset);
+    }
+    return p.c;
+  }
+
+  protected initAccs(): Accs {
+    const e = this.aggs.entries;
+    const accs = new Array(e.length);
+    for (let i = 0; i < e.length; i++) accs[i] = e[i][1].initialize();
+    return accs;
+  }
+
+  /** `position`: the input's offset, so aggregators can tell arrival order across a merge. */
+  protected addTo(accs: Accs, value: unknown, ts: number, position: number): void {
+    const e = this.aggs.entries;
+    for (let i = 0; i < e.length; i++) accs[i] = e[i][1].add(accs[i], value, ts, position);
+  }
+
+  protected mergeAccs(a: Accs, b: Accs): Accs {
+    const e = this.aggs.entries;
+    return e.map(([, agg], i) => agg.merge!(a[i], b[i]));
+  }
+
+  protected result(start: number, end: number, accs: Accs): Record<string, unknown> {
+    const e = this.aggs.entries;
+    const out: Record<string, unknown> = { start, end };
+    for (let i = 0; i < e.length; i++) out[e[i][0]] = e[i][1].result(accs[i]);
+    return out;
+  }
+}
