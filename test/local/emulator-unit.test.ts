@@ -8,7 +8,8 @@ import {
   Batcher, BLOCKED_RETRY_BACKOFF, type Converted, emptyStats, eventOverheadBytes, lambdaEvent, type Outcome, type PartitionContext,
   partitionOverheadBytes, recordJsonBytes, runPartition, toLambdaRecord,
 } from '../../framework/src/local/emulator.js';
-import { type EsmConfig, MAX_PAYLOAD_BYTES } from '../../framework/src/local/esm-config.js';
+import type { EsmConfig } from '../../framework/src/config/event-source-mapping.js';
+import { MAX_PAYLOAD_BYTES } from '../../framework/src/config/limits.js';
 import type { KafkaEventRecord } from '../../framework/src/pipeline/records.js';
 import type { KafkaBatchResponse, KafkaEvent } from '../../framework/src/runtime/event.js';
 

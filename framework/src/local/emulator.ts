@@ -1,4 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { EsmConfig } from '../config/event-source-mapping.js';
+import { MAX_PAYLOAD_BYTES } from '../config/limits.js';
 import { SluiceError } from '../errors.js';
 import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../io/kafka.js';
 import { outputTopics } from '../define/manifest.js';
@@ -7,7 +9,6 @@ import type { KafkaBatchResponse, KafkaEvent } from '../runtime/event.js';
 import type { SluiceHandler } from '../runtime/handler.js';
 import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
-import { type EsmConfig, MAX_PAYLOAD_BYTES } from './esm-config.js';
 import { lambdaContext } from './events.js';
 
 /** How long a consumer may take to join its group before the emulator starts a fresh one. */
