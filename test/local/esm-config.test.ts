@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError } from 'sluice';
 import { esmConfig } from '../../framework/src/local/esm-config.js';
-import { LOCAL_CLUSTER_ARN } from '../../framework/src/local/events.js';
+import { LOCAL_CLUSTER_ARN } from '../../framework/src/runtime/msk-event.js';
 import { deployOptions } from '../../framework/src/serverless/options.js';
 import { type FunctionEntry, readServerless } from '../../framework/src/local/functions.js';
 

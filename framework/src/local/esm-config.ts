@@ -1,7 +1,7 @@
 import { toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { DEPLOY_OPTIONS, deployOptions } from '../serverless/options.js';
-import { LOCAL_CLUSTER_ARN } from './events.js';
+import { LOCAL_CLUSTER_ARN } from '../runtime/msk-event.js';
 import type { FunctionEntry } from './functions.js';
 
 /** Lambda's 6 MB invocation payload cap, which the event source mapping honours. */
