@@ -4,14 +4,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
-import {
-  Batcher, BLOCKED_RETRY_BACKOFF, type Converted, emptyStats, eventOverheadBytes, lambdaEvent, type Outcome, type PartitionContext,
-  partitionOverheadBytes, recordJsonBytes, runPartition, toLambdaRecord,
-} from '../../framework/src/local/emulator.js';
+import { Batcher, BLOCKED_RETRY_BACKOFF, emptyStats, type Outcome, type PartitionContext, runPartition } from '../../framework/src/local/emulator.js';
 import type { EsmConfig } from '../../framework/src/config/event-source-mapping.js';
 import { MAX_PAYLOAD_BYTES } from '../../framework/src/config/limits.js';
-import type { KafkaEventRecord } from '../../framework/src/pipeline/records.js';
-import type { KafkaBatchResponse, KafkaEvent } from '../../framework/src/runtime/event.js';
+import {
+  type Converted, eventOverheadBytes, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord, lambdaEvent, partitionOverheadBytes,
+  recordJsonBytes, toLambdaRecord,
+} from '../../framework/src/runtime/msk-event.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/events');
 const fixture = (name: string) => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as KafkaEvent & { eventSourceArn?: string };

@@ -6,7 +6,7 @@ import type { Context } from 'aws-lambda';
 import type { Admin, Kafka } from 'kafkajs';
 import { emulateFunction } from '../../framework/src/local/emulator.js';
 import { type EsmConfig, esmConfig } from '../../framework/src/config/event-source-mapping.js';
-import type { KafkaEvent } from '../../framework/src/runtime/event.js';
+import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
 import type { SluiceHandler } from '../../framework/src/runtime/handler.js';
 import { readServerless } from '../../framework/src/config/serverless-yml.js';
 import { loadHandler, resolveFunction } from '../../framework/src/local/functions.js';

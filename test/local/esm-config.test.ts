@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError } from 'sluice';
 import { esmConfig } from '../../framework/src/config/event-source-mapping.js';
-import { LOCAL_CLUSTER_ARN } from '../../framework/src/local/events.js';
+import { LOCAL_CLUSTER_ARN } from '../../framework/src/runtime/msk-event.js';
 import { functionConfig as deployOptions } from '../../framework/src/config/function-config.js';
 import { type FunctionEntry, readServerless } from '../../framework/src/config/serverless-yml.js';
 

@@ -1,6 +1,6 @@
 import { toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
-import { LOCAL_CLUSTER_ARN } from '../local/events.js';
+import { LOCAL_CLUSTER_ARN } from '../runtime/msk-event.js';
 import { functionConfig, onFailureTopic as kafkaTopicOf } from './function-config.js';
 import {
   BATCH_SIZE, BATCHING_WINDOW_SECONDS, CONSUMER_GROUP_ID, DEFAULT_STARTING_POSITION, INFINITE_RETRIES_WITH_DESTINATION, SERVERLESS_DEFAULT_TIMEOUT_SECONDS,

@@ -1,15 +1,16 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { EsmConfig } from '../config/event-source-mapping.js';
 import { MAX_PAYLOAD_BYTES } from '../config/limits.js';
 import { SluiceError } from '../errors.js';
 import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../io/kafka.js';
 import { outputTopics } from '../define/manifest.js';
-import type { KafkaEventRecord } from '../pipeline/records.js';
-import type { KafkaBatchResponse, KafkaEvent } from '../runtime/event.js';
+import { lambdaContext } from '../runtime/lambda-context.js';
+import {
+  type Converted, eventOverheadBytes, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord, lambdaEvent, partitionOverheadBytes, toLambdaRecord,
+} from '../runtime/msk-event.js';
 import type { SluiceHandler } from '../runtime/handler.js';
 import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
-import { lambdaContext } from './events.js';
 
 /** How long a consumer may take to join its group before the emulator starts a fresh one. */
 const JOIN_TIMEOUT_MS = 20_000;
@@ -55,67 +56,11 @@ export interface Outcome {
   readonly error?: string;
 }
 
-/** A record of Lambda's Kafka event and the bytes it takes in the event's JSON. */
-export interface Converted {
-  readonly record: KafkaEventRecord;
-  readonly bytes: number;
-}
-
 interface Submission {
   readonly partition: number;
   readonly records: readonly KafkaEventRecord[];
   readonly bytes: number;
   resolve(o: Outcome): void;
-}
-
-/** The event Lambda sends for these records: `aws:kafka` with the cluster ARN for MSK, `SelfManagedKafka` otherwise. */
-export function lambdaEvent(config: Pick<EsmConfig, 'eventSource' | 'eventSourceArn'>, bootstrapServers: string, records: KafkaEvent['records']): KafkaEvent {
-  return {
-    eventSource: config.eventSource,
-    ...(config.eventSource === 'aws:kafka' && config.eventSourceArn ? { eventSourceArn: config.eventSourceArn } : {}),
-    bootstrapServers,
-    records,
-  };
-}
-
-/** Bytes of an event's JSON besides its records: what every invocation's payload starts with. */
-export function eventOverheadBytes(config: Pick<EsmConfig, 'eventSource' | 'eventSourceArn'>, bootstrapServers: string): number {
-  return Buffer.byteLength(JSON.stringify(lambdaEvent(config, bootstrapServers, {})));
-}
-
-/** Bytes one partition's group adds to the event: `"<topic>-<p>":[` … `]` and a separating comma. */
-export function partitionOverheadBytes(topic: string, partition: number): number {
-  return Buffer.byteLength(JSON.stringify(`${topic}-${partition}`)) + 4;
-}
-
-const digits = (n: number) => String(n).length;
-const jsonBytes = (s: string) => Buffer.byteLength(JSON.stringify(s));
-
-/**
- * The bytes a record takes in the event's JSON, as `JSON.stringify` writes it (plus nothing for
- * separators; callers add one per record). Headers count as Lambda sends them, arrays of byte
- * numbers, so a header byte costs up to 4 characters: a 100 KB header is up to 400 KB of event.
- */
-export function recordJsonBytes(r: KafkaEventRecord): number {
-  let n = 9 + jsonBytes(r.topic) + 13 + digits(r.partition) + 10 + digits(r.offset) + 13 + digits(r.timestamp);
-  if (r.timestampType !== undefined) n += 17 + jsonBytes(r.timestampType);
-  if (r.key !== undefined) n += 7 + (r.key === null ? 4 : r.key.length + 2);
-  if (r.value !== undefined) n += 9 + (r.value === null ? 4 : r.value.length + 2);
-  if (r.headers !== undefined) {
-    n += 11 + 2 + Math.max(0, r.headers.length - 1);
-    for (const h of r.headers) {
-      // {"name":[104,105]}: braces, then per name its JSON, a colon, brackets, and commas between.
-      let names = 0;
-      for (const name in h) {
-        const bytes = h[name];
-        names++;
-        n += jsonBytes(name) + 3 + Math.max(0, bytes.length - 1);
-        for (const b of bytes) n += b < 10 ? 1 : b < 100 ? 2 : 3;
-      }
-      n += 2 + Math.max(0, names - 1);
-    }
-  }
-  return n + 1;
 }
 
 /**
@@ -327,23 +272,6 @@ export interface EmulatedFunction {
   readonly store: StateStore;
   /** Stops consuming; the batch in flight finishes and commits, or is abandoned uncommitted. */
   stop(): Promise<void>;
-}
-
-/** Converts a kafkajs message to the record shape of Lambda's Kafka event, with its size in the event. */
-export function toLambdaRecord(topic: string, partition: number, m: KafkaMessage): Converted {
-  const headers: Record<string, number[]>[] = [];
-  if (m.headers) {
-    for (const [name, v] of Object.entries(m.headers)) {
-      for (const one of Array.isArray(v) ? v : [v]) if (one !== undefined) headers.push({ [name]: [...(Buffer.isBuffer(one) ? one : Buffer.from(String(one)))] });
-    }
-  }
-  const key = m.key ? m.key.toString('base64') : undefined;
-  const value = m.value ? m.value.toString('base64') : null;
-  const record: KafkaEventRecord = {
-    topic, partition, offset: Number(m.offset), timestamp: Number(m.timestamp), timestampType: 'CREATE_TIME',
-    ...(key === undefined ? {} : { key }), value, headers,
-  };
-  return { record, bytes: recordJsonBytes(record) };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { errorText } from '../errors.js';
-import type { InputRecord } from './events.js';
+import type { InputRecord } from '../runtime/msk-event.js';
 
 /** A line of an input file that could not be used, with where and why. */
 export interface InputProblem {
