@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import { emulateFunction } from '../framework/src/local/emulator.js';
+import { emulateFunction } from '../framework/src/local/emulator/index.js';
 import { esmConfig } from '../framework/src/config/event-source-mapping.js';
 import { readServerless } from '../framework/src/config/serverless-yml.js';
 import { loadHandler } from '../framework/src/local/functions.js';

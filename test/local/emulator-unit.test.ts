@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
-import { Batcher, BLOCKED_RETRY_BACKOFF, emptyStats, type Outcome, type PartitionContext, runPartition } from '../../framework/src/local/emulator.js';
+import { Batcher, type Outcome } from '../../framework/src/local/emulator/batcher.js';
+import { BLOCKED_RETRY_BACKOFF, type PartitionContext, runPartition } from '../../framework/src/local/emulator/partition-loop.js';
+import { emptyStats } from '../../framework/src/local/emulator/stats.js';
 import type { EsmConfig } from '../../framework/src/config/event-source-mapping.js';
 import { MAX_PAYLOAD_BYTES } from '../../framework/src/config/limits.js';
 import {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Context } from 'aws-lambda';
 import type { Admin, Kafka } from 'kafkajs';
-import { emulateFunction } from '../../framework/src/local/emulator.js';
+import { emulateFunction } from '../../framework/src/local/emulator/index.js';
 import { type EsmConfig, esmConfig } from '../../framework/src/config/event-source-mapping.js';
 import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
 import type { SluiceHandler } from '../../framework/src/runtime/handler.js';

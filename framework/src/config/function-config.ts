@@ -1,12 +1,20 @@
 import { ConfigError } from '../errors.js';
 import { readSluiceOptions } from './sluice-options.js';
 
-/** The two Kafka event kinds of serverless.yml: Amazon MSK (`msk`) and self-managed (`kafka`). */
+/**
+ * The two Kafka event kinds of serverless.yml: Amazon MSK (`msk`) and self-managed (`kafka`).
+ *
+ * @example
+ * const kind: KafkaEventKind = 'msk' in event ? 'msk' : 'kafka';
+ */
 export type KafkaEventKind = 'msk' | 'kafka';
 
 /**
  * A function as serverless.yml declares it, in the shape Serverless hands the plugin
  * (`serverless.service.getFunction(name)`): its events and its `sluice:` block, unchecked.
+ *
+ * @example
+ * const fn: FunctionDeclaration = { events: [{ msk: { arn, topic: 'orders' } }], sluice: { deadLetterTopic: 'orders-dlq' } };
  */
 export interface FunctionDeclaration {
   readonly events?: readonly unknown[];

@@ -6,6 +6,9 @@ import { ConfigError } from '../errors.js';
  * in the JSON: Serverless validates serverless.yml with it (framework/serverless/index.cjs requires
  * it), and {@link readSluiceOptions} takes its ranges and option names from it.
  * https://www.serverless.com/framework/docs/guides/plugins/custom-configuration
+ *
+ * @example
+ * const range: SluiceOptionsSchema['properties']['maximumRetryAttempts'] = SLUICE_OPTIONS_SCHEMA.properties.maximumRetryAttempts;
  */
 export interface SluiceOptionsSchema {
   readonly type: 'object';
@@ -43,7 +46,12 @@ interface StringSchema {
  */
 export const SLUICE_OPTIONS_SCHEMA: SluiceOptionsSchema = createRequire(import.meta.url)('./sluice-options.schema.json');
 
-/** The name of one option of the `sluice:` block. */
+/**
+ * The name of one option of the `sluice:` block.
+ *
+ * @example
+ * const name: SluiceOptionName = 'provisionedPollers';
+ */
 export type SluiceOptionName = keyof SluiceOptionsSchema['properties'];
 
 /**
@@ -54,7 +62,12 @@ export type SluiceOptionName = keyof SluiceOptionsSchema['properties'];
  */
 export const SLUICE_FUNCTION_OPTIONS = Object.keys(SLUICE_OPTIONS_SCHEMA.properties) as readonly SluiceOptionName[];
 
-/** The `sluice:` block of one function, checked; absent options stay absent. */
+/**
+ * The `sluice:` block of one function, checked; absent options stay absent.
+ *
+ * @example
+ * const opts: SluiceOptions = { provisionedPollers: { minimum: 1, maximum: 2 }, maximumRetryAttempts: 3 };
+ */
 export interface SluiceOptions {
   readonly maximumRetryAttempts?: number;
   /** `kafka://topic`, an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN. */

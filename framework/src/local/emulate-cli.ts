@@ -5,7 +5,7 @@ import { MAX_TIMEOUT_SECONDS } from '../config/limits.js';
 import { type FunctionEntry, readServerless } from '../config/serverless-yml.js';
 import { SLUICE_ENV } from '../env.js';
 import { SluiceError } from '../errors.js';
-import { emulateFunction, type EmulatedFunction } from './emulator.js';
+import { emulateFunction, type EmulatedFunction } from './emulator/index.js';
 import { loadHandler, resolveFunction } from './functions.js';
 import { devStateStore } from './state-option.js';
 import { startView } from './view.js';
@@ -57,7 +57,6 @@ export async function emulate(args: string[]): Promise<number> {
 
   const { Kafka, logLevel } = await import('kafkajs');
   const kafka = new Kafka({ clientId: 'sluice-dev', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 200 } });
-  (kafka as unknown as { sluiceBrokers: string }).sluiceBrokers = brokers;
 
   const notes: string[] = [];
   let view: ReturnType<typeof startView> | undefined;
@@ -67,7 +66,7 @@ export async function emulate(args: string[]): Promise<number> {
     for (const [i, entry] of entries.entries()) {
       const handler = await loadHandler(entry);
       const store = await devStateStore(values.state, values['dynamodb-endpoint'], service.service);
-      running.push(await emulateFunction({ kafka, handler, config: configs[i], store, notice }));
+      running.push(await emulateFunction({ kafka, brokers, handler, config: configs[i], store, notice }));
       const c = configs[i];
       const where = store.durable ? `state in DynamoDB table ${(store as { table?: string }).table}` : 'in-memory state';
       const failures = c.maximumRetryAttempts === undefined

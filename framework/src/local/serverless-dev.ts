@@ -1,6 +1,11 @@
 import { emulate } from './emulate-cli.js';
 
-/** The parts of Serverless Framework v3's `serverless` object `sls sluice dev` uses. */
+/**
+ * The parts of Serverless Framework v3's `serverless` object `sls sluice dev` uses.
+ *
+ * @example
+ * const sls: ServerlessService = { serviceDir: '/srv/app', providers: { aws: { getStage: () => 'dev' } } };
+ */
 export interface ServerlessService {
   readonly serviceDir: string;
   readonly providers: { readonly aws: { getStage(): string } };
