@@ -13,9 +13,10 @@
 import { parseArgs } from 'node:util';
 import { handler } from '../functions/sensor-sums/handler.js';
 import { MemoryStore } from '../framework/src/state/memory-store.js';
-import { lambdaContext, toKafkaEvents } from '../framework/src/local/events.js';
+import { lambdaContext } from '../framework/src/runtime/lambda-context.js';
+import { toKafkaEvents } from '../framework/src/runtime/msk-event.js';
 import { sensorStream } from './data.js';
-import type { KafkaEvent } from '../framework/src/runtime/event.js';
+import type { KafkaEvent } from '../framework/src/runtime/msk-event.js';
 
 const { values } = parseArgs({
   options: {

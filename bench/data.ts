@@ -1,5 +1,5 @@
 /** The benchmarks' shared, seeded sensor dataset and its reference aggregation. */
-import type { InputRecord } from '../framework/src/local/events.js';
+import type { InputRecord } from '../framework/src/runtime/msk-event.js';
 
 /** mulberry32: a small seeded PRNG so every run sees the same stream. */
 export function rng(seed: number) {

@@ -13,9 +13,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import { emulateFunction } from '../framework/src/local/emulator.js';
-import { esmConfig } from '../framework/src/local/esm-config.js';
-import { loadHandler, readServerless } from '../framework/src/local/functions.js';
+import { emulateFunction } from '../framework/src/local/emulator/index.js';
+import { esmConfig } from '../framework/src/config/event-source-mapping.js';
+import { readServerless } from '../framework/src/config/serverless-yml.js';
+import { loadHandler } from '../framework/src/local/functions.js';
 import { referenceSums, sensorStream } from './data.js';
 
 const { values } = parseArgs({

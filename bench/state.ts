@@ -9,7 +9,8 @@
  */
 import { parseArgs } from 'node:util';
 import { handler } from '../functions/sensor-sums/handler.js';
-import { lambdaContext, toKafkaEvents } from '../framework/src/local/events.js';
+import { lambdaContext } from '../framework/src/runtime/lambda-context.js';
+import { toKafkaEvents } from '../framework/src/runtime/msk-event.js';
 import { DynamoDBStore } from '../framework/src/state/dynamodb-store.js';
 import { sensorStream } from './data.js';
 

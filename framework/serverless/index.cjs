@@ -4,35 +4,29 @@
  *
  * Serverless loads plugins with require(), and Sluice is TypeScript run through tsx, so this file
  * only declares what Serverless needs up front (the `sluice:` schema, the `sluice dev` command,
- * the hooks) and loads the implementation (framework/src/serverless/plugin.ts) on first use.
+ * the hooks) and loads the implementations on first use: packaging and the template from
+ * framework/src/serverless/plugin.ts, `sls sluice dev` from framework/src/local/serverless-dev.ts.
  */
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 
-let implementation;
-async function load() {
-  if (!implementation) {
-    (await import('tsx/esm/api')).register();
-    implementation = await import(pathToFileURL(path.join(__dirname, '../src/serverless/plugin.ts')).href);
-  }
-  return implementation;
-}
+/**
+ * The JSON schema of `functions.<name>.sluice`, defined once: framework/src/config/sluice-options.ts
+ * loads the same file and takes its checks' ranges from it.
+ */
+const SLUICE_FUNCTION_SCHEMA = require('../src/config/sluice-options.schema.json');
 
-const SLUICE_FUNCTION_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    maximumRetryAttempts: { type: 'integer', minimum: -1, maximum: 10000 },
-    deadLetterTopic: { type: 'string', minLength: 1 },
-    onFailure: { type: 'string', minLength: 1 },
-    provisionedPollers: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { minimum: { type: 'integer', minimum: 1, maximum: 200 }, maximum: { type: 'integer', minimum: 1, maximum: 2000 } },
-      required: ['maximum'],
-    },
-  },
-};
+const PLUGIN = '../src/serverless/plugin.ts';
+const DEV = '../src/local/serverless-dev.ts';
+
+let registered;
+const modules = new Map();
+async function load(file) {
+  registered ??= import('tsx/esm/api').then((tsx) => tsx.register());
+  await registered;
+  if (!modules.has(file)) modules.set(file, import(pathToFileURL(path.join(__dirname, file)).href));
+  return modules.get(file);
+}
 
 class SluiceServerlessPlugin {
   constructor(serverless, options, utils = {}) {
@@ -63,12 +57,12 @@ class SluiceServerlessPlugin {
         },
       },
     };
-    const run = (step) => async () => (await load())[step](this.serverless, this.options, this.log);
+    const run = (file, step) => async () => (await load(file))[step](this.serverless, this.options, this.log);
     this.hooks = {
-      'before:package:createDeploymentArtifacts': run('packageFunctions'),
-      'before:deploy:function:packageFunction': run('packageFunctions'),
-      'after:package:compileEvents': run('compileTemplate'),
-      'sluice:dev:run': run('dev'),
+      'before:package:createDeploymentArtifacts': run(PLUGIN, 'packageFunctions'),
+      'before:deploy:function:packageFunction': run(PLUGIN, 'packageFunctions'),
+      'after:package:compileEvents': run(PLUGIN, 'compileTemplate'),
+      'sluice:dev:run': run(DEV, 'dev'),
     };
   }
 }

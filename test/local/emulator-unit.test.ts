@@ -4,13 +4,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
+import { Batcher, type Outcome } from '../../framework/src/local/emulator/batcher.js';
+import { BLOCKED_RETRY_BACKOFF, type PartitionContext, runPartition } from '../../framework/src/local/emulator/partition-loop.js';
+import { emptyStats } from '../../framework/src/local/emulator/stats.js';
+import type { EsmConfig } from '../../framework/src/config/event-source-mapping.js';
+import { MAX_PAYLOAD_BYTES } from '../../framework/src/config/limits.js';
 import {
-  Batcher, BLOCKED_RETRY_BACKOFF, type Converted, emptyStats, eventOverheadBytes, lambdaEvent, type Outcome, type PartitionContext,
-  partitionOverheadBytes, recordJsonBytes, runPartition, toLambdaRecord,
-} from '../../framework/src/local/emulator.js';
-import { type EsmConfig, MAX_PAYLOAD_BYTES } from '../../framework/src/local/esm-config.js';
-import type { KafkaEventRecord } from '../../framework/src/pipeline/records.js';
-import type { KafkaBatchResponse, KafkaEvent } from '../../framework/src/runtime/event.js';
+  type Converted, eventOverheadBytes, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord, lambdaEvent, partitionOverheadBytes,
+  recordJsonBytes, toLambdaRecord,
+} from '../../framework/src/runtime/msk-event.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/events');
 const fixture = (name: string) => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as KafkaEvent & { eventSourceArn?: string };

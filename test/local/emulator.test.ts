@@ -4,11 +4,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Context } from 'aws-lambda';
 import type { Admin, Kafka } from 'kafkajs';
-import { emulateFunction } from '../../framework/src/local/emulator.js';
-import { type EsmConfig, esmConfig } from '../../framework/src/local/esm-config.js';
-import type { KafkaEvent } from '../../framework/src/runtime/event.js';
+import { emulateFunction } from '../../framework/src/local/emulator/index.js';
+import { type EsmConfig, esmConfig } from '../../framework/src/config/event-source-mapping.js';
+import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
 import type { SluiceHandler } from '../../framework/src/runtime/handler.js';
-import { loadHandler, readServerless, resolveFunction } from '../../framework/src/local/functions.js';
+import { readServerless } from '../../framework/src/config/serverless-yml.js';
+import { loadHandler, resolveFunction } from '../../framework/src/local/functions.js';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson, type Received, readUntil } from '../support/kafka.js';
 
 const project = path.resolve(import.meta.dirname, '../fixtures/kafka-project');

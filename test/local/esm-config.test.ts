@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError } from 'sluice';
-import { esmConfig } from '../../framework/src/local/esm-config.js';
-import { LOCAL_CLUSTER_ARN } from '../../framework/src/local/events.js';
-import { deployOptions } from '../../framework/src/serverless/options.js';
-import { type FunctionEntry, readServerless } from '../../framework/src/local/functions.js';
+import { esmConfig } from '../../framework/src/config/event-source-mapping.js';
+import { LOCAL_CLUSTER_ARN } from '../../framework/src/runtime/msk-event.js';
+import { functionConfig as deployOptions } from '../../framework/src/config/function-config.js';
+import { type FunctionEntry, readServerless } from '../../framework/src/config/serverless-yml.js';
 
 const entry = (event: Record<string, unknown> | undefined, sluice?: Record<string, unknown>, eventKind: 'msk' | 'kafka' = 'kafka'): FunctionEntry => ({
   name: 'fn', file: '/x/handler.ts', exportName: 'handler', ...(event ? { event, eventKind } : {}), ...(sluice ? { sluice } : {}),

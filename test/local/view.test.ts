@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { emptyStats } from '../../framework/src/local/emulator.js';
+import { emptyStats } from '../../framework/src/local/emulator/stats.js';
 import { startView, statusLine } from '../../framework/src/local/view.js';
 import { MemoryStore } from '../../framework/src/state/memory-store.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, errorText } from '../errors.js';
 import type { Manifest } from '../define/manifest.js';
 import type { SluiceHandler } from '../runtime/handler.js';
 import { assetPlugin, CopyList, onnxRuntimePlugin, placeCopies } from './plugins.js';
@@ -123,7 +123,7 @@ async function manifestOf(input: BundleInput): Promise<Manifest> {
   try {
     mod = (await import(`${pathToFileURL(file).href}?t=${Date.now()}`)) as Record<string, unknown>;
   } catch (e) {
-    throw new ConfigError(`function "${input.functionName}": loading ${path.relative(process.cwd(), input.entry)} failed: ${(e as Error).message}`, { cause: e });
+    throw new ConfigError(`function "${input.functionName}": loading ${path.relative(process.cwd(), input.entry)} failed: ${errorText(e)}`, { cause: e });
   }
   const h = mod[input.exportName] as SluiceHandler | undefined;
   if (typeof h !== 'function' || !h.sluice) {
@@ -147,14 +147,14 @@ async function checkModels(input: BundleInput, manifest: Manifest): Promise<void
   try {
     ort = await import('onnxruntime-node');
   } catch (e) {
-    throw new ConfigError(`function "${input.functionName}" scores ONNX models, but onnxruntime-node is not installed where it is packaged (${(e as Error).message}); npm i onnxruntime-node.`);
+    throw new ConfigError(`function "${input.functionName}" scores ONNX models, but onnxruntime-node is not installed where it is packaged (${errorText(e)}); npm i onnxruntime-node.`);
   }
   for (const m of models) {
     try {
       const session = await ort.InferenceSession.create(m.file, { logSeverityLevel: 3 });
       await session.release();
     } catch (e) {
-      throw new ConfigError(`function "${input.functionName}": model "${m.name}" (${m.file}) cannot be loaded by ONNX Runtime: ${(e as Error).message}. Export it again with an opset ONNX Runtime supports.`);
+      throw new ConfigError(`function "${input.functionName}": model "${m.name}" (${m.file}) cannot be loaded by ONNX Runtime: ${errorText(e)}. Export it again with an opset ONNX Runtime supports.`);
     }
   }
 }

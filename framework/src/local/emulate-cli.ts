@@ -1,9 +1,12 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { esmConfig } from '../config/event-source-mapping.js';
+import { MAX_TIMEOUT_SECONDS } from '../config/limits.js';
+import { type FunctionEntry, readServerless } from '../config/serverless-yml.js';
+import { SLUICE_ENV } from '../env.js';
 import { SluiceError } from '../errors.js';
-import { emulateFunction, type EmulatedFunction } from './emulator.js';
-import { esmConfig } from './esm-config.js';
-import { loadHandler, readServerless, resolveFunction, type FunctionEntry } from './functions.js';
+import { emulateFunction, type EmulatedFunction } from './emulator/index.js';
+import { loadHandler, resolveFunction } from './functions.js';
 import { devStateStore } from './state-option.js';
 import { startView } from './view.js';
 
@@ -42,19 +45,18 @@ export async function emulate(args: string[]): Promise<number> {
     entries = positionals.map((p) => resolveFunction(p, process.cwd(), yml));
   }
   const timeoutSeconds = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= 900)) {
-    throw new SluiceError(`--timeout must be seconds from 1 to 900 (Lambda's limit); received ${values.timeout}.`);
+  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
+    throw new SluiceError(`--timeout must be seconds from 1 to ${MAX_TIMEOUT_SECONDS} (Lambda's limit); received ${values.timeout}.`);
   }
   const configs = entries.map((e) => esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, { ...service, stage }));
-  // Deployed, the plugin sets SLUICE_PARTIAL_BATCH per function; one process shares one
+  // Deployed, the plugin sets SLUICE_ENV.partialBatch per function; one process shares one
   // environment, so it is set when every emulated function agrees (the emulator enforces the
   // setting per function either way).
   const partial = new Set(configs.map((c) => c.provisionedPollers));
-  if (partial.size === 1) process.env.SLUICE_PARTIAL_BATCH = String([...partial][0]);
+  if (partial.size === 1) process.env[SLUICE_ENV.partialBatch] = String([...partial][0]);
 
   const { Kafka, logLevel } = await import('kafkajs');
   const kafka = new Kafka({ clientId: 'sluice-dev', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 200 } });
-  (kafka as unknown as { sluiceBrokers: string }).sluiceBrokers = brokers;
 
   const notes: string[] = [];
   let view: ReturnType<typeof startView> | undefined;
@@ -64,7 +66,7 @@ export async function emulate(args: string[]): Promise<number> {
     for (const [i, entry] of entries.entries()) {
       const handler = await loadHandler(entry);
       const store = await devStateStore(values.state, values['dynamodb-endpoint'], service.service);
-      running.push(await emulateFunction({ kafka, handler, config: configs[i], store, notice }));
+      running.push(await emulateFunction({ kafka, brokers, handler, config: configs[i], store, notice }));
       const c = configs[i];
       const where = store.durable ? `state in DynamoDB table ${(store as { table?: string }).table}` : 'in-memory state';
       const failures = c.maximumRetryAttempts === undefined

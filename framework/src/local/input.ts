@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { InputRecord } from './events.js';
+import { errorText } from '../errors.js';
+import type { InputRecord } from '../runtime/msk-event.js';
 
 /** A line of an input file that could not be used, with where and why. */
 export interface InputProblem {
@@ -26,7 +27,7 @@ export async function readInputFile(file: string): Promise<{ records: InputRecor
     try {
       r = JSON.parse(text);
     } catch (e) {
-      problem(`not JSON (${(e as Error).message})`);
+      problem(`not JSON (${errorText(e)})`);
       continue;
     }
     if (!r || typeof r !== 'object' || Array.isArray(r)) {

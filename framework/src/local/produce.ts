@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SluiceError } from '../errors.js';
+import { errorText, SluiceError } from '../errors.js';
 import { loadHandler, resolveFunction } from './functions.js';
 import { readInputFile } from './input.js';
 
@@ -40,7 +40,7 @@ export async function produce(args: string[]): Promise<number> {
   try {
     await admin.connect();
   } catch (e) {
-    throw new SluiceError(`could not reach Kafka at ${values.brokers}: ${(e as Error).message}. Is the broker running (npm run infra:up)?`);
+    throw new SluiceError(`could not reach Kafka at ${values.brokers}: ${errorText(e)}. Is the broker running (npm run infra:up)?`);
   }
   const existing = new Set(await admin.listTopics());
   if (!existing.has(topic)) {

@@ -1,5 +1,5 @@
-import type { DeadLetter, KafkaEventRecord } from '../pipeline/records.js';
-import type { KafkaBatchResponse, KafkaEvent } from '../runtime/event.js';
+import type { DeadLetter } from '../pipeline/records.js';
+import type { KafkaBatchResponse, KafkaEvent, KafkaEventRecord } from '../runtime/msk-event.js';
 
 /** What {@link invokeWithRetries} reports along the way. */
 export interface RetryEvents {

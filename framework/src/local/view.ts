@@ -1,6 +1,6 @@
 import type { StateStore } from '../state/store.js';
 import { MemoryStore } from '../state/memory-store.js';
-import type { FunctionStats } from './emulator.js';
+import type { FunctionStats } from './emulator/stats.js';
 
 /** Windows still open in a memory store: what a finite input leaves unemitted. */
 export function countOpenWindows(store: StateStore): number | undefined {

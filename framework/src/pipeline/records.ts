@@ -1,27 +1,4 @@
-/**
- * A Kafka record as the Lambda event for Amazon MSK and self-managed Kafka carries it.
- * https://docs.aws.amazon.com/lambda/latest/dg/with-msk.html
- *
- * @example
- * const record: KafkaEventRecord = {
- *   topic: 'readings', partition: 0, offset: 7, timestamp: 1_000, timestampType: 'CREATE_TIME',
- *   key: 'czE=', value: 'eyJ2YWx1ZSI6Mn0=', // 's1' and '{"value":2}' in base64
- *   headers: [{ source: [116, 101, 115, 116] }], // source: 'test'
- * };
- */
-export interface KafkaEventRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly timestamp: number;
-  readonly timestampType?: 'CREATE_TIME' | 'LOG_APPEND_TIME' | string;
-  /** base64; absent for a null key. */
-  readonly key?: string | null;
-  /** base64; absent or null for a tombstone. */
-  readonly value?: string | null;
-  /** Each header is an object with one name mapping to the value's bytes. */
-  readonly headers?: ReadonlyArray<Readonly<Record<string, readonly number[]>>>;
-}
+import type { KafkaEventRecord } from '../runtime/msk-event.js';
 
 /**
  * A message a function produces, before serialization. `id` is deterministic across retries.
@@ -69,12 +46,4 @@ export interface LateOutput {
   readonly clock: number;
   /** Deterministic id of this late record: function, window, source topic-partition, offset and position in an expand. */
   readonly id: string;
-}
-
-/** Decodes Lambda's header arrays (`[{ name: [bytes] }]`) into strings. */
-export function decodeHeaders(headers: KafkaEventRecord['headers']): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!headers) return out;
-  for (const h of headers) for (const name in h) out[name] = Buffer.from(h[name]).toString('utf8');
-  return out;
 }

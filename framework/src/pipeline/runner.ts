@@ -5,7 +5,8 @@ import { keyedNamespace } from '../state/namespaces.js';
 import type { StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
 import { createWindowOperator, type WindowOperator, type WindowSink } from '../windows/operators/index.js';
-import { type DeadLetter, decodeHeaders, type KafkaEventRecord, type LateOutput, type OutputMessage } from './records.js';
+import { decodeHeaders, type KafkaEventRecord, resultRecord } from '../runtime/msk-event.js';
+import type { DeadLetter, LateOutput, OutputMessage } from './records.js';
 
 const KEY_CACHE_LIMIT = 100_000;
 
@@ -472,14 +473,7 @@ function toKey(k: unknown): string | null {
  * the window is lost.
  */
 function deadLetterRecord(it: Item): KafkaEventRecord {
-  if (!it.windowId) return it.record;
-  const r = it.record;
-  return {
-    topic: r.topic, partition: r.partition, offset: r.offset, timestamp: it.ts, timestampType: r.timestampType,
-    key: it.key === null ? null : Buffer.from(it.key, 'utf8').toString('base64'),
-    value: Buffer.from(JSON.stringify(it.value) ?? 'null', 'utf8').toString('base64'),
-    headers: [{ 'sluice-id': [...Buffer.from(it.windowId, 'utf8')] }],
-  } as KafkaEventRecord;
+  return it.windowId ? resultRecord(it.record, it.ts, it.key, it.value, it.windowId) : it.record;
 }
 
 function withWindow(it: Item, reason: string): string {

@@ -10,7 +10,7 @@ import { type BatchStats, type PartitionResult, PartitionRunner } from '../pipel
 import { DynamoDBStore } from '../state/dynamodb-store.js';
 import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
-import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './event.js';
+import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './msk-event.js';
 
 /**
  * The adapters a handler runs with. Lambda gets defaults; `sluice dev` and tests swap them.

@@ -2,9 +2,10 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { bundleFunction, type BuiltFunction } from '../build/bundle.js';
 import { zipFiles } from '../build/zip.js';
+import { type FunctionConfig, functionConfig } from '../config/function-config.js';
+import { findHandlerFile } from '../config/serverless-yml.js';
+import { SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
-import { findHandlerFile } from '../local/functions.js';
-import { deployOptions, type DeployFunction } from './options.js';
 import { applySluice, type Template } from './template.js';
 
 /** The parts of Serverless Framework v3's `serverless` object the plugin uses. */
@@ -37,7 +38,7 @@ export interface Log {
 
 /** One function after packaging, kept for the template step. */
 interface Packaged {
-  readonly options: DeployFunction;
+  readonly options: FunctionConfig;
   readonly built: BuiltFunction;
   readonly artifact: string;
   readonly zipBytes: number;
@@ -46,13 +47,13 @@ interface Packaged {
 const packaged = new Map<string, Packaged>();
 
 /** The Sluice functions of the service (those with a Kafka event), checked. */
-function sluiceFunctions(sls: Serverless, only?: string): { name: string; fn: FunctionObject; options: DeployFunction }[] {
+function sluiceFunctions(sls: Serverless, only?: string): { name: string; fn: FunctionObject; options: FunctionConfig }[] {
   const stage = sls.providers.aws.getStage();
-  const out: { name: string; fn: FunctionObject; options: DeployFunction }[] = [];
+  const out: { name: string; fn: FunctionObject; options: FunctionConfig }[] = [];
   for (const name of sls.service.getAllFunctions()) {
     if (only && name !== only) continue;
     const fn = sls.service.getFunction(name);
-    const options = deployOptions(name, fn, { service: sls.service.service, stage });
+    const options = functionConfig(name, fn, { service: sls.service.service, stage });
     if (options) out.push({ name, fn, options });
   }
   return out;
@@ -77,7 +78,9 @@ export async function packageFunctions(sls: Serverless, options: { function?: st
     const entry = resolveEntry(sls.serviceDir, handlerPath, name);
     const built = await bundleFunction({
       functionName: name, entry, handlerPath, exportName, outDir: path.join(outRoot, name),
-      define: { 'process.env.SLUICE_KAFKA_AUTH': JSON.stringify(o.auth) },
+      // The runtime reads this variable as a literal process.env chain (io/lambda-kafka.ts) so that
+      // esbuild can replace it with the function's auth mode and drop the unused signers.
+      define: { [`process.env.${SLUICE_ENV.kafkaAuth}`]: JSON.stringify(o.auth) },
     });
     if (built.manifest.source.topic !== o.topic) {
       throw new ConfigError(`function "${name}": its handler reads topic "${built.manifest.source.topic}" but its ${o.kind} event is on topic "${o.topic}"; make them the same.`);
@@ -115,28 +118,6 @@ export async function compileTemplate(sls: Serverless): Promise<void> {
 /** What packaging produced, for `sls package` output and the benchmark. */
 export function packagedFunctions(): ReadonlyMap<string, { artifact: string; zipBytes: number; unzippedBytes: number; stateful: boolean }> {
   return new Map([...packaged].map(([k, p]) => [k, { artifact: p.artifact, zipBytes: p.zipBytes, unzippedBytes: p.built.unzippedBytes, stateful: p.built.stateful }]));
-}
-
-/**
- * `sls sluice dev`: the local event source mapping emulator (see docs/local-kafka.md), with the
- * same options as `sluice dev`.
- */
-export async function dev(sls: Serverless, options: Record<string, unknown>): Promise<void> {
-  const { emulate } = await import('../local/emulate-cli.js');
-  const args: string[] = [];
-  if (typeof options.function === 'string') args.push(options.function);
-  for (const k of ['brokers', 'state', 'dynamodb-endpoint', 'timeout'] as const) if (typeof options[k] === 'string') args.push(`--${k}`, options[k] as string);
-  if (options.view === false) args.push('--no-view');
-  // Same stage as `sls package` would use (--stage, provider.stage or dev): same consumer group.
-  args.push('--stage', sls.providers.aws.getStage());
-  const cwd = process.cwd();
-  process.chdir(sls.serviceDir);
-  try {
-    const code = await emulate(args);
-    if (code !== 0) process.exitCode = code;
-  } finally {
-    process.chdir(cwd);
-  }
 }
 
 function resolveEntry(serviceDir: string, handlerPath: string, name: string): string {

@@ -1,6 +1,8 @@
+import { type FunctionConfig, onFailureTopic } from '../config/function-config.js';
 import { outputTopics } from '../define/manifest.js';
 import type { Manifest } from '../define/manifest.js';
-import type { DeployFunction } from './options.js';
+import { SLUICE_ENV } from '../env.js';
+import { ConfigError, SluiceError } from '../errors.js';
 
 /** A CloudFormation template, as Serverless compiles it. */
 export interface Template {
@@ -10,7 +12,7 @@ export interface Template {
 
 /** One function as the template edits need it. */
 export interface TemplateFunction {
-  readonly options: DeployFunction;
+  readonly options: FunctionConfig;
   readonly manifest: Manifest;
   readonly stateful: boolean;
   /** Logical id of its AWS::Lambda::Function, e.g. `SensorDashsumsLambdaFunction`. */
@@ -30,7 +32,7 @@ const SHARED_ROLE_ID = 'IamRoleLambdaExecution';
  *   as Lambda supports them for Kafka only in provisioned mode);
  * - one DynamoDB state table for the service when any function keeps state (on-demand, TTL,
  *   point-in-time recovery, encryption, retained on stack deletion), its name in
- *   `SLUICE_STATE_TABLE` of the functions that use it;
+ *   `SLUICE_ENV.stateTable` of the functions that use it;
  * - one IAM role per function, least privilege: DynamoDB actions on that table only,
  *   `kafka-cluster` actions on the cluster, the topics and the consumer group the function uses,
  *   the SASL/SCRAM secret if any; Serverless's shared role is removed once nothing uses it;
@@ -58,7 +60,7 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
   }
   for (const f of functions) {
     const lambda = r[f.lambdaLogicalId];
-    if (!lambda) throw new Error(`Sluice: resource ${f.lambdaLogicalId} of function "${f.options.name}" is not in the compiled template; this is a bug in Sluice, please report it.`);
+    if (!lambda) throw new SluiceError(`Sluice: resource ${f.lambdaLogicalId} of function "${f.options.name}" is not in the compiled template; this is a bug in Sluice, please report it.`);
     const roleId = `${f.lambdaLogicalId.replace(/LambdaFunction$/, '')}SluiceRole`;
     r[roleId] = role(f);
     lambda.Properties!.Role = { 'Fn::GetAtt': [roleId, 'Arn'] };
@@ -83,19 +85,19 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
   if (r[SHARED_ROLE_ID] && !references(r, SHARED_ROLE_ID)) delete r[SHARED_ROLE_ID];
 }
 
-/** The environment the Sluice runtime reads in Lambda. */
+/** The environment the Sluice runtime reads in Lambda (the contract is `SLUICE_ENV`, env.ts). */
 function environment(f: TemplateFunction): Record<string, unknown> {
   const o = f.options;
   return {
-    ...(f.stateful ? { SLUICE_STATE_TABLE: { Ref: STATE_TABLE_ID } } : {}),
-    SLUICE_OUTPUTS: 'kafka',
-    SLUICE_KAFKA_AUTH: o.auth,
-    SLUICE_KAFKA_TLS: String(o.tls),
-    ...(o.auth === 'scram' ? { SLUICE_KAFKA_SECRET_ARN: o.scramSecretArn } : {}),
-    SLUICE_DEAD_LETTER_TOPIC: o.deadLetterTopic,
+    ...(f.stateful ? { [SLUICE_ENV.stateTable]: { Ref: STATE_TABLE_ID } } : {}),
+    [SLUICE_ENV.outputs]: 'kafka',
+    [SLUICE_ENV.kafkaAuth]: o.auth,
+    [SLUICE_ENV.kafkaTls]: String(o.tls),
+    ...(o.auth === 'scram' ? { [SLUICE_ENV.kafkaSecretArn]: o.scramSecretArn } : {}),
+    [SLUICE_ENV.deadLetterTopic]: o.deadLetterTopic,
     // On-demand pollers ignore partial batch responses: the handler then fails the whole batch
     // instead, so no failed record is ever committed as done.
-    SLUICE_PARTIAL_BATCH: String(o.provisionedPollers !== undefined),
+    [SLUICE_ENV.partialBatch]: String(o.provisionedPollers !== undefined),
   };
 }
 
@@ -111,7 +113,8 @@ function role(f: TemplateFunction): Template['Resources'][string] {
   if (f.stateful) {
     statements.push({ Effect: 'Allow', Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem'], Resource: { 'Fn::GetAtt': [STATE_TABLE_ID, 'Arn'] } });
   }
-  const writes = [...new Set([...outputTopics(f.manifest), o.deadLetterTopic, ...(o.onFailure?.startsWith('kafka://') ? [o.onFailure.slice('kafka://'.length)] : [])])];
+  const failed = onFailureTopic(o.onFailure);
+  const writes = [...new Set([...outputTopics(f.manifest), o.deadLetterTopic, ...(failed !== undefined ? [failed] : [])])];
   if (o.kind === 'msk') {
     const cluster = o.clusterArn;
     statements.push(
@@ -154,7 +157,7 @@ function role(f: TemplateFunction): Template['Resources'][string] {
  */
 export function mskArn(cluster: unknown, kind: 'topic' | 'group', name: string): unknown {
   if (typeof cluster === 'string') {
-    if (!cluster.includes(':cluster/')) throw new Error(`"${cluster}" is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`);
+    if (!cluster.includes(':cluster/')) throw new ConfigError(`"${cluster}" is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`);
     return `${cluster.replace(':cluster/', `:${kind}/`)}/${name}`;
   }
   const parts = { 'Fn::Split': [':cluster/', cluster] };

@@ -15,15 +15,16 @@
  */
 import { type Definition } from '../define/build.js';
 import { CaptureSink } from '../io/sinks.js';
-import { lambdaContext, toKafkaEvents, type InputRecord } from '../local/events.js';
 import type { DeadLetter, LateOutput, OutputMessage } from '../pipeline/records.js';
-import type { KafkaBatchResponse, KafkaEvent } from '../runtime/event.js';
+import { lambdaContext } from '../runtime/lambda-context.js';
+import { type InputRecord, type KafkaBatchResponse, type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
 import { type Runtime, sluice, type SluiceHandler } from '../runtime/handler.js';
 import { type ItemSnapshot, MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
 
-export type { InputRecord } from '../local/events.js';
-export { toKafkaEvents, toEventRecord, lambdaContext } from '../local/events.js';
+export type { InputRecord } from '../runtime/msk-event.js';
+export { toKafkaEvents, toEventRecord } from '../runtime/msk-event.js';
+export { lambdaContext } from '../runtime/lambda-context.js';
 
 /**
  * Options of {@link runFunction}.

@@ -1,27 +1,21 @@
 import { toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
-import { DEPLOY_OPTIONS, deployOptions } from '../serverless/options.js';
-import { LOCAL_CLUSTER_ARN } from './events.js';
-import type { FunctionEntry } from './functions.js';
-
-/** Lambda's 6 MB invocation payload cap, which the event source mapping honours. */
-export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
-
-/** Serverless Framework's default function timeout, in seconds, when serverless.yml sets none. */
-export const SERVERLESS_DEFAULT_TIMEOUT_SECONDS = 6;
+import { LOCAL_CLUSTER_ARN } from '../runtime/msk-event.js';
+import { functionConfig, onFailureTopic as kafkaTopicOf } from './function-config.js';
+import {
+  BATCH_SIZE, BATCHING_WINDOW_SECONDS, CONSUMER_GROUP_ID, DEFAULT_STARTING_POSITION, INFINITE_RETRIES_WITH_DESTINATION, SERVERLESS_DEFAULT_TIMEOUT_SECONDS,
+  STARTING_POSITIONS, type StartingPosition,
+} from './limits.js';
+import { declarationOf, type FunctionEntry } from './serverless-yml.js';
 
 /**
- * Lambda's own retry cap for Kafka when retries are infinite (-1, the default) and an on-failure
- * destination is configured. https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html
- */
-export const INFINITE_RETRIES_WITH_DESTINATION = 10;
-
-export const STARTING_POSITIONS = ['LATEST', 'TRIM_HORIZON', 'AT_TIMESTAMP'] as const;
-export type StartingPosition = (typeof STARTING_POSITIONS)[number];
-
-/**
- * An event source mapping as Sluice emulates it, read from a function's `msk` or `kafka` event and
- * its `sluice` block in serverless.yml, with the settings the Serverless plugin deploys.
+ * An event source mapping as Sluice emulates it: a function's {@link functionConfig} with the
+ * settings Lambda and Serverless derive from its `msk` or `kafka` event when it is deployed
+ * (batching, starting position, timeout) and Lambda's reading of its retry options.
+ *
+ * @example
+ * const config: EsmConfig = esmConfig(entry, 'shop', { stage: 'dev' });
+ * config.maximumRetryAttempts; // undefined: without provisioned pollers a batch is retried until it succeeds
  */
 export interface EsmConfig {
   readonly functionName: string;
@@ -37,7 +31,7 @@ export interface EsmConfig {
   readonly eventSourceArn?: string;
   /**
    * Provisioned poller mode. Deployed, only then does Lambda honour partial batch responses,
-   * retry limits and the on-failure destination (the plugin sets `SLUICE_PARTIAL_BATCH` to match).
+   * retry limits and the on-failure destination (the plugin sets `SLUICE_ENV.partialBatch` to match).
    */
   readonly provisionedPollers: boolean;
   /**
@@ -47,15 +41,15 @@ export interface EsmConfig {
   readonly maximumRetryAttempts?: number;
   /** The Kafka topic records go to once they have failed every retry (with provisioned pollers). */
   readonly onFailureTopic?: string;
-  /** Where the handler sends poison records (`SLUICE_DEAD_LETTER_TOPIC` deployed). */
+  /** Where the handler sends poison records (`SLUICE_ENV.deadLetterTopic` deployed). */
   readonly deadLetterTopic: string;
   readonly timeoutMs: number;
   /** What differs from the deployed mapping and is worth telling the user once. */
   readonly notices?: readonly string[];
 }
 
-/** Sluice's own options, under `functions.<name>.sluice` in serverless.yml (the plugin's list). */
-export const SLUICE_FUNCTION_OPTIONS = DEPLOY_OPTIONS;
+/** An MSK cluster ARN written out, as opposed to an intrinsic or a variable resolved at deploy. */
+const CLUSTER_ARN = /^arn:aws[a-zA-Z-]*:kafka:[^:]*:\d*:cluster\/[^/]+\/.+$/;
 
 /**
  * Validates and completes a function's event source settings with the values Lambda and the
@@ -71,18 +65,18 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
   const where = `functions.${entry.name}`;
   const ev = entry.event;
   if (!ev) throw new ConfigError(`${where} in serverless.yml has no msk or kafka event; add one with at least a topic, e.g. events: [{ msk: { arn: …, topic: my-topic } }].`);
-  const kind = entry.eventKind ?? 'msk';
-  const topic = ev.topic;
-  if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`${where}.events[].${kind}.topic must be a topic name; received ${JSON.stringify(topic)}.`);
-  const batchSize = ev.batchSize === undefined ? 100 : ev.batchSize;
-  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
-    throw new ConfigError(`${where} event batchSize must be a whole number from 1 to 10000; received ${JSON.stringify(ev.batchSize)}.`);
+  // The plugin's own reading of the event and the sluice: block, so both fail on the same input
+  // and agree on the topic, the consumer group, the dead-letter topic and the retry settings.
+  const fn = functionConfig(entry.name, declarationOf(entry), { service, stage: defaults.stage ?? 'dev' })!;
+  const batchSize = ev.batchSize === undefined ? BATCH_SIZE.default : ev.batchSize;
+  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < BATCH_SIZE.min || batchSize > BATCH_SIZE.max) {
+    throw new ConfigError(`${where} event batchSize must be a whole number from ${BATCH_SIZE.min} to ${BATCH_SIZE.max}; received ${JSON.stringify(ev.batchSize)}.`);
   }
-  const windowS = ev.maximumBatchingWindow === undefined ? 0.5 : ev.maximumBatchingWindow;
-  if (typeof windowS !== 'number' || windowS < 0 || windowS > 300) {
-    throw new ConfigError(`${where} event maximumBatchingWindow must be seconds from 0 to 300; received ${JSON.stringify(ev.maximumBatchingWindow)}.`);
+  const windowS = ev.maximumBatchingWindow === undefined ? BATCHING_WINDOW_SECONDS.default : ev.maximumBatchingWindow;
+  if (typeof windowS !== 'number' || windowS < BATCHING_WINDOW_SECONDS.min || windowS > BATCHING_WINDOW_SECONDS.max) {
+    throw new ConfigError(`${where} event maximumBatchingWindow must be seconds from ${BATCHING_WINDOW_SECONDS.min} to ${BATCHING_WINDOW_SECONDS.max}; received ${JSON.stringify(ev.maximumBatchingWindow)}.`);
   }
-  const startingPosition = (ev.startingPosition ?? 'TRIM_HORIZON') as StartingPosition;
+  const startingPosition = (ev.startingPosition ?? DEFAULT_STARTING_POSITION) as StartingPosition;
   if (!STARTING_POSITIONS.includes(startingPosition)) {
     throw new ConfigError(`${where} event startingPosition must be one of ${STARTING_POSITIONS.join(', ')}; received ${JSON.stringify(ev.startingPosition)}.`);
   }
@@ -92,31 +86,29 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
     if (typeof ts !== 'number' || ts < 0) throw new ConfigError(`${where} event startingPositionTimestamp (epoch seconds) is required with AT_TIMESTAMP; received ${JSON.stringify(ts)}.`);
     startingPositionTimestamp = ts * 1000;
   }
-  // The plugin's own reading of the event and the sluice: block, so both fail on the same input
-  // and agree on the consumer group, the dead-letter topic and the retry settings.
-  const deploy = deployOptions(entry.name, { events: [{ [kind]: ev }], ...(entry.sluice ? { sluice: { ...entry.sluice } } : {}) }, { service, stage: defaults.stage ?? 'dev' })!;
-  const group = deploy.consumerGroupId;
-  if (typeof group !== 'string' || !/^[a-zA-Z0-9._:-]{1,200}$/.test(group)) {
+  const group = fn.consumerGroupId;
+  if (typeof group !== 'string' || !CONSUMER_GROUP_ID.test(group)) {
     throw new ConfigError(`${where} event consumerGroupId must be 1-200 letters, digits, . _ : -; received ${JSON.stringify(ev.consumerGroupId)}.`);
   }
   const notices: string[] = [];
-  const provisioned = deploy.provisionedPollers !== undefined;
+  const provisioned = fn.provisionedPollers !== undefined;
   let maximumRetryAttempts: number | undefined;
   let onFailureTopic: string | undefined;
   if (provisioned) {
-    const r = deploy.maximumRetryAttempts;
+    const r = fn.maximumRetryAttempts;
     maximumRetryAttempts = r === undefined || r === -1 ? INFINITE_RETRIES_WITH_DESTINATION : r;
-    const dest = deploy.onFailure ?? `kafka://${deploy.deadLetterTopic}`;
-    if (dest.startsWith('kafka://')) onFailureTopic = dest.slice('kafka://'.length);
-    else {
-      onFailureTopic = deploy.deadLetterTopic;
+    // With provisioned pollers functionConfig always names a destination (the dead-letter topic by default).
+    const dest = fn.onFailure!;
+    onFailureTopic = kafkaTopicOf(dest);
+    if (onFailureTopic === undefined) {
+      onFailureTopic = fn.deadLetterTopic;
       notices.push(`${entry.name}: the on-failure destination ${dest} (${dest.split(':')[2].toUpperCase()}) is not emulated; locally, records that fail every retry go to the Kafka topic ${onFailureTopic} instead.`);
     }
   }
   let eventSourceArn: string | undefined;
-  if (kind === 'msk') {
-    const arn = deploy.clusterArn;
-    if (typeof arn === 'string' && /^arn:aws[a-zA-Z-]*:kafka:[^:]*:\d*:cluster\/[^/]+\/.+$/.test(arn)) eventSourceArn = arn;
+  if (fn.kind === 'msk') {
+    const arn = fn.clusterArn;
+    if (typeof arn === 'string' && CLUSTER_ARN.test(arn)) eventSourceArn = arn;
     else {
       eventSourceArn = LOCAL_CLUSTER_ARN;
       notices.push(`${entry.name}: the msk event's arn (${JSON.stringify(arn)}) is resolved only at deploy time (a CloudFormation intrinsic or a Serverless variable); events carry the placeholder eventSourceArn ${LOCAL_CLUSTER_ARN}.`);
@@ -124,15 +116,15 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
   }
   const timeoutS = entry.timeout ?? defaults.timeoutSeconds ?? SERVERLESS_DEFAULT_TIMEOUT_SECONDS;
   return {
-    functionName: entry.name, topic, batchSize, maximumBatchingWindowMs: Math.round(windowS * 1000),
+    functionName: entry.name, topic: fn.topic, batchSize, maximumBatchingWindowMs: Math.round(windowS * 1000),
     startingPosition, ...(startingPositionTimestamp !== undefined ? { startingPositionTimestamp } : {}),
     consumerGroupId: group,
-    eventSource: kind === 'msk' ? 'aws:kafka' : 'SelfManagedKafka',
+    eventSource: fn.kind === 'msk' ? 'aws:kafka' : 'SelfManagedKafka',
     ...(eventSourceArn !== undefined ? { eventSourceArn } : {}),
     provisionedPollers: provisioned,
     ...(maximumRetryAttempts !== undefined ? { maximumRetryAttempts } : {}),
     ...(onFailureTopic !== undefined ? { onFailureTopic } : {}),
-    deadLetterTopic: deploy.deadLetterTopic,
+    deadLetterTopic: fn.deadLetterTopic,
     timeoutMs: toMs(timeoutS * 1000, `${where}.timeout`),
     ...(notices.length > 0 ? { notices } : {}),
   };

@@ -1,0 +1,136 @@
+import type { Kafka, Producer } from 'kafkajs';
+import type { EsmConfig } from '../../config/event-source-mapping.js';
+import { outputTopics } from '../../define/manifest.js';
+import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../../io/kafka.js';
+import type { SluiceHandler } from '../../runtime/handler.js';
+import { MemoryStore } from '../../state/memory-store.js';
+import type { StateStore } from '../../state/store.js';
+import { connectAdmin, pinStartingPosition, prepareTopics, refreshHighWatermarks, resumeOffsets } from './admin.js';
+import { Batcher } from './batcher.js';
+import { MappingConsumer } from './consumer.js';
+import { FailureReasons, lambdaInvoker } from './invocation.js';
+import { emptyStats, type FunctionStats } from './stats.js';
+
+/*
+ * The event source mapping emulator, split by role as kafkajs splits its consumer:
+ *   admin.ts           topics, committed offsets, the pinned starting position
+ *   consumer.ts        the kafkajs consumer: group, batches in, commits, restarts
+ *   watchdog.ts        a consumer that never joins its group is replaced
+ *   partition-loop.ts  one partition, one batch at a time, Lambda's retry rules
+ *   batcher.ts         partitions' records gathered into one event (batchSize, window, 6 MB)
+ *   invocation.ts      the handler invoked as Lambda does (context, timeout); its failure reasons
+ *   stats.ts           the counters the live view shows
+ * The event format and sizes are runtime/msk-event.ts; the settings, config/event-source-mapping.ts.
+ */
+
+/**
+ * Options of {@link emulateFunction}.
+ *
+ * @example
+ * const opts: EmulatorOptions = { kafka, brokers: '127.0.0.1:9092', handler, config, notice: console.error };
+ */
+export interface EmulatorOptions {
+  readonly kafka: Kafka;
+  /** The bootstrap servers `kafka` connects to, as events carry them (`bootstrapServers`) and errors name them; empty when not given. */
+  readonly brokers?: string;
+  readonly handler: SluiceHandler;
+  readonly config: EsmConfig;
+  readonly store?: StateStore;
+  /** Told about things worth a line in the terminal (resumes, retries, dead letters). */
+  readonly notice?: (message: string) => void;
+}
+
+/**
+ * A running emulated event source mapping.
+ *
+ * @example
+ * const fn: EmulatedFunction = await emulateFunction(opts);
+ * fn.stats.records; // records processed so far
+ */
+export interface EmulatedFunction {
+  readonly stats: FunctionStats;
+  readonly store: StateStore;
+  /** Stops consuming; the batch in flight finishes and commits, or is abandoned uncommitted. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Emulates Lambda's Kafka event source mapping for one function against a real broker: one
+ * consumer group, partitions processed strictly in order one batch at a time, events batched
+ * across partitions in Lambda's event shape, offsets committed only after success, and failures
+ * handled as the deployed mapping would (see `runPartition`, partition-loop.ts).
+ *
+ * @example
+ * const fn = await emulateFunction({ kafka, brokers: '127.0.0.1:9092', handler, config });
+ * // … later
+ * await fn.stop();
+ */
+export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFunction> {
+  const { kafka, handler, config } = opts;
+  const brokers = opts.brokers ?? '';
+  const notice = opts.notice ?? (() => undefined);
+  const manifest = handler.sluice.manifest;
+  const store = opts.store ?? new MemoryStore();
+  const stats = emptyStats(config.functionName);
+  const admin = await connectAdmin(kafka, brokers);
+  let partitions: number;
+  try {
+    // Outputs, late records and dead letters go to topics with the source's partition count.
+    partitions = await prepareTopics(admin, config, outputTopics(manifest), notice);
+    await resumeOffsets(admin, config, stats, store, notice);
+    await pinStartingPosition(admin, config, partitions, stats, notice);
+  } catch (e) {
+    await admin.disconnect();
+    throw e;
+  }
+
+  const reasons = new FailureReasons();
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  handler.sluice.configure({
+    store,
+    sink: new KafkaOutputSink(producer, manifest),
+    deadLetters: new KafkaDeadLetterSink(producer, config.deadLetterTopic),
+    onBatch: (r) => {
+      stats.windowsEmitted += r.stats.windowsEmitted;
+      stats.late += r.stats.late;
+      stats.poison += r.stats.poison;
+      reasons.record(r);
+    },
+  });
+
+  let stopping = false;
+  const sleepers = new Set<() => void>();
+  const sleep = (ms: number) => new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(t);
+      sleepers.delete(wake);
+      resolve();
+    };
+    const t = setTimeout(wake, ms);
+    sleepers.add(wake);
+  });
+  const consumer = new MappingConsumer({
+    kafka, config, partitions, stats, reasons, notice, sleep,
+    batcher: new Batcher(config, brokers, lambdaInvoker(handler, config, stats)),
+    stopping: () => stopping,
+    async deadLetter(record, reason) {
+      await producer.send({ topic: config.onFailureTopic!, acks: -1, messages: [deadLetterMessage({ record, reason, stage: 'invoke' }, config.functionName)] });
+    },
+  });
+  await consumer.start();
+  const stopRefresh = refreshHighWatermarks(admin, config.topic, stats);
+
+  return {
+    stats,
+    store,
+    async stop() {
+      stopping = true;
+      for (const wake of [...sleepers]) wake();
+      stopRefresh();
+      await consumer.disconnect();
+      await producer.disconnect();
+      await admin.disconnect();
+    },
+  };
+}
