@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, errorText, OnnxFormatError, SluiceError } from '../errors.js';
 import { describe } from '../io/serializers.js';
-import { type ElementType, type ModelSignature, readModelSignature, type ValueSignature } from './onnx-file.js';
+import { type ElementType, type ModelSignature, readModelSignature } from './onnx-file.js';
+import { allocate, badValue, convert, FEEDABLE, fromTensor, type InputPlan, shapeText } from './tensors.js';
 import type { ScoredRow } from '../define/manifest.js';
 
 /**
@@ -46,19 +47,6 @@ export interface OnnxModelOptions {
 export interface ModelRunOptions {
   /** false: one `session.run` per row, for comparison (default: one run for all rows). */
   readonly batched?: boolean;
-}
-
-/** Tensor element types Sluice can feed; the others fail at load with the list. */
-const FEEDABLE: readonly ElementType[] = ['float32', 'float64', 'int32', 'int64', 'string', 'bool'];
-
-/** How one input's rows are shaped: values per row, and the tensor dims after the batch. */
-interface InputPlan {
-  readonly sig: ValueSignature;
-  readonly type: ElementType;
-  /** Values per row, or undefined when the model does not fix it (the first row sets it). */
-  readonly width: number | undefined;
-  /** Dims after the batch dimension; `undefined` entries are taken from the row width. */
-  readonly rest: readonly (number | undefined)[];
 }
 
 type Ort = typeof import('onnxruntime-node');
@@ -354,49 +342,4 @@ export function onnxModel<O extends ModelOutputs = ModelOutputs>(file: string | 
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !ArrayBuffer.isView(v) && !Array.isArray(v);
-}
-
-function shapeText(dims: readonly (number | null)[]): string {
-  return `[${dims.map((d, i) => (d === null ? (i === 0 ? 'N' : '?') : String(d))).join(', ')}]`;
-}
-
-/** Why a value cannot go into a tensor of `type`, or undefined if it can. */
-function badValue(type: ElementType, v: unknown): string | undefined {
-  switch (type) {
-    case 'string':
-      return typeof v === 'string' ? undefined : `${describe(v)}, not a string`;
-    case 'bool':
-      return typeof v === 'boolean' || v === 0 || v === 1 ? undefined : `${describe(v)}, not a boolean`;
-    case 'int32':
-    case 'int64':
-      if (typeof v === 'bigint') return type === 'int32' && (v > 2147483647n || v < -2147483648n) ? `${v}, out of int32 range` : undefined;
-      if (typeof v !== 'number') return `${describe(v)}, not a number`;
-      if (!Number.isFinite(v)) return `${v} (not finite)`;
-      if (!Number.isInteger(v)) return `${v}, not an integer`;
-      return type === 'int32' && (v > 2147483647 || v < -2147483648) ? `${v}, out of int32 range` : undefined;
-    default:
-      if (typeof v !== 'number') return `${describe(v)}, not a number`;
-      return Number.isFinite(v) ? undefined : `${v} (not finite)`;
-  }
-}
-
-function allocate(type: ElementType, n: number): ArrayLike<unknown> {
-  switch (type) {
-    case 'float32': return new Float32Array(n);
-    case 'float64': return new Float64Array(n);
-    case 'int32': return new Int32Array(n);
-    case 'int64': return new BigInt64Array(n);
-    case 'bool': return new Uint8Array(n);
-    default: return new Array<string>(n);
-  }
-}
-
-function convert(type: ElementType, v: unknown): unknown {
-  if (type === 'int64') return typeof v === 'bigint' ? v : BigInt(v as number);
-  if (type === 'bool') return v === true || v === 1 ? 1 : 0;
-  return v;
-}
-
-function fromTensor(v: unknown): unknown {
-  return typeof v === 'bigint' ? Number(v) : v;
 }
