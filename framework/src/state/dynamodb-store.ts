@@ -1,7 +1,7 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
 import { ConfigError, SluiceError, errorText } from '../errors.js';
-import type { StateScope, StoreCallOptions } from './store.js';
+import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
 import { type ItemLimit, type ItemPut, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
 
 /** One stored version: its offset and its attribute map as DynamoDB returned it (passed back untouched). */
@@ -52,10 +52,17 @@ const ITEM_LIMIT: ItemLimit<StoredVersion> = {
 
 const BATCH_GET_LIMIT = 100;
 const WRITE_CONCURRENCY = 25;
+/** How long a read or a write may retry throttled requests when the caller gives no deadline. */
+const DEFAULT_DEADLINE_MS = 60_000;
 /** How long tombstones and window items live after their last write, unless given. */
 const DEFAULT_RETENTION_MS = 7 * 86_400_000;
 
-/** Options of {@link DynamoDBStore}. */
+/**
+ * Options of {@link DynamoDBStore}.
+ *
+ * @example
+ * const opts: DynamoDBStoreOptions = { table: 'sluice-state', endpoint: 'http://127.0.0.1:8000', retentionMs: 86_400_000 };
+ */
 export interface DynamoDBStoreOptions {
   /** Table name; default the environment's SLUICE_STATE_TABLE (`SLUICE_ENV.stateTable`). */
   readonly table?: string;
@@ -67,7 +74,12 @@ export interface DynamoDBStoreOptions {
   readonly retentionMs?: number;
 }
 
-/** Counters for one store instance, reset by whoever reads them. */
+/**
+ * Counters for one store instance, reset by whoever reads them.
+ *
+ * @example
+ * const { writeRequests, conditionalCheckFailures } = store.stats;
+ */
 export interface DynamoDBStats {
   readRequests: number;
   writeRequests: number;
@@ -150,11 +162,16 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     }
   }
 
+  /** One deadline for the whole write set, key items and partition-level items alike. */
+  override write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts: StoreCallOptions = {}): Promise<WriteStats> {
+    return super.write(scope, changes, bounds, opts.deadline === undefined ? { ...opts, deadline: Date.now() + DEFAULT_DEADLINE_MS } : opts);
+  }
+
   protected async getItems(
     scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions, found: (key: string, item: DynamoItem) => void,
   ): Promise<void> {
     const { BatchGetItemCommand } = await import('@aws-sdk/client-dynamodb');
-    const deadline = opts.deadline ?? Date.now() + 60_000;
+    const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const pk = partitionKey(scope, namespace);
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT) as string[]);
@@ -182,7 +199,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
 
   protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, string>[], opts: StoreCallOptions): Promise<number> {
     const { PutItemCommand } = await import('@aws-sdk/client-dynamodb');
-    const deadline = opts.deadline ?? Date.now() + 60_000;
+    const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const now = Date.now();
     let conflicts = 0;
     const put = async ({ change, versions, expected }: ItemPut<StoredVersion, string>) => {

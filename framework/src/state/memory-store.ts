@@ -12,7 +12,12 @@ interface MemoryTable {
   readonly items: Map<string, MemoryItem>;
 }
 
-/** An item as `dump()` shows it: its newest version's value and offset. */
+/**
+ * An item as `dump()` shows it: its newest version's value and offset.
+ *
+ * @example
+ * const snap: ItemSnapshot = store.dump()['fn/readings/0/keyed:total'].a; // { value: 3, offset: 1 }
+ */
 export interface ItemSnapshot {
   readonly value: unknown;
   readonly offset: number;

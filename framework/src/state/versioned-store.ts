@@ -160,6 +160,7 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
     // Every check before any item is written: a value the store cannot keep fails the batch whole.
     if (this.#plainJson) for (const c of changes) checkPlainJson(c);
     const format = this.#format;
+    const limit = this.#limit;
     const absent = (this.#absent ??= [format.encode(-1, undefined, undefined)]);
     const keyItems: ItemPut<V, T>[] = [];
     let partitionItems: ItemPut<V, T>[] | undefined;
@@ -167,7 +168,7 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
       const expected = c.revision as RawItem<V, T> | undefined;
       const next = format.encode(c.offset, c.value, c.expiresAt);
       const versions = keepVersions(expected?.versions ?? absent, bounds.firstOffset, next);
-      if (this.#limit) checkItemSize(this.#limit, scope, c, versions, next);
+      if (limit) checkItemSize(limit, scope, c, versions, next);
       const put: ItemPut<V, T> = { change: c, versions, expected };
       if (isPartitionNamespace(c.namespace)) (partitionItems ??= []).push(put);
       else keyItems.push(put);
