@@ -89,11 +89,22 @@ export interface DynamoDBStats {
   retries: number;
 }
 
+let sdkModule: Promise<typeof import('@aws-sdk/client-dynamodb')> | undefined;
+
+/**
+ * The SDK, imported on first use (a function without state never loads it) and kept: each
+ * dynamic `import()` resolves the module again, through the loader hooks when some are
+ * registered (tsx), which cost more than a batch of items to encode.
+ */
+function sdk(): Promise<typeof import('@aws-sdk/client-dynamodb')> {
+  return (sdkModule ??= import('@aws-sdk/client-dynamodb'));
+}
+
 let sharedClient: Promise<DynamoDBClient> | undefined;
 
-/** One DynamoDB client per container, created on first use (and imported only then). */
+/** One DynamoDB client per container, created on first use. */
 async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClient> {
-  sharedClient ??= import('@aws-sdk/client-dynamodb').then(
+  sharedClient ??= sdk().then(
     ({ DynamoDBClient }) =>
       new DynamoDBClient({
         ...(endpoint
@@ -170,7 +181,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   protected async getItems(
     scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions, found: (key: string, item: DynamoItem) => void,
   ): Promise<void> {
-    const { BatchGetItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const { BatchGetItemCommand } = await sdk();
     const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const pk = partitionKey(scope, namespace);
     const chunks: string[][] = [];
@@ -198,7 +209,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   }
 
   protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, string>[], opts: StoreCallOptions): Promise<number> {
-    const { PutItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const { PutItemCommand } = await sdk();
     const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const now = Date.now();
     let conflicts = 0;
@@ -235,7 +246,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   }
 
   protected async listItems(scope: StateScope, namespace: string, found: (key: string, versions: readonly StoredVersion[]) => void): Promise<void> {
-    const { QueryCommand } = await import('@aws-sdk/client-dynamodb');
+    const { QueryCommand } = await sdk();
     let start: Record<string, AttributeValue> | undefined;
     do {
       const res = await this.#send<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>(new QueryCommand({
@@ -250,7 +261,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
 
   /** Creates the table if it does not exist (local development; the plugin creates it in AWS). */
   async ensureTable(): Promise<void> {
-    const { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand } = await import('@aws-sdk/client-dynamodb');
+    const { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand } = await sdk();
     const deadline = Date.now() + 30_000;
     try {
       await this.#send(new DescribeTableCommand({ TableName: this.table }), deadline);
