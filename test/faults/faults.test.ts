@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { CaptureSink, type KafkaEvent, type KafkaEventRecord, keyedState, MemoryStore, sluice, stream, sum } from 'sluice';
 import { lambdaContext, toEventRecord } from 'sluice/testing';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
+import { isPartitionNamespace, isWindowNamespace } from '../../framework/src/state/namespaces.js';
 import {
   compare, dropTable, emptyStats, FaultyStore, ForgetfulStore, quietSluiceLogs, runReference, runSuite, runWithFaults, type SuiteResult, workloads,
 } from './harness.js';
@@ -114,7 +115,7 @@ describe('found by the suite', () => {
     handler.sluice.configure({ store, sink });
     let crashes = 1;
     store.beforeItemWrite = (c) => {
-      if (c.namespace.endsWith('#partition') && crashes-- > 0) throw new Error('crash');
+      if (isPartitionNamespace(c.namespace) && crashes-- > 0) throw new Error('crash');
     };
     const ctx = lambdaContext('quiet') as never;
     assert.equal((await handler(event(at(0, 'q', 5, 1_000)), ctx)).batchItemFailures.length, 1, 'q written, the partition item not');
@@ -165,7 +166,7 @@ describe('found by the suite', () => {
       handler.sluice.configure({ store, sink });
       let crashes = crash ? 1 : 0;
       store.beforeItemWrite = (c) => {
-        if (c.namespace.startsWith('window:') && crashes-- > 0) throw new Error('crash');
+        if (isWindowNamespace(c.namespace) && crashes-- > 0) throw new Error('crash');
       };
       await handler(batch, lambdaContext('totals') as never);
       if (crash) await handler(batch, lambdaContext('totals') as never);

@@ -35,7 +35,7 @@ import {
 } from 'sluice';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/pipeline/runner.js';
-import { keyedNamespace } from '../../framework/src/state/namespaces.js';
+import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';
 import { SensorSums } from '../../functions/sensor-sums/handler.js';
@@ -244,8 +244,8 @@ export class FaultyStore implements StateStore {
     // Sorted first, so the items that land do not depend on the order a store lists keys in.
     const order = new Rng(plan.order);
     const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
-    const keyItems = order.shuffle(sorted.filter((c) => !c.namespace.endsWith('#partition')));
-    const partitionItems = order.shuffle(sorted.filter((c) => c.namespace.endsWith('#partition')));
+    const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
+    const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace)));
     const ordered = [...keyItems, ...partitionItems];
     const k = Math.min(ordered.length, Math.floor(plan.cut * (ordered.length + 1)));
     this.stats.crashPoints++;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { emptyStats } from '../../framework/src/local/emulator/stats.js';
-import { startView, statusLine } from '../../framework/src/local/view.js';
+import { countOpenWindows, startView, statusLine } from '../../framework/src/local/view.js';
 import { MemoryStore } from '../../framework/src/state/memory-store.js';
 
 function stats() {
@@ -44,4 +44,18 @@ test('off a TTY the view prints plain timestamped lines, without cursor movement
     assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sensor-sums\s+[\d,]+ rec\/s  in [\d,]+  lag p0:500 p1:0  batches 17  retries 3  windows open 0 emitted 15  late 2  poison 1  dlq 2$/);
   }
   assert.match(status[0], / [1-9][\d,]* rec\/s  in 1,734/, 'the first line counts the 500 new records as a rate');
+});
+
+test('open windows are counted in the window items of a memory store, not in partition-level or keyed items; other stores are unknown', async () => {
+  const store = new MemoryStore();
+  const scope = { functionName: 'sensor-sums', topic: 'readings', partition: 0 };
+  assert.equal(countOpenWindows(store), 0);
+  await store.write(scope, [
+    { namespace: 'window:sum:tumbling(10000)', key: 's1', value: { c: 0, w: [[0, 10_000, {}], [10_000, 20_000, {}]] }, offset: 1 },
+    { namespace: 'window:sum:tumbling(10000)', key: 's2', value: { c: 0, w: [[0, 10_000, {}]] }, offset: 2 },
+    { namespace: 'window:sum:tumbling(10000)#partition', key: 'index', value: { w: [1, 2, 3, 4] }, offset: 2 },
+    { namespace: 'keyed:seen', key: 's1', value: { w: [1] }, offset: 2 },
+  ], { firstOffset: 1, lastOffset: 2 });
+  assert.equal(countOpenWindows(store), 3);
+  assert.equal(countOpenWindows({ kind: 'other', durable: true, read: async () => new Map(), write: async () => ({ writeRequests: 0 }) }), undefined);
 });

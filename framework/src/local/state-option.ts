@@ -1,4 +1,5 @@
-import { SluiceError } from '../errors.js';
+import { readEnv } from '../env.js';
+import { SluiceError, errorText } from '../errors.js';
 import { DynamoDBStore } from '../state/dynamodb-store.js';
 import { MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
@@ -20,13 +21,13 @@ export async function devStateStore(kind: string | undefined, endpoint: string |
     return new MemoryStore();
   }
   if (kind !== 'dynamodb') throw new SluiceError(`--state must be one of ${STATE_KINDS.join(', ')}; received ${JSON.stringify(kind)}.`);
-  const url = endpoint ?? process.env.SLUICE_DYNAMODB_ENDPOINT ?? 'http://127.0.0.1:8000';
+  const url = endpoint ?? readEnv('dynamodbEndpoint') ?? 'http://127.0.0.1:8000';
   if (!/^https?:\/\/[^\s/]+/.test(url)) throw new SluiceError(`--dynamodb-endpoint must be a URL such as http://127.0.0.1:8000; received ${JSON.stringify(url)}.`);
-  const store = new DynamoDBStore({ table: process.env.SLUICE_STATE_TABLE ?? `sluice-${service}-state`, endpoint: url });
+  const store = new DynamoDBStore({ table: readEnv('stateTable') ?? `sluice-${service}-state`, endpoint: url });
   try {
     await store.ensureTable();
   } catch (e) {
-    throw new SluiceError(`could not reach DynamoDB at ${url} to create table ${store.table}: ${(e as Error).message}. Is DynamoDB Local running (npm run infra:up)?`, { cause: e });
+    throw new SluiceError(`could not reach DynamoDB at ${url} to create table ${store.table}: ${errorText(e)}. Is DynamoDB Local running (npm run infra:up)?`, { cause: e });
   }
   return store;
 }

@@ -1,14 +1,21 @@
 import type { StateStore } from '../state/store.js';
 import { MemoryStore } from '../state/memory-store.js';
+import { isWindowNamespace } from '../state/namespaces.js';
 import type { FunctionStats } from './emulator/stats.js';
 
-/** Windows still open in a memory store: what a finite input leaves unemitted. */
+/**
+ * Windows still open in a memory store: what a finite input leaves unemitted. Undefined for a
+ * store that cannot be counted cheaply (DynamoDB).
+ *
+ * @example
+ * statusLine(stats, rate, countOpenWindows(store));
+ */
 export function countOpenWindows(store: StateStore): number | undefined {
   if (!(store instanceof MemoryStore)) return undefined;
   let n = 0;
   // Runs every second under the live view: count in place, without copying the state.
-  store.forEachValue((table, _key, value) => {
-    if (!table.includes('/window:') || table.endsWith('#partition')) return;
+  store.forEachValue((namespace, _key, value) => {
+    if (!isWindowNamespace(namespace)) return;
     const v = value as { w?: unknown[]; e?: unknown[] };
     n += (v.e ?? v.w ?? []).length;
   });

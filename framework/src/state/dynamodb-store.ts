@@ -1,12 +1,8 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ConfigError, SluiceError } from '../errors.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
-import { conflictError, keepVersions, pickVersion, staleReadError } from './versions.js';
-
-/** DynamoDB's item size limit, less room for the key and bookkeeping attributes. */
-const MAX_VALUE_BYTES = 380 * 1024;
-/** Bytes of attribute names and numbers per stored version, on top of its value's JSON. */
-const VERSION_OVERHEAD_BYTES = 48;
+import { SLUICE_ENV, readEnv } from '../env.js';
+import { ConfigError, SluiceError, errorText } from '../errors.js';
+import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
+import { type ItemLimit, type ItemPut, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
 
 /** One stored version: its offset and its attribute map as DynamoDB returned it (passed back untouched). */
 interface StoredVersion {
@@ -14,23 +10,63 @@ interface StoredVersion {
   readonly av: AttributeValue;
 }
 
-/** What a read hands back for the conditional write: the item's write count and its versions. */
-interface DynamoRevision {
-  readonly n: string;
-  readonly versions: readonly StoredVersion[];
-}
+/** An item as read: its versions and its write count `n`, which the conditional put compares. */
+type DynamoItem = RawItem<StoredVersion, string>;
 
-const ABSENT: readonly StoredVersion[] = [{ o: -1, av: { M: { o: { N: '-1' } } } }];
+/**
+ * Versions as attribute maps `{ o: N, v: S (the value's JSON), e: N }`. Decoding parses only the
+ * version a batch reads; the versions a write keeps go back as they came, so a write encodes one
+ * value per item, never the ones kept for retries.
+ */
+const dynamoVersions: VersionFormat<StoredVersion> = {
+  encode(o, value, e) {
+    const m: Record<string, AttributeValue> = { o: { N: String(o) } };
+    const json = value === undefined ? undefined : JSON.stringify(value);
+    if (json !== undefined) m.v = { S: json };
+    if (e !== undefined) m.e = { N: String(e) };
+    return { o, av: { M: m } };
+  },
+  decode(version) {
+    const json = version.av.M!.v?.S;
+    return json === undefined ? undefined : JSON.parse(json);
+  },
+  holdsValue: (version) => version.av.M!.v !== undefined,
+  expiresAt(version) {
+    const e = version.av.M!.e?.N;
+    return e === undefined ? undefined : Number(e);
+  },
+};
+
+/** DynamoDB's 400 KB per item, counted on the values' JSON plus a fixed cost per version. */
+const ITEM_LIMIT: ItemLimit<StoredVersion> = {
+  // Less room for the key and bookkeeping attributes.
+  maxBytes: 380 * 1024,
+  // Attribute names and numbers per stored version, on top of its value's JSON.
+  versionOverheadBytes: 48,
+  name: "DynamoDB's 400 KB item limit",
+  valueBytes(version) {
+    const json = version.av.M!.v?.S;
+    return json === undefined ? 0 : Buffer.byteLength(json);
+  },
+};
+
 const BATCH_GET_LIMIT = 100;
 const WRITE_CONCURRENCY = 25;
+/** How long a read or a write may retry throttled requests when the caller gives no deadline. */
+const DEFAULT_DEADLINE_MS = 60_000;
 /** How long tombstones and window items live after their last write, unless given. */
 const DEFAULT_RETENTION_MS = 7 * 86_400_000;
 
-/** Options of {@link DynamoDBStore}. */
+/**
+ * Options of {@link DynamoDBStore}.
+ *
+ * @example
+ * const opts: DynamoDBStoreOptions = { table: 'sluice-state', endpoint: 'http://127.0.0.1:8000', retentionMs: 86_400_000 };
+ */
 export interface DynamoDBStoreOptions {
-  /** Table name; default `process.env.SLUICE_STATE_TABLE`. */
+  /** Table name; default the environment's SLUICE_STATE_TABLE (`SLUICE_ENV.stateTable`). */
   readonly table?: string;
-  /** Endpoint, e.g. DynamoDB Local; default `process.env.SLUICE_DYNAMODB_ENDPOINT` (AWS when unset). */
+  /** Endpoint, e.g. DynamoDB Local; default SLUICE_DYNAMODB_ENDPOINT (`SLUICE_ENV.dynamodbEndpoint`; AWS when unset). */
   readonly endpoint?: string;
   /** A client to use instead of creating one (tests, custom credentials). */
   readonly client?: DynamoDBClient;
@@ -38,7 +74,12 @@ export interface DynamoDBStoreOptions {
   readonly retentionMs?: number;
 }
 
-/** Counters for one store instance, reset by whoever reads them. */
+/**
+ * Counters for one store instance, reset by whoever reads them.
+ *
+ * @example
+ * const { writeRequests, conditionalCheckFailures } = store.stats;
+ */
 export interface DynamoDBStats {
   readRequests: number;
   writeRequests: number;
@@ -48,11 +89,22 @@ export interface DynamoDBStats {
   retries: number;
 }
 
+let sdkModule: Promise<typeof import('@aws-sdk/client-dynamodb')> | undefined;
+
+/**
+ * The SDK, imported on first use (a function without state never loads it) and kept: each
+ * dynamic `import()` resolves the module again, through the loader hooks when some are
+ * registered (tsx), which cost more than a batch of items to encode.
+ */
+function sdk(): Promise<typeof import('@aws-sdk/client-dynamodb')> {
+  return (sdkModule ??= import('@aws-sdk/client-dynamodb'));
+}
+
 let sharedClient: Promise<DynamoDBClient> | undefined;
 
-/** One DynamoDB client per container, created on first use (and imported only then). */
+/** One DynamoDB client per container, created on first use. */
 async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClient> {
-  sharedClient ??= import('@aws-sdk/client-dynamodb').then(
+  sharedClient ??= sdk().then(
     ({ DynamoDBClient }) =>
       new DynamoDBClient({
         ...(endpoint
@@ -65,21 +117,22 @@ async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClie
 }
 
 /**
- * State in a DynamoDB table: partition key `pk` = function#topic#partition#namespace, sort key
+ * State in a DynamoDB table, the adapter under {@link VersionedStore} (which owns the protocol):
+ * partition key `pk` = function#topic#partition#namespace, sort key
  * `sk` = `k:` + record key, the versions in `h` (a list of maps: input offset `o`, value as JSON
  * `v` unless absent, expiry `e` if any; see `versions.ts`), the write count in `n`, and `ttl`.
  *
- * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel, each item as of just before
- * the batch. Each changed item is one `PutItem` conditional on the write count read: a stale
- * invocation (a timed-out one still running beside its retry) is fenced and fails, and never
- * overwrites newer state. A crash between item writes is safe because the retry reads every item
- * as it was before the batch. Partition-level items are written after the key items.
+ * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel. Each changed item is one
+ * `PutItem` conditional on the write count read (`ConditionalCheckFailedException` is a conflict,
+ * which the base counts); throttling and network errors are retried with backoff within the
+ * invocation's time, then raised as a retriable SluiceError. Items also get a `ttl`: the latest
+ * expiry of their versions, or `retentionMs` after the write for versions without one.
  *
  * @example
  * const store = new DynamoDBStore({ table: 'sluice-state', endpoint: 'http://127.0.0.1:8000' });
  * handler.sluice.configure({ store });
  */
-export class DynamoDBStore implements StateStore {
+export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   readonly kind = 'dynamodb';
   readonly durable = true;
   readonly table: string;
@@ -89,12 +142,15 @@ export class DynamoDBStore implements StateStore {
   #client: DynamoDBClient | undefined;
 
   constructor(opts: DynamoDBStoreOptions = {}) {
-    const table = opts.table ?? process.env.SLUICE_STATE_TABLE;
+    // DynamoDB stores JSON.stringify's text, so values are not checked for plain JSON here: that
+    // would newly reject values it keeps today (a Date is stored as its ISO string).
+    super({ format: dynamoVersions, itemLimit: ITEM_LIMIT });
+    const table = opts.table ?? readEnv('stateTable');
     if (!table) {
-      throw new ConfigError('the DynamoDB state store needs a table name: set SLUICE_STATE_TABLE (the Serverless plugin does) or pass { table }.');
+      throw new ConfigError(`the DynamoDB state store needs a table name: set ${SLUICE_ENV.stateTable} (the Serverless plugin does) or pass { table }.`);
     }
     this.table = table;
-    this.#endpoint = opts.endpoint ?? process.env.SLUICE_DYNAMODB_ENDPOINT;
+    this.#endpoint = opts.endpoint ?? readEnv('dynamodbEndpoint');
     this.#retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#client = opts.client;
   }
@@ -109,7 +165,7 @@ export class DynamoDBStore implements StateStore {
         // Full jitter, capped, and only while the invocation has time left.
         const delay = Math.random() * Math.min(2_000, 50 * 2 ** attempt);
         if (Date.now() + delay >= deadline) {
-          throw new SluiceError(`DynamoDB kept failing (${(e as Error).name}: ${(e as Error).message}) and the invocation ran out of time; Lambda will retry the batch.`, { retriable: true, cause: e });
+          throw new SluiceError(`DynamoDB kept failing (${(e as { name?: string }).name}: ${errorText(e)}) and the invocation ran out of time; Lambda will retry the batch.`, { retriable: true, cause: e });
         }
         this.stats.retries++;
         await new Promise((r) => setTimeout(r, delay));
@@ -117,11 +173,17 @@ export class DynamoDBStore implements StateStore {
     }
   }
 
-  async read(scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions = {}): Promise<Map<string, StoredItem>> {
-    const { BatchGetItemCommand } = await import('@aws-sdk/client-dynamodb');
-    const deadline = opts.deadline ?? Date.now() + 60_000;
+  /** One deadline for the whole write set, key items and partition-level items alike. */
+  override write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts: StoreCallOptions = {}): Promise<WriteStats> {
+    return super.write(scope, changes, bounds, opts.deadline === undefined ? { ...opts, deadline: Date.now() + DEFAULT_DEADLINE_MS } : opts);
+  }
+
+  protected async getItems(
+    scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions, found: (key: string, item: DynamoItem) => void,
+  ): Promise<void> {
+    const { BatchGetItemCommand } = await sdk();
+    const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const pk = partitionKey(scope, namespace);
-    const out = new Map<string, StoredItem>();
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT) as string[]);
     await Promise.all(chunks.map(async (chunk) => {
@@ -133,17 +195,8 @@ export class DynamoDBStore implements StateStore {
           deadline,
         );
         for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
-        const now = Date.now();
         for (const item of res.Responses?.[this.table] ?? []) {
-          const key = decodeKey(item.sk.S!);
-          const versions = (item.h?.L ?? []).map((av): StoredVersion => ({ o: Number(av.M!.o.N), av }));
-          const version = pickVersion(versions, opts.before);
-          if (!version) throw staleReadError(scope, namespace, key, versions[0]?.o ?? -1, opts.before!);
-          // DynamoDB deletes expired items lazily (within days): an expired value reads as absent.
-          const m = version.av.M!;
-          const expired = m.e?.N !== undefined && Number(m.e.N) < now;
-          const revision: DynamoRevision = { n: item.n.N!, versions };
-          out.set(key, { value: m.v?.S === undefined || expired ? undefined : JSON.parse(m.v.S), offset: version.o, revision });
+          found(decodeKey(item.sk.S!), { versions: storedVersions(item.h), token: item.n.N! });
         }
         pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
         if (pending.length > 0) {
@@ -153,91 +206,68 @@ export class DynamoDBStore implements StateStore {
         }
       }
     }));
-    return out;
   }
 
-  async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts: { deadline?: number } = {}): Promise<WriteStats> {
-    const { PutItemCommand } = await import('@aws-sdk/client-dynamodb');
-    const deadline = opts.deadline ?? Date.now() + 60_000;
+  protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, string>[], opts: StoreCallOptions): Promise<number> {
+    const { PutItemCommand } = await sdk();
+    const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const now = Date.now();
-    const items = changes.map((c) => {
-      const revision = c.revision as DynamoRevision | undefined;
-      const json = c.value === undefined ? undefined : JSON.stringify(c.value);
-      const next: StoredVersion = {
-        o: c.offset,
-        av: { M: { o: { N: String(c.offset) }, ...(json === undefined ? {} : { v: { S: json } }), ...(c.expiresAt === undefined ? {} : { e: { N: String(c.expiresAt) } }) } },
-      };
-      const versions = keepVersions(revision?.versions ?? ABSENT, bounds.firstOffset, next);
-      let bytes = 0;
+    let conflicts = 0;
+    const put = async ({ change, versions, expected }: ItemPut<StoredVersion, string>) => {
       let expires = 0;
-      for (const v of versions) {
-        const m = v.av.M!;
-        bytes += VERSION_OVERHEAD_BYTES + (m.v?.S === undefined ? 0 : Buffer.byteLength(m.v.S));
-        expires = Math.max(expires, m.e?.N === undefined ? now + this.#retentionMs : Number(m.e.N));
-      }
-      if (bytes > MAX_VALUE_BYTES) {
-        const valueKb = Math.round(Buffer.byteLength(json ?? '') / 1024);
-        throw new SluiceError(
-          `state "${c.namespace}" of function "${scope.functionName}" for key "${c.key}" (partition ${scope.partition}) would be ${Math.round(bytes / 1024)} KB ` +
-            `(the value is ${valueKb} KB, kept with its version from before this batch for retries), over DynamoDB's 400 KB item limit; ` +
-            `use a smaller window, or an aggregation that keeps less (e.g. count/sum instead of collect).`,
-          { retriable: false },
-        );
-      }
-      return {
-        partitionLevel: c.namespace.endsWith('#partition'),
-        input: new PutItemCommand({
+      for (const v of versions) expires = Math.max(expires, dynamoVersions.expiresAt(v) ?? now + this.#retentionMs);
+      this.stats.writeRequests++;
+      try {
+        const res = await this.#send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(new PutItemCommand({
           TableName: this.table,
           Item: {
-            pk: { S: partitionKey(scope, c.namespace) },
-            sk: { S: encodeKey(c.key) },
-            n: { N: String(Number(revision?.n ?? 0) + 1) },
+            pk: { S: partitionKey(scope, change.namespace) },
+            sk: { S: encodeKey(change.key) },
+            n: { N: String(Number(expected?.token ?? 0) + 1) },
+            // The versions read are passed back as DynamoDB returned them: only the new one is encoded.
             h: { L: versions.map((v) => v.av) },
             ttl: { N: String(Math.ceil(expires / 1000)) },
           },
-          ...(revision
-            ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: revision.n } } }
+          ...(expected
+            ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: expected.token } } }
             : { ConditionExpression: 'attribute_not_exists(pk)' }),
           ReturnConsumedCapacity: 'TOTAL',
-        }),
-        change: c,
-      };
-    });
-    let conflicts = 0;
-    const put = async (group: typeof items) => {
-      for (let i = 0; i < group.length; i += WRITE_CONCURRENCY) {
-        await Promise.all(group.slice(i, i + WRITE_CONCURRENCY).map(async (it) => {
-          this.stats.writeRequests++;
-          try {
-            const res = await this.#send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(it.input, deadline);
-            this.stats.consumedWriteUnits += res.ConsumedCapacity?.CapacityUnits ?? 0;
-          } catch (e) {
-            if ((e as Error).name === 'ConditionalCheckFailedException') {
-              conflicts++;
-              this.stats.conditionalCheckFailures++;
-              return;
-            }
-            throw e;
-          }
-        }));
+        }), deadline);
+        this.stats.consumedWriteUnits += res.ConsumedCapacity?.CapacityUnits ?? 0;
+      } catch (e) {
+        // The one SDK error that is part of the protocol: the item changed since it was read.
+        if ((e as { name?: unknown }).name !== 'ConditionalCheckFailedException') throw e;
+        conflicts++;
+        this.stats.conditionalCheckFailures++;
       }
     };
-    // Key items first, then partition-level items (clocks, indexes).
-    await put(items.filter((i) => !i.partitionLevel));
-    await put(items.filter((i) => i.partitionLevel));
-    if (conflicts > 0) throw conflictError(scope, conflicts);
-    return { writeRequests: items.length, conflicts };
+    for (let i = 0; i < puts.length; i += WRITE_CONCURRENCY) await Promise.all(puts.slice(i, i + WRITE_CONCURRENCY).map(put));
+    return conflicts;
+  }
+
+  protected async listItems(scope: StateScope, namespace: string, found: (key: string, versions: readonly StoredVersion[]) => void): Promise<void> {
+    const { QueryCommand } = await sdk();
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const res = await this.#send<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>(new QueryCommand({
+        TableName: this.table, ConsistentRead: true,
+        KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
+        ProjectionExpression: 'sk, h', ...(start ? { ExclusiveStartKey: start } : {}),
+      }), Date.now() + 30_000);
+      for (const item of res.Items ?? []) found(decodeKey(item.sk.S!), storedVersions(item.h));
+      start = res.LastEvaluatedKey;
+    } while (start);
   }
 
   /** Creates the table if it does not exist (local development; the plugin creates it in AWS). */
   async ensureTable(): Promise<void> {
-    const { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand } = await import('@aws-sdk/client-dynamodb');
+    const { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand } = await sdk();
     const deadline = Date.now() + 30_000;
     try {
       await this.#send(new DescribeTableCommand({ TableName: this.table }), deadline);
       return;
     } catch (e) {
-      if ((e as Error).name !== 'ResourceNotFoundException') throw e;
+      if ((e as { name?: unknown }).name !== 'ResourceNotFoundException') throw e;
     }
     await this.#send(new CreateTableCommand({
       TableName: this.table,
@@ -247,27 +277,11 @@ export class DynamoDBStore implements StateStore {
     }), deadline);
     await this.#send(new UpdateTimeToLiveCommand({ TableName: this.table, TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true } }), deadline).catch(() => undefined);
   }
+}
 
-  /** Keys holding a value in a namespace (a Query on its partition key): for `--flush`. */
-  async keys(scope: StateScope, namespace: string): Promise<string[]> {
-    const { QueryCommand } = await import('@aws-sdk/client-dynamodb');
-    const out: string[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const res = await this.#send<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>(new QueryCommand({
-        TableName: this.table, ConsistentRead: true,
-        KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
-        ProjectionExpression: 'sk, h', ...(start ? { ExclusiveStartKey: start } : {}),
-      }), Date.now() + 30_000);
-      const now = Date.now();
-      for (const item of res.Items ?? []) {
-        const newest = item.h?.L?.at(-1)?.M;
-        if (newest?.v && !(newest.e?.N !== undefined && Number(newest.e.N) < now)) out.push(decodeKey(item.sk.S!));
-      }
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return out;
-  }
+/** An item's versions as read, each with its offset parsed; the rest stays as DynamoDB sent it. */
+function storedVersions(h: AttributeValue | undefined): StoredVersion[] {
+  return (h?.L ?? []).map((av) => ({ o: Number(av.M!.o.N), av }));
 }
 
 /** Sort keys are prefixed: DynamoDB rejects an empty string, and Kafka keys can be empty. */
@@ -294,5 +308,5 @@ function isTransient(e: unknown): boolean {
   if (err.$retryable) return true;
   const status = err.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
-  return ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE'].includes(err.code ?? '') || /socket hang up|ECONNRESET/.test(String((e as Error)?.message));
+  return ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE'].includes(err.code ?? '') || /socket hang up|ECONNRESET/.test(errorText(e));
 }

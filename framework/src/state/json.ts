@@ -1,6 +1,11 @@
 /** Helpers for state values, which must be plain JSON data (as DynamoDB stores them). */
 
-/** Deep copy of plain JSON data (arrays, plain objects, primitives). */
+/**
+ * Deep copy of plain JSON data (arrays, plain objects, primitives).
+ *
+ * @example
+ * const copy = cloneJson({ w: [1, 2] }) as { w: number[] }; copy.w.push(3); // the original keeps [1, 2]
+ */
 export function cloneJson(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) {
@@ -13,7 +18,14 @@ export function cloneJson(v: unknown): unknown {
   return out;
 }
 
-/** A description of the first value in `v` that is not plain JSON data, or undefined. */
+/**
+ * A description of the first value in `v` that is not plain JSON data, or undefined.
+ *
+ * @example
+ * firstNonJson({ at: new Date() }); // 'Date'
+ * firstNonJson([1, NaN]);           // 'NaN'
+ * firstNonJson({ n: 1 });           // undefined
+ */
 export function firstNonJson(v: unknown): string | undefined {
   switch (typeof v) {
     case 'string':

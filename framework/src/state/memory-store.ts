@@ -1,110 +1,127 @@
-import { cloneJson, firstNonJson } from './json.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
-import { conflictError, keepVersions, liveValue, pickVersion, staleReadError, type Version } from './versions.js';
+import { cloneJson } from './json.js';
+import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
+import { type ItemPut, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
+import { liveValue, type Version } from './versions.js';
 
-/** One item: its versions (sorted by offset) and its revision, counted up by every write. */
-interface MemoryItem {
-  readonly versions: readonly Version[];
-  readonly revision: number;
+/** One item: its versions (sorted by offset) and its token, a write counter every put counts up. */
+type MemoryItem = RawItem<Version, number>;
+
+/** The items of one scope and namespace. */
+interface MemoryTable {
+  readonly namespace: string;
+  readonly items: Map<string, MemoryItem>;
 }
 
-/** An item as `dump()` shows it: its newest version's value and offset. */
+/**
+ * An item as `dump()` shows it: its newest version's value and offset.
+ *
+ * @example
+ * const snap: ItemSnapshot = store.dump()['fn/readings/0/keyed:total'].a; // { value: 3, offset: 1 }
+ */
 export interface ItemSnapshot {
   readonly value: unknown;
   readonly offset: number;
 }
 
-const ABSENT: readonly Version[] = [{ o: -1 }];
+/**
+ * Versions kept as the objects themselves. Reads hand out deep copies, so a batch that fails and
+ * is never committed cannot leak in-place mutations into stored state; writes keep the committed
+ * objects (a transaction is never used after its commit).
+ */
+const memoryVersions: VersionFormat<Version> = {
+  encode(o, v, e) {
+    const next: { o: number; v?: unknown; e?: number } = { o };
+    if (v !== undefined) next.v = v;
+    if (e !== undefined) next.e = e;
+    return next;
+  },
+  decode: (version) => cloneJson(version.v),
+  holdsValue: (version) => version.v !== undefined,
+  expiresAt: (version) => version.e,
+};
 
 /**
- * State in process memory, for `sluice dev`, tests and benchmarks. Reads hand out deep copies,
- * so a batch that fails and is never committed cannot leak in-place mutations into stored state;
- * writes keep the committed objects (a transaction is never used after its commit). Values must be
- * plain JSON data, as in DynamoDB: anything else fails the write with a clear error. Items are
- * versioned and written compare-and-set, exactly as in the DynamoDB store (see `versions.ts`).
+ * State in process memory, for `sluice dev`, tests and benchmarks: the protocol of
+ * {@link VersionedStore} (versioned items, compare-and-set, key items before partition items)
+ * over Maps, exactly as the DynamoDB store runs it over a table. Values must be plain JSON data, as
+ * DynamoDB keeps them: anything else fails the write with a StateValueError. No item size limit.
  *
  * @example
  * const store = new MemoryStore();
  * await runFunction(handler, records, { store });
  * store.dump(); // stored items by table, then by key: { value, offset } of the newest version
  */
-export class MemoryStore implements StateStore {
+export class MemoryStore extends VersionedStore<Version, number> {
   readonly kind = 'memory';
   readonly durable = false;
-  readonly #items = new Map<string, Map<string, MemoryItem>>();
+  readonly #tables = new Map<string, MemoryTable>();
   reads = 0;
   writes = 0;
-
-  async read(scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions = {}): Promise<Map<string, StoredItem>> {
-    this.reads++;
-    const table = this.#items.get(tableKey(scope, namespace));
-    const out = new Map<string, StoredItem>();
-    if (!table) return out;
-    const now = Date.now();
-    for (const key of keys) {
-      const hit = table.get(key);
-      if (!hit) continue;
-      const version = pickVersion(hit.versions, opts.before);
-      if (!version) throw staleReadError(scope, namespace, key, hit.versions[0].o, opts.before!);
-      out.set(key, { value: cloneJson(liveValue(version, now)), offset: version.o, revision: hit.revision });
-    }
-    return out;
-  }
-
-  async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): Promise<WriteStats> {
-    this.writes++;
-    // Values must be plain JSON: check them all before writing any.
-    for (const c of changes) checkJson(c.value, c.namespace, c.key);
-    let conflicts = 0;
-    // As in DynamoDB: each item only if unchanged since it was read; partition-level items last.
-    const partitionLevel: ItemChange[] = [];
-    let lastTable: { key: string; table: Map<string, MemoryItem> } | undefined;
-    const apply = (c: ItemChange) => {
-      this.beforeItemWrite?.(c);
-      // Changes come grouped by namespace: look each table up once per run of them.
-      if (lastTable?.key !== c.namespace) {
-        const tk = tableKey(scope, c.namespace);
-        let table = this.#items.get(tk);
-        if (!table) this.#items.set(tk, (table = new Map()));
-        lastTable = { key: c.namespace, table };
-      }
-      const table = lastTable.table;
-      const stored = table.get(c.key);
-      if (stored?.revision !== c.revision) {
-        conflicts++;
-        return;
-      }
-      const next: { o: number; v?: unknown; e?: number } = { o: c.offset };
-      if (c.value !== undefined) next.v = c.value;
-      if (c.expiresAt !== undefined) next.e = c.expiresAt;
-      table.set(c.key, { versions: keepVersions(stored?.versions ?? ABSENT, bounds.firstOffset, next), revision: (stored?.revision ?? 0) + 1 });
-    };
-    for (const c of changes) {
-      if (c.namespace.endsWith('#partition')) partitionLevel.push(c);
-      else apply(c);
-    }
-    for (const c of partitionLevel) apply(c);
-    if (conflicts > 0) throw conflictError(scope, conflicts);
-    return { writeRequests: changes.length, conflicts };
-  }
 
   /** Test hook: called before each item write; throw from it to simulate a crash mid-write. */
   beforeItemWrite?: (change: ItemChange) => void;
 
-  async keys(scope: StateScope, namespace: string): Promise<string[]> {
-    const table = this.#items.get(tableKey(scope, namespace));
-    return table ? [...table].filter(([, item]) => newest(item) !== undefined).map(([k]) => k) : [];
+  constructor() {
+    super({ format: memoryVersions, plainJson: true });
+  }
+
+  override async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
+    this.writes++;
+    return super.write(scope, changes, bounds, opts);
+  }
+
+  protected async getItems(scope: StateScope, namespace: string, keys: readonly string[], _opts: StoreCallOptions, found: (key: string, item: MemoryItem) => void): Promise<void> {
+    this.reads++;
+    const table = this.#tables.get(tableKey(scope, namespace));
+    if (!table) return;
+    for (const key of keys) {
+      const hit = table.items.get(key);
+      if (hit) found(key, hit);
+    }
+  }
+
+  protected async putItems(scope: StateScope, puts: readonly ItemPut<Version, number>[]): Promise<number> {
+    let conflicts = 0;
+    let last: MemoryTable | undefined;
+    for (const { change, versions, expected } of puts) {
+      this.beforeItemWrite?.(change);
+      // Puts come grouped by namespace: look each table up once per run of them.
+      if (last?.namespace !== change.namespace) last = this.#table(scope, change.namespace);
+      const stored = last.items.get(change.key);
+      if (stored?.token !== expected?.token) {
+        conflicts++;
+        continue;
+      }
+      last.items.set(change.key, { versions, token: (stored?.token ?? 0) + 1 });
+    }
+    return conflicts;
+  }
+
+  protected async listItems(scope: StateScope, namespace: string, found: (key: string, versions: readonly Version[]) => void): Promise<void> {
+    const table = this.#tables.get(tableKey(scope, namespace));
+    if (table) for (const [key, item] of table.items) found(key, item.versions);
+  }
+
+  #table(scope: StateScope, namespace: string): MemoryTable {
+    const tk = tableKey(scope, namespace);
+    let table = this.#tables.get(tk);
+    if (!table) this.#tables.set(tk, (table = { namespace, items: new Map() }));
+    return table;
   }
 
   /**
-   * Visits every stored value without copying it (read-only: do not mutate what you are given).
-   * For cheap periodic summaries such as the live view's count of open windows.
+   * Visits every stored value without copying it (read-only: do not mutate what you are given),
+   * with the namespace it belongs to (tell kinds apart with `namespaces.ts`). For cheap periodic
+   * summaries such as the live view's count of open windows.
+   *
+   * @example
+   * store.forEachValue((namespace, key, value) => { if (isWindowNamespace(namespace)) n++; });
    */
-  forEachValue(visit: (table: string, key: string, value: unknown) => void): void {
-    for (const [tk, table] of this.#items) {
-      for (const [k, item] of table) {
+  forEachValue(visit: (namespace: string, key: string, value: unknown) => void): void {
+    for (const table of this.#tables.values()) {
+      for (const [k, item] of table.items) {
         const v = newest(item);
-        if (v !== undefined) visit(tk, k, v);
+        if (v !== undefined) visit(table.namespace, k, v);
       }
     }
   }
@@ -112,9 +129,9 @@ export class MemoryStore implements StateStore {
   /** Every stored item holding a value, as its newest version, decoded: for tests and the dev summary. */
   dump(): Record<string, Record<string, ItemSnapshot>> {
     const out: Record<string, Record<string, ItemSnapshot>> = {};
-    for (const [tk, table] of this.#items) {
+    for (const [tk, table] of this.#tables) {
       out[tk] = {};
-      for (const [k, item] of table) {
+      for (const [k, item] of table.items) {
         const v = newest(item);
         if (v !== undefined) out[tk][k] = { value: cloneJson(v), offset: item.versions[item.versions.length - 1].o };
       }
@@ -124,7 +141,7 @@ export class MemoryStore implements StateStore {
 
   /** Every version of every item, for tests of the versioning itself. */
   versions(scope: StateScope, namespace: string, key: string): readonly Version[] {
-    return this.#items.get(tableKey(scope, namespace))?.get(key)?.versions ?? [];
+    return this.#tables.get(tableKey(scope, namespace))?.items.get(key)?.versions ?? [];
   }
 }
 
@@ -136,16 +153,3 @@ function newest(item: MemoryItem): unknown {
 function tableKey(scope: StateScope, namespace: string): string {
   return `${scope.functionName}/${scope.topic}/${scope.partition}/${namespace}`;
 }
-
-
-/** Rejects state a real store could not keep (functions, class instances, NaN…), naming the item. */
-function checkJson(v: unknown, namespace: string, key: string): unknown {
-  if (v !== undefined) {
-    const bad = firstNonJson(v);
-    if (bad !== undefined) {
-      throw new TypeError(`state "${namespace}" for key "${key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`);
-    }
-  }
-  return v;
-}
-

@@ -7,7 +7,8 @@
  * reads the newest version older than its first offset (see `versions.ts`): a retried or
  * re-batched batch sees state exactly as its first run did, so every record's effect is applied
  * once and everything computed from state comes out the same again. Writes are compare-and-set
- * on the revision the batch read.
+ * on the revision the batch read. That protocol has one owner, `versioned-store.ts`; the stores
+ * extend it and only get and put items.
  */
 
 /**
@@ -71,8 +72,8 @@ export interface BatchBounds {
 
 /**
  * A state backend. Implementations: the in-memory store (local runs, tests) and the DynamoDB
- * store. `read` and `write` are called once per namespace and once per batch respectively,
- * never per record.
+ * store, both on `VersionedStore`. `read` and `write` are called once per namespace and once per
+ * batch respectively, never per record.
  *
  * @example
  * const store: StateStore = new MemoryStore();
@@ -91,7 +92,7 @@ export interface StateStore {
    * Writes a batch's changes. Each item is written only if it is unchanged since it was read
    * (otherwise StateConflictError: the invocation is stale). A write may be cut short by a crash,
    * leaving some items written: the retry reads the versions from before the batch, so that is
-   * safe. Partition-level items (namespaces ending in `#partition`) are written after the others.
+   * safe. Partition-level items (`isPartitionNamespace` in `namespaces.ts`) are written after the others.
    */
   write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats>;
   /** Keys holding a value in a namespace: only for closing every window at the end of a finite input. */

@@ -1,6 +1,3 @@
-import { StateConflictError } from '../errors.js';
-import type { StateScope } from './store.js';
-
 /**
  * Versioned items: how a store makes a replayed batch see state exactly as its first run did.
  *
@@ -36,7 +33,12 @@ export interface Version<V = unknown> {
 /**
  * The version a batch starting at `before` reads: the newest one older than `before` (the newest
  * of all without `before`). Versions are sorted by offset. Undefined when every version is at or
- * after `before`: the reader is stale (see {@link staleReadError}).
+ * after `before`: the reader is stale (`VersionedStore.read` raises StateConflictError).
+ *
+ * @example
+ * pickVersion([{ o: 41 }, { o: 57 }], 50);        // { o: 41 }
+ * pickVersion([{ o: 41 }, { o: 57 }], undefined); // { o: 57 }
+ * pickVersion([{ o: 57 }], 50);                   // undefined: stale
  */
 export function pickVersion<T extends { readonly o: number }>(versions: readonly T[], before: number | undefined): T | undefined {
   if (before === undefined) return versions[versions.length - 1];
@@ -48,6 +50,9 @@ export function pickVersion<T extends { readonly o: number }>(versions: readonly
  * The versions an item keeps after a batch starting at `before` writes `next`: the one it read
  * (the newest older than `before`), those at or after `before` that another attempt wrote (one
  * with `next`'s offset is replaced: it holds the same records, so the same value), and `next`.
+ *
+ * @example
+ * keepVersions([{ o: 20 }, { o: 31 }, { o: 45 }], 40, { o: 45 }); // [{ o: 31 }, { o: 45 }]: the new 45 replaces the old
  */
 export function keepVersions<T extends { readonly o: number }>(versions: readonly T[], before: number, next: T): T[] {
   const out: T[] = [];
@@ -68,24 +73,12 @@ export function keepVersions<T extends { readonly o: number }>(versions: readonl
   return out;
 }
 
-/** The value a version holds now: absent once its expiry has passed. */
+/**
+ * The value a version holds now: absent once its expiry has passed.
+ *
+ * @example
+ * liveValue({ o: 3, v: true, e: Date.now() - 1 }, Date.now()); // undefined
+ */
 export function liveValue<V>(version: Version<V>, now: number): V | undefined {
   return version.e !== undefined && version.e < now ? undefined : version.v;
-}
-
-/** The error for a read that finds only versions newer than its batch: the invocation is stale. */
-export function staleReadError(scope: StateScope, namespace: string, key: string, oldest: number, before: number): StateConflictError {
-  return new StateConflictError(
-    `state "${namespace}" of function "${scope.functionName}" for key "${key}" (partition ${scope.partition}) holds only versions from offset ${oldest} on, ` +
-      `but this batch starts at offset ${before}: the partition has moved past this invocation (a stale one still running beside its retry), ` +
-      `or the input restarted at an older offset (then clear the state table or continue from the committed offset). Nothing was changed.`,
-  );
-}
-
-/** The error for items changed since this invocation read them: it is stale and stops. */
-export function conflictError(scope: StateScope, conflicts: number): StateConflictError {
-  return new StateConflictError(
-    `${conflicts} state item(s) of function "${scope.functionName}", partition ${scope.partition}, were changed by another invocation since this one read them; ` +
-      `this invocation is stale and stops without overwriting them.`,
-  );
 }
