@@ -1,3 +1,4 @@
+import { errorText } from '../errors.js';
 import type { DeadLetter } from '../pipeline/records.js';
 import type { KafkaBatchResponse, KafkaEvent, KafkaEventRecord } from '../runtime/msk-event.js';
 
@@ -35,7 +36,7 @@ export async function invokeWithRetries(
       const response = await invoke({ ...event, records: pending });
       failures = new Map(response.batchItemFailures.map((f) => [f.itemIdentifier.partition, { offset: Number(f.itemIdentifier.offset), error: 'the handler reported this record as failed' }]));
     } catch (e) {
-      const error = String((e as Error)?.message ?? e);
+      const error = errorText(e);
       failures = new Map(Object.entries(pending).map(([group, rs]) => [group, { offset: rs[0].offset, error }]));
     }
     const next: Record<string, readonly KafkaEventRecord[]> = {};

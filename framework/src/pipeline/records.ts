@@ -1,7 +1,65 @@
+/**
+ * What flows in and out of the core: decoded source records in (the edge, `runtime/`, decodes
+ * them once), output messages, dead letters and late records out. Nothing here knows base64.
+ */
+import type { RecordPosition } from '../errors.js';
 import type { KafkaEventRecord } from '../runtime/msk-event.js';
 
 /**
- * A message a function produces, before serialization. `id` is deterministic across retries.
+ * A source record as the core sees it: key and value deserialized with the manifest's source
+ * serializers, headers as text, and the record as it arrived (`original`) kept beside them for
+ * the dead-letter path, which republishes its bytes untouched.
+ *
+ * @example
+ * const r: SourceRecord = batch.decode(batch.length).records[0];
+ * `${r.topic}-${r.partition}@${r.offset}: ${r.key} ${JSON.stringify(r.value)} ${r.headers.source}`;
+ */
+export interface SourceRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly timestamp: number;
+  readonly timestampType?: string;
+  readonly key: string | null;
+  readonly value: unknown;
+  /** Header values as UTF-8 text; a repeated name keeps its last value. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The record as the event carried it; the core hands it to dead letters and never reads it. */
+  readonly original: KafkaEventRecord;
+}
+
+/**
+ * The records of a batch the edge could decode and validate, and dead letters for the others.
+ *
+ * @example
+ * const { records, rejected } = batch.decode(batch.length);
+ */
+export interface DecodedRecords {
+  readonly records: SourceRecord[];
+  readonly rejected: DeadLetter[];
+}
+
+/**
+ * One partition's batch as the edge hands it to the core. The core may stop at a failing record
+ * and run the records before it again: each `decode` returns fresh values, so a step that
+ * mutates its input in place sees every record as it arrived on every run.
+ *
+ * @example
+ * const batch: SourceBatch = decoder.batch(event.records['readings-0']);
+ * const result = await pipeline.run('readings', 0, batch);
+ */
+export interface SourceBatch {
+  /** Records in the batch, rejected ones included. */
+  readonly length: number;
+  /** Offset of the `i`-th record (in offset order). */
+  offsetAt(i: number): number;
+  /** Decodes the records `[0, end)`. */
+  decode(end: number): DecodedRecords;
+}
+
+/**
+ * A message a function produces, before serialization. `id` is deterministic across retries and
+ * is also the message's `sluice-id` header.
  *
  * @example
  * run.outputs[0];
@@ -18,7 +76,29 @@ export interface OutputMessage {
 }
 
 /**
+ * A window result that was rejected after its window closed (a model could not score it, or a
+ * step declared it poison): its decoded key and value, to be serialized by the sink.
+ *
+ * @example
+ * letter.result; // { id: 'speeds:avg:ghost:0:10000', key: 'ghost', value: { start: 0, end: 10000, n: 1 }, timestamp: 0, origin: { topic: 'speeds', partition: 0, offset: 3 } }
+ */
+export interface DeadResult {
+  readonly id: string;
+  readonly key: string | null;
+  readonly value: unknown;
+  /** The result's event time (its window's start). */
+  readonly timestamp: number;
+  /** The record that closed the window; the result is reported at its position. */
+  readonly origin: RecordPosition & { readonly timestampType?: string };
+}
+
+/**
  * A record that can never be processed, with where it came from and why.
+ *
+ * `record` is the rejected record as it arrived (its original bytes, as the event carried them).
+ * For a rejected window result, `result` holds the result itself, and `record` shows it as a record
+ * of the event at the position of the record that closed the window (key as UTF-8, value as JSON),
+ * built only when read.
  *
  * @example
  * run.deadLetters.map((d) => `${d.record.offset} ${d.stage}: ${d.reason}`); // ['1 validate: value must be a number']
@@ -28,6 +108,18 @@ export interface DeadLetter {
   readonly reason: string;
   /** The step or stage that rejected it. */
   readonly stage: string;
+  readonly result?: DeadResult;
+}
+
+/**
+ * Where a dead letter came from: the rejected record, or the record that closed a rejected
+ * window result's window.
+ *
+ * @example
+ * const { topic, partition, offset } = letterOrigin(letter);
+ */
+export function letterOrigin(d: DeadLetter): RecordPosition {
+  return d.result ? d.result.origin : d.record;
 }
 
 /**
