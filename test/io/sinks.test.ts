@@ -14,7 +14,7 @@ test('outputs are info entries with topic, key, value, timestamp and id', async 
 test('dead letters are error entries at their origin: the record, or the record that closed a window result\'s window', async () => {
   const logger = new CaptureLogger();
   const record = toEventRecord({ key: 'k', value: 1, timestamp: 0 }, 'in', 3, 41);
-  const closing = { topic: 'in', partition: 3, offset: 50, timestamp: 0, key: 'g', value: null, headers: {}, original: record };
+  const closing = { topic: 'in', partition: 3, offset: 50, timestampType: 'CREATE_TIME' };
   await logDeadLetters(() => logger).send([
     { record, stage: 'validate', reason: 'not a number' },
     resultLetter(closing, { id: 'fn:w:g:0:10', key: 'g', value: 1, timestamp: 0 }, 'score', 'refused'),

@@ -23,7 +23,12 @@ export function recordLetter(source: SourceRecord, stage: string, reason: string
  * @example
  * deadLetters.push(resultLetter(closing, { id, key: 'ghost', value: { n: 1 }, timestamp: 0 }, 'score', 'window result …: not a number'));
  */
-export function resultLetter(closing: SourceRecord, r: Omit<DeadResult, 'origin'>, stage: string, reason: string): DeadLetter {
+export function resultLetter(
+  closing: Pick<SourceRecord, 'topic' | 'partition' | 'offset' | 'timestampType'>,
+  r: Omit<DeadResult, 'origin'>,
+  stage: string,
+  reason: string,
+): DeadLetter {
   const result: DeadResult = {
     id: r.id, key: r.key, value: r.value, timestamp: r.timestamp,
     origin: { topic: closing.topic, partition: closing.partition, offset: closing.offset, timestampType: closing.timestampType },

@@ -5,16 +5,17 @@
 import type { RecordContext } from '../define/manifest.js';
 import type { Transaction } from '../state/transaction.js';
 import { recordLetter, resultLetter } from './dead-letters.js';
-import type { DeadLetter, LateOutput, OutputMessage, SourceRecord } from './records.js';
+import { type DeadLetter, type LateOutput, type OutputMessage, SourceRecord } from './records.js';
 import type { BatchStats } from './stats.js';
 
 /**
  * A value on its way through the steps. `sub` is its path among the children of one record:
  * `0` for the record itself, `3` for the fourth child of an expand, `3.1` for a child of that.
- * A window result's `source` is the record that closed its window.
+ * A window result's `source` is the record that closed its window. A {@link SourceRecord} is the
+ * first item of its own path.
  *
  * @example
- * const it: Item = { key: r.key, value: r.value, ts: r.timestamp, offset: r.offset, sub: '0', source: r };
+ * const child: Item = { key: it.key, value: v, ts: it.ts, offset: it.offset, sub: '0.1', source: it.source };
  */
 export interface Item {
   key: string | null;
@@ -90,6 +91,13 @@ export function recordContext(it: Item): RecordContext {
   };
 }
 
+/** A stand-in source record at a position: no payload, no headers. */
+class PositionRecord extends SourceRecord {
+  get headers(): Readonly<Record<string, string>> {
+    return {};
+  }
+}
+
 /**
  * A stand-in source record at a position, for window results that no record of the batch closed
  * (closing every open window at the end of an input).
@@ -98,5 +106,5 @@ export function recordContext(it: Item): RecordContext {
  * positionRecord('readings', 0, 99.5);
  */
 export function positionRecord(topic: string, partition: number, offset: number): SourceRecord {
-  return { topic, partition, offset, timestamp: 0, key: null, value: null, headers: {}, original: { topic, partition, offset, timestamp: 0 } };
+  return new PositionRecord({ topic, partition, offset, timestamp: 0 }, null, null);
 }

@@ -8,24 +8,55 @@ import type { KafkaEventRecord } from '../runtime/msk-event.js';
 /**
  * A source record as the core sees it: key and value deserialized with the manifest's source
  * serializers, headers as text, and the record as it arrived (`original`) kept beside them for
- * the dead-letter path, which republishes its bytes untouched.
+ * the dead-letter path, which republishes its bytes untouched. The edge (`runtime/decode.ts`)
+ * makes them; `headers` is the edge's to decode.
+ *
+ * It is also the first item of its own path through the steps: `key`, `value` and `ts` (event
+ * time) are updated in place as steps run, rather than every record being copied (this is the
+ * hot path). A run works on fresh records: a rerun decodes them again.
  *
  * @example
  * const r: SourceRecord = batch.decode(batch.length).records[0];
  * `${r.topic}-${r.partition}@${r.offset}: ${r.key} ${JSON.stringify(r.value)} ${r.headers.source}`;
  */
-export interface SourceRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly timestamp: number;
-  readonly timestampType?: string;
-  readonly key: string | null;
-  readonly value: unknown;
+export abstract class SourceRecord {
+  /** Event time: the record's timestamp until a timestamp step sets it. */
+  ts: number;
+
+  constructor(
+    /** The record as the event carried it; the core hands it to dead letters and never reads its payload. */
+    readonly original: KafkaEventRecord,
+    public key: string | null,
+    public value: unknown,
+  ) {
+    this.ts = original.timestamp;
+  }
+
+  get topic(): string {
+    return this.original.topic;
+  }
+  get partition(): number {
+    return this.original.partition;
+  }
+  get offset(): number {
+    return this.original.offset;
+  }
+  get timestamp(): number {
+    return this.original.timestamp;
+  }
+  get timestampType(): string | undefined {
+    return this.original.timestampType;
+  }
+  /** As an item: the record itself, not a child of an expand (see pipeline/item.ts). */
+  get sub(): string {
+    return '0';
+  }
+  /** As an item: the record it came from, itself. */
+  get source(): SourceRecord {
+    return this;
+  }
   /** Header values as UTF-8 text; a repeated name keeps its last value. */
-  readonly headers: Readonly<Record<string, string>>;
-  /** The record as the event carried it; the core hands it to dead letters and never reads it. */
-  readonly original: KafkaEventRecord;
+  abstract get headers(): Readonly<Record<string, string>>;
 }
 
 /**

@@ -143,13 +143,10 @@ export class PipelineRunner {
     }
   }
 
-  async #run(records: readonly SourceRecord[], pass: Pass, flush: number | undefined): Promise<void> {
+  async #run(records: SourceRecord[], pass: Pass, flush: number | undefined): Promise<void> {
     const { tx } = pass;
-    let items: Item[] = new Array(records.length);
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i];
-      items[i] = { key: r.key, value: r.value, ts: r.timestamp, offset: r.offset, sub: '0', source: r };
-    }
+    // Decoded records are the first items: steps update them in place (see SourceRecord).
+    let items: Item[] = records;
     const hasKeyed = this.#keyedNamespaces.length > 0;
     let keysLoaded = false;
     const views = new Map(this.#keyedNamespaces.map((ns) => [ns, tx.namespace(ns)]));

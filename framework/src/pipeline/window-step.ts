@@ -82,7 +82,7 @@ export async function applyWindowStep(
     }
     const all = new Set(await store.keys(tx.scope, op.namespace));
     for (const k of keys) all.add(k);
-    current = lastItem ?? { key: null, value: null, ts: 0, offset: flush, sub: '0', source: positionRecord(tx.scope.topic, tx.scope.partition, flush) };
+    current = lastItem ?? positionRecord(tx.scope.topic, tx.scope.partition, flush);
     await op.closeAll(tx, [...all], sink, current.offset);
   }
   return out;

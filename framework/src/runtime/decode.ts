@@ -6,34 +6,14 @@
  */
 import type { SourceSpec } from '../define/manifest.js';
 import { errorText } from '../errors.js';
-import type { DeadLetter, DecodedRecords, SourceBatch, SourceRecord } from '../pipeline/records.js';
+import { type DeadLetter, type DecodedRecords, type SourceBatch, SourceRecord } from '../pipeline/records.js';
 import { decodeHeaders, type KafkaEventRecord } from './msk-event.js';
 
 const KEY_CACHE_LIMIT = 100_000;
 
 /** A record of the event, decoded; headers are decoded when first read. */
-class EventRecord implements SourceRecord {
+class EventRecord extends SourceRecord {
   #headers: Record<string, string> | undefined;
-  constructor(
-    readonly original: KafkaEventRecord,
-    readonly key: string | null,
-    readonly value: unknown,
-  ) {}
-  get topic(): string {
-    return this.original.topic;
-  }
-  get partition(): number {
-    return this.original.partition;
-  }
-  get offset(): number {
-    return this.original.offset;
-  }
-  get timestamp(): number {
-    return this.original.timestamp;
-  }
-  get timestampType(): string | undefined {
-    return this.original.timestampType;
-  }
   get headers(): Readonly<Record<string, string>> {
     return (this.#headers ??= decodeHeaders(this.original.headers));
   }
