@@ -5,7 +5,12 @@ import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
 import { json, string, type Serializer } from './serializers.js';
 import type { DeadLetterSink, OutputSink } from './sinks.js';
 
-/** Headers Sluice puts on dead letters, besides the original record's own headers. */
+/**
+ * Headers Sluice puts on dead letters, besides the original record's own headers.
+ *
+ * @example
+ * message.headers[DEAD_LETTER_HEADERS.error]; // 'value must be a number'
+ */
 export const DEAD_LETTER_HEADERS = {
   error: 'sluice-error',
   stage: 'sluice-stage',

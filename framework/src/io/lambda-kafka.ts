@@ -7,8 +7,19 @@ import type { Logger } from '../runtime/logger.js';
 import { KafkaDeadLetterSink, KafkaOutputSink } from './kafka.js';
 import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from './sinks.js';
 
-/** How a deployed function authenticates to Kafka to produce (set by the plugin from the event). */
+/**
+ * How a deployed function authenticates to Kafka to produce (set by the plugin from the event).
+ *
+ * @example
+ * KAFKA_AUTH_MODES.includes(mode as KafkaAuthMode);
+ */
 export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
+/**
+ * One of {@link KAFKA_AUTH_MODES}.
+ *
+ * @example
+ * const mode: KafkaAuthMode = 'iam';
+ */
 export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
 
 /**

@@ -39,7 +39,12 @@ const USAGE = `Usage:
 
 <function> is a name from serverless.yml or a path to a handler file.`;
 
-/** Entry point of the `sluice` CLI; returns the exit code. */
+/**
+ * Entry point of the `sluice` CLI; returns the exit code.
+ *
+ * @example
+ * process.exitCode = await main(process.argv.slice(2));
+ */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {

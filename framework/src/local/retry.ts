@@ -2,7 +2,12 @@ import { errorText } from '../errors.js';
 import type { DeadLetter } from '../pipeline/records.js';
 import type { KafkaBatchResponse, KafkaEvent, KafkaEventRecord } from '../runtime/msk-event.js';
 
-/** What {@link invokeWithRetries} reports along the way. */
+/**
+ * What {@link invokeWithRetries} reports along the way.
+ *
+ * @example
+ * const events: RetryEvents = { retry: (g, o, n, of) => console.error(`retry ${g}@${o} ${n}/${of}`), giveUp: (d) => dlq.push(d) };
+ */
 export interface RetryEvents {
   retry?(partition: string, offset: number, attempt: number, of: number): void;
   /** A record that kept failing: the on-failure destination gets it, and its partition moves on. */

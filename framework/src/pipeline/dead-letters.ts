@@ -1,6 +1,10 @@
 /**
  * The core's two kinds of dead letter: a source record (its original bytes travel on untouched)
- * and a window result (its decoded key and value travel on; the sink serializes them).
+ * and a window result (its decoded key and value travel on; the sinks serialize them).
+ *
+ * The one place the core calls into the wire format: `DeadLetter.record` is public, so a result
+ * letter shows its result in the event's record shape too, built by `runtime/msk-event.ts` only
+ * if someone reads it (tests, user sinks). Sluice's own sinks read `result` and never build it.
  */
 import { resultRecord } from '../runtime/msk-event.js';
 import type { DeadLetter, DeadResult, SourceRecord } from './records.js';

@@ -6,10 +6,20 @@
 import type { RecordPosition } from '../errors.js';
 import type { LateOutput, OutputMessage } from './records.js';
 
-/** The header carrying a message's deterministic id. */
+/**
+ * The header carrying a message's deterministic id.
+ *
+ * @example
+ * message.headers[SLUICE_ID_HEADER]; // 'SensorSums:total:s1:0:10000'
+ */
 export const SLUICE_ID_HEADER = 'sluice-id';
 
-/** Headers of a late record's message, besides its id. */
+/**
+ * Headers of a late record's message, besides its id.
+ *
+ * @example
+ * message.headers[LATE_HEADERS.window]; // 'total'
+ */
 export const LATE_HEADERS = { window: 'sluice-late-window', clock: 'sluice-late-clock' } as const;
 
 /**

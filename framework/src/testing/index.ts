@@ -108,7 +108,12 @@ export async function runFunction(target: SluiceHandler | Definition, records: r
   };
 }
 
-/** A level of {@link Logger}. */
+/**
+ * A level of {@link Logger}.
+ *
+ * @example
+ * const level: LogLevel = 'error';
+ */
 export type LogLevel = keyof Logger;
 
 /**
