@@ -91,12 +91,7 @@ export function recordContext(it: Item): RecordContext {
   };
 }
 
-/** A stand-in source record at a position: no payload, no headers. */
-class PositionRecord extends SourceRecord {
-  get headers(): Readonly<Record<string, string>> {
-    return {};
-  }
-}
+const noHeaders = (): Record<string, string> => ({});
 
 /**
  * A stand-in source record at a position, for window results that no record of the batch closed
@@ -106,5 +101,5 @@ class PositionRecord extends SourceRecord {
  * positionRecord('readings', 0, 99.5);
  */
 export function positionRecord(topic: string, partition: number, offset: number): SourceRecord {
-  return new PositionRecord({ topic, partition, offset, timestamp: 0 }, null, null);
+  return new SourceRecord({ topic, partition, offset, timestamp: 0 }, null, null, noHeaders);
 }

@@ -6,30 +6,45 @@ import type { RecordPosition } from '../errors.js';
 import type { KafkaEventRecord } from '../runtime/msk-event.js';
 
 /**
+ * How the edge turns a record's headers into text (the core does not know their encoding).
+ *
+ * @example
+ * const headersOf: HeadersOf = (r) => decodeHeaders(r.headers);
+ */
+export type HeadersOf = (original: KafkaEventRecord) => Record<string, string>;
+
+/**
  * A source record as the core sees it: key and value deserialized with the manifest's source
- * serializers, headers as text, and the record as it arrived (`original`) kept beside them for
- * the dead-letter path, which republishes its bytes untouched. The edge (`runtime/decode.ts`)
- * makes them; `headers` is the edge's to decode.
+ * serializers, headers as text (decoded on first read), and the record as it arrived
+ * (`original`) kept beside them for the dead-letter path, which republishes its bytes untouched.
+ * The edge (`runtime/decode.ts`) makes them.
  *
  * It is also the first item of its own path through the steps: `key`, `value` and `ts` (event
  * time) are updated in place as steps run, rather than every record being copied (this is the
- * hot path). A run works on fresh records: a rerun decodes them again.
+ * hot path; fields are assigned in the constructor, not declared, for the same reason). A run
+ * works on fresh records: a rerun decodes them again.
  *
  * @example
- * const r: SourceRecord = batch.decode(batch.length).records[0];
+ * const r = new SourceRecord(original, 's1', { value: 2 }, (o) => decodeHeaders(o.headers));
  * `${r.topic}-${r.partition}@${r.offset}: ${r.key} ${JSON.stringify(r.value)} ${r.headers.source}`;
  */
-export abstract class SourceRecord {
+export class SourceRecord {
+  /** The record as the event carried it; the core hands it to dead letters and never reads its payload. */
+  declare readonly original: KafkaEventRecord;
+  declare key: string | null;
+  declare value: unknown;
   /** Event time: the record's timestamp until a timestamp step sets it. */
-  ts: number;
+  declare ts: number;
+  private declare readonly headersOf: HeadersOf;
+  private declare decoded: Record<string, string> | undefined;
 
-  constructor(
-    /** The record as the event carried it; the core hands it to dead letters and never reads its payload. */
-    readonly original: KafkaEventRecord,
-    public key: string | null,
-    public value: unknown,
-  ) {
+  constructor(original: KafkaEventRecord, key: string | null, value: unknown, headersOf: HeadersOf) {
+    this.original = original;
+    this.key = key;
+    this.value = value;
     this.ts = original.timestamp;
+    this.headersOf = headersOf;
+    this.decoded = undefined;
   }
 
   get topic(): string {
@@ -47,6 +62,10 @@ export abstract class SourceRecord {
   get timestampType(): string | undefined {
     return this.original.timestampType;
   }
+  /** Header values as UTF-8 text; a repeated name keeps its last value. */
+  get headers(): Readonly<Record<string, string>> {
+    return (this.decoded ??= this.headersOf(this.original));
+  }
   /** As an item: the record itself, not a child of an expand (see pipeline/item.ts). */
   get sub(): string {
     return '0';
@@ -55,8 +74,6 @@ export abstract class SourceRecord {
   get source(): SourceRecord {
     return this;
   }
-  /** Header values as UTF-8 text; a repeated name keeps its last value. */
-  abstract get headers(): Readonly<Record<string, string>>;
 }
 
 /**

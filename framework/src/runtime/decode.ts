@@ -6,18 +6,12 @@
  */
 import type { SourceSpec } from '../define/manifest.js';
 import { errorText } from '../errors.js';
-import { type DeadLetter, type DecodedRecords, type SourceBatch, SourceRecord } from '../pipeline/records.js';
+import { type DeadLetter, type DecodedRecords, type HeadersOf, type SourceBatch, SourceRecord } from '../pipeline/records.js';
 import { decodeHeaders, type KafkaEventRecord } from './msk-event.js';
 
 const KEY_CACHE_LIMIT = 100_000;
 
-/** A record of the event, decoded; headers are decoded when first read. */
-class EventRecord extends SourceRecord {
-  #headers: Record<string, string> | undefined;
-  get headers(): Readonly<Record<string, string>> {
-    return (this.#headers ??= decodeHeaders(this.original.headers));
-  }
-}
+const headersOf: HeadersOf = (original) => decodeHeaders(original.headers);
 
 /**
  * Decodes event records with a function's source serializers. One per container: keys repeat, so
@@ -88,7 +82,7 @@ export class SourceDecoder {
           continue;
         }
       }
-      out.push(new EventRecord(r, key, value));
+      out.push(new SourceRecord(r, key, value, headersOf));
     }
     return { records: out, rejected };
   }
