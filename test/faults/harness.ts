@@ -34,7 +34,7 @@ import {
   count, keyedState, loadDefinition, mean, sluice, StateConflictError, stream, sum,
 } from 'sluice';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
-import { PartitionRunner } from '../../framework/src/pipeline/runner.js';
+import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Admin, Kafka } from 'kafkajs';
 import { DEAD_LETTER_HEADERS, deadLetterMessage } from '../../framework/src/io/kafka.js';
+import { resultLetter } from '../../framework/src/pipeline/dead-letters.js';
 import type { DeadLetter } from '../../framework/src/pipeline/records.js';
 import { freshTopics, kafkaAvailability, kafkaClient } from '../support/kafka.js';
 
@@ -57,4 +58,17 @@ describe('dead letters on a real broker', { ...(await kafkaAvailability()), time
     assert.equal(text(got.origin), 'box');
     assert.equal(text(got[DEAD_LETTER_HEADERS.error]), 'n must be a number');
   });
+});
+
+test('a window result\'s dead letter is the message of its record view: same bytes, same headers in the same order', () => {
+  const closing = { topic: 'speeds', partition: 1, offset: 9, timestampType: 'CREATE_TIME' };
+  const d = resultLetter(closing, { id: 'speeds:avg:ghost:0:10000', key: 'ghost', value: { start: 0, end: 10_000, n: 1 }, timestamp: 0 }, 'score', 'window result speeds:avg:ghost:0:10000: not a number');
+  const direct = deadLetterMessage(d, 'speeds');
+  const viaRecord = deadLetterMessage({ record: d.record, reason: d.reason, stage: d.stage }, 'speeds');
+  assert.deepEqual(direct, viaRecord);
+  assert.deepEqual(Object.keys(direct.headers!), Object.keys(viaRecord.headers!));
+  assert.deepEqual(direct.key, Buffer.from('ghost'));
+  assert.deepEqual(JSON.parse(String(direct.value)), { start: 0, end: 10_000, n: 1 });
+  assert.equal(direct.headers![DEAD_LETTER_HEADERS.id], 'speeds:dlq:speeds-1:9');
+  assert.equal(direct.headers![DEAD_LETTER_HEADERS.sourceOffset], '9');
 });

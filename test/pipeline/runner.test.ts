@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type KafkaEventRecord, keyedState, manifestOf, MemoryStore, type OutputMessage, stream, sum } from 'sluice';
 import { toEventRecord } from 'sluice/testing';
-import { PartitionRunner } from '../../framework/src/pipeline/runner.js';
+import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 
 const TOPIC = 'in';
 const PARTITION = 3;

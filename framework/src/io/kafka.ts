@@ -1,10 +1,16 @@
 import type { Message, Producer } from 'kafkajs';
 import type { Manifest, OutputStep } from '../define/manifest.js';
-import { json, string, type Serializer } from './serializers.js';
+import { deadLetterId, SLUICE_ID_HEADER } from '../pipeline/messages.js';
 import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
+import { json, string, type Serializer } from './serializers.js';
 import type { DeadLetterSink, OutputSink } from './sinks.js';
 
-/** Headers Sluice puts on dead letters, besides the original record's own headers. */
+/**
+ * Headers Sluice puts on dead letters, besides the original record's own headers.
+ *
+ * @example
+ * message.headers[DEAD_LETTER_HEADERS.error]; // 'value must be a number'
+ */
 export const DEAD_LETTER_HEADERS = {
   error: 'sluice-error',
   stage: 'sluice-stage',
@@ -12,12 +18,12 @@ export const DEAD_LETTER_HEADERS = {
   sourceTopic: 'sluice-source-topic',
   sourcePartition: 'sluice-source-partition',
   sourceOffset: 'sluice-source-offset',
-  id: 'sluice-id',
+  id: SLUICE_ID_HEADER,
 } as const;
 
 /**
  * Produces a function's outputs to Kafka with kafkajs (idempotent producer, acks=all), one send
- * per invocation, keys preserved, each message carrying its deterministic id in `sluice-id`.
+ * per invocation, keys preserved, headers as the pipeline set them (`sluice-id` included).
  *
  * @example
  * const sink = new KafkaOutputSink(producer, manifest);
@@ -45,7 +51,7 @@ export class KafkaOutputSink implements OutputSink {
         key: m.key === null ? null : ser.key.serialize(m.key),
         value: m.value === null || m.value === undefined ? null : ser.value.serialize(m.value),
         timestamp: String(m.timestamp),
-        headers: { ...m.headers, [DEAD_LETTER_HEADERS.id]: m.id },
+        headers: m.headers,
       });
     }
     if (byTopic.size === 0) return;
@@ -75,35 +81,49 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
 /**
  * The Kafka message for one dead letter: the original key, value and headers (a repeated header
  * name keeps every value, in order), plus Sluice's headers, which replace original headers of the
- * same name.
+ * same name. A window result's key is written as UTF-8 and its value as JSON, with its id as its
+ * one original header.
  *
  * @example
  * await producer.send({ topic: 'in.fn.dlq', messages: [deadLetterMessage({ record, reason: 'n must be a number', stage: 'validate' }, 'fn')] });
  */
 export function deadLetterMessage(d: DeadLetter, functionName: string): Message {
-  const r = d.record;
-  // A header name may repeat (Kafka allows it): kafkajs sends an array as repeated headers, in order.
-  const headers: Record<string, Buffer | string | Buffer[]> = {};
-  for (const h of r.headers ?? []) {
-    for (const name in h) {
-      const value = Buffer.from(h[name]);
-      const seen = headers[name];
-      headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen as Buffer, value];
+  const { result } = d;
+  const origin = result ? result.origin : d.record;
+  let message: Message & { headers: Record<string, Buffer | string | Buffer[]> };
+  if (result) {
+    message = {
+      key: result.key === null ? null : Buffer.from(result.key, 'utf8'),
+      value: Buffer.from(JSON.stringify(result.value) ?? 'null', 'utf8'),
+      timestamp: String(result.timestamp),
+      headers: { [SLUICE_ID_HEADER]: Buffer.from(result.id, 'utf8') },
+    };
+  } else {
+    const r = d.record;
+    // A header name may repeat (Kafka allows it): kafkajs sends an array as repeated headers, in order.
+    const headers: Record<string, Buffer | string | Buffer[]> = {};
+    for (const h of r.headers ?? []) {
+      for (const name in h) {
+        const value = Buffer.from(h[name]);
+        const seen = headers[name];
+        headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen as Buffer, value];
+      }
     }
+    message = {
+      key: r.key == null ? null : Buffer.from(r.key, 'base64'),
+      value: r.value == null ? null : Buffer.from(r.value, 'base64'),
+      timestamp: String(r.timestamp),
+      headers,
+    };
   }
-  Object.assign(headers, {
+  Object.assign(message.headers, {
     [DEAD_LETTER_HEADERS.error]: d.reason,
     [DEAD_LETTER_HEADERS.stage]: d.stage,
     [DEAD_LETTER_HEADERS.function]: functionName,
-    [DEAD_LETTER_HEADERS.sourceTopic]: r.topic,
-    [DEAD_LETTER_HEADERS.sourcePartition]: String(r.partition),
-    [DEAD_LETTER_HEADERS.sourceOffset]: String(r.offset),
-    [DEAD_LETTER_HEADERS.id]: `${functionName}:dlq:${r.topic}-${r.partition}:${r.offset}`,
+    [DEAD_LETTER_HEADERS.sourceTopic]: origin.topic,
+    [DEAD_LETTER_HEADERS.sourcePartition]: String(origin.partition),
+    [DEAD_LETTER_HEADERS.sourceOffset]: String(origin.offset),
+    [DEAD_LETTER_HEADERS.id]: deadLetterId(functionName, origin),
   });
-  return {
-    key: r.key == null ? null : Buffer.from(r.key, 'base64'),
-    value: r.value == null ? null : Buffer.from(r.value, 'base64'),
-    timestamp: String(r.timestamp),
-    headers,
-  };
+  return message;
 }

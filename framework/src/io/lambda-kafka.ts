@@ -1,12 +1,25 @@
 import type { KafkaConfig, Producer, SASLOptions } from 'kafkajs';
 import type { Manifest } from '../define/manifest.js';
+import { readEnv, SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
 import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
+import type { Logger } from '../runtime/logger.js';
 import { KafkaDeadLetterSink, KafkaOutputSink } from './kafka.js';
-import { type DeadLetterSink, logDeadLetterSink, logOutputSink, type OutputSink } from './sinks.js';
+import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from './sinks.js';
 
-/** How a deployed function authenticates to Kafka to produce (set by the plugin from the event). */
+/**
+ * How a deployed function authenticates to Kafka to produce (set by the plugin from the event).
+ *
+ * @example
+ * KAFKA_AUTH_MODES.includes(mode as KafkaAuthMode);
+ */
 export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
+/**
+ * One of {@link KAFKA_AUTH_MODES}.
+ *
+ * @example
+ * const mode: KafkaAuthMode = 'iam';
+ */
 export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
 
 /**
@@ -34,7 +47,7 @@ export class LambdaKafka {
 
   /** The brokers of the current invocation's event (the first one seen wins for the container). */
   useBrokers(bootstrapServers: string | undefined): void {
-    this.#brokers ??= process.env.SLUICE_KAFKA_BROKERS || bootstrapServers || undefined;
+    this.#brokers ??= readEnv('kafkaBrokers') || bootstrapServers || undefined;
   }
 
   outputSink(manifest: Manifest): OutputSink {
@@ -57,14 +70,14 @@ export class LambdaKafka {
 
   async #create(): Promise<Producer> {
     const brokers = this.#brokers;
-    if (!brokers) throw new ConfigError('no Kafka brokers to produce outputs to: the event has no bootstrapServers and SLUICE_KAFKA_BROKERS is not set.');
+    if (!brokers) throw new ConfigError(`no Kafka brokers to produce outputs to: the event has no bootstrapServers and ${SLUICE_ENV.kafkaBrokers} is not set.`);
     // kafkajs is CommonJS: bundled, its exports sit on `default`.
     const kafkajs = (await import('kafkajs')) as typeof import('kafkajs') & { default?: typeof import('kafkajs') };
     const { Kafka, logLevel } = kafkajs.default ?? kafkajs;
     const config: KafkaConfig = {
       clientId: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'sluice',
       brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean),
-      ssl: process.env.SLUICE_KAFKA_TLS === 'true',
+      ssl: readEnv('kafkaTls') === 'true',
       logLevel: logLevel.ERROR,
       connectionTimeout: 5_000,
     };
@@ -76,8 +89,10 @@ export class LambdaKafka {
   }
 }
 
-// Written as a chain on process.env.SLUICE_KAFKA_AUTH so that, compiled in by the plugin, the
-// branches of the other modes (and their imports) drop out of the bundle.
+// Written as a chain on the literal process.env.SLUICE_KAFKA_AUTH (SLUICE_ENV.kafkaAuth), not
+// readEnv: the plugin compiles that expression in as a constant with esbuild's `define`, so the
+// branches of the other modes (and their imports) drop out of the bundle. A computed
+// process.env[SLUICE_ENV.kafkaAuth] would not be replaced.
 async function saslOptions(): Promise<SASLOptions | undefined> {
   if (process.env.SLUICE_KAFKA_AUTH === 'iam') {
     const { mskIamToken } = await import('./msk-iam.js');
@@ -85,8 +100,8 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
     return { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: (await mskIamToken({ region })).token }) };
   }
   if (process.env.SLUICE_KAFKA_AUTH === 'scram') {
-    const secretId = process.env.SLUICE_KAFKA_SECRET_ARN;
-    if (!secretId) throw new ConfigError('SLUICE_KAFKA_AUTH=scram needs SLUICE_KAFKA_SECRET_ARN, the Secrets Manager secret with the SASL/SCRAM username and password.');
+    const secretId = readEnv('kafkaSecretArn');
+    if (!secretId) throw new ConfigError(`${SLUICE_ENV.kafkaAuth}=scram needs ${SLUICE_ENV.kafkaSecretArn}, the Secrets Manager secret with the SASL/SCRAM username and password.`);
     const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
     const res = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
     const { username, password } = JSON.parse(res.SecretString ?? '{}') as { username?: string; password?: string };
@@ -95,21 +110,21 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
   }
   const mode = process.env.SLUICE_KAFKA_AUTH;
   if (mode !== undefined && mode !== '' && mode !== 'none') {
-    throw new ConfigError(`SLUICE_KAFKA_AUTH must be one of ${KAFKA_AUTH_MODES.join(', ')}; received ${JSON.stringify(mode)}.`);
+    throw new ConfigError(`${SLUICE_ENV.kafkaAuth} must be one of ${KAFKA_AUTH_MODES.join(', ')}; received ${JSON.stringify(mode)}.`);
   }
   return undefined;
 }
 
 /**
  * The sinks a handler starts with: Kafka when deployed by the plugin (`SLUICE_OUTPUTS=kafka`),
- * logs otherwise.
+ * otherwise entries of the handler's current logger.
  *
  * @example
- * const { sink, deadLetters, kafka } = defaultSinks(manifest);
+ * const { sink, deadLetters, kafka } = defaultSinks(manifest, () => runtime.logger);
  */
-export function defaultSinks(manifest: Manifest): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
-  if (process.env.SLUICE_OUTPUTS !== 'kafka') return { sink: logOutputSink, deadLetters: logDeadLetterSink };
+export function defaultSinks(manifest: Manifest, logger: () => Logger): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
+  if (readEnv('outputs') !== 'kafka') return { sink: logOutputs(logger), deadLetters: logDeadLetters(logger) };
   const kafka = new LambdaKafka();
-  const topic = process.env.SLUICE_DEAD_LETTER_TOPIC;
-  return { sink: kafka.outputSink(manifest), deadLetters: topic ? kafka.deadLetterSink(topic) : logDeadLetterSink, kafka };
+  const topic = readEnv('deadLetterTopic');
+  return { sink: kafka.outputSink(manifest), deadLetters: topic ? kafka.deadLetterSink(topic) : logDeadLetters(logger), kafka };
 }

@@ -28,6 +28,9 @@ let scratch = Buffer.allocUnsafe(64 * 1024);
 /**
  * Decodes base64 text to a UTF-8 string through one reused buffer, instead of allocating a
  * Buffer per key and value (the hot path of every record).
+ *
+ * @example
+ * base64ToUtf8('czE='); // 's1'
  */
 export function base64ToUtf8(b64: string): string {
   const max = (b64.length * 3) >>> 2;
@@ -39,7 +42,12 @@ export function base64ToUtf8(b64: string): string {
   return scratch.toString('utf8', 0, n);
 }
 
-/** The built-in serializer names. */
+/**
+ * The built-in serializer names.
+ *
+ * @example
+ * SERIALIZER_NAMES.includes('json'); // true
+ */
 export const SERIALIZER_NAMES = ['json', 'string', 'bytes'] as const;
 /**
  * The name of a built-in serializer, accepted wherever a serializer is.
@@ -91,7 +99,12 @@ export const bytes: Serializer<Buffer> = {
 
 const BUILT_IN: Record<SerializerName, Serializer<any>> = { json, string, bytes };
 
-/** Resolves a serializer name or object, failing at load time with the accepted names. */
+/**
+ * Resolves a serializer name or object, failing at load time with the accepted names.
+ *
+ * @example
+ * resolveSerializer('json', 'json', 'value serializer of "readings"'); // the json serializer
+ */
 export function resolveSerializer(spec: SerializerName | Serializer<any> | undefined, fallback: SerializerName, what: string): Serializer<any> {
   if (spec === undefined) return BUILT_IN[fallback];
   if (typeof spec === 'string') {
@@ -107,6 +120,13 @@ export function resolveSerializer(spec: SerializerName | Serializer<any> | undef
   return spec;
 }
 
+/**
+ * A short description of a value for error messages (functions named, objects with functions
+ * shown by shape).
+ *
+ * @example
+ * describe({ deserialize: () => 1 }); // '{ deserialize: function }'
+ */
 export function describe(value: unknown): string {
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (value && typeof value === 'object' && !Array.isArray(value) && Object.values(value).some((v) => typeof v === 'function')) {

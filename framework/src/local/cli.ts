@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SluiceError, StateConflictError } from '../errors.js';
+import { SLUICE_ENV } from '../env.js';
+import { errorText, SluiceError, StateConflictError } from '../errors.js';
 import { CaptureSink } from '../io/sinks.js';
-import type { OutputMessage } from '../pipeline/records.js';
+import { type DeadLetter, letterOrigin, type OutputMessage } from '../pipeline/records.js';
 import { lambdaContext } from '../runtime/lambda-context.js';
 import { type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
 import { MemoryStore } from '../state/memory-store.js';
@@ -39,7 +40,12 @@ const USAGE = `Usage:
 
 <function> is a name from serverless.yml or a path to a handler file.`;
 
-/** Entry point of the `sluice` CLI; returns the exit code. */
+/**
+ * Entry point of the `sluice` CLI; returns the exit code.
+ *
+ * @example
+ * process.exitCode = await main(process.argv.slice(2));
+ */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -64,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof SluiceError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      console.error(`sluice ${command}: ${(e as Error).message}`);
+      console.error(`sluice ${command}: ${errorText(e)}`);
       return 2;
     }
     throw e;
@@ -122,7 +128,7 @@ async function dev(args: string[]): Promise<number> {
     sink: { send: async (ms) => { for (const m of ms) print(m); await capture.send(ms); } },
     deadLetters: {
       send: async (ds) => {
-        for (const d of ds) console.error(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
+        for (const d of ds) console.error(letterLine(d));
         await capture.send(ds);
       },
     },
@@ -142,7 +148,7 @@ async function dev(args: string[]): Promise<number> {
   const retries = Number(values.retries);
   const stopIfRewound = (where: string) => {
     if (rewound) {
-      throw new SluiceError(`table ${(store as { table?: string }).table} already holds state of ${manifest.name} past ${where}, from an earlier run of this input; set SLUICE_STATE_TABLE to a new table to start over, or use --state memory. (${rewound.message})`);
+      throw new SluiceError(`table ${(store as { table?: string }).table} already holds state of ${manifest.name} past ${where}, from an earlier run of this input; set ${SLUICE_ENV.stateTable} to a new table to start over, or use --state memory. (${rewound.message})`);
     }
   };
   for (const event of toKafkaEvents(records, { topic: manifest.source.topic, batchSize })) {
@@ -152,9 +158,9 @@ async function dev(args: string[]): Promise<number> {
         console.error(`retry        ${group}@${offset}: attempt ${n + 1} of ${of + 1}`);
       },
       giveUp: async (d) => {
-        stopIfRewound(`${d.record.topic}-${d.record.partition}@${d.record.offset}`);
+        stopIfRewound(position(d));
         failures++;
-        console.error(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
+        console.error(letterLine(d));
         await capture.send([d]);
       },
     });
@@ -187,16 +193,25 @@ async function invoke(args: string[]): Promise<number> {
   try {
     event = JSON.parse(readFileSync(values.event, 'utf8'));
   } catch (e) {
-    throw new SluiceError(`could not read the event ${values.event}: ${(e as Error).message}`);
+    throw new SluiceError(`could not read the event ${values.event}: ${errorText(e)}`);
   }
   const handler = await loadHandler(entry);
   const capture = new CaptureSink();
   handler.sluice.configure({ store: new MemoryStore(), sink: capture, deadLetters: capture });
   const response = await handler(event, lambdaContext(entry.name) as never);
   for (const m of capture.messages) console.log(formatMessage(m));
-  for (const d of capture.deadLetters) console.log(`dead letter  ${d.record.topic}-${d.record.partition}@${d.record.offset}  [${d.stage}] ${d.reason}`);
+  for (const d of capture.deadLetters) console.log(letterLine(d));
   console.log(`response: ${JSON.stringify(response)}`);
   return response.batchItemFailures.length > 0 ? 1 : 0;
+}
+
+function position(d: DeadLetter): string {
+  const { topic, partition, offset } = letterOrigin(d);
+  return `${topic}-${partition}@${offset}`;
+}
+
+function letterLine(d: DeadLetter): string {
+  return `dead letter  ${position(d)}  [${d.stage}] ${d.reason}`;
 }
 
 function iso(ms: number): string {

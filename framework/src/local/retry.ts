@@ -1,7 +1,13 @@
+import { errorText } from '../errors.js';
 import type { DeadLetter } from '../pipeline/records.js';
 import type { KafkaBatchResponse, KafkaEvent, KafkaEventRecord } from '../runtime/msk-event.js';
 
-/** What {@link invokeWithRetries} reports along the way. */
+/**
+ * What {@link invokeWithRetries} reports along the way.
+ *
+ * @example
+ * const events: RetryEvents = { retry: (g, o, n, of) => console.error(`retry ${g}@${o} ${n}/${of}`), giveUp: (d) => dlq.push(d) };
+ */
 export interface RetryEvents {
   retry?(partition: string, offset: number, attempt: number, of: number): void;
   /** A record that kept failing: the on-failure destination gets it, and its partition moves on. */
@@ -35,7 +41,7 @@ export async function invokeWithRetries(
       const response = await invoke({ ...event, records: pending });
       failures = new Map(response.batchItemFailures.map((f) => [f.itemIdentifier.partition, { offset: Number(f.itemIdentifier.offset), error: 'the handler reported this record as failed' }]));
     } catch (e) {
-      const error = String((e as Error)?.message ?? e);
+      const error = errorText(e);
       failures = new Map(Object.entries(pending).map(([group, rs]) => [group, { offset: rs[0].offset, error }]));
     }
     const next: Record<string, readonly KafkaEventRecord[]> = {};

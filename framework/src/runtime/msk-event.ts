@@ -9,6 +9,7 @@
  */
 import type { KafkaMessage } from 'kafkajs';
 import { SluiceError } from '../errors.js';
+import { SLUICE_ID_HEADER } from '../pipeline/messages.js';
 
 /**
  * A Kafka record as the Lambda event for Amazon MSK and self-managed Kafka carries it.
@@ -312,17 +313,23 @@ export function toLambdaRecord(topic: string, partition: number, m: KafkaMessage
 
 /**
  * A window result as a record of the event, at the position of the record that closed it: its key
- * as UTF-8, its value as JSON, and its id in a `sluice-id` header (what a dead letter of a window
- * result carries, so nothing of the window is lost).
+ * as UTF-8, its value as JSON, and its id in a `sluice-id` header. This is how a dead letter of a
+ * window result shows as a record (`DeadLetter.record`).
  *
  * @example
- * resultRecord(closing, 0, 'ghost', { start: 0, end: 10_000, n: 1 }, 'speeds:avg:ghost:0:10000');
+ * resultRecord({ topic: 'speeds', partition: 0, offset: 3 }, 0, 'ghost', { start: 0, end: 10_000, n: 1 }, 'speeds:avg:ghost:0:10000');
  */
-export function resultRecord(at: KafkaEventRecord, timestamp: number, key: string | null, value: unknown, id: string): KafkaEventRecord {
+export function resultRecord(
+  at: { readonly topic: string; readonly partition: number; readonly offset: number; readonly timestampType?: string },
+  timestamp: number,
+  key: string | null,
+  value: unknown,
+  id: string,
+): KafkaEventRecord {
   return {
     topic: at.topic, partition: at.partition, offset: at.offset, timestamp, timestampType: at.timestampType,
     key: key === null ? null : Buffer.from(key, 'utf8').toString('base64'),
     value: Buffer.from(JSON.stringify(value) ?? 'null', 'utf8').toString('base64'),
-    headers: [{ 'sluice-id': [...Buffer.from(id, 'utf8')] }],
+    headers: [{ [SLUICE_ID_HEADER]: [...Buffer.from(id, 'utf8')] }],
   };
 }

@@ -16,15 +16,18 @@
 import { type Definition } from '../define/build.js';
 import { CaptureSink } from '../io/sinks.js';
 import type { DeadLetter, LateOutput, OutputMessage } from '../pipeline/records.js';
+import { sluice, type SluiceHandler } from '../runtime/handler.js';
+import type { Runtime } from '../runtime/invoke.js';
 import { lambdaContext } from '../runtime/lambda-context.js';
+import type { LogEntry, Logger } from '../runtime/logger.js';
 import { type InputRecord, type KafkaBatchResponse, type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
-import { type Runtime, sluice, type SluiceHandler } from '../runtime/handler.js';
 import { type ItemSnapshot, MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
 
 export type { InputRecord } from '../runtime/msk-event.js';
 export { toKafkaEvents, toEventRecord } from '../runtime/msk-event.js';
 export { lambdaContext } from '../runtime/lambda-context.js';
+export type { LogEntry, Logger } from '../runtime/logger.js';
 
 /**
  * Options of {@link runFunction}.
@@ -103,6 +106,45 @@ export async function runFunction(target: SluiceHandler | Definition, records: r
     values: (t) => capture.messages.filter((m) => m.topic === t).map((m) => m.value),
     state: () => (store instanceof MemoryStore ? store.dump() : {}),
   };
+}
+
+/**
+ * A level of {@link Logger}.
+ *
+ * @example
+ * const level: LogLevel = 'error';
+ */
+export type LogLevel = keyof Logger;
+
+/**
+ * A logger that keeps every entry in memory, for tests: inject it instead of patching `console`.
+ * Entries are kept as the console logger would print them (a JSON round trip), so what a test
+ * asserts is what would reach the logs.
+ *
+ * @example
+ * const logger = new CaptureLogger();
+ * handler.sluice.configure({ logger });
+ * await handler(event, ctx);
+ * logger.at('error').map((e) => e.sluice); // ['record-failed']
+ */
+export class CaptureLogger implements Logger {
+  readonly entries: { readonly level: LogLevel; readonly entry: Record<string, unknown> }[] = [];
+  error(entry: LogEntry): void {
+    this.#add('error', entry);
+  }
+  warn(entry: LogEntry): void {
+    this.#add('warn', entry);
+  }
+  info(entry: LogEntry): void {
+    this.#add('info', entry);
+  }
+  /** The entries of one level, in order. */
+  at(level: LogLevel): Record<string, unknown>[] {
+    return this.entries.filter((e) => e.level === level).map((e) => e.entry);
+  }
+  #add(level: LogLevel, entry: LogEntry): void {
+    this.entries.push({ level, entry: JSON.parse(JSON.stringify(entry)) as Record<string, unknown> });
+  }
 }
 
 function isHandler(x: unknown): x is SluiceHandler {

@@ -1,6 +1,7 @@
 import type { EsmConfig } from '../../config/event-source-mapping.js';
 import { errorText, SluiceError } from '../../errors.js';
-import type { BatchReport, SluiceHandler } from '../../runtime/handler.js';
+import type { SluiceHandler } from '../../runtime/handler.js';
+import type { BatchReport } from '../../runtime/invoke.js';
 import { lambdaContext } from '../../runtime/lambda-context.js';
 import type { KafkaBatchResponse, KafkaEvent } from '../../runtime/msk-event.js';
 import type { FunctionStats } from './stats.js';

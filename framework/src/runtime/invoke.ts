@@ -1,0 +1,168 @@
+/**
+ * One invocation as a unit: a Kafka event's partitions in, one report out. It owns the order
+ * that makes outputs at-least-once and state exactly-once: outputs, then dead letters, leave
+ * before any state is committed; a partition whose state cannot be read or committed fails whole
+ * and Lambda retries it. `flush` goes through the same hand-off.
+ */
+import type { Manifest } from '../define/manifest.js';
+import { errorText, SluiceError } from '../errors.js';
+import type { DeadLetterSink, OutputSink } from '../io/sinks.js';
+import type { LateOutput } from '../pipeline/records.js';
+import type { PartitionResult } from '../pipeline/runner.js';
+import { type BatchStats, sumStats } from '../pipeline/stats.js';
+import type { StateStore } from '../state/store.js';
+import type { Logger } from './logger.js';
+import type { KafkaBatchResponse, PartitionBatch } from './msk-event.js';
+import type { PartitionRunner } from './partition-runner.js';
+import { BatchResponse } from './response.js';
+
+/**
+ * The adapters a handler runs with. Lambda gets defaults; `sluice dev` and tests swap them.
+ *
+ * @example
+ * const runtime: Runtime = { store: new MemoryStore(), sink: logOutputSink, deadLetters: logDeadLetterSink, logger: consoleLogger };
+ * handler.sluice.configure(runtime);
+ */
+export interface Runtime {
+  store: StateStore;
+  sink: OutputSink;
+  deadLetters: DeadLetterSink;
+  /** Where the runtime's own log entries go (failures, warnings, state metrics); JSON lines on the console by default. */
+  logger: Logger;
+  /** Called after each invocation with what it did (the dev view and metrics use it). */
+  onBatch?: (report: BatchReport) => void;
+}
+
+/**
+ * A partition of an invocation that failed whole, and why.
+ *
+ * @example
+ * const f: PartitionFailure = { topic: 'readings', partition: 0, stage: 'read', error: new StateConflictError('…') };
+ */
+export interface PartitionFailure {
+  readonly topic: string;
+  readonly partition: number;
+  readonly stage: 'read' | 'commit';
+  readonly error: unknown;
+}
+
+/**
+ * What one invocation did.
+ *
+ * @example
+ * handler.sluice.configure({ onBatch: (r) => console.log(r.stats.recordsIn, r.late.length, r.response.batchItemFailures) });
+ */
+export interface BatchReport {
+  readonly partitions: readonly PartitionResult[];
+  /** Partitions that failed whole: their state could not be read, or not committed. Lambda retries them. */
+  readonly failed: readonly PartitionFailure[];
+  readonly late: readonly LateOutput[];
+  readonly stats: BatchStats;
+  readonly response: KafkaBatchResponse;
+  /** State store requests of this invocation (stores that count them: DynamoDB). */
+  readonly state?: Readonly<Record<string, number>>;
+}
+
+/**
+ * What an invocation runs with: the function, its adapters and its partition runner (both may be
+ * swapped between invocations).
+ *
+ * @example
+ * const report = await invoke({ manifest, runtime, runner }, partitionsOf(event), context.getRemainingTimeInMillis());
+ */
+export interface Invocation {
+  readonly manifest: Manifest;
+  readonly runtime: Runtime;
+  readonly runner: PartitionRunner;
+}
+
+/**
+ * Runs an event's partitions side by side and delivers what they produced, in order: outputs,
+ * then dead letters, then each partition's state. A partition that fails to read or commit its
+ * state, or stops at a failing record, is listed in the response at the offset to retry from.
+ * `remainingMs` (Lambda's remaining time) sets a deadline one second early, so a slow store
+ * fails the batch cleanly rather than being cut off mid-write.
+ *
+ * @example
+ * const report = await invoke(invocation, partitionsOf(event), context.getRemainingTimeInMillis());
+ * return answer(report.response);
+ */
+export async function invoke(run: Invocation, partitions: readonly PartitionBatch[], remainingMs?: number): Promise<BatchReport> {
+  const { runtime, runner, manifest } = run;
+  const log = runtime.logger;
+  const deadline = remainingMs === undefined ? undefined : Date.now() + Math.max(0, remainingMs - 1_000);
+  const before = storeStats(runtime.store);
+  const settled = await Promise.all(partitions.map((p) => runner.run(p.topic, p.partition, p.records, deadline === undefined ? {} : { deadline }).then(
+    (result) => ({ p, result }),
+    (error: unknown) => ({ p, error }),
+  )));
+  const response = new BatchResponse();
+  const done: PartitionResult[] = [];
+  const failed: PartitionFailure[] = [];
+  for (const s of settled) {
+    if ('error' in s) {
+      // State could not be read: nothing of this partition is committed; Lambda retries it whole.
+      log.error({ sluice: 'partition-failed', topic: s.p.topic, partition: s.p.partition, error: errorText(s.error) });
+      failed.push({ topic: s.p.topic, partition: s.p.partition, stage: 'read', error: s.error });
+      response.fail(s.p.topic, s.p.partition, s.p.records[0].offset);
+    } else done.push(s.result);
+  }
+  await handOff(run, done);
+  await Promise.all(done.map(async (r) => {
+    try {
+      await r.commit();
+      if (r.failedOffset !== undefined) {
+        log.error({ sluice: 'record-failed', topic: r.topic, partition: r.partition, offset: r.failedOffset, step: r.failedStage, error: errorText(r.error) });
+        response.fail(r.topic, r.partition, r.failedOffset);
+      }
+    } catch (e) {
+      log.error({ sluice: 'commit-failed', topic: r.topic, partition: r.partition, error: errorText(e) });
+      failed.push({ topic: r.topic, partition: r.partition, stage: 'commit', error: e });
+      const first = partitions.find((p) => p.topic === r.topic && p.partition === r.partition)!;
+      response.fail(r.topic, r.partition, first.records[0].offset);
+    }
+  }));
+  const after = storeStats(runtime.store);
+  const state = before && after ? Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]])) : undefined;
+  if (state && !runtime.onBatch) {
+    // One metrics line per invocation, for CloudWatch (metric filters or Logs Insights).
+    log.info({ sluice: 'state-metrics', function: manifest.name, records: partitions.reduce((n, p) => n + p.records.length, 0), ...state });
+  }
+  const report: BatchReport = {
+    partitions: done, failed, late: done.flatMap((r) => r.late), stats: sumStats(done.map((r) => r.stats)), response: response.value,
+    ...(state ? { state } : {}),
+  };
+  runtime.onBatch?.(report);
+  return report;
+}
+
+/**
+ * Closes every open window of one partition (the end of a finite input) and delivers the results
+ * as an invocation does: outputs, dead letters, then state, written just after `lastOffset`.
+ *
+ * @example
+ * await flushPartition(invocation, 'sensor-counts', 0, 99);
+ */
+export async function flushPartition(run: Invocation, topic: string, partition: number, lastOffset: number): Promise<PartitionResult> {
+  const result = await run.runner.run(topic, partition, [], { flush: true, flushOffset: lastOffset });
+  if (result.failedOffset !== undefined) {
+    throw new SluiceError(`closing the open windows of ${topic}-${partition} failed in step "${result.failedStage}": ${errorText(result.error)}`, { cause: result.error });
+  }
+  await handOff(run, [result]);
+  await result.commit();
+  return result;
+}
+
+/** Outputs, then dead letters, leave before any state is committed (at-least-once output). */
+async function handOff({ runtime, manifest }: Invocation, results: readonly PartitionResult[]): Promise<void> {
+  const messages = results.flatMap((r) => r.outputs);
+  if (messages.length > 0) await runtime.sink.send(messages);
+  const letters = results.flatMap((r) => r.deadLetters);
+  if (letters.length > 0) await runtime.deadLetters.send(letters, manifest.name);
+}
+
+/** A copy of a store's request counters, if it keeps any (the DynamoDB store does). */
+function storeStats(store: StateStore): Record<string, number> | undefined {
+  const stats = (store as { stats?: Record<string, number> }).stats;
+  return stats ? { ...stats } : undefined;
+}
