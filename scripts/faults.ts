@@ -16,7 +16,7 @@
  */
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { MemoryStore } from 'sluice';
+import { MemoryStore } from 'sluice/state';
 import { DynamoDBStore } from '../framework/src/state/dynamodb-store.js';
 import { dropTable, quietSluiceLogs, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
 

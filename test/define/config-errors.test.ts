@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  type Aggregator, ConfigError, count, filter, hoppingCountWindow, hoppingWindow, keyed, type KeyedState, keyedState, manifestOf, map,
-  reduce, sessionWindow, slidingCountWindow, sluice, source, stream, sum, to, tumblingCountWindow, tumblingWindow,
-} from 'sluice';
+import { type Aggregator, ConfigError, count, filter, hoppingCountWindow, hoppingWindow, keyed, type KeyedState, keyedState, map, reduce, sessionWindow, slidingCountWindow, sluice, source, stream, sum, to, tumblingCountWindow, tumblingWindow } from 'sluice';
+import { manifestOf } from 'sluice/runtime';
 
 /**
  * Asserts that `define` throws a ConfigError whose message matches every pattern. Each check

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  count, eventTime, filter, key, keyed, type KeyedState, keyedState, type LateRecord, type Manifest, manifestOf, map, mean,
-  outputTopics, source, stream, sum, to, tumblingWindow,
-} from 'sluice';
+import { count, eventTime, filter, key, keyed, type KeyedState, keyedState, type LateRecord, map, mean, source, stream, sum, to, tumblingWindow } from 'sluice';
+import { type Manifest, manifestOf, outputTopics } from 'sluice/runtime';
 import { type InputRecord, runFunction } from 'sluice/testing';
 
 interface Reading {

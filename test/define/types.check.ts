@@ -3,9 +3,7 @@
  * types.test.ts. Nothing here runs: each `expectType` fails to compile when an inferred type drifts,
  * and each `@ts-expect-error` fails to compile when a wrong use stops being rejected.
  */
-import {
-  collect, count, first, type KeyedState, keyedState, max, mean, sluice, type SluiceHandler, stream, type Stream, sum,
-} from 'sluice';
+import { collect, count, first, type KeyedState, keyedState, max, mean, sluice, type SluiceHandler, stream, type Stream, sum } from 'sluice';
 
 /** Exact type equality: distinguishes `any`, `unknown`, optional and readonly members. */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;

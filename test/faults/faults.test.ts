@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CaptureSink, type KafkaEvent, type KafkaEventRecord, keyedState, MemoryStore, sluice, stream, sum } from 'sluice';
+import { keyedState, sluice, stream, sum } from 'sluice';
+import { CaptureSink } from 'sluice/testing';
+import { MemoryStore } from 'sluice/state';
+import type { KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
 import { lambdaContext, toEventRecord } from 'sluice/testing';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { isPartitionNamespace, isWindowNamespace } from '../../framework/src/state/namespaces.js';

@@ -28,11 +28,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  type BatchBounds, type DeadLetter, type Definition, type ItemChange, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord,
-  type Manifest, MemoryStore, type OutputMessage, type SluiceHandler, type StateScope, type StateStore, type StoredItem, type WriteStats,
-  count, keyedState, loadDefinition, mean, sluice, StateConflictError, stream, sum,
-} from 'sluice';
+import { type Definition, type SluiceHandler, count, keyedState, mean, sluice, StateConflictError, stream, sum } from 'sluice';
+import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore, type StoredItem, type WriteStats } from 'sluice/state';
+import { type DeadLetter, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord, type Manifest, type OutputMessage, loadDefinition } from 'sluice/runtime';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';

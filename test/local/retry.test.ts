@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DeadLetter, KafkaBatchResponse, KafkaEvent } from 'sluice';
+import type { DeadLetter, KafkaBatchResponse, KafkaEvent } from 'sluice/runtime';
 import { toKafkaEvents } from 'sluice/testing';
 import { invokeWithRetries } from '../../framework/src/local/retry.js';
 

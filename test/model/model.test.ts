@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, count, manifestOf, mean, onnxModel, score, source, stream, to, tumblingWindow } from 'sluice';
+import { ConfigError, count, mean, onnxModel, score, source, stream, to, tumblingWindow } from 'sluice';
+import { manifestOf } from 'sluice/runtime';
 import { runFunction } from 'sluice/testing';
 import { handler as transportHandler, transportModel } from '../../functions/transport-mode/handler.js';
 import { readModelSignature } from '../../framework/src/model/onnx-file.js';

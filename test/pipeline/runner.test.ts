@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type KafkaEventRecord, keyedState, manifestOf, MemoryStore, type OutputMessage, stream, sum } from 'sluice';
+import { keyedState, stream, sum } from 'sluice';
+import { MemoryStore } from 'sluice/state';
+import { type KafkaEventRecord, manifestOf, type OutputMessage } from 'sluice/runtime';
 import { toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 

@@ -1,7 +1,8 @@
 // The edge's decoding: each event record becomes a decoded source record once; bad ones become dead letters.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { bytes, type KafkaEventRecord, manifestOf, stream } from 'sluice';
+import { bytes, stream } from 'sluice';
+import { type KafkaEventRecord, manifestOf } from 'sluice/runtime';
 import { toEventRecord } from 'sluice/testing';
 import { SourceDecoder } from '../../framework/src/runtime/decode.js';
 

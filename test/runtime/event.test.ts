@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import {
-  CaptureSink, type KafkaEvent, keyedState, MemoryStore, partitionsOf, type RecordContext, sluice, SluiceError, stream,
-} from 'sluice';
+import { keyedState, type RecordContext, sluice, SluiceError, stream } from 'sluice';
+import { CaptureSink } from 'sluice/testing';
+import { MemoryStore } from 'sluice/state';
+import { type KafkaEvent, partitionsOf } from 'sluice/runtime';
 import { lambdaContext } from 'sluice/testing';
 
 // Real payloads: the sample events of https://docs.aws.amazon.com/lambda/latest/dg/with-msk.html

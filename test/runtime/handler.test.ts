@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  CaptureSink, type DeadLetter, type DeadLetterSink, type KafkaEvent, type KafkaEventRecord, keyedState,
-  MemoryStore, poison, sluice, stream, sum,
-} from 'sluice';
+import { keyedState, poison, sluice, stream, sum } from 'sluice';
+import { CaptureSink } from 'sluice/testing';
+import { MemoryStore } from 'sluice/state';
+import type { DeadLetter, DeadLetterSink, KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
 import { CaptureLogger, lambdaContext, toEventRecord } from 'sluice/testing';
 
 const ctx = lambdaContext('handler-test') as never;

@@ -1,7 +1,9 @@
 // The invocation as a unit: partitions in, one report out; outputs, then dead letters, then state.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DeadLetter, manifestOf, MemoryStore, type OutputMessage, poison, stream, sum } from 'sluice';
+import { poison, stream, sum } from 'sluice';
+import { MemoryStore } from 'sluice/state';
+import { type DeadLetter, manifestOf, type OutputMessage } from 'sluice/runtime';
 import { CaptureLogger, toEventRecord } from 'sluice/testing';
 import { flushPartition, type Invocation, invoke } from '../../framework/src/runtime/invoke.js';
 import { partitionsOf, toKafkaEvents } from '../../framework/src/runtime/msk-event.js';

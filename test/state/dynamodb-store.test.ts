@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { MemoryStore, SluiceError, StateConflictError, type StoredItem } from 'sluice';
+import { SluiceError, StateConflictError } from 'sluice';
+import { MemoryStore, type StoredItem } from 'sluice/state';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import type { StateScope, StateStore } from '../../framework/src/state/store.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  type BatchBounds, filter, type ItemChange, keyed, type KeyedState, keyedState, map, MemoryStore, SluiceError, source,
-  type StateScope, type StateStore, stream, sum, to,
-} from 'sluice';
+import { filter, keyed, type KeyedState, keyedState, map, SluiceError, source, stream, sum, to } from 'sluice';
+import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore } from 'sluice/state';
 import { type InputRecord, runFunction } from 'sluice/testing';
 import { quietly } from '../support/quiet.js';
 

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  type BatchBounds, type ItemChange, MemoryStore, SluiceError, type StateScope, type StateStore, type StoredItem, Transaction,
-  type WriteStats,
-} from 'sluice';
+import { SluiceError } from 'sluice';
+import { Transaction } from '../../framework/src/state/transaction.js';
+import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore, type StoredItem, type WriteStats } from 'sluice/state';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 
 /** What a read returned, without the store's opaque revision. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MemoryStore, sluice, stream, sum } from 'sluice';
+import { sluice, stream, sum } from 'sluice';
+import { MemoryStore } from 'sluice/state';
 import { type InputRecord, lambdaContext, runFunction, toKafkaEvents } from 'sluice/testing';
 import { handler as fastVehicles } from '../../functions/fast-vehicles/handler.js';
 import { handler as sensorSums, SensorSums } from '../../functions/sensor-sums/handler.js';

@@ -5,10 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  type Aggregator, collect, ConfigError, count, earliest, first, last, latest, manifestOf, max, mean, min, reduce, slidingWindow,
-  sluice, source, stream, sum, to,
-} from 'sluice';
+import { type Aggregator, collect, ConfigError, count, earliest, first, last, latest, max, mean, min, reduce, slidingWindow, sluice, source, stream, sum, to } from 'sluice';
+import { manifestOf } from 'sluice/runtime';
 import type { Definition } from 'sluice';
 import { type InputRecord, runFunction, type TestRun } from 'sluice/testing';
 

@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { collect, count, earliest, first, last, latest, max, mean, MemoryStore, min, stream, sum } from 'sluice';
-import type { StateStore } from 'sluice';
+import { collect, count, earliest, first, last, latest, max, mean, min, stream, sum } from 'sluice';
+import { MemoryStore } from 'sluice/state';
+import type { StateStore } from 'sluice/state';
 import { quietly } from '../support/quiet.js';
 import { type InputRecord, runFunction, type TestRun } from 'sluice/testing';
 import { type CloseBy, type Emit, type Rec, reference, type RefLate, type RefResult, type RefSpec } from './reference.js';

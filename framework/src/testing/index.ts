@@ -26,6 +26,7 @@ import type { StateStore } from '../state/store.js';
 
 export type { InputRecord } from '../runtime/msk-event.js';
 export { toKafkaEvents, toEventRecord } from '../runtime/msk-event.js';
+export { CaptureSink } from '../io/sinks.js';
 export { lambdaContext } from '../runtime/lambda-context.js';
 export type { LogEntry, Logger } from '../runtime/logger.js';
 
