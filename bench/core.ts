@@ -111,9 +111,14 @@ if (s.result.windows !== b.result.windows || s.result.total !== b.result.total) 
 const recordsPerSec = Math.round(N / (s.ms / 1000));
 const baselineRecordsPerSec = Math.round(N / (b.ms / 1000));
 const summary = {
-  records: N, keys: KEYS, batchSize: BATCH, events: events.length, runs: RUNS,
+  records: N,
+  keys: KEYS,
+  batchSize: BATCH,
+  events: events.length,
+  runs: RUNS,
   windowsEmitted: s.result.windows,
-  sluiceMs: Math.round(s.ms), baselineMs: Math.round(b.ms),
+  sluiceMs: Math.round(s.ms),
+  baselineMs: Math.round(b.ms),
 };
 const result = { recordsPerSec, baselineRecordsPerSec, ratio: Math.round((recordsPerSec / baselineRecordsPerSec) * 1000) / 1000 };
 if (values.json) {
@@ -121,5 +126,7 @@ if (values.json) {
   console.log(JSON.stringify(result));
 } else {
   console.log(summary);
-  console.log(`Sluice ${recordsPerSec.toLocaleString()} records/s, baseline ${baselineRecordsPerSec.toLocaleString()} records/s, ratio ${result.ratio}`);
+  console.log(
+    `Sluice ${recordsPerSec.toLocaleString()} records/s, baseline ${baselineRecordsPerSec.toLocaleString()} records/s, ratio ${result.ratio}`,
+  );
 }

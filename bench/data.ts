@@ -22,7 +22,12 @@ export function* sensorStream(records: number, keys: number, partitions = 4): Ge
   for (let i = 0; i < records; i++) {
     const second = Math.floor(i / keys);
     const sensor = i % keys;
-    yield { key: `sensor-${sensor}`, value: { value: Math.floor(rand() * 10) }, timestamp: T0 + second * 1000 + Math.floor(rand() * 1500), partition: sensor % partitions };
+    yield {
+      key: `sensor-${sensor}`,
+      value: { value: Math.floor(rand() * 10) },
+      timestamp: T0 + second * 1000 + Math.floor(rand() * 1500),
+      partition: sensor % partitions,
+    };
   }
 }
 

@@ -41,7 +41,12 @@ setTimeout(() => {
   process.exit(3);
 }, limitMs).unref();
 
-const kafka = new Kafka({ clientId: 'sluice-bench', brokers: values.brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 5 } });
+const kafka = new Kafka({
+  clientId: 'sluice-bench',
+  brokers: values.brokers.split(','),
+  logLevel: logLevel.NOTHING,
+  retry: { retries: 5 },
+});
 const admin = kafka.admin();
 try {
   await admin.connect();
@@ -68,7 +73,13 @@ if (reset.length > 0) {
   await admin.deleteTopics({ topics: reset, timeout: 30_000 });
   for (let i = 0; i < 100 && (await admin.listTopics()).some((t) => reset.includes(t)); i++) await new Promise((r) => setTimeout(r, 200));
 }
-await admin.createTopics({ topics: [{ topic: INPUT, numPartitions: 4 }, { topic: output, numPartitions: 4 }], waitForLeaders: true });
+await admin.createTopics({
+  topics: [
+    { topic: INPUT, numPartitions: 4 },
+    { topic: output, numPartitions: 4 },
+  ],
+  waitForLeaders: true,
+});
 
 log(`producing ${N.toLocaleString()} records (${KEYS} keys, 4 partitions) to ${INPUT}…`);
 const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -85,7 +96,9 @@ if (batch.length > 0) await producer.send({ topic: INPUT, acks: -1, messages: ba
 await producer.disconnect();
 log('produced');
 const expected = referenceSums(sensorStream(N, KEYS, 4));
-log(`expecting ${expected.windows.toLocaleString()} window results; starting the emulator (batch size ${config.batchSize}, window ${config.maximumBatchingWindowMs} ms)…`);
+log(
+  `expecting ${expected.windows.toLocaleString()} window results; starting the emulator (batch size ${config.batchSize}, window ${config.maximumBatchingWindowMs} ms)…`,
+);
 
 // Count results on the output topic as they arrive.
 const reader = kafka.consumer({ groupId: `sluice-bench-reader-${Date.now()}` });
@@ -116,11 +129,20 @@ await reader.disconnect();
 await admin.disconnect();
 
 if (seen !== expected.windows || total !== expected.total) {
-  console.error(`results differ from the reference: ${seen} results totalling ${total}, expected ${expected.windows} totalling ${expected.total}`);
+  console.error(
+    `results differ from the reference: ${seen} results totalling ${total}, expected ${expected.windows} totalling ${expected.total}`,
+  );
   process.exit(1);
 }
 const result = { records: N, seconds: Math.round(seconds * 100) / 100, recordsPerSec: Math.round(N / seconds) };
-const detail = { keys: KEYS, partitions: 4, batchSize: config.batchSize, maximumBatchingWindowMs: config.maximumBatchingWindowMs, invocations: fn.stats.batches, windowResults: seen };
+const detail = {
+  keys: KEYS,
+  partitions: 4,
+  batchSize: config.batchSize,
+  maximumBatchingWindowMs: config.maximumBatchingWindowMs,
+  invocations: fn.stats.batches,
+  windowResults: seen,
+};
 if (values.json) {
   console.log(JSON.stringify(detail));
   console.log(JSON.stringify(result));

@@ -40,7 +40,10 @@ const initMs = Math.round((performance.now() - t0) * 10) / 10;
 
 const result: Record<string, unknown> = {};
 const detail: Record<string, unknown> = {};
-for (const [label, n] of [['rows1k', 1_000], ['rows10k', 10_000]] as const) {
+for (const [label, n] of [
+  ['rows1k', 1_000],
+  ['rows10k', 10_000],
+] as const) {
   const data = rows(n, n);
   // Warm both paths once, and check they agree, before timing.
   const [a, b] = [await transportModel.score(data), await transportModel.score(data, { batched: false })];

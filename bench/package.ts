@@ -24,7 +24,11 @@ const say = (m: string) => {
 
 const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
 for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SDK_LOAD_CONFIG']) delete env[k];
-const pkg = spawnSync(process.execPath, [path.join(root, 'node_modules/serverless/bin/serverless.js'), 'package'], { cwd: root, env, encoding: 'utf8' });
+const pkg = spawnSync(process.execPath, [path.join(root, 'node_modules/serverless/bin/serverless.js'), 'package'], {
+  cwd: root,
+  env,
+  encoding: 'utf8',
+});
 if (pkg.status !== 0) throw new Error(`sls package failed:\n${pkg.stdout}\n${pkg.stderr}`);
 
 // transport-mode gets a second reading 20 s later, so a window closes and the model scores it:
@@ -47,20 +51,31 @@ for (const [name, { topic, value, later }] of Object.entries(topics)) {
   try {
     const files = await unzipTo(zip, dir);
     const unzippedBytes = files.reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
-    const record = (offset: number, timestamp: number, v: unknown) => ({ ...first, topic, partition: 0, offset, timestamp, key: Buffer.from('k1').toString('base64'), value: Buffer.from(JSON.stringify(v)).toString('base64') });
+    const record = (offset: number, timestamp: number, v: unknown) => ({
+      ...first,
+      topic,
+      partition: 0,
+      offset,
+      timestamp,
+      key: Buffer.from('k1').toString('base64'),
+      value: Buffer.from(JSON.stringify(v)).toString('base64'),
+    });
     const records = [record(1, 1_767_225_600_000, value), ...(later ? [record(2, 1_767_225_620_000, later)] : [])];
     const event = { ...sample, records: { [`${topic}-0`]: records } };
     writeFileSync(path.join(dir, 'event.json'), JSON.stringify(event));
-    writeFileSync(path.join(dir, 'cold.mjs'), [
-      `import { readFileSync } from 'node:fs';`,
-      `const event = JSON.parse(readFileSync('event.json', 'utf8'));`,
-      `const t0 = performance.now();`,
-      `const { handler } = await import('./functions/${name}/handler.mjs');`,
-      `const response = await handler(event, { functionName: '${name}', awsRequestId: 'r', getRemainingTimeInMillis: () => 30000 });`,
-      `const initMs = performance.now() - t0;`,
-      `if (response.batchItemFailures.length) throw new Error('the event failed: ' + JSON.stringify(response));`,
-      `process.stderr.write(JSON.stringify({ initMs }) + '\\n');`,
-    ].join('\n'));
+    writeFileSync(
+      path.join(dir, 'cold.mjs'),
+      [
+        `import { readFileSync } from 'node:fs';`,
+        `const event = JSON.parse(readFileSync('event.json', 'utf8'));`,
+        `const t0 = performance.now();`,
+        `const { handler } = await import('./functions/${name}/handler.mjs');`,
+        `const response = await handler(event, { functionName: '${name}', awsRequestId: 'r', getRemainingTimeInMillis: () => 30000 });`,
+        `const initMs = performance.now() - t0;`,
+        `if (response.batchItemFailures.length) throw new Error('the event failed: ' + JSON.stringify(response));`,
+        `process.stderr.write(JSON.stringify({ initMs }) + '\\n');`,
+      ].join('\n'),
+    );
     const init: number[] = [];
     const proc: number[] = [];
     for (let i = 0; i < runs; i++) {
@@ -70,11 +85,24 @@ for (const [name, { topic, value, later }] of Object.entries(topics)) {
       if (r.status !== 0) throw new Error(`${name}: ${r.stderr}`);
       init.push(JSON.parse(r.stderr.trim().split('\n').at(-1)!).initMs);
     }
-    functions[name] = { zipBytes: statSync(zip).size, unzippedBytes, initMs: Math.round(median(init) * 10) / 10, processMs: Math.round(median(proc) * 10) / 10 };
-    say(`${name}: zip ${(functions[name].zipBytes / 1024).toFixed(0)} KB, unzipped ${(unzippedBytes / 1024).toFixed(0)} KB, init ${functions[name].initMs} ms (process ${functions[name].processMs} ms)`);
+    functions[name] = {
+      zipBytes: statSync(zip).size,
+      unzippedBytes,
+      initMs: Math.round(median(init) * 10) / 10,
+      processMs: Math.round(median(proc) * 10) / 10,
+    };
+    say(
+      `${name}: zip ${(functions[name].zipBytes / 1024).toFixed(0)} KB, unzipped ${(unzippedBytes / 1024).toFixed(0)} KB, init ${functions[name].initMs} ms (process ${functions[name].processMs} ms)`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 const all = Object.values(functions);
-console.log(JSON.stringify({ functions, maxUnzippedBytes: Math.max(...all.map((f) => f.unzippedBytes)), maxInitMs: Math.max(...all.map((f) => f.initMs)) }));
+console.log(
+  JSON.stringify({
+    functions,
+    maxUnzippedBytes: Math.max(...all.map((f) => f.unzippedBytes)),
+    maxInitMs: Math.max(...all.map((f) => f.initMs)),
+  }),
+);

@@ -20,7 +20,10 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '20' },
     'batch-size': { type: 'string', default: '10000' },
     keys: { type: 'string', default: '1000' },
-    endpoint: { type: 'string', default: process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}` },
+    endpoint: {
+      type: 'string',
+      default: process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`,
+    },
   },
 });
 const BATCHES = Number(values.batches);
@@ -46,7 +49,13 @@ handler.sluice.configure({
   store,
   sink: { async send() {} },
   onBatch: (r) => {
-    last = { reads: r.state?.readRequests ?? 0, writes: r.state?.writeRequests ?? 0, conflicts: r.state?.conditionalCheckFailures ?? 0, wcu: r.state?.consumedWriteUnits ?? 0, rcu: r.state?.consumedReadUnits ?? 0 };
+    last = {
+      reads: r.state?.readRequests ?? 0,
+      writes: r.state?.writeRequests ?? 0,
+      conflicts: r.state?.conditionalCheckFailures ?? 0,
+      wcu: r.state?.consumedWriteUnits ?? 0,
+      rcu: r.state?.consumedReadUnits ?? 0,
+    };
   },
 });
 const ctx = lambdaContext('sensor-sums', 900_000) as never;
@@ -62,15 +71,27 @@ for (const event of toKafkaEvents(stream, { topic: 'sensor-counts', batchSize: S
   const ms = performance.now() - t;
   if (res.batchItemFailures.length > 0) throw new Error(`batch failed: ${JSON.stringify(res)}`);
   perBatch.push({ ms, keys, ...last! });
-  process.stderr.write(`batch ${perBatch.length}: ${records.length} records, ${keys} keys, ${last!.reads} reads, ${last!.writes} writes, ${ms.toFixed(0)} ms\n`);
+  process.stderr.write(
+    `batch ${perBatch.length}: ${records.length} records, ${keys} keys, ${last!.reads} reads, ${last!.writes} writes, ${ms.toFixed(0)} ms\n`,
+  );
 }
 
-const avg = (f: (b: (typeof perBatch)[number]) => number) => Math.round((perBatch.reduce((n, b) => n + f(b), 0) / perBatch.length) * 100) / 100;
+const avg = (f: (b: (typeof perBatch)[number]) => number) =>
+  Math.round((perBatch.reduce((n, b) => n + f(b), 0) / perBatch.length) * 100) / 100;
 const detail = {
-  recordsPerBatch: SIZE, distinctKeysPerBatch: avg((b) => b.keys), maxWritesOverKeys: Math.max(...perBatch.map((b) => b.writes - b.keys)),
-  conditionalCheckFailures: perBatch.reduce((n, b) => n + b.conflicts, 0), consumedWriteUnitsPerBatch: avg((b) => b.wcu), consumedReadUnitsPerBatch: avg((b) => b.rcu),
+  recordsPerBatch: SIZE,
+  distinctKeysPerBatch: avg((b) => b.keys),
+  maxWritesOverKeys: Math.max(...perBatch.map((b) => b.writes - b.keys)),
+  conditionalCheckFailures: perBatch.reduce((n, b) => n + b.conflicts, 0),
+  consumedWriteUnitsPerBatch: avg((b) => b.wcu),
+  consumedReadUnitsPerBatch: avg((b) => b.rcu),
 };
-const result = { batches: perBatch.length, writeRequestsPerBatch: avg((b) => b.writes), readRequestsPerBatch: avg((b) => b.reads), msPerBatch: avg((b) => b.ms) };
+const result = {
+  batches: perBatch.length,
+  writeRequestsPerBatch: avg((b) => b.writes),
+  readRequestsPerBatch: avg((b) => b.reads),
+  msPerBatch: avg((b) => b.ms),
+};
 if (values.json) {
   console.log(JSON.stringify(detail));
   console.log(JSON.stringify(result));

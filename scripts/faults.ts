@@ -49,14 +49,16 @@ if (!stores.every((s) => s === 'memory' || s === 'dynamodb')) {
   process.exit(2);
 }
 const all: Workload[] = Object.values(workloads);
-const selected = args.workloads ? args.workloads.split(',').map((name) => {
-  const w = all.find((x) => x.name === name.trim());
-  if (!w) {
-    console.error(`unknown workload "${name}"; known: ${all.map((x) => x.name).join(', ')}.`);
-    process.exit(2);
-  }
-  return w;
-}) : all;
+const selected = args.workloads
+  ? args.workloads.split(',').map((name) => {
+      const w = all.find((x) => x.name === name.trim());
+      if (!w) {
+        console.error(`unknown workload "${name}"; known: ${all.map((x) => x.name).join(', ')}.`);
+        process.exit(2);
+      }
+      return w;
+    })
+  : all;
 
 const endpoint = process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
 
@@ -73,13 +75,17 @@ async function answers(url: string): Promise<boolean> {
 const started = Date.now();
 // The suite stops starting scenarios at the time limit; this only catches a hang.
 const watchdog = setTimeout(() => {
-  console.error(`test:faults: still running ${Math.round((Date.now() - started) / 1000)} s after starting (limit ${limitMs / 1000} s); giving up.`);
+  console.error(
+    `test:faults: still running ${Math.round((Date.now() - started) / 1000)} s after starting (limit ${limitMs / 1000} s); giving up.`,
+  );
   process.exit(3);
 }, limitMs + 60_000);
 watchdog.unref();
 
 if (stores.includes('dynamodb') && !(await answers(endpoint))) {
-  console.error(`test:faults: nothing answers on ${endpoint}; start DynamoDB Local with npm run infra:up, or run only the in-memory part with --store memory.`);
+  console.error(
+    `test:faults: nothing answers on ${endpoint}; start DynamoDB Local with npm run infra:up, or run only the in-memory part with --store memory.`,
+  );
   process.exit(2);
 }
 
@@ -98,15 +104,17 @@ try {
       await shared.ensureTable();
       console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${table}`);
     }
-    results.push(await runSuite({
-      label: kind,
-      seed,
-      crashPoints: crashes,
-      deadline,
-      workloads: selected,
-      store: () => shared ?? new MemoryStore(),
-      onProgress: (line) => console.error(line),
-    }));
+    results.push(
+      await runSuite({
+        label: kind,
+        seed,
+        crashPoints: crashes,
+        deadline,
+        workloads: selected,
+        store: () => shared ?? new MemoryStore(),
+        onProgress: (line) => console.error(line),
+      }),
+    );
   }
 } finally {
   restore();
@@ -117,13 +125,18 @@ const totals: Totals = { crashPoints: 0, replays: 0, staleInvocations: 0, lost: 
 const problems: string[] = [];
 for (const r of results) {
   for (const k of Object.keys(totals) as (keyof Totals)[]) totals[k] += r[k];
-  if (r.crashPoints < crashes) problems.push(`${r.store}: only ${r.crashPoints} of ${crashes} crashes fit in the time limit; raise --time-limit or lower --crashes.`);
+  if (r.crashPoints < crashes)
+    problems.push(`${r.store}: only ${r.crashPoints} of ${crashes} crashes fit in the time limit; raise --time-limit or lower --crashes.`);
   if (r.staleOverwrites > 0) problems.push(`${r.store}: stale invocations overwrote newer state ${r.staleOverwrites} time(s).`);
   for (const e of r.unexpectedErrors.slice(0, 5)) problems.push(`${r.store}: not injected: ${e.split('\n')[0]}`);
   for (const f of r.failures.slice(0, 5)) {
-    problems.push(`${r.store}: ${f.workload} seed ${f.seed}: lost ${f.lost} (${f.lostUntilFlush} only at the final flush), values differing ${f.valueDiffs}, state differing ${f.stateDiffs}; e.g. ${f.examples.slice(0, 2).join(' | ')}`);
+    problems.push(
+      `${r.store}: ${f.workload} seed ${f.seed}: lost ${f.lost} (${f.lostUntilFlush} only at the final flush), values differing ${f.valueDiffs}, state differing ${f.stateDiffs}; e.g. ${f.examples.slice(0, 2).join(' | ')}`,
+    );
   }
-  console.error(`test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`);
+  console.error(
+    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,
+  );
 }
 for (const p of problems) console.error(`test:faults: ${p}`);
 console.error(`test:faults: ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
@@ -135,6 +148,8 @@ if (args.json) {
   }
   console.log(JSON.stringify(totals));
 } else {
-  console.log(`crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}`);
+  console.log(
+    `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}`,
+  );
 }
 process.exitCode = totals.lost > 0 || totals.appliedTwice > 0 || problems.length > 0 ? 1 : 0;

@@ -32,7 +32,9 @@ class SluiceServerlessPlugin {
   constructor(serverless, options, utils = {}) {
     this.serverless = serverless;
     this.options = options;
-    this.log = utils.log ?? Object.assign((m) => console.log(m), { notice: (m) => console.log(m), warning: (m) => console.warn(m), verbose: () => {} });
+    this.log =
+      utils.log ??
+      Object.assign((m) => console.log(m), { notice: (m) => console.log(m), warning: (m) => console.warn(m), verbose: () => {} });
     serverless.configSchemaHandler?.defineFunctionProperties('aws', { properties: { sluice: SLUICE_FUNCTION_SCHEMA } });
     // Serverless v3's schema predates the nodejs22.x runtime that Sluice deploys to.
     const runtimes = serverless.configSchemaHandler?.schema?.definitions?.awsLambdaRuntime?.enum;

@@ -47,10 +47,10 @@ export class PoisonRecordError extends SluiceError {
   readonly reason: string;
   readonly position: RecordPosition | undefined;
   constructor(reason: string, position?: RecordPosition, opts: { cause?: unknown } = {}) {
-    super(
-      position ? `poison record at ${position.topic}-${position.partition}@${position.offset}: ${reason}` : reason,
-      { retriable: false, cause: opts.cause },
-    );
+    super(position ? `poison record at ${position.topic}-${position.partition}@${position.offset}: ${reason}` : reason, {
+      retriable: false,
+      cause: opts.cause,
+    });
     this.reason = reason;
     this.position = position;
   }
@@ -79,7 +79,11 @@ export class StateConflictError extends SluiceError {
  */
 export class StepError extends SluiceError {
   override readonly name = 'StepError';
-  constructor(readonly offset: number, readonly stage: string, cause: unknown) {
+  constructor(
+    readonly offset: number,
+    readonly stage: string,
+    cause: unknown,
+  ) {
     super(`step "${stage}" failed on the record at offset ${offset}: ${errorText(cause)}`, { retriable: true, cause });
   }
 }
@@ -116,7 +120,8 @@ export class OnnxFormatError extends SluiceError {
  */
 export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message;
-  if (e !== null && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+  if (e !== null && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string')
+    return (e as { message: string }).message;
   return String(e);
 }
 

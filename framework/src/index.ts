@@ -16,9 +16,25 @@
 import './define/metadata.js';
 
 export {
-  source, map, filter, expand, update, key, eventTime, setKey, setTimestamp, to, keyed,
-  tumblingWindow, hoppingWindow, slidingWindow, sessionWindow,
-  tumblingCountWindow, hoppingCountWindow, slidingCountWindow, score,
+  source,
+  map,
+  filter,
+  expand,
+  update,
+  key,
+  eventTime,
+  setKey,
+  setTimestamp,
+  to,
+  keyed,
+  tumblingWindow,
+  hoppingWindow,
+  slidingWindow,
+  sessionWindow,
+  tumblingCountWindow,
+  hoppingCountWindow,
+  slidingCountWindow,
+  score,
 } from './define/decorators.js';
 export { stream } from './define/stream.js';
 export { sluice } from './runtime/handler.js';
@@ -27,7 +43,14 @@ export { count, sum, mean, min, max, first, last, earliest, latest, collect, red
 export { json, string, bytes } from './io/serializers.js';
 export { onnxModel } from './model/model.js';
 export {
-  SluiceError, ConfigError, PoisonRecordError, StateConflictError, StateValueError, StepError, OnnxFormatError, poison,
+  SluiceError,
+  ConfigError,
+  PoisonRecordError,
+  StateConflictError,
+  StateValueError,
+  StepError,
+  OnnxFormatError,
+  poison,
 } from './errors.js';
 
 export type { Duration } from './duration.js';

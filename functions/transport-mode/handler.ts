@@ -34,7 +34,8 @@ export interface ModePrediction {
 /** Population standard deviation of a field (Welford's running mean and squared deviations), mergeable. */
 export function std(field: string): Aggregator<Record<string, number>, number, [number, number, number]> {
   return {
-    kind: 'std', signature: `std(${field})`,
+    kind: 'std',
+    signature: `std(${field})`,
     initialize: () => [0, 0, 0],
     add: ([n, m, m2], v) => {
       const x = v[field];
@@ -54,9 +55,13 @@ export function std(field: string): Aggregator<Record<string, number>, number, [
 }
 
 /** The classifier: input `features` float [N, 4]; outputs `label` [N] and `probabilities` [N, 3]. */
-export const transportModel = onnxModel<{ label: string; probabilities: number[] }>(new URL('./model.onnx', import.meta.url), { name: 'transport-mode' });
+export const transportModel = onnxModel<{ label: string; probabilities: number[] }>(new URL('./model.onnx', import.meta.url), {
+  name: 'transport-mode',
+});
 
-@source('gps-speeds', { validate: (v: SpeedReading) => (Number.isFinite(v?.speed) && v.speed >= 0) || 'speed must be a non-negative number of m/s' })
+@source('gps-speeds', {
+  validate: (v: SpeedReading) => (Number.isFinite(v?.speed) && v.speed >= 0) || 'speed must be a non-negative number of m/s',
+})
 export class TransportMode {
   @tumblingWindow('10s', { grace: '2s' })
   stats = { mean: mean('speed'), max: max('speed'), std: std('speed'), count: count() };

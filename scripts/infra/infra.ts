@@ -47,7 +47,11 @@ function fetchJars(pom: string, dir: string, marker: string): string {
   log(`fetching jars with Maven into ${dir} (once)…`);
   mkdirSync(dir, { recursive: true });
   try {
-    execFileSync('mvn', ['-q', '-B', '-f', path.join(here, pom), 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${dir}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync(
+      'mvn',
+      ['-q', '-B', '-f', path.join(here, pom), 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${dir}`],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
   } catch (e) {
     throw new Error(`Maven could not fetch ${pom} (is Maven installed and Maven Central reachable?): ${(e as Error).message}`);
   }
@@ -65,14 +69,18 @@ export function javaMajor(versionOutput: string): number | undefined {
 export function requireJava(): void {
   const r = spawnSync('java', ['-version'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    throw new Error('java was not found: install a JDK 17 or newer (Kafka 4 needs Java 17; DynamoDB Local\'s launcher is compiled with javac), or use docker compose -f scripts/infra/docker-compose.yml up -d.');
+    throw new Error(
+      "java was not found: install a JDK 17 or newer (Kafka 4 needs Java 17; DynamoDB Local's launcher is compiled with javac), or use docker compose -f scripts/infra/docker-compose.yml up -d.",
+    );
   }
   // java -version writes to stderr.
   const out = `${r.stderr}${r.stdout}`;
   const major = javaMajor(out);
   if (major === undefined || major < 17) {
     const first = out.split('\n')[0].trim();
-    throw new Error(`Java 17 or newer is needed (Kafka 4 requires it); found ${major === undefined ? 'an unrecognised version' : `Java ${major}`} (java -version: ${first}). Install a JDK 17+ and put it first on PATH, or use docker compose -f scripts/infra/docker-compose.yml up -d.`);
+    throw new Error(
+      `Java 17 or newer is needed (Kafka 4 requires it); found ${major === undefined ? 'an unrecognised version' : `Java ${major}`} (java -version: ${first}). Install a JDK 17+ and put it first on PATH, or use docker compose -f scripts/infra/docker-compose.yml up -d.`,
+    );
   }
 }
 
@@ -80,7 +88,9 @@ export function requireJava(): void {
 export function requireJavac(): void {
   const r = spawnSync('javac', ['-version'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    throw new Error('javac was not found: DynamoDB Local is started through a small launcher (scripts/infra/LoopbackDynamoDB.java) that binds it to 127.0.0.1, compiled once at first start; install a JDK 17+ (not only a JRE), or use docker compose -f scripts/infra/docker-compose.yml up -d.');
+    throw new Error(
+      'javac was not found: DynamoDB Local is started through a small launcher (scripts/infra/LoopbackDynamoDB.java) that binds it to 127.0.0.1, compiled once at first start; install a JDK 17+ (not only a JRE), or use docker compose -f scripts/infra/docker-compose.yml up -d.',
+    );
   }
 }
 
@@ -140,7 +150,8 @@ function startJava(s: Service, args: string[], cwd: string): number {
 async function upKafka() {
   const existing = runningPid('kafka');
   if (existing) return log(`kafka already running (pid ${existing}) on ${endpoints.brokers}`);
-  if (await portOpen(endpoints.kafkaPort)) throw new Error(`port ${endpoints.kafkaPort} is already in use by another process; stop it or set SLUICE_KAFKA_PORT.`);
+  if (await portOpen(endpoints.kafkaPort))
+    throw new Error(`port ${endpoints.kafkaPort} is already in use by another process; stop it or set SLUICE_KAFKA_PORT.`);
   requireJava();
   const lib = fetchJars('kafka-pom.xml', path.join(cache, `kafka-${KAFKA_VERSION}`), '.complete');
   const dir = path.join(runDir, 'kafka');
@@ -148,32 +159,44 @@ async function upKafka() {
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const props = path.join(dir, 'server.properties');
   const { kafkaPort, controllerPort } = endpoints;
-  writeFileSync(props, [
-    'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${kafkaPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafkaPort}`,
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    `log.dirs=${path.join(dir, 'data')}`,
-    'num.partitions=1',
-    'offsets.topic.replication.factor=1',
-    'offsets.topic.num.partitions=4',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
-    'group.initial.rebalance.delay.ms=0',
-    'auto.create.topics.enable=false',
-    'log.retention.hours=24',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    props,
+    [
+      'process.roles=broker,controller',
+      'node.id=1',
+      `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${kafkaPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${kafkaPort}`,
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'controller.listener.names=CONTROLLER',
+      'inter.broker.listener.name=PLAINTEXT',
+      `log.dirs=${path.join(dir, 'data')}`,
+      'num.partitions=1',
+      'offsets.topic.replication.factor=1',
+      'offsets.topic.num.partitions=4',
+      'transaction.state.log.replication.factor=1',
+      'transaction.state.log.min.isr=1',
+      'share.coordinator.state.topic.replication.factor=1',
+      'share.coordinator.state.topic.min.isr=1',
+      'group.initial.rebalance.delay.ms=0',
+      'auto.create.topics.enable=false',
+      'log.retention.hours=24',
+      '',
+    ].join('\n'),
+  );
   const cp = `${lib}/*`;
-  const jvm = ['-Xms256m', '-Xmx768m', `-Dlog4j2.configurationFile=${path.join(here, 'log4j2.properties')}`, `-Dkafka.logs.dir=${dir}`, '-cp', cp];
+  const jvm = [
+    '-Xms256m',
+    '-Xmx768m',
+    `-Dlog4j2.configurationFile=${path.join(here, 'log4j2.properties')}`,
+    `-Dkafka.logs.dir=${dir}`,
+    '-cp',
+    cp,
+  ];
   const clusterId = 'c2x1aWNlLWxvY2FsLWthZmth'.slice(0, 22);
-  execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const pid = startJava('kafka', [...jvm, 'kafka.Kafka', props], dir);
   await waitFor('kafka', () => kafkaReady(), pid, path.join(dir, 'server.log'));
   log(`kafka up (pid ${pid}) on ${endpoints.brokers}`);
@@ -200,7 +223,8 @@ async function kafkaReady(): Promise<boolean> {
 async function upDynamo() {
   const existing = runningPid('dynamodb');
   if (existing) return log(`dynamodb already running (pid ${existing}) on ${endpoints.dynamodb}`);
-  if (await portOpen(endpoints.dynamodbPort)) throw new Error(`port ${endpoints.dynamodbPort} is already in use by another process; stop it or set SLUICE_DYNAMODB_PORT.`);
+  if (await portOpen(endpoints.dynamodbPort))
+    throw new Error(`port ${endpoints.dynamodbPort} is already in use by another process; stop it or set SLUICE_DYNAMODB_PORT.`);
   requireJava();
   const lib = fetchJars('dynamodb-pom.xml', path.join(cache, `dynamodb-local-${DYNAMODB_VERSION}`), '.complete');
   const jar = readdirSync(lib).find((f) => /^DynamoDBLocal-.*\.jar$/.test(f));
@@ -210,14 +234,24 @@ async function upDynamo() {
   if (!existsSync(path.join(launcher, 'LoopbackDynamoDB.class'))) {
     requireJavac();
     mkdirSync(launcher, { recursive: true });
-    execFileSync('javac', ['-d', launcher, '-cp', `${lib}/*`, path.join(here, 'LoopbackDynamoDB.java')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync('javac', ['-d', launcher, '-cp', `${lib}/*`, path.join(here, 'LoopbackDynamoDB.java')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   }
   const dir = path.join(runDir, 'dynamodb');
   mkdirSync(dir, { recursive: true });
-  const pid = startJava('dynamodb', [
-    '-Xmx512m', `-Djava.library.path=${lib}`, '-cp', `${lib}/*${path.delimiter}${launcher}`,
-    'LoopbackDynamoDB', String(endpoints.dynamodbPort),
-  ], dir);
+  const pid = startJava(
+    'dynamodb',
+    [
+      '-Xmx512m',
+      `-Djava.library.path=${lib}`,
+      '-cp',
+      `${lib}/*${path.delimiter}${launcher}`,
+      'LoopbackDynamoDB',
+      String(endpoints.dynamodbPort),
+    ],
+    dir,
+  );
   await waitFor('dynamodb', () => portOpen(endpoints.dynamodbPort), pid, path.join(runDir, 'dynamodb.out'));
   log(`dynamodb up (pid ${pid}) on ${endpoints.dynamodb}`);
 }
@@ -243,7 +277,12 @@ async function main() {
   if (cmd === 'up') {
     // Fetch both sets of jars before starting either, so a cold cache is one Maven step each.
     await Promise.all(services.map((s) => (s === 'kafka' ? upKafka() : upDynamo())));
-    console.log(JSON.stringify({ brokers: services.includes('kafka') ? endpoints.brokers : undefined, dynamodb: services.includes('dynamodb') ? endpoints.dynamodb : undefined }));
+    console.log(
+      JSON.stringify({
+        brokers: services.includes('kafka') ? endpoints.brokers : undefined,
+        dynamodb: services.includes('dynamodb') ? endpoints.dynamodb : undefined,
+      }),
+    );
   } else if (cmd === 'down') {
     for (const s of services) await down(s);
   } else if (cmd === 'status') {

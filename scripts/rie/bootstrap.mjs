@@ -50,11 +50,17 @@ function splitHostPort(hostPort) {
 /** Turns anything thrown into the error document the Runtime API takes. */
 function errorDocument(err, fallbackType) {
   if (err instanceof Error) {
-    const errorType = err.name && err.name !== 'Error' ? err.name : fallbackType ?? 'Error';
+    const errorType = err.name && err.name !== 'Error' ? err.name : (fallbackType ?? 'Error');
     return {
       errorType,
       errorMessage: err.message,
-      stackTrace: typeof err.stack === 'string' ? err.stack.split('\n').slice(1).map((l) => l.trim()) : [],
+      stackTrace:
+        typeof err.stack === 'string'
+          ? err.stack
+              .split('\n')
+              .slice(1)
+              .map((l) => l.trim())
+          : [],
     };
   }
   let message;

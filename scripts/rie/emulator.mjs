@@ -50,7 +50,9 @@ for (let i = 0; i < argv.length; i++) {
 }
 let bootstrapCmd = positional;
 if (bootstrapCmd.length === 0) {
-  const found = [`${process.cwd()}/bootstrap`, '/var/runtime/bootstrap', '/var/task/bootstrap', '/opt/bootstrap'].find((p) => existsSync(p));
+  const found = [`${process.cwd()}/bootstrap`, '/var/runtime/bootstrap', '/var/task/bootstrap', '/opt/bootstrap'].find((p) =>
+    existsSync(p),
+  );
   if (!found) fail('could not find runtime entrypoint in CLI args and in predefined locations');
   bootstrapCmd = [found];
 }
@@ -168,9 +170,17 @@ async function ensureRuntime() {
     if (rt.initError) {
       failure = { status: 502, type: rt.initError.type, body: rt.initError.body };
     } else if (err.message === 'timeout') {
-      failure = { status: 502, type: 'Runtime.InitTimeout', body: errorDoc('Runtime.InitTimeout', `Init phase timed out after ${timeoutSec} seconds`) };
+      failure = {
+        status: 502,
+        type: 'Runtime.InitTimeout',
+        body: errorDoc('Runtime.InitTimeout', `Init phase timed out after ${timeoutSec} seconds`),
+      };
     } else {
-      failure = { status: 502, type: 'Runtime.ExitError', body: errorDoc('Runtime.ExitError', `Runtime exited during init: ${err.message}`) };
+      failure = {
+        status: 502,
+        type: 'Runtime.ExitError',
+        body: errorDoc('Runtime.ExitError', `Runtime exited during init: ${err.message}`),
+      };
     }
     await stopRuntime(rt);
     if (runtime === rt) runtime = null;
@@ -203,13 +213,34 @@ const runtimeApi = http.createServer(async (req, res) => {
     const [, id, kind] = m;
     if (!current || current.id !== id) return send(res, 400, errorDoc('InvalidRequestID', `Invalid request ID: ${id}`));
     if (kind === 'response' && size > MAX_PAYLOAD) {
-      send(res, 413, errorDoc('RequestEntityTooLarge', `Response payload size (${size} bytes) exceeded maximum allowed payload size (${MAX_PAYLOAD} bytes).`));
-      current.outcome.resolve({ kind: 'error', status: 200, type: 'Function.ResponseSizeTooLarge', body: errorDoc('Function.ResponseSizeTooLarge', `Response payload size exceeded maximum allowed payload size (${MAX_PAYLOAD} bytes).`) });
+      send(
+        res,
+        413,
+        errorDoc(
+          'RequestEntityTooLarge',
+          `Response payload size (${size} bytes) exceeded maximum allowed payload size (${MAX_PAYLOAD} bytes).`,
+        ),
+      );
+      current.outcome.resolve({
+        kind: 'error',
+        status: 200,
+        type: 'Function.ResponseSizeTooLarge',
+        body: errorDoc(
+          'Function.ResponseSizeTooLarge',
+          `Response payload size exceeded maximum allowed payload size (${MAX_PAYLOAD} bytes).`,
+        ),
+      });
       return;
     }
     send(res, 202, '{"status":"OK"}');
     if (kind === 'response') current.outcome.resolve({ kind: 'response', body });
-    else current.outcome.resolve({ kind: 'error', status: 200, type: req.headers['lambda-runtime-function-error-type'] || 'Unhandled', body: body.toString('utf8') });
+    else
+      current.outcome.resolve({
+        kind: 'error',
+        status: 200,
+        type: req.headers['lambda-runtime-function-error-type'] || 'Unhandled',
+        body: body.toString('utf8'),
+      });
     return;
   }
   send(res, 404, errorDoc('NotFound', `${req.method} ${url.pathname}`));
@@ -241,7 +272,9 @@ async function invoke(payload, traceId) {
       'lambda-runtime-aws-request-id': id,
       'lambda-runtime-deadline-ms': String(deadline),
       'lambda-runtime-invoked-function-arn': functionArn,
-      'lambda-runtime-trace-id': traceId || `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomUUID().replace(/-/g, '').slice(0, 24)};Parent=${randomUUID().replace(/-/g, '').slice(0, 16)};Sampled=0`,
+      'lambda-runtime-trace-id':
+        traceId ||
+        `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomUUID().replace(/-/g, '').slice(0, 24)};Parent=${randomUUID().replace(/-/g, '').slice(0, 16)};Sampled=0`,
     });
     poll.end(payload);
     outcome = await current.outcome.promise;
@@ -254,7 +287,13 @@ async function invoke(payload, traceId) {
     } else if (!rt.waiting) {
       // Wait (briefly) for the runtime to poll again, so the next invocation finds it ready.
       rt.ready = deferred();
-      const again = await Promise.race([rt.ready.promise.then(() => true, () => false), rt.exited.then(() => false)]);
+      const again = await Promise.race([
+        rt.ready.promise.then(
+          () => true,
+          () => false,
+        ),
+        rt.exited.then(() => false),
+      ]);
       if (!again && runtime === rt) runtime = null;
     }
   }
@@ -274,7 +313,12 @@ const emulator = http.createServer(async (req, res) => {
     return send(res, 404, errorDoc('NotFound', `${req.method} ${url.pathname}`));
   }
   const { body, size } = await readBody(req);
-  if (size > MAX_PAYLOAD) return send(res, 413, errorDoc('RequestEntityTooLarge', `Request must be smaller than ${MAX_PAYLOAD} bytes for the InvokeFunction operation`));
+  if (size > MAX_PAYLOAD)
+    return send(
+      res,
+      413,
+      errorDoc('RequestEntityTooLarge', `Request must be smaller than ${MAX_PAYLOAD} bytes for the InvokeFunction operation`),
+    );
   const traceId = req.headers['x-amzn-trace-id'];
   const run = queue.then(() => invoke(body, typeof traceId === 'string' ? traceId : undefined));
   queue = run.catch(() => {});
@@ -290,7 +334,9 @@ const emulator = http.createServer(async (req, res) => {
     return res.end(`Task timed out after ${timeoutSec}.00 seconds`);
   }
   if (outcome.kind === 'exit') {
-    return send(res, 502, errorDoc('Runtime.ExitError', `Runtime exited with error: ${outcome.how}`), { 'error-type': 'Runtime.ExitError' });
+    return send(res, 502, errorDoc('Runtime.ExitError', `Runtime exited with error: ${outcome.how}`), {
+      'error-type': 'Runtime.ExitError',
+    });
   }
   const headers = { 'error-type': outcome.type };
   if (outcome.status === 200) headers['x-amz-function-error'] = 'Unhandled';
@@ -303,7 +349,9 @@ const rieAddr = parseAddr(opts.rie);
 runtimeApi.on('error', (err) => fail(`runtime API on ${opts.api}: ${err.message}`));
 emulator.on('error', (err) => fail(`emulator on ${opts.rie}: ${err.message}`));
 runtimeApi.listen(apiAddr.port, apiAddr.host, () => {
-  emulator.listen(rieAddr.port, rieAddr.host, () => info(`Node stand-in for aws-lambda-rie listening on ${opts.rie}, runtime API on ${opts.api}`));
+  emulator.listen(rieAddr.port, rieAddr.host, () =>
+    info(`Node stand-in for aws-lambda-rie listening on ${opts.rie}, runtime API on ${opts.api}`),
+  );
 });
 
 let stopping = false;

@@ -103,7 +103,12 @@ export async function rieBinary(): Promise<string> {
   try {
     process.stderr.write(`rie: building ${spec} with ${version.out.trim()} (once)…\n`);
     const started = Date.now();
-    const build = await run('go', ['install', spec], { ...process.env, GOBIN: tmp, CGO_ENABLED: '0', GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim() });
+    const build = await run('go', ['install', spec], {
+      ...process.env,
+      GOBIN: tmp,
+      CGO_ENABLED: '0',
+      GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim(),
+    });
     const built = path.join(tmp, 'aws-lambda-rie');
     if (build.code !== 0 || !existsSync(built)) {
       throw new Error(

@@ -32,9 +32,18 @@ export const handler = async (event, ctx) => {
 );
 writeFileSync(path.join(taskDir, 'cjs.cjs'), `exports.run = async (event) => ({ cjs: true, event });\n`);
 writeFileSync(path.join(taskDir, 'init-error.mjs'), `throw new Error('boom at import');\nexport const handler = async () => 'never';\n`);
-writeFileSync(path.join(taskDir, 'handler-error.mjs'), `export const handler = async (event) => { if (event.fail) { const e = new TypeError('bad event'); throw e; } return 'ok'; };\n`);
-writeFileSync(path.join(taskDir, 'slow.mjs'), `export const handler = async (event) => { await new Promise((r) => setTimeout(r, event.ms)); return 'done'; };\n`);
-writeFileSync(path.join(taskDir, 'crash.mjs'), `export const handler = async () => { setTimeout(() => { throw new Error('async crash'); }, 1); await new Promise((r) => setTimeout(r, 1000)); return 'never'; };\n`);
+writeFileSync(
+  path.join(taskDir, 'handler-error.mjs'),
+  `export const handler = async (event) => { if (event.fail) { const e = new TypeError('bad event'); throw e; } return 'ok'; };\n`,
+);
+writeFileSync(
+  path.join(taskDir, 'slow.mjs'),
+  `export const handler = async (event) => { await new Promise((r) => setTimeout(r, event.ms)); return 'done'; };\n`,
+);
+writeFileSync(
+  path.join(taskDir, 'crash.mjs'),
+  `export const handler = async () => { setTimeout(() => { throw new Error('async crash'); }, 1); await new Promise((r) => setTimeout(r, 1000)); return 'never'; };\n`,
+);
 
 let passed = 0;
 let failed = 0;
@@ -63,26 +72,30 @@ async function rejects(p: Promise<unknown>, errorType: RegExp): Promise<RieInvok
   throw new Error('expected the invocation to fail');
 }
 
-await check('echo: result, context, isolation, env', { handler: 'functions/echo/handler.handler', functionName: 'sensor-sums', env: { EXTRA: 'x' } }, async (rie) => {
-  const a = (await rie.invoke({ hello: 'world', n: [1, 2] })) as Record<string, unknown>;
-  assert.deepEqual(a.echo, { hello: 'world', n: [1, 2] });
-  assert.equal(a.name, 'sensor-sums');
-  assert.equal(a.remaining, true);
-  assert.match(String(a.requestId), /^[0-9a-f-]{36}$/);
-  assert.match(String(a.arn), /:function:sensor-sums$/);
-  assert.equal(a.cwd, taskDir);
-  assert.equal(a.isolated, true, 'the function could import kafkajs from the repo');
-  assert.equal(a.nodeOptions, null);
-  assert.equal(a.nodePath, null);
-  assert.equal(a.extra, 'x');
-  const b = (await rie.invoke({ second: true })) as Record<string, unknown>;
-  assert.deepEqual(b.echo, { second: true });
-  assert.equal(b.inits, 1, 'module imported once across invocations');
-  assert.notEqual(b.requestId, a.requestId);
-  const [c, d] = await Promise.all([rie.invoke(1), rie.invoke(2)]);
-  assert.deepEqual([(c as { echo: unknown }).echo, (d as { echo: unknown }).echo], [1, 2]);
-  assert.match(rie.logs(), /START RequestId/);
-});
+await check(
+  'echo: result, context, isolation, env',
+  { handler: 'functions/echo/handler.handler', functionName: 'sensor-sums', env: { EXTRA: 'x' } },
+  async (rie) => {
+    const a = (await rie.invoke({ hello: 'world', n: [1, 2] })) as Record<string, unknown>;
+    assert.deepEqual(a.echo, { hello: 'world', n: [1, 2] });
+    assert.equal(a.name, 'sensor-sums');
+    assert.equal(a.remaining, true);
+    assert.match(String(a.requestId), /^[0-9a-f-]{36}$/);
+    assert.match(String(a.arn), /:function:sensor-sums$/);
+    assert.equal(a.cwd, taskDir);
+    assert.equal(a.isolated, true, 'the function could import kafkajs from the repo');
+    assert.equal(a.nodeOptions, null);
+    assert.equal(a.nodePath, null);
+    assert.equal(a.extra, 'x');
+    const b = (await rie.invoke({ second: true })) as Record<string, unknown>;
+    assert.deepEqual(b.echo, { second: true });
+    assert.equal(b.inits, 1, 'module imported once across invocations');
+    assert.notEqual(b.requestId, a.requestId);
+    const [c, d] = await Promise.all([rie.invoke(1), rie.invoke(2)]);
+    assert.deepEqual([(c as { echo: unknown }).echo, (d as { echo: unknown }).echo], [1, 2]);
+    assert.match(rie.logs(), /START RequestId/);
+  },
+);
 await check('cjs module, .cjs extension', { handler: 'cjs.run' }, async (rie) => {
   assert.deepEqual(await rie.invoke({ a: 1 }), { cjs: true, event: { a: 1 } });
 });

@@ -6,7 +6,11 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError } from 'sluice';
 import {
-  defaultConsumerGroupId, defaultDeadLetterTopic, type FunctionDeclaration, functionConfig, onFailureTopic,
+  defaultConsumerGroupId,
+  defaultDeadLetterTopic,
+  type FunctionDeclaration,
+  functionConfig,
+  onFailureTopic,
 } from '../../framework/src/config/function-config.js';
 import { declarationOf } from '../../framework/src/config/serverless-yml.js';
 import { readSluiceOptions, SLUICE_FUNCTION_OPTIONS, SLUICE_OPTIONS_SCHEMA } from '../../framework/src/config/sluice-options.js';
@@ -32,17 +36,36 @@ const tsAccepts = (sluice: Record<string, unknown>): boolean => {
 test('the plugin registers the schema that the checks take their ranges from, not a copy', () => {
   const Plugin = require('../../framework/serverless/index.cjs');
   const registered: unknown[] = [];
-  new Plugin({ configSchemaHandler: { defineFunctionProperties: (provider: string, s: { properties: { sluice: unknown } }) => registered.push([provider, s.properties.sluice]) } }, {});
+  new Plugin(
+    {
+      configSchemaHandler: {
+        defineFunctionProperties: (provider: string, s: { properties: { sluice: unknown } }) =>
+          registered.push([provider, s.properties.sluice]),
+      },
+    },
+    {},
+  );
   assert.deepEqual(registered, [['aws', SLUICE_OPTIONS_SCHEMA]]);
   assert.equal((registered[0] as unknown[])[1], SLUICE_OPTIONS_SCHEMA, 'the same object: one file, required by both');
   assert.deepEqual(SLUICE_FUNCTION_OPTIONS, Object.keys(SLUICE_OPTIONS_SCHEMA.properties));
 });
 
-test('messages quote the schema\'s ranges', () => {
+test("messages quote the schema's ranges", () => {
   const { maximumRetryAttempts: r, provisionedPollers: p } = SLUICE_OPTIONS_SCHEMA.properties;
-  assert.throws(() => readSluiceOptions('functions.fn', { maximumRetryAttempts: 'x' }), new RegExp(`from ${r.minimum} \\(forever\\) to ${r.maximum}`));
-  assert.throws(() => readSluiceOptions('functions.fn', { provisionedPollers: { maximum: 0 } }), new RegExp(`minimum: ${p.properties.minimum.minimum}-${p.properties.minimum.maximum}, maximum: minimum-${p.properties.maximum.maximum}`));
-  assert.throws(() => readSluiceOptions('functions.fn', { pollers: 1 }), /allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers\./);
+  assert.throws(
+    () => readSluiceOptions('functions.fn', { maximumRetryAttempts: 'x' }),
+    new RegExp(`from ${r.minimum} \\(forever\\) to ${r.maximum}`),
+  );
+  assert.throws(
+    () => readSluiceOptions('functions.fn', { provisionedPollers: { maximum: 0 } }),
+    new RegExp(
+      `minimum: ${p.properties.minimum.minimum}-${p.properties.minimum.maximum}, maximum: minimum-${p.properties.maximum.maximum}`,
+    ),
+  );
+  assert.throws(
+    () => readSluiceOptions('functions.fn', { pollers: 1 }),
+    /allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers\./,
+  );
 });
 
 /** The rules of the `sluice:` block that a JSON schema cannot state; the checks add them to the schema's. */
@@ -54,48 +77,98 @@ function beyondSchema(b: Record<string, unknown>): boolean {
 }
 
 test('the checks and the schema agree: what the schema refuses is refused, and what it accepts is accepted unless a rule beyond it says no', () => {
-  const anyValue = fc.oneof(fc.integer({ min: -3, max: 12_000 }), fc.double(), fc.constantFrom('', 'dlq', 'kafka://failed', 'arn:aws:sqs:us-east-1:1:q', 'sqs://nope'), fc.constant(null), fc.boolean());
+  const anyValue = fc.oneof(
+    fc.integer({ min: -3, max: 12_000 }),
+    fc.double(),
+    fc.constantFrom('', 'dlq', 'kafka://failed', 'arn:aws:sqs:us-east-1:1:q', 'sqs://nope'),
+    fc.constant(null),
+    fc.boolean(),
+  );
   // Mostly plausible values, so that both sides of every range and rule are reached.
-  const mostly = <T,>(plausible: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: plausible }, { weight: 1, arbitrary: anyValue });
-  const known = fc.record({
-    maximumRetryAttempts: mostly(fc.integer({ min: -2, max: 10_001 })),
-    deadLetterTopic: mostly(fc.constantFrom('dlq', 'orders.fn.dlq')),
-    onFailure: mostly(fc.constantFrom('kafka://failed', 'kafka://', 'arn:aws:sqs:us-east-1:1:q', 'arn:aws:s3:::bucket', 'arn:aws:lambda:us-east-1:1:function:f', 'sqs://nope')),
-    provisionedPollers: mostly(fc.oneof(
-      fc.record({ minimum: fc.integer({ min: 0, max: 201 }), maximum: fc.integer({ min: 0, max: 2_001 }) }, { requiredKeys: ['maximum'] }),
-      fc.record({ minimum: anyValue, maximum: anyValue, extra: anyValue }, { requiredKeys: [] }),
-    )),
-  }, { requiredKeys: [] });
-  const block = fc.tuple(known, fc.integer({ min: 0, max: 9 }), anyValue).map(([b, n, v]): Record<string, unknown> => (n === 0 ? { ...b, unknownOption: v } : b));
-  fc.assert(fc.property(block, (b) => {
-    const schema = schemaAccepts(b);
-    const ts = tsAccepts(b);
-    if (!schema) assert.equal(ts, false, `the schema refuses ${JSON.stringify(b)}, the checks accept it`);
-    else assert.equal(ts, beyondSchema(b), `the schema accepts ${JSON.stringify(b)}; the checks ${ts ? 'accept' : 'refuse'} it`);
-  }), { numRuns: 2_000 });
+  const mostly = <T>(plausible: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: plausible }, { weight: 1, arbitrary: anyValue });
+  const known = fc.record(
+    {
+      maximumRetryAttempts: mostly(fc.integer({ min: -2, max: 10_001 })),
+      deadLetterTopic: mostly(fc.constantFrom('dlq', 'orders.fn.dlq')),
+      onFailure: mostly(
+        fc.constantFrom(
+          'kafka://failed',
+          'kafka://',
+          'arn:aws:sqs:us-east-1:1:q',
+          'arn:aws:s3:::bucket',
+          'arn:aws:lambda:us-east-1:1:function:f',
+          'sqs://nope',
+        ),
+      ),
+      provisionedPollers: mostly(
+        fc.oneof(
+          fc.record(
+            { minimum: fc.integer({ min: 0, max: 201 }), maximum: fc.integer({ min: 0, max: 2_001 }) },
+            { requiredKeys: ['maximum'] },
+          ),
+          fc.record({ minimum: anyValue, maximum: anyValue, extra: anyValue }, { requiredKeys: [] }),
+        ),
+      ),
+    },
+    { requiredKeys: [] },
+  );
+  const block = fc
+    .tuple(known, fc.integer({ min: 0, max: 9 }), anyValue)
+    .map(([b, n, v]): Record<string, unknown> => (n === 0 ? { ...b, unknownOption: v } : b));
+  fc.assert(
+    fc.property(block, (b) => {
+      const schema = schemaAccepts(b);
+      const ts = tsAccepts(b);
+      if (!schema) assert.equal(ts, false, `the schema refuses ${JSON.stringify(b)}, the checks accept it`);
+      else assert.equal(ts, beyondSchema(b), `the schema accepts ${JSON.stringify(b)}; the checks ${ts ? 'accept' : 'refuse'} it`);
+    }),
+    { numRuns: 2_000 },
+  );
 });
 
-test('Sluice\'s defaults: consumer group, dead-letter topic, and a kafka:// on-failure destination by default', () => {
+test("Sluice's defaults: consumer group, dead-letter topic, and a kafka:// on-failure destination by default", () => {
   assert.equal(defaultConsumerGroupId('shop', 'qa', 'orders'), 'sluice-shop-qa-orders');
   assert.equal(defaultDeadLetterTopic('orders', 'totals'), 'orders.totals.dlq');
   assert.equal(onFailureTopic('kafka://failed'), 'failed');
   assert.equal(onFailureTopic('arn:aws:sqs:us-east-1:123456789012:q'), undefined);
   assert.equal(onFailureTopic(undefined), undefined);
-  const fn = functionConfig('totals', { events: [{ msk: { arn: 'arn', topic: 'orders' } }], sluice: { provisionedPollers: { maximum: 2 } } }, { service: 'shop', stage: 'qa' })!;
+  const fn = functionConfig(
+    'totals',
+    { events: [{ msk: { arn: 'arn', topic: 'orders' } }], sluice: { provisionedPollers: { maximum: 2 } } },
+    { service: 'shop', stage: 'qa' },
+  )!;
   assert.deepEqual(fn, {
-    name: 'totals', kind: 'msk', topic: 'orders', consumerGroupId: 'sluice-shop-qa-totals', clusterArn: 'arn', vpc: false, auth: 'iam', tls: true,
-    deadLetterTopic: 'orders.totals.dlq', onFailure: 'kafka://orders.totals.dlq', provisionedPollers: { minimum: 1, maximum: 2 },
+    name: 'totals',
+    kind: 'msk',
+    topic: 'orders',
+    consumerGroupId: 'sluice-shop-qa-totals',
+    clusterArn: 'arn',
+    vpc: false,
+    auth: 'iam',
+    tls: true,
+    deadLetterTopic: 'orders.totals.dlq',
+    onFailure: 'kafka://orders.totals.dlq',
+    provisionedPollers: { minimum: 1, maximum: 2 },
   });
 });
 
 test('a function without a Kafka event is not a Sluice function, unless it has a sluice: block', () => {
   assert.equal(functionConfig('web', { events: [{ http: { path: '/' } }] }, ctx), undefined);
-  assert.throws(() => functionConfig('web', { events: [], sluice: {} }, ctx), /functions\.web has a sluice: block but no msk or kafka event/);
-  assert.throws(() => functionConfig('two', { events: [{ msk: { topic: 'a' } }, { kafka: { topic: 'b' } }] }, ctx), /functions\.two has 2 Kafka events/);
+  assert.throws(
+    () => functionConfig('web', { events: [], sluice: {} }, ctx),
+    /functions\.web has a sluice: block but no msk or kafka event/,
+  );
+  assert.throws(
+    () => functionConfig('two', { events: [{ msk: { topic: 'a' } }, { kafka: { topic: 'b' } }] }, ctx),
+    /functions\.two has 2 Kafka events/,
+  );
 });
 
 test('an emulator entry reads as the same declaration Serverless hands the plugin', () => {
-  assert.deepEqual(declarationOf({ event: { topic: 'in' }, eventKind: 'kafka', sluice: { deadLetterTopic: 'd' } }), { events: [{ kafka: { topic: 'in' } }], sluice: { deadLetterTopic: 'd' } });
+  assert.deepEqual(declarationOf({ event: { topic: 'in' }, eventKind: 'kafka', sluice: { deadLetterTopic: 'd' } }), {
+    events: [{ kafka: { topic: 'in' } }],
+    sluice: { deadLetterTopic: 'd' },
+  });
   assert.deepEqual(declarationOf({ event: { topic: 'in' } }), { events: [{ msk: { topic: 'in' } }] });
   assert.deepEqual(declarationOf({}), { events: [] });
 });

@@ -1,6 +1,27 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Aggregator, ConfigError, count, filter, hoppingCountWindow, hoppingWindow, keyed, type KeyedState, keyedState, map, reduce, sessionWindow, slidingCountWindow, sluice, source, stream, sum, to, tumblingCountWindow, tumblingWindow } from 'sluice';
+import {
+  type Aggregator,
+  ConfigError,
+  count,
+  filter,
+  hoppingCountWindow,
+  hoppingWindow,
+  keyed,
+  type KeyedState,
+  keyedState,
+  map,
+  reduce,
+  sessionWindow,
+  slidingCountWindow,
+  sluice,
+  source,
+  stream,
+  sum,
+  to,
+  tumblingCountWindow,
+  tumblingWindow,
+} from 'sluice';
 import { manifestOf } from 'sluice/runtime';
 
 /**
@@ -25,7 +46,8 @@ const untyped = (value: unknown): never => value as never;
 
 /** A custom aggregator without merge (fine for time windows, not for sessions). */
 const countNoMerge: Aggregator<unknown, number, number> = {
-  kind: 'custom', signature: 'countNoMerge',
+  kind: 'custom',
+  signature: 'countNoMerge',
   initialize: () => 0,
   add: (acc) => acc + 1,
   result: (acc) => acc,
@@ -50,25 +72,37 @@ describe('window options', () => {
 
   test('an unknown window option fails when the chain is built', () => {
     configError(
-      () => stream<number>('t').tumblingWindow('10s', untyped({ grce: '2s' })).aggregate(sum(), { name: 'total' }),
+      () =>
+        stream<number>('t')
+          .tumblingWindow('10s', untyped({ grce: '2s' }))
+          .aggregate(sum(), { name: 'total' }),
       /unknown option "grce" for tumblingWindow "total"; allowed: grace, emit, closeBy\./,
     );
   });
 
   test('count windows take no grace', () => {
     configError(
-      () => stream<number>('t').tumblingCountWindow(10, untyped({ grace: '1s' })).aggregate(sum(), { name: 'batch' }),
+      () =>
+        stream<number>('t')
+          .tumblingCountWindow(10, untyped({ grace: '1s' }))
+          .aggregate(sum(), { name: 'batch' }),
       /unknown option "grace" for tumblingCountWindow "batch"; allowed: emit\./,
     );
   });
 
   test('emit and closeBy accept only their values', () => {
     configError(
-      () => stream<number>('t').tumblingWindow('10s', untyped({ emit: 'always' })).aggregate(sum(), { name: 'total' }),
+      () =>
+        stream<number>('t')
+          .tumblingWindow('10s', untyped({ emit: 'always' }))
+          .aggregate(sum(), { name: 'total' }),
       /emit of tumblingWindow "total" must be one of 'final', 'current'; received "always"\./,
     );
     configError(
-      () => stream<number>('t').hoppingWindow('10s', '5s', untyped({ closeBy: 'global' })).aggregate(sum(), { name: 'total' }),
+      () =>
+        stream<number>('t')
+          .hoppingWindow('10s', '5s', untyped({ closeBy: 'global' }))
+          .aggregate(sum(), { name: 'total' }),
       /closeBy of hoppingWindow "total" must be one of 'key', 'partition'; received "global"\./,
     );
   });
@@ -88,29 +122,35 @@ describe('window options', () => {
       /received "10x"/,
     );
     configError(
-      () => stream('t').sessionWindow('30s', untyped({ grace: '2 seconds' })).aggregate(count(), { name: 'visits' }),
+      () =>
+        stream('t')
+          .sessionWindow('30s', untyped({ grace: '2 seconds' }))
+          .aggregate(count(), { name: 'visits' }),
       /grace of sessionWindow "visits" must be a duration/,
       /received "2 seconds"/,
     );
   });
 
   test('a zero or negative size is rejected', () => {
-    configError(() => stream<number>('t').tumblingWindow(0).aggregate(sum(), { name: 'w' }), /size of tumblingWindow "w" must be greater than zero; received 0\./);
-    configError(() => stream<number>('t').slidingWindow(-5).aggregate(sum(), { name: 'w' }), /size of slidingWindow "w" must be a whole, non-negative number of milliseconds; received -5\./);
+    configError(
+      () => stream<number>('t').tumblingWindow(0).aggregate(sum(), { name: 'w' }),
+      /size of tumblingWindow "w" must be greater than zero; received 0\./,
+    );
+    configError(
+      () => stream<number>('t').slidingWindow(-5).aggregate(sum(), { name: 'w' }),
+      /size of slidingWindow "w" must be a whole, non-negative number of milliseconds; received -5\./,
+    );
   });
 
   test('grace larger than the window size says to lower grace', () => {
-    configError(
-      () => {
-        @source('vehicle-speeds')
-        class Speeds {
-          @tumblingWindow('30s', { grace: '45s' })
-          avgSpeed = sum('speed');
-        }
-        return Speeds;
-      },
-      /^grace \(45s\) must not exceed the window size \(30s\) of tumblingWindow "avgSpeed"; lower grace or use a larger window\.$/,
-    );
+    configError(() => {
+      @source('vehicle-speeds')
+      class Speeds {
+        @tumblingWindow('30s', { grace: '45s' })
+        avgSpeed = sum('speed');
+      }
+      return Speeds;
+    }, /^grace \(45s\) must not exceed the window size \(30s\) of tumblingWindow "avgSpeed"; lower grace or use a larger window\.$/);
   });
 
   test('a hopping step that does not divide the size suggests one that does', () => {
@@ -122,17 +162,14 @@ describe('window options', () => {
   });
 
   test('a hopping step equal to or larger than the size suggests a tumbling window', () => {
-    configError(
-      () => {
-        @source('t')
-        class SameStep {
-          @hoppingWindow('10s', '10s')
-          avg = sum();
-        }
-        return SameStep;
-      },
-      /step \(10s\) of hoppingWindow "avg" must be smaller than its size \(10s\); with step = size use tumblingWindow\('10s'\)\./,
-    );
+    configError(() => {
+      @source('t')
+      class SameStep {
+        @hoppingWindow('10s', '10s')
+        avg = sum();
+      }
+      return SameStep;
+    }, /step \(10s\) of hoppingWindow "avg" must be smaller than its size \(10s\); with step = size use tumblingWindow\('10s'\)\./);
     configError(
       () => stream<number>('t').hoppingWindow('10s', '20s').aggregate(sum(), { name: 'avg' }),
       /step \(20s\) of hoppingWindow "avg" must be smaller than its size \(10s\)/,
@@ -140,43 +177,37 @@ describe('window options', () => {
   });
 
   test('a count window of 0 records fails when the class is defined', () => {
-    configError(
-      () => {
-        @source('t')
-        class Empty {
-          @tumblingCountWindow(0)
-          batch = sum();
-        }
-        return Empty;
-      },
-      /^count of tumblingCountWindow "batch" must be a whole number of records, at least 1; received 0\.$/,
-    );
+    configError(() => {
+      @source('t')
+      class Empty {
+        @tumblingCountWindow(0)
+        batch = sum();
+      }
+      return Empty;
+    }, /^count of tumblingCountWindow "batch" must be a whole number of records, at least 1; received 0\.$/);
   });
 
   test('count windows need whole counts, hopping and sliding ones at least 2', () => {
-    configError(() => stream<number>('t').tumblingCountWindow(2.5).aggregate(sum(), { name: 'b' }), /count of tumblingCountWindow "b" must be a whole number of records, at least 1; received 2\.5/);
     configError(
-      () => {
-        @source('t')
-        class One {
-          @slidingCountWindow(1)
-          last = sum();
-        }
-        return One;
-      },
-      /count of slidingCountWindow "last" must be a whole number of records, at least 2; received 1/,
+      () => stream<number>('t').tumblingCountWindow(2.5).aggregate(sum(), { name: 'b' }),
+      /count of tumblingCountWindow "b" must be a whole number of records, at least 1; received 2\.5/,
     );
-    configError(
-      () => {
-        @source('t')
-        class Hop {
-          @hoppingCountWindow(4, 4)
-          h = sum();
-        }
-        return Hop;
-      },
-      /step \(4\) of hoppingCountWindow "h" must be smaller than its count \(4\); with step = count use tumblingCountWindow\(4\)\./,
-    );
+    configError(() => {
+      @source('t')
+      class One {
+        @slidingCountWindow(1)
+        last = sum();
+      }
+      return One;
+    }, /count of slidingCountWindow "last" must be a whole number of records, at least 2; received 1/);
+    configError(() => {
+      @source('t')
+      class Hop {
+        @hoppingCountWindow(4, 4)
+        h = sum();
+      }
+      return Hop;
+    }, /step \(4\) of hoppingCountWindow "h" must be smaller than its count \(4\); with step = count use tumblingCountWindow\(4\)\./);
   });
 
   test('a session window whose aggregator has no merge fails when the handler is created', () => {
@@ -192,7 +223,20 @@ describe('window options', () => {
       /Add merge to the aggregator or use a time window\./,
     );
     configError(
-      () => sluice(stream('clicks').sessionWindow('30s').aggregate({ n: reduce((a: number, _v: unknown) => a + 1, () => 1) }, { name: 'visits' })),
+      () =>
+        sluice(
+          stream('clicks')
+            .sessionWindow('30s')
+            .aggregate(
+              {
+                n: reduce(
+                  (a: number, _v: unknown) => a + 1,
+                  () => 1,
+                ),
+              },
+              { name: 'visits' },
+            ),
+        ),
       /aggregation "n" of sessionWindow "visits" has no merge\(a, b\)/,
     );
   });
@@ -205,30 +249,49 @@ describe('window options', () => {
   // These two checks live in the window operators; loading a manifest builds them too, so a build
   // that only reads manifestOf() catches them as well.
   test('manifestOf() rejects what sluice() rejects, so a build catches it too', () => {
-    configError(() => manifestOf(stream('clicks').sessionWindow('30s').aggregate(countNoMerge, { name: 'visits' })), /has no merge\(a, b\)/);
-    configError(() => manifestOf(stream<number>('t').slidingWindow('30s', { closeBy: 'partition' }).aggregate(sum(), { name: 'peak' })), /cannot close by partition/);
+    configError(
+      () => manifestOf(stream('clicks').sessionWindow('30s').aggregate(countNoMerge, { name: 'visits' })),
+      /has no merge\(a, b\)/,
+    );
+    configError(
+      () => manifestOf(stream<number>('t').slidingWindow('30s', { closeBy: 'partition' }).aggregate(sum(), { name: 'peak' })),
+      /cannot close by partition/,
+    );
   });
 
   test('two windows with the same name are rejected when the handler is created', () => {
     const twice = stream<number>('readings')
-      .tumblingWindow('10s').aggregate(sum(), { name: 'w' })
+      .tumblingWindow('10s')
+      .aggregate(sum(), { name: 'w' })
       .map((r) => r.value)
-      .hoppingWindow('1m', '10s').aggregate(sum(), { name: 'w' });
+      .hoppingWindow('1m', '10s')
+      .aggregate(sum(), { name: 'w' });
     configError(
       () => sluice(twice),
       /^two windows of function "readings" are named "w"; window names key their stored state, so give each a distinct name\.$/,
     );
-    const unnamed = stream<number>('readings').tumblingWindow('10s').aggregate(sum()).map((r) => r.value).tumblingWindow('1m').aggregate(sum());
+    const unnamed = stream<number>('readings')
+      .tumblingWindow('10s')
+      .aggregate(sum())
+      .map((r) => r.value)
+      .tumblingWindow('1m')
+      .aggregate(sum());
     configError(() => manifestOf(unnamed), /two windows of function "readings" are named "tumblingWindow"/);
   });
 
   test('an aggregation named start or end would hide the window bounds', () => {
-    configError(() => stream<number>('t').tumblingWindow('10s').aggregate({ start: count() }, { name: 'w' }), /aggregation name "start" of tumblingWindow "w" collides with the window bounds/);
+    configError(
+      () => stream<number>('t').tumblingWindow('10s').aggregate({ start: count() }, { name: 'w' }),
+      /aggregation name "start" of tumblingWindow "w" collides with the window bounds/,
+    );
   });
 
   test('a window needs an aggregator', () => {
     configError(
-      () => stream<number>('t').tumblingWindow('10s').aggregate(untyped({ total: 'sum' }), { name: 'w' }),
+      () =>
+        stream<number>('t')
+          .tumblingWindow('10s')
+          .aggregate(untyped({ total: 'sum' }), { name: 'w' }),
       /aggregation "total" of tumblingWindow "w" is not an aggregator \(received "sum"\); use count\(\), sum\('field'\)/,
     );
   });
@@ -243,10 +306,7 @@ describe('@source', () => {
         return v;
       }
     }
-    configError(
-      () => sluice(NoSource),
-      /^class NoSource has no @source\('topic'\); decorate it with @source\('<topic>'\)/,
-    );
+    configError(() => sluice(NoSource), /^class NoSource has no @source\('topic'\); decorate it with @source\('<topic>'\)/);
     class Plain {}
     configError(() => sluice(Plain), /class Plain has no @source/);
   });
@@ -260,11 +320,17 @@ describe('@source', () => {
         return v;
       }
     }
-    configError(() => sluice(Typo), /^unknown option "valu" in @source\(\) of class Typo; allowed: key, value, validate, lateTopic, name\.$/);
+    configError(
+      () => sluice(Typo),
+      /^unknown option "valu" in @source\(\) of class Typo; allowed: key, value, validate, lateTopic, name\.$/,
+    );
   });
 
   test('an unknown stream() option fails when the chain starts', () => {
-    configError(() => stream('t', untyped({ valu: 'json' })), /^unknown option "valu" for stream\("t"\); allowed: key, value, validate, lateTopic, name, state\.$/);
+    configError(
+      () => stream('t', untyped({ valu: 'json' })),
+      /^unknown option "valu" for stream\("t"\); allowed: key, value, validate, lateTopic, name, state\.$/,
+    );
   });
 
   test('a source topic is required', () => {
@@ -273,7 +339,10 @@ describe('@source', () => {
   });
 
   test('validate must be a function', () => {
-    configError(() => stream('t', untyped({ validate: 'non-empty' })), /validate of stream "t" must be a function \(value\) => true \| 'reason'; received "non-empty"\./);
+    configError(
+      () => stream('t', untyped({ validate: 'non-empty' })),
+      /validate of stream "t" must be a function \(value\) => true \| 'reason'; received "non-empty"\./,
+    );
   });
 });
 
@@ -351,21 +420,21 @@ describe('@to and member decorators', () => {
         return v > 0;
       }
     }
-    configError(() => sluice(Twice), /^member "both" of class Twice has 2 step decorators \(@map, @filter\); give each step its own member\.$/);
+    configError(
+      () => sluice(Twice),
+      /^member "both" of class Twice has 2 step decorators \(@map, @filter\); give each step its own member\.$/,
+    );
   });
 
   test('a step decorator on a field fails when the class is defined', () => {
-    configError(
-      () => {
-        @source('t')
-        class FieldStep {
-          @(map() as unknown as AnyDecorator)
-          enrich = (v: unknown) => v;
-        }
-        return FieldStep;
-      },
-      /^@map\(\) decorates a method; "enrich" is a field\.$/,
-    );
+    configError(() => {
+      @source('t')
+      class FieldStep {
+        @(map() as unknown as AnyDecorator)
+        enrich = (v: unknown) => v;
+      }
+      return FieldStep;
+    }, /^@map\(\) decorates a method; "enrich" is a field\.$/);
   });
 
   test('a @to needs a topic name', () => {
@@ -398,6 +467,12 @@ describe('stream() steps', () => {
   });
 
   test('onLate must be a function', () => {
-    configError(() => stream<number>('t').tumblingWindow('10s').aggregate(sum(), { name: 'w', onLate: untyped('log') }), /onLate of tumblingWindow "w" must be a function; received "log"\./);
+    configError(
+      () =>
+        stream<number>('t')
+          .tumblingWindow('10s')
+          .aggregate(sum(), { name: 'w', onLate: untyped('log') }),
+      /onLate of tumblingWindow "w" must be a function; received "log"\./,
+    );
   });
 });

@@ -1,6 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { count, eventTime, filter, key, keyed, type KeyedState, keyedState, type LateRecord, map, mean, source, stream, sum, to, tumblingWindow } from 'sluice';
+import {
+  count,
+  eventTime,
+  filter,
+  key,
+  keyed,
+  type KeyedState,
+  keyedState,
+  type LateRecord,
+  map,
+  mean,
+  source,
+  stream,
+  sum,
+  to,
+  tumblingWindow,
+} from 'sluice';
 import { type Manifest, manifestOf, outputTopics } from 'sluice/runtime';
 import { type InputRecord, runFunction } from 'sluice/testing';
 
@@ -54,16 +70,25 @@ class SpeedsByDecorators {
 }
 
 const seen = keyedState<number>('seen');
-const speedsByChain = stream<Reading>('vehicle-speeds', { name: 'speeds', value: 'json', lateTopic: 'late-speeds', validate, state: [seen] })
+const speedsByChain = stream<Reading>('vehicle-speeds', {
+  name: 'speeds',
+  value: 'json',
+  lateTopic: 'late-speeds',
+  validate,
+  state: [seen],
+})
   .key(function byVehicle(r) {
     return r.vehicle;
   })
   .timestamp((r) => r.ts, { name: 'at' })
-  .map((r) => {
-    const nth = (seen.get() ?? 0) + 1;
-    seen.set(nth);
-    return { vehicle: r.vehicle, kmh: r.speed * 3.6, nth };
-  }, { name: 'toKmh' })
+  .map(
+    (r) => {
+      const nth = (seen.get() ?? 0) + 1;
+      seen.set(nth);
+      return { vehicle: r.vehicle, kmh: r.speed * 3.6, nth };
+    },
+    { name: 'toKmh' },
+  )
   .to('kmh', { value: 'json' })
   .filter(function moving(r) {
     return r.kmh > 0;
@@ -84,7 +109,10 @@ function normalize(m: Manifest) {
       switch (s.kind) {
         case 'window':
           return {
-            kind: s.kind, name: s.name, window: s.window, onLate: typeof s.onLate,
+            kind: s.kind,
+            name: s.name,
+            window: s.window,
+            onLate: typeof s.onLate,
             aggregations: { single: s.aggregations.single, entries: s.aggregations.entries.map(([n, a]) => [n, a.kind, a.signature]) },
           };
         case 'to':
@@ -114,13 +142,23 @@ describe('decorator form and function-first form', () => {
     const fromDecorators = normalize(manifestOf(SpeedsByDecorators));
     const fromChain = normalize(manifestOf(speedsByChain));
     assert.deepEqual(fromDecorators, fromChain);
-    assert.deepEqual(fromChain.steps.map((s) => `${s.kind}:${s.name}`), [
-      'key:byVehicle', 'timestamp:at', 'map:toKmh', 'to:kmh', 'filter:moving', 'window:stats', 'to:speed-stats', 'to:speed-stats-copy',
-    ]);
+    assert.deepEqual(
+      fromChain.steps.map((s) => `${s.kind}:${s.name}`),
+      ['key:byVehicle', 'timestamp:at', 'map:toKmh', 'to:kmh', 'filter:moving', 'window:stats', 'to:speed-stats', 'to:speed-stats-copy'],
+    );
     assert.deepEqual(fromChain.steps[5], {
-      kind: 'window', name: 'stats', onLate: 'function',
+      kind: 'window',
+      name: 'stats',
+      onLate: 'function',
       window: { kind: 'tumbling', sizeMs: 10_000, graceMs: 2_000, emit: 'final', closeBy: 'key' },
-      aggregations: { single: false, entries: [['avg', 'mean', 'mean(kmh)'], ['n', 'count', 'count()'], ['total', 'sum', 'sum(kmh)']] },
+      aggregations: {
+        single: false,
+        entries: [
+          ['avg', 'mean', 'mean(kmh)'],
+          ['n', 'count', 'count()'],
+          ['total', 'sum', 'sum(kmh)'],
+        ],
+      },
     });
     assert.deepEqual(fromChain.state, [{ name: 'seen' }]);
     assert.deepEqual(fromChain.source, { topic: 'vehicle-speeds', key: 'string', value: 'json', validate: 'function' });
@@ -140,9 +178,18 @@ describe('decorator form and function-first form', () => {
     assert.deepEqual(a.state(), b.state());
 
     // And the outputs are the right ones, so "identical" cannot mean "both empty".
-    assert.deepEqual(b.values('kmh').map((v) => (v as Kmh).nth), [1, 1, 2, 3, 4, 5, 2]);
-    assert.deepEqual(b.deadLetters.map((d) => [d.record.offset, d.reason]), [[3, 'speed must be a number']]);
-    assert.deepEqual(b.late.map((l) => [l.offset, l.key, l.windows]), [[6, 'car-1', [[0, 10_000]]]]);
+    assert.deepEqual(
+      b.values('kmh').map((v) => (v as Kmh).nth),
+      [1, 1, 2, 3, 4, 5, 2],
+    );
+    assert.deepEqual(
+      b.deadLetters.map((d) => [d.record.offset, d.reason]),
+      [[3, 'speed must be a number']],
+    );
+    assert.deepEqual(
+      b.late.map((l) => [l.offset, l.key, l.windows]),
+      [[6, 'car-1', [[0, 10_000]]]],
+    );
     assert.equal(lateFromChain.length, 1);
     assert.deepEqual(b.values('speed-stats'), [
       { start: 0, end: 10_000, avg: 72, n: 2, total: 144 },
@@ -151,7 +198,10 @@ describe('decorator form and function-first form', () => {
       { start: 10_000, end: 20_000, avg: 90, n: 1, total: 90 },
     ]);
     assert.deepEqual(b.values('speed-stats-copy'), b.values('speed-stats'));
-    assert.deepEqual(b.outputs.filter((m) => m.topic === 'late-speeds').map((m) => m.key), ['car-1']);
+    assert.deepEqual(
+      b.outputs.filter((m) => m.topic === 'late-speeds').map((m) => m.key),
+      ['car-1'],
+    );
   });
 });
 
@@ -184,9 +234,10 @@ describe('decorator form', () => {
       fifth = count();
     }
     const m = manifestOf(Mixed);
-    assert.deepEqual(m.steps.map((s) => `${s.kind}:${s.name}`), [
-      'map:first', 'window:second', 'map:third', 'filter:fourth', 'window:fifth', 'to:out',
-    ]);
+    assert.deepEqual(
+      m.steps.map((s) => `${s.kind}:${s.name}`),
+      ['map:first', 'window:second', 'map:third', 'filter:fourth', 'window:fifth', 'to:out'],
+    );
     assert.deepEqual(m.state, [{ name: 'memo' }]);
   });
 
@@ -207,10 +258,16 @@ describe('decorator form', () => {
       }
     }
     const m = manifestOf(Fanout);
-    assert.deepEqual(m.steps.map((s) => `${s.kind}:${s.name}`), ['map:double', 'to:doubled', 'to:doubled-audit', 'filter:big', 'to:big']);
+    assert.deepEqual(
+      m.steps.map((s) => `${s.kind}:${s.name}`),
+      ['map:double', 'to:doubled', 'to:doubled-audit', 'filter:big', 'to:big'],
+    );
     assert.deepEqual(outputTopics(m), ['doubled', 'doubled-audit', 'big']);
 
-    const run = await runFunction(Fanout, [1, 3, 5].map((v, i) => ({ key: 'k', value: v, timestamp: i })));
+    const run = await runFunction(
+      Fanout,
+      [1, 3, 5].map((v, i) => ({ key: 'k', value: v, timestamp: i })),
+    );
     assert.deepEqual(run.values('doubled'), [2, 6, 10]);
     assert.deepEqual(run.values('doubled-audit'), [2, 6, 10]);
     assert.deepEqual(run.values('big'), [6, 10]);

@@ -44,7 +44,14 @@ describe('types.check.ts', () => {
         'expectType<{ a: number; b?: string }>()(o);',
       ].join('\n'),
     }).filter((d) => d.file!.fileName === probe);
-    assert.deepEqual(found.map((d) => [lineOf(d), d.code]), [[4, 2554], [5, 2554], [6, 2554]]);
+    assert.deepEqual(
+      found.map((d) => [lineOf(d), d.code]),
+      [
+        [4, 2554],
+        [5, 2554],
+        [6, 2554],
+      ],
+    );
   });
 });
 
@@ -70,7 +77,10 @@ describe('the inferred types match what runs', () => {
   test('a single aggregation arrives as { start, end, value }', async () => {
     const run = await runFunction(
       stream<{ speed: number }>('t').tumblingWindow('10s').aggregate(mean('speed')).to('out'),
-      [{ key: 'v', value: { speed: 4 }, timestamp: 1 }, { key: 'v', value: { speed: 6 }, timestamp: 2 }],
+      [
+        { key: 'v', value: { speed: 4 }, timestamp: 1 },
+        { key: 'v', value: { speed: 6 }, timestamp: 2 },
+      ],
       { flush: true },
     );
     assert.deepEqual(run.values('out'), [{ start: 0, end: 10_000, value: 5 }]);

@@ -13,7 +13,17 @@ import { lambdaContext, toEventRecord } from 'sluice/testing';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { isPartitionNamespace, isWindowNamespace } from '../../framework/src/state/namespaces.js';
 import {
-  compare, dropTable, emptyStats, FaultyStore, ForgetfulStore, quietSluiceLogs, runReference, runSuite, runWithFaults, type SuiteResult, workloads,
+  compare,
+  dropTable,
+  emptyStats,
+  FaultyStore,
+  ForgetfulStore,
+  quietSluiceLogs,
+  runReference,
+  runSuite,
+  runWithFaults,
+  type SuiteResult,
+  workloads,
 } from './harness.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
@@ -31,10 +41,16 @@ function explain(r: SuiteResult): string {
 
 function assertExactlyOnce(r: SuiteResult, crashes: number): void {
   assert.ok(r.crashPoints >= crashes, `${r.crashPoints} crashes injected, wanted ${crashes}`);
-  assert.ok(r.crashesBeforeAnyItem > 0 && r.crashesAfterEveryItem > 0 && r.crashPoints > r.crashesBeforeAnyItem + r.crashesAfterEveryItem, 'crashes land before, between and after item writes');
+  assert.ok(
+    r.crashesBeforeAnyItem > 0 && r.crashesAfterEveryItem > 0 && r.crashPoints > r.crashesBeforeAnyItem + r.crashesAfterEveryItem,
+    'crashes land before, between and after item writes',
+  );
   assert.ok(r.fatalCrashes > 0 && r.fatalCrashes < r.crashPoints, 'some crashes kill the invocation, others are caught by the handler');
   assert.ok(r.replays > 0, 'batches were replayed');
-  assert.ok(r.staleInvocations > 0 && r.staleFenced > 0, `stale invocations ran (${r.staleInvocations}) and some were fenced (${r.staleFenced})`);
+  assert.ok(
+    r.staleInvocations > 0 && r.staleFenced > 0,
+    `stale invocations ran (${r.staleInvocations}) and some were fenced (${r.staleFenced})`,
+  );
   assert.ok(r.stepFailures > 0 && r.sinkFailures > 0, 'steps and the output sink failed too');
   assert.ok(r.duplicateEmits > 0, 'retries emit some results again');
   assert.deepEqual(r.unexpectedErrors, []);
@@ -49,7 +65,14 @@ const allWorkloads = Object.values(workloads);
 
 describe('exactly-once under crashes, replays and stale invocations', () => {
   test('in-memory store', async () => {
-    const r = await runSuite({ label: 'memory', seed: 11, crashPoints: CRASHES, deadline: Date.now() + 15_000, store: () => new MemoryStore(), workloads: allWorkloads });
+    const r = await runSuite({
+      label: 'memory',
+      seed: 11,
+      crashPoints: CRASHES,
+      deadline: Date.now() + 15_000,
+      store: () => new MemoryStore(),
+      workloads: allWorkloads,
+    });
     assertExactlyOnce(r, CRASHES);
   });
 
@@ -59,7 +82,14 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
       const store = new DynamoDBStore({ table, endpoint });
       await store.ensureTable();
       try {
-        const r = await runSuite({ label: 'dynamodb', seed: 11, crashPoints: CRASHES, deadline: Date.now() + 25_000, store: () => store, workloads: allWorkloads });
+        const r = await runSuite({
+          label: 'dynamodb',
+          seed: 11,
+          crashPoints: CRASHES,
+          deadline: Date.now() + 25_000,
+          store: () => store,
+          workloads: allWorkloads,
+        });
         assertExactlyOnce(r, CRASHES);
       } finally {
         await dropTable(endpoint, table);
@@ -93,7 +123,10 @@ describe('the checks can fail', () => {
     ];
     // cut 0.5 of n + 1 = 4 slots: k = 2, the two key items (partition-level items come last).
     store.plans.set(0, { cut: 0.5, order: 1, fatal: true });
-    await assert.rejects(store.write(scope, changes, { firstOffset: 3, lastOffset: 3 }), { name: 'InjectedCrash', message: /after 2 of 3 item writes/ });
+    await assert.rejects(store.write(scope, changes, { firstOffset: 3, lastOffset: 3 }), {
+      name: 'InjectedCrash',
+      message: /after 2 of 3 item writes/,
+    });
     assert.deepEqual(Object.keys(inner.dump()).sort(), ['f/t/0/w']);
     assert.equal(stats.crashPoints, 1);
     assert.equal(store.crashedFatally, true);
@@ -107,12 +140,17 @@ describe('the checks can fail', () => {
 function event(...records: KafkaEventRecord[]): KafkaEvent {
   return { eventSource: 'aws:kafka', records: { 'readings-0': records } };
 }
-const at = (offset: number, key: string, value: number, timestamp: number) => toEventRecord({ key, value: { value }, timestamp }, 'readings', 0, offset);
+const at = (offset: number, key: string, value: number, timestamp: number) =>
+  toEventRecord({ key, value: { value }, timestamp }, 'readings', 0, offset);
 
 describe('found by the suite', () => {
-  test('closeBy partition: a crash between the key item and the partition item does not lose a quiet key\'s window', async () => {
-    const handler = sluice(stream<{ value: number }>('readings', { name: 'quiet' })
-      .tumblingWindow('10s', { closeBy: 'partition' }).aggregate(sum('value'), { name: 'w' }).to('sums'));
+  test("closeBy partition: a crash between the key item and the partition item does not lose a quiet key's window", async () => {
+    const handler = sluice(
+      stream<{ value: number }>('readings', { name: 'quiet' })
+        .tumblingWindow('10s', { closeBy: 'partition' })
+        .aggregate(sum('value'), { name: 'w' })
+        .to('sums'),
+    );
     const store = new MemoryStore();
     const sink = new CaptureSink();
     handler.sluice.configure({ store, sink });
@@ -124,20 +162,25 @@ describe('found by the suite', () => {
     assert.equal((await handler(event(at(0, 'q', 5, 1_000)), ctx)).batchItemFailures.length, 1, 'q written, the partition item not');
     assert.deepEqual(await handler(event(at(0, 'q', 5, 1_000)), ctx), { batchItemFailures: [] });
     await handler(event(at(1, 'a', 1, 20_000)), ctx);
-    assert.deepEqual(sink.messages.map((m) => [m.id, m.value]), [['quiet:w:q:0:10000', { start: 0, end: 10_000, value: 5 }]]);
+    assert.deepEqual(
+      sink.messages.map((m) => [m.id, m.value]),
+      [['quiet:w:q:0:10000', { start: 0, end: 10_000, value: 5 }]],
+    );
   });
 
   // Keyed state read by a replayed record used to include that record already: items are now
   // versioned and a batch reads them as of just before its first offset (state/versions.ts).
-  test('keyed state: a retried batch re-emits each record\'s output with the value it first had', async () => {
+  test("keyed state: a retried batch re-emits each record's output with the value it first had", async () => {
     const total = keyedState<number>('total');
-    const handler = sluice(stream<{ value: number }>('readings', { name: 'totals', state: [total] })
-      .map((r) => {
-        const t = (total.get() ?? 0) + r.value;
-        total.set(t);
-        return t;
-      })
-      .to('totals'));
+    const handler = sluice(
+      stream<{ value: number }>('readings', { name: 'totals', state: [total] })
+        .map((r) => {
+          const t = (total.get() ?? 0) + r.value;
+          total.set(t);
+          return t;
+        })
+        .to('totals'),
+    );
     const store = new MemoryStore();
     const sink = new CaptureSink();
     handler.sluice.configure({ store, sink });
@@ -147,7 +190,10 @@ describe('found by the suite', () => {
     await handler(batch, lambdaContext('totals') as never);
     const stored = (await store.read({ functionName: 'totals', topic: 'readings', partition: 0 }, 'keyed:total', ['a'])).get('a');
     assert.deepEqual({ value: stored?.value, offset: stored?.offset }, { value: 3, offset: 1 }, 'state is right');
-    assert.deepEqual(sink.messages.map((m) => `${m.id}=${m.value}`), ['totals:readings-0:0:0=1', 'totals:readings-0:1:0=3', 'totals:readings-0:0:0=1', 'totals:readings-0:1:0=3']);
+    assert.deepEqual(
+      sink.messages.map((m) => `${m.id}=${m.value}`),
+      ['totals:readings-0:0:0=1', 'totals:readings-0:1:0=3', 'totals:readings-0:0:0=1', 'totals:readings-0:1:0=3'],
+    );
   });
 
   test('keyed state read before a window: a crash between the keyed item and the window item counts no record twice', async () => {
@@ -158,7 +204,8 @@ describe('found by the suite', () => {
         total.set(t);
         return { t };
       })
-      .tumblingWindow('10s').aggregate(sum('t'), { name: 'w' })
+      .tumblingWindow('10s')
+      .aggregate(sum('t'), { name: 'w' })
       .to('sums');
     const batch = event(at(0, 'a', 1, 1_000), at(1, 'a', 2, 2_000));
     const results: unknown[] = [];

@@ -29,8 +29,24 @@
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { type Definition, type SluiceHandler, count, keyedState, mean, sluice, StateConflictError, stream, sum } from 'sluice';
-import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore, type StoredItem, type WriteStats } from 'sluice/state';
-import { type DeadLetter, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord, type Manifest, type OutputMessage, loadDefinition } from 'sluice/runtime';
+import {
+  type BatchBounds,
+  type ItemChange,
+  MemoryStore,
+  type StateScope,
+  type StateStore,
+  type StoredItem,
+  type WriteStats,
+} from 'sluice/state';
+import {
+  type DeadLetter,
+  type KafkaBatchResponse,
+  type KafkaEvent,
+  type KafkaEventRecord,
+  type Manifest,
+  type OutputMessage,
+  loadDefinition,
+} from 'sluice/runtime';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
@@ -129,8 +145,19 @@ export interface FaultStats {
 /** Fresh zeroed {@link FaultStats}. */
 export function emptyStats(): FaultStats {
   return {
-    invocations: 0, crashPoints: 0, crashesBeforeAnyItem: 0, crashesAfterEveryItem: 0, fatalCrashes: 0, sinkFailures: 0,
-    stepFailures: 0, replays: 0, staleInvocations: 0, staleFenced: 0, staleOverwrites: 0, liveConflicts: 0, unexpectedErrors: [],
+    invocations: 0,
+    crashPoints: 0,
+    crashesBeforeAnyItem: 0,
+    crashesAfterEveryItem: 0,
+    fatalCrashes: 0,
+    sinkFailures: 0,
+    stepFailures: 0,
+    replays: 0,
+    staleInvocations: 0,
+    staleFenced: 0,
+    staleOverwrites: 0,
+    liveConflicts: 0,
+    unexpectedErrors: [],
   };
 }
 
@@ -236,12 +263,20 @@ export class FaultyStore implements StateStore {
     }
   }
 
-  async #crash(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, plan: CrashPlan, opts?: StoreCallOptions): Promise<never> {
+  async #crash(
+    scope: StateScope,
+    changes: readonly ItemChange[],
+    bounds: BatchBounds,
+    plan: CrashPlan,
+    opts?: StoreCallOptions,
+  ): Promise<never> {
     // A real store writes key items in parallel (any subset may land) and partition-level items
     // only after every key item: a crash keeps a prefix of that order.
     // Sorted first, so the items that land do not depend on the order a store lists keys in.
     const order = new Rng(plan.order);
-    const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
+    const sorted = [...changes].sort((x, y) =>
+      x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1,
+    );
     const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
     const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace)));
     const ordered = [...keyItems, ...partitionItems];
@@ -262,7 +297,9 @@ export class FaultyStore implements StateStore {
       }
     }
     if (plan.fatal) this.crashedFatally = true;
-    throw new InjectedCrash(`injected crash after ${k} of ${ordered.length} item writes (${scope.topic}-${scope.partition}, offsets ${bounds.firstOffset}..${bounds.lastOffset})`);
+    throw new InjectedCrash(
+      `injected crash after ${k} of ${ordered.length} item writes (${scope.topic}-${scope.partition}, offsets ${bounds.firstOffset}..${bounds.lastOffset})`,
+    );
   }
 
   /** Writes, then checks that no item whose stored offset was as new or newer was changed. */
@@ -349,7 +386,10 @@ const SAMPLE_START = 1_767_225_600_000;
 
 function sample(name: string): InputRecord[] {
   const url = new URL(`../../functions/${name}/sample.jsonl`, import.meta.url);
-  return readFileSync(url, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as InputRecord);
+  return readFileSync(url, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as InputRecord);
 }
 
 /** Kafka's default partitioner in spirit: the key decides the partition. */
@@ -363,7 +403,13 @@ function partitionOf(key: string, partitions: number): number {
  * Readings from steady keys and from keys that send a short burst and then go quiet (their
  * windows close only by the partition clock or at the end), with out-of-order timestamps.
  */
-function readings(rng: Rng, n: number, from: number, make: (key: string, rng: Rng) => unknown, opts: { stepMs: number; jitterMs: number; keys: number }): InputRecord[] {
+function readings(
+  rng: Rng,
+  n: number,
+  from: number,
+  make: (key: string, rng: Rng) => unknown,
+  opts: { stepMs: number; jitterMs: number; keys: number },
+): InputRecord[] {
   const out: InputRecord[] = [];
   const steady = Array.from({ length: opts.keys }, (_, i) => `k${i + 1}`);
   let burst: { key: string; left: number } | undefined;
@@ -395,7 +441,10 @@ export const workloads = {
     records: (seed) => {
       const rng = new Rng(seed);
       const end = SAMPLE_START + 60_000;
-      return [...sample('sensor-sums'), ...readings(rng, 140, end, () => ({ value: rng.int(0, 9) }), { stepMs: 300, jitterMs: 3_000, keys: 4 })];
+      return [
+        ...sample('sensor-sums'),
+        ...readings(rng, 140, end, () => ({ value: rng.int(0, 9) }), { stepMs: 300, jitterMs: 3_000, keys: 4 }),
+      ];
     },
   },
   speedAverage: {
@@ -404,7 +453,14 @@ export const workloads = {
     records: (seed) => {
       const rng = new Rng(seed);
       const base = sample('speed-average').map((r) => ({ ...r, partition: partitionOf(String(r.key), 2) }));
-      return [...base, ...readings(rng, 120, SAMPLE_START + 120_000, (key) => ({ vehicle: key, speed: Math.round(rng.next() * 400) / 10 }), { stepMs: 700, jitterMs: 2_500, keys: 3 })];
+      return [
+        ...base,
+        ...readings(rng, 120, SAMPLE_START + 120_000, (key) => ({ vehicle: key, speed: Math.round(rng.next() * 400) / 10 }), {
+          stepMs: 700,
+          jitterMs: 2_500,
+          keys: 3,
+        }),
+      ];
     },
   },
   sessions: {
@@ -421,7 +477,12 @@ export const workloads = {
         // Mostly inside the 30 s gap, sometimes past it: sessions end, merge and start.
         const t = clock.get(user)! + (rng.chance(0.2) ? rng.int(31_000, 90_000) : rng.int(500, 25_000));
         clock.set(user, t);
-        clicks.push({ key: user, value: { user, page: rng.pick(['/', '/docs', '/pricing', '/signup']) }, timestamp: t, partition: partitionOf(user, 2) });
+        clicks.push({
+          key: user,
+          value: { user, page: rng.pick(['/', '/docs', '/pricing', '/signup']) },
+          timestamp: t,
+          partition: partitionOf(user, 2),
+        });
       }
       // Arrival order is roughly, not exactly, event time.
       clicks.sort((a, b) => a.timestamp + rng.int(0, 8_000) - b.timestamp);
@@ -432,11 +493,14 @@ export const workloads = {
     name: 'running-totals',
     definition: stream<{ value: number }>('meter-readings', { name: 'RunningTotals', state: [runningTotal] })
       .update((_, ctx) => flaky(ctx), { name: 'flaky' })
-      .map((r) => {
-        const total = (runningTotal.get() ?? 0) + r.value;
-        runningTotal.set(total);
-        return { total };
-      }, { name: 'accumulate' })
+      .map(
+        (r) => {
+          const total = (runningTotal.get() ?? 0) + r.value;
+          runningTotal.set(total);
+          return { total };
+        },
+        { name: 'accumulate' },
+      )
       .to('meter-totals'),
     records: (seed) => {
       const rng = new Rng(seed);
@@ -521,7 +585,12 @@ export function namespacesOf(manifest: Manifest): string[] {
 }
 
 /** Every stored value of a function's state in the given partitions, read back from the store. */
-export async function readState(store: StateStore, manifest: Manifest, topic: string, partitions: readonly number[]): Promise<StateSnapshot> {
+export async function readState(
+  store: StateStore,
+  manifest: Manifest,
+  topic: string,
+  partitions: readonly number[],
+): Promise<StateSnapshot> {
   const out: StateSnapshot = {};
   for (const partition of partitions) {
     const scope: StateScope = { functionName: manifest.name, topic, partition };
@@ -597,7 +666,16 @@ export async function runReference(workload: Workload, records: readonly InputRe
   const stateAtEnd = await readState(store, manifest, topic, partitions);
   const emitted = capture.messages.splice(0);
   for (const [p, log] of logs) await handler.sluice.flush(topic, p, log.length - 1);
-  return { topic, partitions, emitted, flushed: capture.messages, deadLetters: capture.deadLetters, store, stateAtEnd, stateAfterFlush: await readState(store, manifest, topic, partitions) };
+  return {
+    topic,
+    partitions,
+    emitted,
+    flushed: capture.messages,
+    deadLetters: capture.deadLetters,
+    store,
+    stateAtEnd,
+    stateAfterFlush: await readState(store, manifest, topic, partitions),
+  };
 }
 
 /** How often each fault happens; the defaults give a few crashes per partition batch retried. */
@@ -641,7 +719,13 @@ interface Stale {
  * const run = await runWithFaults(workloads.runningTotals, records, 'meter-readings.s3', new MemoryStore(), { seed: 3 });
  * run.stats.crashPoints; // > 0
  */
-export async function runWithFaults(workload: Workload, records: readonly InputRecord[], topic: string, store: StateStore, opts: FaultOptions): Promise<Run & { stats: FaultStats }> {
+export async function runWithFaults(
+  workload: Workload,
+  records: readonly InputRecord[],
+  topic: string,
+  store: StateStore,
+  opts: FaultOptions,
+): Promise<Run & { stats: FaultStats }> {
   const rng = new Rng(opts.seed);
   const maxBatch = opts.maxBatch ?? 24;
   const crashChance = opts.crashChance ?? 0.3;
@@ -769,7 +853,12 @@ export async function runWithFaults(workload: Workload, records: readonly InputR
       const failure = response.batchItemFailures.find((f) => f.itemIdentifier.partition === `${topic}-${p}`);
       const at = failure ? batch.findIndex((r) => r.offset === failure.itemIdentifier.offset) : batch.length;
       if (at < 0) {
-        unexpected('live invocation', new Error(`a partial batch response names offset ${failure!.itemIdentifier.offset}, outside the batch ${batch[0].offset}..${batch.at(-1)!.offset}`));
+        unexpected(
+          'live invocation',
+          new Error(
+            `a partial batch response names offset ${failure!.itemIdentifier.offset}, outside the batch ${batch[0].offset}..${batch.at(-1)!.offset}`,
+          ),
+        );
         continue;
       }
       if (at > 0) {
@@ -821,8 +910,15 @@ export async function runWithFaults(workload: Workload, records: readonly InputR
     }
   }
   return {
-    topic, partitions, emitted, flushed: capture.messages, deadLetters: capture.deadLetters, store, stats,
-    stateAtEnd, stateAfterFlush: await readState(store, manifest, topic, partitions),
+    topic,
+    partitions,
+    emitted,
+    flushed: capture.messages,
+    deadLetters: capture.deadLetters,
+    store,
+    stats,
+    stateAtEnd,
+    stateAfterFlush: await readState(store, manifest, topic, partitions),
   };
 }
 
@@ -866,7 +962,8 @@ function stateDiffs(reference: StateSnapshot, actual: StateSnapshot, label: stri
     for (const key of new Set([...Object.keys(ref), ...Object.keys(got)])) {
       if (isDeepStrictEqual(ref[key], got[key])) continue;
       n++;
-      if (examples.length < 12) examples.push(`state ${label} ${table} "${key}": expected ${JSON.stringify(ref[key])}, got ${JSON.stringify(got[key])}`);
+      if (examples.length < 12)
+        examples.push(`state ${label} ${table} "${key}": expected ${JSON.stringify(ref[key])}, got ${JSON.stringify(got[key])}`);
     }
   }
   return n;
@@ -904,12 +1001,19 @@ export function compare(reference: Run, run: Run): Verdict {
     if (examples.length < 12) examples.push(`differs: ${m.id} expected ${JSON.stringify(ref?.value)}, got ${JSON.stringify(m.value)}`);
   }
 
-  const state = stateDiffs(reference.stateAtEnd, run.stateAtEnd, 'at the end of the input', examples)
-    + stateDiffs(reference.stateAfterFlush, run.stateAfterFlush, 'after the flush', examples);
+  const state =
+    stateDiffs(reference.stateAtEnd, run.stateAtEnd, 'at the end of the input', examples) +
+    stateDiffs(reference.stateAfterFlush, run.stateAfterFlush, 'after the flush', examples);
 
   return {
-    lost, lostUntilFlush, valueDiffs, stateDiffs: state, appliedTwice: valueDiffs + state,
-    duplicateEmits: all.length - gotAll.size, results: refAll.size, examples,
+    lost,
+    lostUntilFlush,
+    valueDiffs,
+    stateDiffs: state,
+    appliedTwice: valueDiffs + state,
+    duplicateEmits: all.length - gotAll.size,
+    results: refAll.size,
+    examples,
   };
 }
 
@@ -944,7 +1048,15 @@ export interface SuiteResult extends Totals {
   results: number;
   unexpectedErrors: string[];
   /** Differences by workload, with examples, when there are any. */
-  failures: { workload: string; seed: number; lost: number; lostUntilFlush: number; valueDiffs: number; stateDiffs: number; examples: string[] }[];
+  failures: {
+    workload: string;
+    seed: number;
+    lost: number;
+    lostUntilFlush: number;
+    valueDiffs: number;
+    stateDiffs: number;
+    examples: string[];
+  }[];
   ms: number;
 }
 
@@ -974,10 +1086,30 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const started = Date.now();
   const list = opts.workloads ?? Object.values(workloads);
   const result: SuiteResult = {
-    store: opts.label, crashPoints: 0, replays: 0, staleInvocations: 0, lost: 0, appliedTwice: 0, duplicateEmits: 0,
-    scenarios: 0, invocations: 0, staleFenced: 0, staleOverwrites: 0, fatalCrashes: 0, crashesBeforeAnyItem: 0, crashesAfterEveryItem: 0,
-    sinkFailures: 0, stepFailures: 0, liveConflicts: 0, lostUntilFlush: 0, valueDiffs: 0, stateDiffs: 0, results: 0,
-    unexpectedErrors: [], failures: [], ms: 0,
+    store: opts.label,
+    crashPoints: 0,
+    replays: 0,
+    staleInvocations: 0,
+    lost: 0,
+    appliedTwice: 0,
+    duplicateEmits: 0,
+    scenarios: 0,
+    invocations: 0,
+    staleFenced: 0,
+    staleOverwrites: 0,
+    fatalCrashes: 0,
+    crashesBeforeAnyItem: 0,
+    crashesAfterEveryItem: 0,
+    sinkFailures: 0,
+    stepFailures: 0,
+    liveConflicts: 0,
+    lostUntilFlush: 0,
+    valueDiffs: 0,
+    stateDiffs: 0,
+    results: 0,
+    unexpectedErrors: [],
+    failures: [],
+    ms: 0,
   };
   for (let round = 0; result.crashPoints < opts.crashPoints && Date.now() < opts.deadline; round++) {
     for (const workload of list) {
@@ -992,13 +1124,36 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       const s = run.stats;
       result.scenarios++;
       result.invocations += s.invocations;
-      for (const k of ['crashPoints', 'replays', 'staleInvocations', 'staleFenced', 'staleOverwrites', 'fatalCrashes', 'crashesBeforeAnyItem', 'crashesAfterEveryItem', 'sinkFailures', 'stepFailures', 'liveConflicts'] as const) result[k] += s[k];
-      for (const k of ['lost', 'lostUntilFlush', 'valueDiffs', 'stateDiffs', 'appliedTwice', 'duplicateEmits', 'results'] as const) result[k] += v[k];
+      for (const k of [
+        'crashPoints',
+        'replays',
+        'staleInvocations',
+        'staleFenced',
+        'staleOverwrites',
+        'fatalCrashes',
+        'crashesBeforeAnyItem',
+        'crashesAfterEveryItem',
+        'sinkFailures',
+        'stepFailures',
+        'liveConflicts',
+      ] as const)
+        result[k] += s[k];
+      for (const k of ['lost', 'lostUntilFlush', 'valueDiffs', 'stateDiffs', 'appliedTwice', 'duplicateEmits', 'results'] as const)
+        result[k] += v[k];
       result.unexpectedErrors.push(...s.unexpectedErrors.map((e) => `${workload.name} seed ${seed}: ${e}`));
-      if (v.lost > 0 || v.appliedTwice > 0) result.failures.push({ workload: workload.name, seed, lost: v.lost, lostUntilFlush: v.lostUntilFlush, valueDiffs: v.valueDiffs, stateDiffs: v.stateDiffs, examples: v.examples });
+      if (v.lost > 0 || v.appliedTwice > 0)
+        result.failures.push({
+          workload: workload.name,
+          seed,
+          lost: v.lost,
+          lostUntilFlush: v.lostUntilFlush,
+          valueDiffs: v.valueDiffs,
+          stateDiffs: v.stateDiffs,
+          examples: v.examples,
+        });
       opts.onProgress?.(
-        `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced)`
-        + ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, duplicates ${v.duplicateEmits} | total crashes ${result.crashPoints}/${opts.crashPoints}`,
+        `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced)` +
+          ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, duplicates ${v.duplicateEmits} | total crashes ${result.crashPoints}/${opts.crashPoints}`,
       );
     }
   }
@@ -1016,10 +1171,12 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
  */
 export function quietSluiceLogs(): () => void {
   const { log, error, warn } = console;
-  const filter = (write: (...a: unknown[]) => void) => (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].startsWith('{"sluice":')) return;
-    write(...args);
-  };
+  const filter =
+    (write: (...a: unknown[]) => void) =>
+    (...args: unknown[]) => {
+      if (typeof args[0] === 'string' && args[0].startsWith('{"sluice":')) return;
+      write(...args);
+    };
   console.log = filter(log);
   console.error = filter(error);
   console.warn = filter(warn);
@@ -1038,7 +1195,11 @@ export function quietSluiceLogs(): () => void {
  */
 export async function dropTable(endpoint: string, table: string): Promise<void> {
   const { DynamoDBClient, DeleteTableCommand } = await import('@aws-sdk/client-dynamodb');
-  const client = new DynamoDBClient({ endpoint, region: process.env.AWS_REGION ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = new DynamoDBClient({
+    endpoint,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   try {
     await client.send(new DeleteTableCommand({ TableName: table }));
   } catch (e) {

@@ -9,9 +9,19 @@ import { freshTopics, kafkaAvailability, kafkaClient } from '../support/kafka.js
 
 const letter: DeadLetter = {
   record: {
-    topic: 'in', partition: 2, offset: 41, timestamp: 1_700_000_000_000, timestampType: 'CREATE_TIME',
-    key: Buffer.from('k1').toString('base64'), value: Buffer.from('{"n":1}').toString('base64'),
-    headers: [{ trace: [...Buffer.from('a')] }, { origin: [...Buffer.from('box')] }, { trace: [...Buffer.from('b')] }, { trace: [...Buffer.from('c')] }],
+    topic: 'in',
+    partition: 2,
+    offset: 41,
+    timestamp: 1_700_000_000_000,
+    timestampType: 'CREATE_TIME',
+    key: Buffer.from('k1').toString('base64'),
+    value: Buffer.from('{"n":1}').toString('base64'),
+    headers: [
+      { trace: [...Buffer.from('a')] },
+      { origin: [...Buffer.from('box')] },
+      { trace: [...Buffer.from('b')] },
+      { trace: [...Buffer.from('c')] },
+    ],
   },
   reason: 'n must be a number',
   stage: 'validate',
@@ -50,7 +60,12 @@ describe('dead letters on a real broker', { ...(await kafkaAvailability()), time
     await consumer.subscribe({ topic, fromBeginning: true });
     const got = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`nothing read from ${topic} within 30 s`)), 30_000);
-      void consumer.run({ eachMessage: async ({ message }) => { clearTimeout(timer); resolve(message.headers ?? {}); } });
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          clearTimeout(timer);
+          resolve(message.headers ?? {});
+        },
+      });
     });
     await consumer.disconnect();
     const text = (v: unknown) => (Array.isArray(v) ? v.map(String) : String(v));
@@ -60,9 +75,14 @@ describe('dead letters on a real broker', { ...(await kafkaAvailability()), time
   });
 });
 
-test('a window result\'s dead letter is the message of its record view: same bytes, same headers in the same order', () => {
+test("a window result's dead letter is the message of its record view: same bytes, same headers in the same order", () => {
   const closing = { topic: 'speeds', partition: 1, offset: 9, timestampType: 'CREATE_TIME' };
-  const d = resultLetter(closing, { id: 'speeds:avg:ghost:0:10000', key: 'ghost', value: { start: 0, end: 10_000, n: 1 }, timestamp: 0 }, 'score', 'window result speeds:avg:ghost:0:10000: not a number');
+  const d = resultLetter(
+    closing,
+    { id: 'speeds:avg:ghost:0:10000', key: 'ghost', value: { start: 0, end: 10_000, n: 1 }, timestamp: 0 },
+    'score',
+    'window result speeds:avg:ghost:0:10000: not a number',
+  );
   const direct = deadLetterMessage(d, 'speeds');
   const viaRecord = deadLetterMessage({ record: d.record, reason: d.reason, stage: d.stage }, 'speeds');
   assert.deepEqual(direct, viaRecord);

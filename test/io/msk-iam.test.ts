@@ -3,9 +3,13 @@ import { test } from 'node:test';
 import { generateAuthTokenFromCredentialsProvider } from 'aws-msk-iam-sasl-signer-js';
 import { mskIamToken } from '../../framework/src/io/msk-iam.js';
 
-const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', sessionToken: 'session/token+with=chars' };
+const credentials = {
+  accessKeyId: 'AKIDEXAMPLE',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  sessionToken: 'session/token+with=chars',
+};
 
-test('an MSK IAM token is exactly what AWS\'s signer makes for the same credentials, region and time', async () => {
+test("an MSK IAM token is exactly what AWS's signer makes for the same credentials, region and time", async () => {
   const theirs = await generateAuthTokenFromCredentialsProvider({ region: 'eu-west-1', awsCredentialsProvider: async () => credentials });
   const url = new URL(Buffer.from(theirs.token, 'base64url').toString('utf8'));
   const amzDate = url.searchParams.get('X-Amz-Date')!;

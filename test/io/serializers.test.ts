@@ -44,18 +44,34 @@ function bothPaths<T>(s: Serializer<T>, b64: string): { fast: T; slow: T } {
 }
 
 const SIZES = [
-  0, 1, 2, 3, 100,
-  64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 70_000, // around the initial scratch buffer
-  300_000, 40, // a smaller payload after the buffer grew must not see stale bytes
-  (1 << 20) - 3, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 1_300_000, // around the scratch limit
-  5, 2_500_000, 7,
+  0,
+  1,
+  2,
+  3,
+  100,
+  64 * 1024 - 1,
+  64 * 1024,
+  64 * 1024 + 1,
+  70_000, // around the initial scratch buffer
+  300_000,
+  40, // a smaller payload after the buffer grew must not see stale bytes
+  (1 << 20) - 3,
+  (1 << 20) - 1,
+  1 << 20,
+  (1 << 20) + 1,
+  1_300_000, // around the scratch limit
+  5,
+  2_500_000,
+  7,
 ];
 
 describe('json', () => {
   test('round-trips JSON values', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => {
-      assert.deepEqual(json.deserialize(json.serialize(v)), JSON.parse(JSON.stringify(v)));
-    }));
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        assert.deepEqual(json.deserialize(json.serialize(v)), JSON.parse(JSON.stringify(v)));
+      }),
+    );
   });
 
   test('writes UTF-8 JSON text', () => {
@@ -68,11 +84,13 @@ describe('json', () => {
   });
 
   test('deserializeBase64 equals deserialize(Buffer.from(b64, "base64")) on random JSON', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => {
-      const b64 = json.serialize(v).toString('base64');
-      const { fast, slow } = bothPaths(json, b64);
-      assert.deepEqual(fast, slow);
-    }));
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const b64 = json.serialize(v).toString('base64');
+        const { fast, slow } = bothPaths(json, b64);
+        assert.deepEqual(fast, slow);
+      }),
+    );
   });
 
   test('deserializeBase64 equals deserialize on multi-byte payloads beyond 64 KB and 1 MB, in any order', () => {
@@ -86,26 +104,30 @@ describe('json', () => {
   });
 
   test('deserializeBase64 fails like deserialize on bytes that are not JSON', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (raw) => {
-      const b64 = Buffer.from(raw).toString('base64');
-      let slow: unknown;
-      let slowError: unknown;
-      try {
-        slow = json.deserialize(Buffer.from(b64, 'base64'));
-      } catch (e) {
-        slowError = e;
-      }
-      if (slowError) assert.throws(() => json.deserializeBase64!(b64), SyntaxError);
-      else assert.deepEqual(json.deserializeBase64!(b64), slow);
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (raw) => {
+        const b64 = Buffer.from(raw).toString('base64');
+        let slow: unknown;
+        let slowError: unknown;
+        try {
+          slow = json.deserialize(Buffer.from(b64, 'base64'));
+        } catch (e) {
+          slowError = e;
+        }
+        if (slowError) assert.throws(() => json.deserializeBase64!(b64), SyntaxError);
+        else assert.deepEqual(json.deserializeBase64!(b64), slow);
+      }),
+    );
   });
 });
 
 describe('string', () => {
   test('round-trips any Unicode text', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => {
-      assert.equal(string.deserialize(string.serialize(s)), s);
-    }));
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => {
+        assert.equal(string.deserialize(string.serialize(s)), s);
+      }),
+    );
   });
 
   test('writes UTF-8', () => {
@@ -113,15 +135,19 @@ describe('string', () => {
   });
 
   test('deserializeBase64 equals deserialize on random text and on random bytes (invalid UTF-8 included)', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
-      const { fast, slow } = bothPaths(string, Buffer.from(s, 'utf8').toString('base64'));
-      assert.equal(fast, slow);
-      assert.equal(fast, s);
-    }));
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (raw) => {
-      const { fast, slow } = bothPaths(string, Buffer.from(raw).toString('base64'));
-      assert.equal(fast, slow);
-    }));
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
+        const { fast, slow } = bothPaths(string, Buffer.from(s, 'utf8').toString('base64'));
+        assert.equal(fast, slow);
+        assert.equal(fast, s);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (raw) => {
+        const { fast, slow } = bothPaths(string, Buffer.from(raw).toString('base64'));
+        assert.equal(fast, slow);
+      }),
+    );
   });
 
   test('deserializeBase64 equals deserialize on multi-byte text beyond 64 KB and 1 MB, in any order', () => {
@@ -144,11 +170,13 @@ describe('string', () => {
 
 describe('bytes', () => {
   test('round-trips bytes untouched', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (raw) => {
-      const b = Buffer.from(raw);
-      assert.ok(bytes.serialize(b).equals(b));
-      assert.ok(bytes.deserialize(bytes.serialize(b)).equals(b));
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (raw) => {
+        const b = Buffer.from(raw);
+        assert.ok(bytes.serialize(b).equals(b));
+        assert.ok(bytes.deserialize(bytes.serialize(b)).equals(b));
+      }),
+    );
     const big = randomBytes((1 << 20) + 17, 7);
     assert.ok(bytes.deserialize(Buffer.from(big.toString('base64'), 'base64')).equals(big));
   });
@@ -163,19 +191,26 @@ describe('resolveSerializer', () => {
     assert.equal(resolveSerializer('bytes', 'json', what), bytes);
     assert.equal(resolveSerializer(undefined, 'json', what), json);
     assert.equal(resolveSerializer(undefined, 'string', what), string);
-    const csv: Serializer<string[]> = { name: 'csv', deserialize: (b) => b.toString('utf8').split(','), serialize: (v) => Buffer.from(v.join(',')) };
+    const csv: Serializer<string[]> = {
+      name: 'csv',
+      deserialize: (b) => b.toString('utf8').split(','),
+      serialize: (v) => Buffer.from(v.join(',')),
+    };
     assert.equal(resolveSerializer(csv, 'json', what), csv);
   });
 
   test('an unknown name fails with the option, the name and the accepted names', () => {
     for (const name of ['avro', 'JSON', 'Json ', '']) {
-      assert.throws(() => resolveSerializer(name as never, 'json', what), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, String(e));
-        assert.ok(e.message.includes(what), e.message);
-        assert.ok(e.message.includes(`"${name}"`), e.message);
-        for (const n of SERIALIZER_NAMES) assert.ok(e.message.includes(`'${n}'`), e.message);
-        return true;
-      });
+      assert.throws(
+        () => resolveSerializer(name as never, 'json', what),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.ok(e.message.includes(what), e.message);
+          assert.ok(e.message.includes(`"${name}"`), e.message);
+          for (const n of SERIALIZER_NAMES) assert.ok(e.message.includes(`'${n}'`), e.message);
+          return true;
+        },
+      );
     }
   });
 
@@ -210,13 +245,16 @@ describe('resolveSerializer', () => {
       [function avro() {}, 'function avro'],
     ];
     for (const [value, shown] of cases) {
-      assert.throws(() => resolveSerializer(value as never, 'json', what), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, String(e));
-        assert.ok(e.message.includes(what), e.message);
-        assert.ok(e.message.includes(shown), `${e.message} should show ${shown}`);
-        for (const n of SERIALIZER_NAMES) assert.ok(e.message.includes(`'${n}'`), `${e.message} should list '${n}'`);
-        return true;
-      });
+      assert.throws(
+        () => resolveSerializer(value as never, 'json', what),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.ok(e.message.includes(what), e.message);
+          assert.ok(e.message.includes(shown), `${e.message} should show ${shown}`);
+          for (const n of SERIALIZER_NAMES) assert.ok(e.message.includes(`'${n}'`), `${e.message} should list '${n}'`);
+          return true;
+        },
+      );
     }
   });
 });

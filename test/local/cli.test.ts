@@ -18,23 +18,35 @@ function sluiceWith(env: Record<string, string>, ...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('sluice dev --state dynamodb keeps state in the table; running the same input again is refused with what to do', await dynamodbAvailability(), () => {
-  const env = { SLUICE_STATE_TABLE: `sluice-cli-test-${process.pid}-${Date.now()}`, SLUICE_DYNAMODB_ENDPOINT: dynamodbEndpoint };
-  const first = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
-  assert.equal(first.code, 0, first.stderr);
-  assert.match(first.stderr, new RegExp(`state in DynamoDB table ${env.SLUICE_STATE_TABLE}`));
-  assert.match(first.stderr, /182 records in, 15 messages out/);
-  const again = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
-  assert.equal(again.code, 2, again.stderr);
-  assert.match(again.stderr, new RegExp(`table ${env.SLUICE_STATE_TABLE} already holds state of SensorSums past sensor-counts-\\d@0, from an earlier run of this input; set SLUICE_STATE_TABLE to a new table to start over`));
-  assert.doesNotMatch(again.stderr, /dead letter|retry /, 'it stops at once, without retrying or dead-lettering anything');
-});
+test(
+  'sluice dev --state dynamodb keeps state in the table; running the same input again is refused with what to do',
+  await dynamodbAvailability(),
+  () => {
+    const env = { SLUICE_STATE_TABLE: `sluice-cli-test-${process.pid}-${Date.now()}`, SLUICE_DYNAMODB_ENDPOINT: dynamodbEndpoint };
+    const first = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, new RegExp(`state in DynamoDB table ${env.SLUICE_STATE_TABLE}`));
+    assert.match(first.stderr, /182 records in, 15 messages out/);
+    const again = sluiceWith(env, 'dev', 'sensor-sums', '--state', 'dynamodb', '--quiet');
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(
+      again.stderr,
+      new RegExp(
+        `table ${env.SLUICE_STATE_TABLE} already holds state of SensorSums past sensor-counts-\\d@0, from an earlier run of this input; set SLUICE_STATE_TABLE to a new table to start over`,
+      ),
+    );
+    assert.doesNotMatch(again.stderr, /dead letter|retry /, 'it stops at once, without retrying or dead-lettering anything');
+  },
+);
 
 test('sluice dev runs a serverless.yml function on its bundled sample', () => {
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'sluice-')), 'out.jsonl');
   const r = sluice('dev', 'sensor-sums', '--output', out);
   assert.equal(r.code, 0, r.stderr);
-  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   // 3 sensors x 60 s of data in 10 s windows: 5 closed windows per sensor, the 6th still open.
   assert.equal(lines.length, 15);
   for (const l of lines) {
@@ -59,25 +71,40 @@ test('sluice dev --flush closes the windows still open at the end', () => {
 test('sluice dev accepts a handler file path and reports bad input lines by file and line, running the rest', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
   const input = path.join(dir, 'in.jsonl');
-  writeFileSync(input, [
-    JSON.stringify({ key: 'v1', value: { vehicle: 'v1', speed: 40 }, timestamp: 1000 }),
-    '{not json',
-    JSON.stringify({ key: 'v1', value: { vehicle: 'v1', speed: 10 }, timestamp: 'soon' }),
-    JSON.stringify({ key: 'v2', value: { vehicle: 'v2', speed: 30 }, timestamp: 2000 }),
-  ].join('\n'));
+  writeFileSync(
+    input,
+    [
+      JSON.stringify({ key: 'v1', value: { vehicle: 'v1', speed: 40 }, timestamp: 1000 }),
+      '{not json',
+      JSON.stringify({ key: 'v1', value: { vehicle: 'v1', speed: 10 }, timestamp: 'soon' }),
+      JSON.stringify({ key: 'v2', value: { vehicle: 'v2', speed: 30 }, timestamp: 2000 }),
+    ].join('\n'),
+  );
   const out = path.join(dir, 'out.jsonl');
   const r = sluice('dev', 'functions/fast-vehicles/handler.ts', '--input', input, '--output', out);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /in\.jsonl:2: not JSON/);
   assert.match(r.stderr, /in\.jsonl:3: "timestamp" must be epoch milliseconds/);
-  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => l.value), [{ vehicle: 'v1', kmh: 144 }, { vehicle: 'v2', kmh: 108 }]);
+  const lines = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.value),
+    [
+      { vehicle: 'v1', kmh: 144 },
+      { vehicle: 'v2', kmh: 108 },
+    ],
+  );
 });
 
 test('sluice dev with an unknown function fails, listing the functions it knows', () => {
   const r = sluice('dev', 'no-such-function');
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /function "no-such-function" is not in .*serverless\.yml; functions there: sensor-sums, speed-average, fast-vehicles, sessions/);
+  assert.match(
+    r.stderr,
+    /function "no-such-function" is not in .*serverless\.yml; functions there: sensor-sums, speed-average, fast-vehicles, sessions/,
+  );
 });
 
 test('sluice dev rejects a batch size outside Lambda range', () => {
@@ -90,10 +117,19 @@ test('sluice invoke runs one MSK event and prints outputs and the response', () 
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
   const event = path.join(dir, 'event.json');
   const rec = (offset: number, speed: number) => ({
-    topic: 'vehicle-speeds', partition: 0, offset, timestamp: 1_700_000_000_000 + offset, timestampType: 'CREATE_TIME',
-    key: Buffer.from('car').toString('base64'), value: Buffer.from(JSON.stringify({ vehicle: 'car', speed })).toString('base64'), headers: [],
+    topic: 'vehicle-speeds',
+    partition: 0,
+    offset,
+    timestamp: 1_700_000_000_000 + offset,
+    timestampType: 'CREATE_TIME',
+    key: Buffer.from('car').toString('base64'),
+    value: Buffer.from(JSON.stringify({ vehicle: 'car', speed })).toString('base64'),
+    headers: [],
   });
-  writeFileSync(event, JSON.stringify({ eventSource: 'aws:kafka', bootstrapServers: 'b-1:9092', records: { 'vehicle-speeds-0': [rec(5, 20), rec(6, 35)] } }));
+  writeFileSync(
+    event,
+    JSON.stringify({ eventSource: 'aws:kafka', bootstrapServers: 'b-1:9092', records: { 'vehicle-speeds-0': [rec(5, 20), rec(6, 35)] } }),
+  );
   const r = sluice('invoke', 'fast-vehicles', '--event', event);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /fast-vehicles\s+car\s+.*\{"vehicle":"car","kmh":126\}/);
@@ -112,7 +148,10 @@ test('sluice dev retries a failing record, dead-letters it, and still processes 
   assert.match(r.stderr, /retry\s+flaky-in-0@1: attempt 2 of 2/);
   assert.match(r.stderr, /dead letter\s+flaky-in-0@1\s+\[invoke\] failed after 2 attempts/);
   assert.match(r.stderr, /1 records dead-lettered after failing every retry/);
-  const values = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).value.n);
+  const values = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).value.n);
   // 1 is produced once (the attempt stops at the failure and keeps what came before it);
   // 3 and 4 after the failing record is set aside.
   assert.deepEqual(values, [10, 30, 40]);
@@ -122,8 +161,17 @@ test('sluice dev --brokers without a serverless.yml says where it looked and wha
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
   const r = spawnSync(process.execPath, [bin, 'dev', '--brokers', '127.0.0.1:9092'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, new RegExp(`serverless\\.yml not found at ${path.join(dir, 'serverless.yml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}; run from the service directory or pass --config`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `serverless\\.yml not found at ${path.join(dir, 'serverless.yml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}; run from the service directory or pass --config`,
+    ),
+  );
   assert.doesNotMatch(r.stderr, /not valid YAML|ENOENT/);
-  const other = spawnSync(process.execPath, [bin, 'dev', '--brokers', '127.0.0.1:9092', '--config', 'elsewhere/serverless.yml'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  const other = spawnSync(process.execPath, [bin, 'dev', '--brokers', '127.0.0.1:9092', '--config', 'elsewhere/serverless.yml'], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.match(other.stderr, /serverless\.yml not found at .*elsewhere\/serverless\.yml/);
 });

@@ -57,22 +57,38 @@ interface Invocation {
 
 /** Wraps a handler to record every event and Lambda context it is invoked with. */
 function spying(seen: Invocation[]) {
-  return (h: SluiceHandler): SluiceHandler => Object.assign(async (event: KafkaEvent, context: Context) => {
-    const before = context.getRemainingTimeInMillis();
-    await new Promise((r) => setTimeout(r, 25));
-    seen.push({ event, functionName: context.functionName, requestId: context.awsRequestId, remaining: [before, context.getRemainingTimeInMillis()] });
-    return h(event, context);
-  }, { sluice: h.sluice }) as unknown as SluiceHandler;
+  return (h: SluiceHandler): SluiceHandler =>
+    Object.assign(
+      async (event: KafkaEvent, context: Context) => {
+        const before = context.getRemainingTimeInMillis();
+        await new Promise((r) => setTimeout(r, 25));
+        seen.push({
+          event,
+          functionName: context.functionName,
+          requestId: context.awsRequestId,
+          remaining: [before, context.getRemainingTimeInMillis()],
+        });
+        return h(event, context);
+      },
+      { sluice: h.sluice },
+    ) as unknown as SluiceHandler;
 }
 
 /** readUntil, failing with what the emulator said and counted, so a CI failure explains itself. */
-async function readFrom(started: Awaited<ReturnType<typeof startFunction>>, kafka: Kafka, topic: string, done: (m: Received[]) => boolean): Promise<Received[]> {
+async function readFrom(
+  started: Awaited<ReturnType<typeof startFunction>>,
+  kafka: Kafka,
+  topic: string,
+  done: (m: Received[]) => boolean,
+): Promise<Received[]> {
   try {
     return await readUntil(kafka, topic, done);
   } catch (e) {
     const { stats } = started.fn;
     const counters = { ...stats, committed: [...stats.committed], highWatermarks: [...stats.highWatermarks] };
-    throw new Error(`${(e as Error).message}\nemulator stats: ${JSON.stringify(counters)}\nemulator notices:\n${started.notes.join('\n') || '(none)'}`);
+    throw new Error(
+      `${(e as Error).message}\nemulator stats: ${JSON.stringify(counters)}\nemulator notices:\n${started.notes.join('\n') || '(none)'}`,
+    );
   }
 }
 
@@ -89,7 +105,10 @@ describe('the event source mapping emulator on a real broker', { ...availability
   });
 
   test('end to end: a sensor dataset over 3 partitions gives the exact 10 s window sums on the output topic', async () => {
-    await freshTopics(admin, [{ topic: 'it-sums-in', numPartitions: 3 }, { topic: 'it-sums-out', numPartitions: 3 }]);
+    await freshTopics(admin, [
+      { topic: 'it-sums-in', numPartitions: 3 },
+      { topic: 'it-sums-out', numPartitions: 3 },
+    ]);
     const t0 = 1_767_225_600_000;
     const records = [];
     const expected = new Map<string, number>();
@@ -123,14 +142,22 @@ describe('the event source mapping emulator on a real broker', { ...availability
       assert.equal(partitionsByKey.size, 6);
       for (const [k, ps] of partitionsByKey) assert.equal(ps.size, 1, `${k} spread over partitions ${[...ps]}`);
       assert.equal(fn.stats.records, records.length);
-      assert.deepEqual([...fn.stats.committed].sort(), [[0, 120], [1, 120], [2, 120]]);
+      assert.deepEqual([...fn.stats.committed].sort(), [
+        [0, 120],
+        [1, 120],
+        [2, 120],
+      ]);
     } finally {
       await fn.stop();
     }
   });
 
   test('poison and failing records land in the dead-letter topic with the documented headers while later records flow', async () => {
-    await freshTopics(admin, [{ topic: 'it-checked-in', numPartitions: 1 }, { topic: 'it-checked-out', numPartitions: 1 }, { topic: 'it-checked-dlq', numPartitions: 1 }]);
+    await freshTopics(admin, [
+      { topic: 'it-checked-in', numPartitions: 1 },
+      { topic: 'it-checked-out', numPartitions: 1 },
+      { topic: 'it-checked-dlq', numPartitions: 1 },
+    ]);
     const producer = kafka.producer();
     await producer.connect();
     await producer.send({
@@ -150,7 +177,10 @@ describe('the event source mapping emulator on a real broker', { ...availability
     try {
       const dlq = await readFrom(started, kafka, 'it-checked-dlq', (m) => m.length >= 3);
       const out = await readFrom(started, kafka, 'it-checked-out', (m) => m.some((x) => x.value.n === 6));
-      assert.deepEqual(out.map((m) => m.value.n), [1, 4, 6]);
+      assert.deepEqual(
+        out.map((m) => m.value.n),
+        [1, 4, 6],
+      );
       const byOffset = new Map(dlq.map((m) => [m.headers['sluice-source-offset'], m]));
       assert.deepEqual([...byOffset.keys()].sort(), ['1', '2', '4']);
       const poison = byOffset.get('1')!;
@@ -169,19 +199,32 @@ describe('the event source mapping emulator on a real broker', { ...availability
       assert.equal(byOffset.get('4')!.value, '{not json', 'the poison bytes are kept as they were');
       assert.equal(fn.stats.retries, 1);
       assert.equal(fn.stats.failedToDeadLetter, 1);
-      assert.ok(notes.some((n) => /it-checked-in-0@2 failed .*retry 1 of 1/.test(n)), notes.join('\n'));
+      assert.ok(
+        notes.some((n) => /it-checked-in-0@2 failed .*retry 1 of 1/.test(n)),
+        notes.join('\n'),
+      );
     } finally {
       await fn.stop();
     }
   });
 
   test('killed mid-stream (SIGKILL) and restarted, it resumes from committed offsets, says state was lost, and skips no record', async () => {
-    await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 3 }, { topic: 'it-pass-out', numPartitions: 3 }]);
+    await freshTopics(admin, [
+      { topic: 'it-pass-in', numPartitions: 3 },
+      { topic: 'it-pass-out', numPartitions: 3 },
+    ]);
     const N = 20_000;
-    await produceJson(kafka, 'it-pass-in', Array.from({ length: N }, (_, n) => ({ key: `k${n % 50}`, value: { n }, timestamp: 1_000 + n })));
+    await produceJson(
+      kafka,
+      'it-pass-in',
+      Array.from({ length: N }, (_, n) => ({ key: `k${n % 50}`, value: { n }, timestamp: 1_000 + n })),
+    );
     await deleteGroup(admin, 'sluice-sluice-it-dev-passthrough');
     const run = (): { child: ChildProcess; stderr: () => string } => {
-      const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [bin, 'dev', 'passthrough', '--brokers', brokers], {
+        cwd: project,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       return { child, stderr: () => err };
@@ -198,16 +241,21 @@ describe('the event source mapping emulator on a real broker', { ...availability
       let distinct = new Set<number>();
       let reader: Received[] | undefined;
       let read = 0;
-      await readUntil(kafka, 'it-pass-out', (m) => {
-        if (m !== reader) {
-          // A fresh reader (readUntil's retry) delivers a new array: count afresh.
-          reader = m;
-          distinct = new Set();
-          read = 0;
-        }
-        for (; read < m.length; read++) distinct.add(m[read].value.n);
-        return distinct.size >= N;
-      }, 120_000).catch(async (e) => {
+      await readUntil(
+        kafka,
+        'it-pass-out',
+        (m) => {
+          if (m !== reader) {
+            // A fresh reader (readUntil's retry) delivers a new array: count afresh.
+            reader = m;
+            distinct = new Set();
+            read = 0;
+          }
+          for (; read < m.length; read++) distinct.add(m[read].value.n);
+          return distinct.size >= N;
+        },
+        120_000,
+      ).catch(async (e) => {
         const offsets = await admin.fetchOffsets({ groupId: 'sluice-sluice-it-dev-passthrough', topics: ['it-pass-in'] }).catch(() => []);
         throw new Error(`${(e as Error).message}\ncommitted: ${JSON.stringify(offsets)}\nsecond run's stderr:\n${second.stderr()}`);
       });
@@ -223,7 +271,10 @@ describe('the event source mapping emulator on a real broker', { ...availability
   });
 
   test('with DynamoDB state, killed mid-stream (SIGKILL) and restarted, every window sum is exact: nothing lost, nothing counted twice', async () => {
-    await freshTopics(admin, [{ topic: 'it-sums-in', numPartitions: 2 }, { topic: 'it-sums-out', numPartitions: 2 }]);
+    await freshTopics(admin, [
+      { topic: 'it-sums-in', numPartitions: 2 },
+      { topic: 'it-sums-out', numPartitions: 2 },
+    ]);
     await deleteGroup(admin, 'sluice-sluice-it-dev-sums');
     const t0 = 1_767_225_600_000;
     const records = [];
@@ -252,11 +303,16 @@ describe('the event source mapping emulator on a real broker', { ...availability
       const ids = new Set<string>();
       let reader: unknown;
       let read = 0;
-      const out = await readUntil(kafka, 'it-sums-out', (m) => {
-        if (m !== reader) (reader = m), ids.clear(), (read = 0);
-        for (; read < m.length; read++) ids.add(m[read].headers['sluice-id']);
-        return ids.size >= expected.size;
-      }, 120_000).catch((e) => {
+      const out = await readUntil(
+        kafka,
+        'it-sums-out',
+        (m) => {
+          if (m !== reader) (reader = m), ids.clear(), (read = 0);
+          for (; read < m.length; read++) ids.add(m[read].headers['sluice-id']);
+          return ids.size >= expected.size;
+        },
+        120_000,
+      ).catch((e) => {
         throw new Error(`${(e as Error).message}\nsecond run's stderr:\n${err}`);
       });
       const byId = new Map<string, number>();
@@ -277,8 +333,16 @@ describe('the event source mapping emulator on a real broker', { ...availability
   });
 
   test('an invocation that runs past the function timeout fails like a Lambda timeout and its record is dead-lettered', async () => {
-    await freshTopics(admin, [{ topic: 'it-slow-in', numPartitions: 1 }, { topic: 'it-slow-out', numPartitions: 1 }, { topic: 'it-slow-in.slow.dlq', numPartitions: 1 }]);
-    await produceJson(kafka, 'it-slow-in', [{ key: 'a', value: { n: 1 }, timestamp: 1 }, { key: 'b', value: { n: 2, stall: true }, timestamp: 2 }, { key: 'c', value: { n: 3 }, timestamp: 3 }]);
+    await freshTopics(admin, [
+      { topic: 'it-slow-in', numPartitions: 1 },
+      { topic: 'it-slow-out', numPartitions: 1 },
+      { topic: 'it-slow-in.slow.dlq', numPartitions: 1 },
+    ]);
+    await produceJson(kafka, 'it-slow-in', [
+      { key: 'a', value: { n: 1 }, timestamp: 1 },
+      { key: 'b', value: { n: 2, stall: true }, timestamp: 2 },
+      { key: 'c', value: { n: 3 }, timestamp: 3 },
+    ]);
     const started = await startFunction('slow', kafka);
     const { fn } = started;
     try {
@@ -286,7 +350,10 @@ describe('the event source mapping emulator on a real broker', { ...availability
       assert.equal(dlq[0].key, 'b');
       assert.match(dlq[0].headers['sluice-error'], /failed after 1 attempts: Task timed out after 1\.00 seconds/);
       const out = await readFrom(started, kafka, 'it-slow-out', (m) => m.some((x) => x.value.n === 3));
-      assert.deepEqual(out.map((m) => m.value.n).filter((n) => n !== 2), [1, 3]);
+      assert.deepEqual(
+        out.map((m) => m.value.n).filter((n) => n !== 2),
+        [1, 3],
+      );
       assert.equal(fn.stats.committed.get(0), 3);
     } finally {
       await fn.stop();
@@ -294,12 +361,24 @@ describe('the event source mapping emulator on a real broker', { ...availability
   });
 
   test('one invocation holds records of several partitions; no event exceeds batchSize; the handler gets a Lambda context', async () => {
-    await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 3 }, { topic: 'it-pass-out', numPartitions: 3 }]);
+    await freshTopics(admin, [
+      { topic: 'it-pass-in', numPartitions: 3 },
+      { topic: 'it-pass-out', numPartitions: 3 },
+    ]);
     const ARN = 'arn:aws:kafka:eu-west-1:111122223333:cluster/it/0f0f0f0f-1111-2222-3333-444444444444-1';
     // Two records per partition, all there before the emulator starts: one fetch, one event.
-    await produceJson(kafka, 'it-pass-in', [0, 1, 2, 3, 4, 5].map((n) => ({ key: `k${n}`, value: { n }, timestamp: 1_000 + n, partition: n % 3 })));
+    await produceJson(
+      kafka,
+      'it-pass-in',
+      [0, 1, 2, 3, 4, 5].map((n) => ({ key: `k${n}`, value: { n }, timestamp: 1_000 + n, partition: n % 3 })),
+    );
     const seen: Invocation[] = [];
-    const started = await startFunction('passthrough', kafka, { batchSize: 7, maximumBatchingWindowMs: 1_000, eventSource: 'aws:kafka', eventSourceArn: ARN }, spying(seen));
+    const started = await startFunction(
+      'passthrough',
+      kafka,
+      { batchSize: 7, maximumBatchingWindowMs: 1_000, eventSource: 'aws:kafka', eventSourceArn: ARN },
+      spying(seen),
+    );
     const { fn, config } = started;
     try {
       await readFrom(started, kafka, 'it-pass-out', (m) => m.length >= 6);
@@ -308,18 +387,31 @@ describe('the event source mapping emulator on a real broker', { ...availability
       assert.equal(first.eventSource, 'aws:kafka');
       assert.equal(first.eventSourceArn, ARN);
       assert.equal(first.bootstrapServers, brokers);
-      for (const [group, records] of Object.entries(first.records)) for (const r of records) assert.equal(`${r.topic}-${r.partition}`, group);
+      for (const [group, records] of Object.entries(first.records))
+        for (const r of records) assert.equal(`${r.topic}-${r.partition}`, group);
 
       // Then 20 more per partition: batches of at most 7 records, and some of exactly 7.
-      await produceJson(kafka, 'it-pass-in', Array.from({ length: 60 }, (_, i) => ({ key: `k${i}`, value: { n: 100 + i }, timestamp: 2_000 + i, partition: i % 3 })));
+      await produceJson(
+        kafka,
+        'it-pass-in',
+        Array.from({ length: 60 }, (_, i) => ({ key: `k${i}`, value: { n: 100 + i }, timestamp: 2_000 + i, partition: i % 3 })),
+      );
       await readFrom(started, kafka, 'it-pass-out', (m) => m.length >= 66);
       const sizes = seen.map((s) => Object.values(s.event.records).flat().length);
       assert.ok(Math.max(...sizes) <= 7, `event sizes ${sizes}`);
       assert.ok(sizes.includes(7), `no event reached the batch size: ${sizes}`);
-      assert.equal(sizes.reduce((a, b) => a + b, 0), 66, 'every record delivered once');
+      assert.equal(
+        sizes.reduce((a, b) => a + b, 0),
+        66,
+        'every record delivered once',
+      );
       for (const p of [0, 1, 2]) {
         const offsets = seen.flatMap((s) => (s.event.records[`it-pass-in-${p}`] ?? []).map((r) => r.offset));
-        assert.deepEqual(offsets, Array.from({ length: 22 }, (_, i) => i), `partition ${p} in order, once each`);
+        assert.deepEqual(
+          offsets,
+          Array.from({ length: 22 }, (_, i) => i),
+          `partition ${p} in order, once each`,
+        );
       }
 
       assert.ok(seen.every((s) => s.functionName === 'passthrough'));
@@ -327,7 +419,10 @@ describe('the event source mapping emulator on a real broker', { ...availability
       for (const s of seen) {
         assert.match(s.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
         const [before, afterwards] = s.remaining;
-        assert.ok(before <= config.timeoutMs && before > config.timeoutMs - 1_000, `remaining ${before} of ${config.timeoutMs} ms at the start`);
+        assert.ok(
+          before <= config.timeoutMs && before > config.timeoutMs - 1_000,
+          `remaining ${before} of ${config.timeoutMs} ms at the start`,
+        );
         assert.ok(afterwards < before, `remaining time decreases: ${before} then ${afterwards}`);
       }
       assert.equal(config.timeoutMs, 10_000, 'provider.timeout of the fixture');
@@ -337,34 +432,70 @@ describe('the event source mapping emulator on a real broker', { ...availability
   });
 
   test('LATEST is pinned when the group is new: a restart before the first batch commits reads what was produced meanwhile, and nothing older', async () => {
-    await freshTopics(admin, [{ topic: 'it-pass-in', numPartitions: 2 }, { topic: 'it-pass-out', numPartitions: 2 }]);
-    await produceJson(kafka, 'it-pass-in', Array.from({ length: 10 }, (_, n) => ({ key: `old${n}`, value: { n }, timestamp: 1_000 + n, partition: n % 2 })));
+    await freshTopics(admin, [
+      { topic: 'it-pass-in', numPartitions: 2 },
+      { topic: 'it-pass-out', numPartitions: 2 },
+    ]);
+    await produceJson(
+      kafka,
+      'it-pass-in',
+      Array.from({ length: 10 }, (_, n) => ({ key: `old${n}`, value: { n }, timestamp: 1_000 + n, partition: n % 2 })),
+    );
     const group = `it-latest-${Date.now()}`;
     const first = await startFunction('passthrough', kafka, { startingPosition: 'LATEST', consumerGroupId: group });
     // Stopped before any batch: only the pinned starting position was committed.
     await first.fn.stop();
-    assert.ok(first.notes.some((n) => /starting position LATEST pinned for consumer group it-latest-\d+ at p0@5, p1@5/.test(n)), first.notes.join('\n'));
+    assert.ok(
+      first.notes.some((n) => /starting position LATEST pinned for consumer group it-latest-\d+ at p0@5, p1@5/.test(n)),
+      first.notes.join('\n'),
+    );
     const pinned = await admin.fetchOffsets({ groupId: group, topics: ['it-pass-in'] });
-    assert.deepEqual(pinned[0].partitions.map((p) => [p.partition, p.offset]).sort(), [[0, '5'], [1, '5']]);
+    assert.deepEqual(pinned[0].partitions.map((p) => [p.partition, p.offset]).sort(), [
+      [0, '5'],
+      [1, '5'],
+    ]);
 
-    await produceJson(kafka, 'it-pass-in', Array.from({ length: 6 }, (_, i) => ({ key: `new${i}`, value: { n: 100 + i }, timestamp: 2_000 + i, partition: i % 2 })));
+    await produceJson(
+      kafka,
+      'it-pass-in',
+      Array.from({ length: 6 }, (_, i) => ({ key: `new${i}`, value: { n: 100 + i }, timestamp: 2_000 + i, partition: i % 2 })),
+    );
     const second = await startFunction('passthrough', kafka, { startingPosition: 'LATEST', consumerGroupId: group });
     try {
       const out = await readFrom(second, kafka, 'it-pass-out', (m) => m.length >= 6);
-      assert.deepEqual(out.map((m) => m.value.n).sort((a, b) => a - b), [100, 101, 102, 103, 104, 105], 'the new records, and none of the old');
+      assert.deepEqual(
+        out.map((m) => m.value.n).sort((a, b) => a - b),
+        [100, 101, 102, 103, 104, 105],
+        'the new records, and none of the old',
+      );
       await new Promise((r) => setTimeout(r, 1_500));
       const ends = await admin.fetchTopicOffsets('it-pass-out');
-      assert.equal(ends.reduce((n, o) => n + Number(o.high), 0), 6, 'nothing else came out');
+      assert.equal(
+        ends.reduce((n, o) => n + Number(o.high), 0),
+        6,
+        'nothing else came out',
+      );
       assert.equal(second.fn.stats.records, 6);
-      assert.ok(second.notes.some((n) => /resuming consumer group it-latest-\d+ from committed offsets p\d@5, p\d@5/.test(n)), second.notes.join('\n'));
+      assert.ok(
+        second.notes.some((n) => /resuming consumer group it-latest-\d+ from committed offsets p\d@5, p\d@5/.test(n)),
+        second.notes.join('\n'),
+      );
     } finally {
       await second.fn.stop();
     }
   });
 
   test('without provisioned pollers a failing batch is retried whole until it succeeds: the partition blocks, nothing is committed or dead-lettered, and stop() is prompt', async () => {
-    await freshTopics(admin, [{ topic: 'it-checked-in', numPartitions: 1 }, { topic: 'it-checked-out', numPartitions: 1 }, { topic: 'it-checked-dlq', numPartitions: 1 }]);
-    await produceJson(kafka, 'it-checked-in', [{ key: 'a', value: { n: 1 }, timestamp: 1 }, { key: 'b', value: { n: 3, explode: true }, timestamp: 2 }, { key: 'c', value: { n: 4 }, timestamp: 3 }]);
+    await freshTopics(admin, [
+      { topic: 'it-checked-in', numPartitions: 1 },
+      { topic: 'it-checked-out', numPartitions: 1 },
+      { topic: 'it-checked-dlq', numPartitions: 1 },
+    ]);
+    await produceJson(kafka, 'it-checked-in', [
+      { key: 'a', value: { n: 1 }, timestamp: 1 },
+      { key: 'b', value: { n: 3, explode: true }, timestamp: 2 },
+      { key: 'c', value: { n: 4 }, timestamp: 3 },
+    ]);
     // As deployed without provisioned pollers (the plugin sets SLUICE_PARTIAL_BATCH=false): the
     // handler itself fails the whole batch.
     const previous = process.env.SLUICE_PARTIAL_BATCH;
@@ -378,13 +509,23 @@ describe('the event source mapping emulator on a real broker', { ...availability
       for (let i = 0; i < 150 && fn.stats.retries < 3; i++) await new Promise((r) => setTimeout(r, 100));
       assert.ok(fn.stats.retries >= 3, `retries ${fn.stats.retries}; notices:\n${notes.join('\n')}`);
       const out = await readFrom(started, kafka, 'it-checked-out', (m) => m.length >= 3);
-      assert.ok(out.every((m) => m.value.n === 1), 'record 0 comes out again with each retry of the whole batch; record 2 never');
+      assert.ok(
+        out.every((m) => m.value.n === 1),
+        'record 0 comes out again with each retry of the whole batch; record 2 never',
+      );
       assert.equal(new Set(out.map((m) => m.headers['sluice-id'])).size, 1, 'the duplicates carry one id');
       assert.deepEqual([...fn.stats.blocked.keys()], [0]);
       assert.equal(fn.stats.blocked.get(0)!.offset, 0);
       assert.equal(fn.stats.committed.get(0), undefined, 'nothing committed');
       assert.equal(fn.stats.failedToDeadLetter, 0);
-      assert.ok(notes.some((n) => /checked: it-checked-in-0@0 failed \(step "maybeExplode": exploded on n=3 \(at it-checked-in-0@1\); .*retrying the whole batch until it succeeds, as Lambda does without provisioned pollers: it-checked-in-0 is blocked here/.test(n)), notes.join('\n'));
+      assert.ok(
+        notes.some((n) =>
+          /checked: it-checked-in-0@0 failed \(step "maybeExplode": exploded on n=3 \(at it-checked-in-0@1\); .*retrying the whole batch until it succeeds, as Lambda does without provisioned pollers: it-checked-in-0 is blocked here/.test(
+            n,
+          ),
+        ),
+        notes.join('\n'),
+      );
     } finally {
       const t0 = Date.now();
       await fn.stop();
@@ -399,8 +540,14 @@ describe('the event source mapping emulator on a real broker', { ...availability
   });
 
   test('with no function named, it runs every function of serverless.yml that has a Kafka event', async () => {
-    await freshTopics(admin, ['it-pass-in', 'it-checked-in', 'it-sums-in', 'it-slow-in'].map((topic) => ({ topic, numPartitions: 1 })));
-    const child = spawn(process.execPath, [bin, 'dev', '--brokers', brokers, '--no-view'], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+    await freshTopics(
+      admin,
+      ['it-pass-in', 'it-checked-in', 'it-sums-in', 'it-slow-in'].map((topic) => ({ topic, numPartitions: 1 })),
+    );
+    const child = spawn(process.execPath, [bin, 'dev', '--brokers', brokers, '--no-view'], {
+      cwd: project,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     try {
@@ -414,12 +561,13 @@ describe('the event source mapping emulator on a real broker', { ...availability
 
   test('a missing source topic and an unreachable broker fail with a clear message and a non-zero exit', async () => {
     await admin.deleteTopics({ topics: ['it-sums-in'] }).catch(() => undefined);
-    const cli = (args: string[]) => new Promise<{ code: number | null; err: string }>((resolve) => {
-      const child = spawn(process.execPath, [bin, ...args], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      child.stderr!.on('data', (d) => (err += d));
-      child.once('exit', (code) => resolve({ code, err }));
-    });
+    const cli = (args: string[]) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [bin, ...args], { cwd: project, stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        child.stderr!.on('data', (d) => (err += d));
+        child.once('exit', (code) => resolve({ code, err }));
+      });
     for (let i = 0; i < 50 && (await admin.listTopics()).includes('it-sums-in'); i++) await new Promise((r) => setTimeout(r, 200));
     const missing = await cli(['dev', 'sums', '--brokers', brokers, '--no-view']);
     assert.equal(missing.code, 2, missing.err);

@@ -32,7 +32,10 @@ function withFakeJdk(scripts: Record<string, string>, check: () => void) {
 
 test('infra:up refuses a Java older than 17, naming the version found and what to do', () => {
   withFakeJdk({ java: `echo 'openjdk version "11.0.2" 2019-01-15' >&2` }, () => {
-    assert.throws(requireJava, /^Error: Java 17 or newer is needed \(Kafka 4 requires it\); found Java 11 \(java -version: openjdk version "11\.0\.2" 2019-01-15\)\. Install a JDK 17\+/);
+    assert.throws(
+      requireJava,
+      /^Error: Java 17 or newer is needed \(Kafka 4 requires it\); found Java 11 \(java -version: openjdk version "11\.0\.2" 2019-01-15\)\. Install a JDK 17\+/,
+    );
   });
   withFakeJdk({ java: `echo 'openjdk version "17.0.15" 2025-04-15' >&2` }, () => assert.doesNotThrow(requireJava));
 });
@@ -40,6 +43,9 @@ test('infra:up refuses a Java older than 17, naming the version found and what t
 test('without java, or without javac (a JRE only), it says a JDK 17+ is needed', () => {
   withFakeJdk({}, () => {
     assert.throws(requireJava, /java was not found: install a JDK 17 or newer/);
-    assert.throws(requireJavac, /javac was not found: .*LoopbackDynamoDB\.java.*compiled once at first start; install a JDK 17\+ \(not only a JRE\)/);
+    assert.throws(
+      requireJavac,
+      /javac was not found: .*LoopbackDynamoDB\.java.*compiled once at first start; install a JDK 17\+ \(not only a JRE\)/,
+    );
   });
 });

@@ -5,7 +5,12 @@ import { toKafkaEvents } from 'sluice/testing';
 import { invokeWithRetries } from '../../framework/src/local/retry.js';
 
 const event = (n: number, partitions = 1): KafkaEvent =>
-  [...toKafkaEvents(Array.from({ length: n * partitions }, (_, i) => ({ key: 'k', value: { i }, timestamp: i, partition: i % partitions })), { topic: 't', batchSize: 1000 })][0];
+  [
+    ...toKafkaEvents(
+      Array.from({ length: n * partitions }, (_, i) => ({ key: 'k', value: { i }, timestamp: i, partition: i % partitions })),
+      { topic: 't', batchSize: 1000 },
+    ),
+  ][0];
 
 test('retries a partition from its failed offset, then dead-letters that record and continues after it', async () => {
   const seen: number[][] = [];
@@ -21,9 +26,17 @@ test('retries a partition from its failed offset, then dead-letters that record 
     2,
     { retry: (g, o, n, of) => retries.push(`${g}@${o} ${n}/${of}`), giveUp: (d) => void letters.push(d) },
   );
-  assert.deepEqual(seen, [[0, 1, 2, 3, 4], [2, 3, 4], [2, 3, 4], [3, 4]]);
+  assert.deepEqual(seen, [
+    [0, 1, 2, 3, 4],
+    [2, 3, 4],
+    [2, 3, 4],
+    [3, 4],
+  ]);
   assert.deepEqual(retries, ['t-0@2 1/2', 't-0@2 2/2']);
-  assert.deepEqual(letters.map((d) => [d.record.offset, d.stage]), [[2, 'invoke']]);
+  assert.deepEqual(
+    letters.map((d) => [d.record.offset, d.stage]),
+    [[2, 'invoke']],
+  );
   assert.match(letters[0].reason, /failed after 3 attempts: the handler reported this record as failed/);
   assert.deepEqual(result, { invocations: 4, retries: 2, deadLettered: 1 });
 });
@@ -47,7 +60,17 @@ test('a handler that throws fails every partition of the event from its first re
 
 test('with zero retries the first failure goes straight to the dead-letter path', async () => {
   const letters: DeadLetter[] = [];
-  await invokeWithRetries(async () => { throw new Error('always'); }, event(2), 0, { giveUp: (d) => void letters.push(d) });
-  assert.deepEqual(letters.map((d) => d.record.offset), [0, 1]);
+  await invokeWithRetries(
+    async () => {
+      throw new Error('always');
+    },
+    event(2),
+    0,
+    { giveUp: (d) => void letters.push(d) },
+  );
+  assert.deepEqual(
+    letters.map((d) => d.record.offset),
+    [0, 1],
+  );
   assert.match(letters[0].reason, /failed after 1 attempts: always/);
 });

@@ -28,13 +28,19 @@ describe('sluice new', () => {
     const out = path.join(dir, 'out.jsonl');
     const run = sluice('dev', 'functions/payment-totals/handler.ts', '--output', out, '--flush');
     assert.equal(run.status, 0, run.stderr);
-    const results = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(results.map((r) => [r.topic, r.key, r.value.total, r.value.events]), [
-      ['payments-totals', 'a', 12, 2],
-      ['payments-totals', 'b', 2, 1],
-      ['payments-totals', 'a', 1, 1],
-      ['payments-totals', 'b', 4, 1],
-    ]);
+    const results = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      results.map((r) => [r.topic, r.key, r.value.total, r.value.events]),
+      [
+        ['payments-totals', 'a', 12, 2],
+        ['payments-totals', 'b', 2, 1],
+        ['payments-totals', 'a', 1, 1],
+        ['payments-totals', 'b', 4, 1],
+      ],
+    );
     assert.match(run.stdout + run.stderr, /1 poison/);
   });
 

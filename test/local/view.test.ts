@@ -16,19 +16,33 @@ function stats() {
 
 test('a status line has records/s, records in, lag per partition, batches, retries, windows open and emitted, late, poison and dead letters', () => {
   const line = statusLine(stats(), 36.4, 3);
-  assert.equal(line, 'sensor-sums              36 rec/s  in 1,234  lag p0:500 p1:0  batches 17  retries 3  windows open 3 emitted 15  late 2  poison 1  dlq 2');
+  assert.equal(
+    line,
+    'sensor-sums              36 rec/s  in 1,234  lag p0:500 p1:0  batches 17  retries 3  windows open 3 emitted 15  late 2  poison 1  dlq 2',
+  );
   assert.match(statusLine(stats(), 0, undefined), /windows open \? emitted 15/, 'unknown when the store cannot count them');
 });
 
 test('a partition held at a failing batch shows as BLOCKED with its offset and attempts', () => {
   const s = stats();
   s.blocked.set(1, { offset: 900, attempts: 6 });
-  assert.match(statusLine(s, 0, 0), /  BLOCKED p1@900 \(6 attempts\): retried until it succeeds, as Lambda does without provisioned pollers$/);
+  assert.match(
+    statusLine(s, 0, 0),
+    /  BLOCKED p1@900 \(6 attempts\): retried until it succeeds, as Lambda does without provisioned pollers$/,
+  );
 });
 
 test('off a TTY the view prints plain timestamped lines, without cursor movement, and a last one when stopped', async () => {
   let out = '';
-  const sink = Object.assign(new Writable({ write(chunk, _enc, cb) { out += chunk; cb(); } }), { isTTY: false }) as unknown as NodeJS.WriteStream;
+  const sink = Object.assign(
+    new Writable({
+      write(chunk, _enc, cb) {
+        out += chunk;
+        cb();
+      },
+    }),
+    { isTTY: false },
+  ) as unknown as NodeJS.WriteStream;
   const s = stats();
   const view = startView([{ stats: s, store: new MemoryStore() }], sink, { intervalMs: 30 });
   s.records += 500;
@@ -41,7 +55,10 @@ test('off a TTY the view prints plain timestamped lines, without cursor movement
   assert.ok(lines.includes('sensor-sums: a notice'));
   const status = lines.filter((l) => l !== 'sensor-sums: a notice');
   for (const l of status) {
-    assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sensor-sums\s+[\d,]+ rec\/s  in [\d,]+  lag p0:500 p1:0  batches 17  retries 3  windows open 0 emitted 15  late 2  poison 1  dlq 2$/);
+    assert.match(
+      l,
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sensor-sums\s+[\d,]+ rec\/s  in [\d,]+  lag p0:500 p1:0  batches 17  retries 3  windows open 0 emitted 15  late 2  poison 1  dlq 2$/,
+    );
   }
   assert.match(status[0], / [1-9][\d,]* rec\/s  in 1,734/, 'the first line counts the 500 new records as a rate');
 });
@@ -50,12 +67,30 @@ test('open windows are counted in the window items of a memory store, not in par
   const store = new MemoryStore();
   const scope = { functionName: 'sensor-sums', topic: 'readings', partition: 0 };
   assert.equal(countOpenWindows(store), 0);
-  await store.write(scope, [
-    { namespace: 'window:sum:tumbling(10000)', key: 's1', value: { c: 0, w: [[0, 10_000, {}], [10_000, 20_000, {}]] }, offset: 1 },
-    { namespace: 'window:sum:tumbling(10000)', key: 's2', value: { c: 0, w: [[0, 10_000, {}]] }, offset: 2 },
-    { namespace: 'window:sum:tumbling(10000)#partition', key: 'index', value: { w: [1, 2, 3, 4] }, offset: 2 },
-    { namespace: 'keyed:seen', key: 's1', value: { w: [1] }, offset: 2 },
-  ], { firstOffset: 1, lastOffset: 2 });
+  await store.write(
+    scope,
+    [
+      {
+        namespace: 'window:sum:tumbling(10000)',
+        key: 's1',
+        value: {
+          c: 0,
+          w: [
+            [0, 10_000, {}],
+            [10_000, 20_000, {}],
+          ],
+        },
+        offset: 1,
+      },
+      { namespace: 'window:sum:tumbling(10000)', key: 's2', value: { c: 0, w: [[0, 10_000, {}]] }, offset: 2 },
+      { namespace: 'window:sum:tumbling(10000)#partition', key: 'index', value: { w: [1, 2, 3, 4] }, offset: 2 },
+      { namespace: 'keyed:seen', key: 's1', value: { w: [1] }, offset: 2 },
+    ],
+    { firstOffset: 1, lastOffset: 2 },
+  );
   assert.equal(countOpenWindows(store), 3);
-  assert.equal(countOpenWindows({ kind: 'other', durable: true, read: async () => new Map(), write: async () => ({ writeRequests: 0 }) }), undefined);
+  assert.equal(
+    countOpenWindows({ kind: 'other', durable: true, read: async () => new Map(), write: async () => ({ writeRequests: 0 }) }),
+    undefined,
+  );
 });

@@ -29,7 +29,9 @@ const twoInputs = onnxModel(path.join(fixtures, 'two-inputs.onnx'));
 const fixedBatch = onnxModel(path.join(fixtures, 'fixed-batch.onnx'));
 
 /** Counts `session.run` calls of a model's (shared, per-container) session. */
-async function countRuns(model: { session(): Promise<{ run: (...a: any[]) => Promise<unknown> }> }): Promise<{ calls: number; restore(): void }> {
+async function countRuns(model: {
+  session(): Promise<{ run: (...a: any[]) => Promise<unknown> }>;
+}): Promise<{ calls: number; restore(): void }> {
   const session = await model.session();
   const original = session.run;
   const spy = { calls: 0, restore: () => void (session.run = original) };
@@ -42,7 +44,8 @@ async function countRuns(model: { session(): Promise<{ run: (...a: any[]) => Pro
 
 function assertClose(actual: number[], wanted: number[], tolerance: number, what: string): void {
   assert.equal(actual.length, wanted.length, what);
-  for (let i = 0; i < wanted.length; i++) assert.ok(Math.abs(actual[i] - wanted[i]) <= tolerance, `${what}[${i}]: ${actual[i]} vs ${wanted[i]}`);
+  for (let i = 0; i < wanted.length; i++)
+    assert.ok(Math.abs(actual[i] - wanted[i]) <= tolerance, `${what}[${i}]: ${actual[i]} vs ${wanted[i]}`);
 }
 
 describe('the transport-mode model', () => {
@@ -70,13 +73,24 @@ describe('the transport-mode model', () => {
     assert.deepEqual(perRow, batched);
   });
 
-  test('the training script is deterministic and reproduces the committed model and expectations', { skip: !process.env.SLUICE_PYTHON_BIN && 'SLUICE_PYTHON_BIN not set (the test command sets it)' }, () => {
+  test('the training script is deterministic and reproduces the committed model and expectations', {
+    skip: !process.env.SLUICE_PYTHON_BIN && 'SLUICE_PYTHON_BIN not set (the test command sets it)',
+  }, () => {
     const out = mkdtempSync(path.join(tmpdir(), 'sluice-train-'));
     try {
       const python = path.join(process.env.SLUICE_PYTHON_BIN!, 'python');
-      const r = spawnSync(python, [path.join(root, 'scripts/models/train_transport_mode.py'), '--out-dir', out], { encoding: 'utf8', timeout: 300_000 });
+      const r = spawnSync(python, [path.join(root, 'scripts/models/train_transport_mode.py'), '--out-dir', out], {
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
       assert.equal(r.status, 0, r.stderr);
-      for (const rel of ['functions/transport-mode/model.onnx', 'functions/transport-mode/sample.jsonl', 'test/fixtures/models/transport-mode-expected.json', 'test/fixtures/models/two-inputs.onnx', 'test/fixtures/models/fixed-batch.onnx']) {
+      for (const rel of [
+        'functions/transport-mode/model.onnx',
+        'functions/transport-mode/sample.jsonl',
+        'test/fixtures/models/transport-mode-expected.json',
+        'test/fixtures/models/two-inputs.onnx',
+        'test/fixtures/models/fixed-batch.onnx',
+      ]) {
         const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
         assert.equal(sha(path.join(out, rel)), sha(path.join(root, rel)), `${rel} differs from the committed file`);
       }
@@ -86,7 +100,10 @@ describe('the transport-mode model', () => {
   });
 
   test('the transport-mode function scores every closing window of a batch in one run', async () => {
-    const lines = readFileSync(path.join(root, 'functions/transport-mode/sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(path.join(root, 'functions/transport-mode/sample.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const spy = await countRuns(transportModel);
     let run;
     try {
@@ -94,7 +111,12 @@ describe('the transport-mode model', () => {
     } finally {
       spy.restore();
     }
-    const predictions = run.values('transport-modes') as { device: string; mode: string; probability: number; features: { count: number } }[];
+    const predictions = run.values('transport-modes') as {
+      device: string;
+      mode: string;
+      probability: number;
+      features: { count: number };
+    }[];
     // 6 devices, 95 s each: windows 0-80 s close within the input (grace 2 s); the 90 s ones stay open.
     assert.equal(predictions.length, 6 * 9);
     assert.equal(spy.calls, 1, 'one batch, one model run');
@@ -110,22 +132,39 @@ describe('the transport-mode model', () => {
 describe('scoring several inputs, int64 tensors and a batch of 1', () => {
   test('two inputs (float and int64) by name, outputs per row', async () => {
     assert.deepEqual(twoInputs.inputNames, ['x', 'n']);
-    const results = await twoInputs.score([{ x: [1, 2, 3], n: [3] }, { x: [0.5, 0.5, 0.5], n: 7n }, { x: [1, 1, 1], n: [-2] }]);
-    assert.deepEqual(results.map((r) => r.ok && r.outputs), [
-      { total: 6, doubled: [6] },
-      { total: 1.5, doubled: [14] },
-      { total: 3, doubled: [-4] },
+    const results = await twoInputs.score([
+      { x: [1, 2, 3], n: [3] },
+      { x: [0.5, 0.5, 0.5], n: 7n },
+      { x: [1, 1, 1], n: [-2] },
     ]);
+    assert.deepEqual(
+      results.map((r) => r.ok && r.outputs),
+      [
+        { total: 6, doubled: [6] },
+        { total: 1.5, doubled: [14] },
+        { total: 3, doubled: [-4] },
+      ],
+    );
   });
 
   test('a model with a fixed batch of 1 is run row by row, with one warning', async (t) => {
     const warn = t.mock.method(console, 'warn', () => {});
     const spy = await countRuns(fixedBatch);
     try {
-      const first = await fixedBatch.score([[1, 2], [3, 4], [0.25, 0.5]]);
+      const first = await fixedBatch.score([
+        [1, 2],
+        [3, 4],
+        [0.25, 0.5],
+      ]);
       const second = await fixedBatch.score([[1, 1]]);
-      assert.deepEqual(first.map((r) => r.ok && r.outputs.y), [[3], [7], [0.75]]);
-      assert.deepEqual(second.map((r) => r.ok && r.outputs.y), [[2]]);
+      assert.deepEqual(
+        first.map((r) => r.ok && r.outputs.y),
+        [[3], [7], [0.75]],
+      );
+      assert.deepEqual(
+        second.map((r) => r.ok && r.outputs.y),
+        [[2]],
+      );
       assert.equal(spy.calls, 4, 'one run per row');
       assert.equal(warn.mock.callCount(), 1, 'warned once');
       assert.match(String(warn.mock.calls[0].arguments[0]), /fixed batch size of 1/);
@@ -143,7 +182,14 @@ describe('scoring several inputs, int64 tensors and a batch of 1', () => {
 
 describe('bad rows go to the dead-letter path; the rest of the batch is scored', () => {
   test('wrong length, non-finite, wrong type and unknown input names are refused with the model, input and shape', async () => {
-    const results = await transportModel.score([[1, 2, 3], [1, Number.NaN, 0, 5], [1, 2, 0.1, 5], ['a', 1, 1, 1], { features: [1, 2, 3, 4], other: [1] }, null]);
+    const results = await transportModel.score([
+      [1, 2, 3],
+      [1, Number.NaN, 0, 5],
+      [1, 2, 0.1, 5],
+      ['a', 1, 1, 1],
+      { features: [1, 2, 3, 4], other: [1] },
+      null,
+    ]);
     const reasons = results.map((r) => (r.ok ? 'ok' : r.reason));
     assert.match(reasons[0], /model "transport-mode" input "features" expects 4 float32 value\(s\) per row \(shape \[N, 4\]\); got 3/);
     assert.match(reasons[1], /input "features" .*value 1 is NaN \(not finite\)/);
@@ -169,12 +215,18 @@ describe('bad rows go to the dead-letter path; the rest of the batch is scored',
       { key: 'b', value: { v: [1.4, 1.9, 0.2] }, timestamp: 2 },
       { key: 'c', value: { v: [13, 22, 6, 10] }, timestamp: 3 },
     ]);
-    assert.deepEqual(run.values('scored'), [{ v: [1.4, 1.9, 0.2, 10], mode: 'walking' }, { v: [13, 22, 6, 10], mode: 'driving' }]);
+    assert.deepEqual(run.values('scored'), [
+      { v: [1.4, 1.9, 0.2, 10], mode: 'walking' },
+      { v: [13, 22, 6, 10], mode: 'driving' },
+    ]);
     assert.equal(run.deadLetters.length, 1);
     assert.equal(run.deadLetters[0].record.offset, 1);
     assert.equal(run.deadLetters[0].stage, 'transport-mode');
     assert.match(run.deadLetters[0].reason, /input "features" expects 4 float32 value\(s\) per row \(shape \[N, 4\]\); got 3/);
-    assert.deepEqual(run.responses.map((r) => r.batchItemFailures), [[]]);
+    assert.deepEqual(
+      run.responses.map((r) => r.batchItemFailures),
+      [[]],
+    );
   });
 
   test('a window result the model cannot take is dead-lettered with the window itself', async () => {
@@ -192,7 +244,10 @@ describe('bad rows go to the dead-letter path; the rest of the batch is scored',
     assert.deepEqual(run.values('modes'), [{ start: 0, end: 10_000, mean: 1.4, n: 1, mode: 'walking' }]);
     assert.equal(run.deadLetters.length, 1);
     const dl = run.deadLetters[0];
-    assert.match(dl.reason, /^window result speeds:tumblingWindow:ghost:0:10000: model "transport-mode" input "features" .*value 0 is null, not a number/);
+    assert.match(
+      dl.reason,
+      /^window result speeds:tumblingWindow:ghost:0:10000: model "transport-mode" input "features" .*value 0 is null, not a number/,
+    );
     assert.equal(Buffer.from(dl.record.key!, 'base64').toString(), 'ghost');
     assert.deepEqual(JSON.parse(Buffer.from(dl.record.value!, 'base64').toString()), { start: 0, end: 10_000, mean: null, n: 1 });
   });
@@ -207,36 +262,77 @@ describe('bad model files fail at load with a ConfigError', () => {
   };
 
   test('a missing file', () => {
-    assert.throws(() => onnxModel(path.join(dir, 'nope.onnx')), (e: Error) => e instanceof ConfigError && /nope\.onnx.*cannot be read \(ENOENT\).*new URL\('\.\/model\.onnx', import\.meta\.url\)/s.test(e.message));
+    assert.throws(
+      () => onnxModel(path.join(dir, 'nope.onnx')),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        /nope\.onnx.*cannot be read \(ENOENT\).*new URL\('\.\/model\.onnx', import\.meta\.url\)/s.test(e.message),
+    );
   });
 
   test('garbage, a truncated model and an empty file', () => {
     const model = readFileSync(path.join(root, 'functions/transport-mode/model.onnx'));
-    for (const [name, bytes] of [['garbage.onnx', Buffer.from('this is not a model at all, just text\n'.repeat(20))], ['truncated.onnx', model.subarray(0, model.length - 1000)], ['empty.onnx', new Uint8Array()]] as const) {
+    for (const [name, bytes] of [
+      ['garbage.onnx', Buffer.from('this is not a model at all, just text\n'.repeat(20))],
+      ['truncated.onnx', model.subarray(0, model.length - 1000)],
+      ['empty.onnx', new Uint8Array()],
+    ] as const) {
       const f = write(name, bytes);
-      assert.throws(() => onnxModel(f, { name: 'm' }), (e: Error) => e instanceof ConfigError && e.message.includes(`model "m" (${f}) is not a valid ONNX model`) && /export it again/.test(e.message), name);
+      assert.throws(
+        () => onnxModel(f, { name: 'm' }),
+        (e: Error) =>
+          e instanceof ConfigError && e.message.includes(`model "m" (${f}) is not a valid ONNX model`) && /export it again/.test(e.message),
+        name,
+      );
     }
   });
 
   test('a ZipMap (sequence) output, a fixed batch of 32 and an unsupported input type', () => {
-    const zipmap = write('zipmap.onnx', protoModel({ inputs: [{ name: 'x', elemType: 1, dims: ['N', 2] }], outputs: [{ name: 'output_probability', sequence: true }] }));
-    assert.throws(() => onnxModel(zipmap), (e: Error) => e instanceof ConfigError && /output "output_probability" .* is a sequence.*zipmap': False/.test(e.message));
-    const fixed = write('fixed32.onnx', protoModel({ inputs: [{ name: 'x', elemType: 1, dims: [32, 2] }], outputs: [{ name: 'y', elemType: 1, dims: [32] }] }));
-    assert.throws(() => onnxModel(fixed), (e: Error) => e instanceof ConfigError && /fixed batch size of 32; export it with a dynamic first dimension/.test(e.message));
-    const f16 = write('f16.onnx', protoModel({ inputs: [{ name: 'x', elemType: 10, dims: ['N', 2] }], outputs: [{ name: 'y', elemType: 1, dims: ['N'] }] }));
-    assert.throws(() => onnxModel(f16), (e: Error) => e instanceof ConfigError && /input "x" .* has type float16; Sluice feeds tensors of float32/.test(e.message));
+    const zipmap = write(
+      'zipmap.onnx',
+      protoModel({ inputs: [{ name: 'x', elemType: 1, dims: ['N', 2] }], outputs: [{ name: 'output_probability', sequence: true }] }),
+    );
+    assert.throws(
+      () => onnxModel(zipmap),
+      (e: Error) => e instanceof ConfigError && /output "output_probability" .* is a sequence.*zipmap': False/.test(e.message),
+    );
+    const fixed = write(
+      'fixed32.onnx',
+      protoModel({ inputs: [{ name: 'x', elemType: 1, dims: [32, 2] }], outputs: [{ name: 'y', elemType: 1, dims: [32] }] }),
+    );
+    assert.throws(
+      () => onnxModel(fixed),
+      (e: Error) => e instanceof ConfigError && /fixed batch size of 32; export it with a dynamic first dimension/.test(e.message),
+    );
+    const f16 = write(
+      'f16.onnx',
+      protoModel({ inputs: [{ name: 'x', elemType: 10, dims: ['N', 2] }], outputs: [{ name: 'y', elemType: 1, dims: ['N'] }] }),
+    );
+    assert.throws(
+      () => onnxModel(f16),
+      (e: Error) => e instanceof ConfigError && /input "x" .* has type float16; Sluice feeds tensors of float32/.test(e.message),
+    );
   });
 
   test('the signature reader reads what the Python exporter wrote', () => {
     const sig = readModelSignature(readFileSync(path.join(root, 'functions/transport-mode/model.onnx')));
     assert.deepEqual(sig.inputs, [{ name: 'features', kind: 'tensor', type: 'float32', dims: [null, 4] }]);
-    assert.deepEqual(sig.outputs.map((o) => [o.name, o.type, o.dims]), [['label', 'string', [null]], ['probabilities', 'float32', [null, 3]]]);
+    assert.deepEqual(
+      sig.outputs.map((o) => [o.name, o.type, o.dims]),
+      [
+        ['label', 'string', [null]],
+        ['probabilities', 'float32', [null, 3]],
+      ],
+    );
   });
 
   test('bad score options fail at load, naming the option', () => {
     assert.throws(() => stream('t').score(transportModel, { features: (v: unknown) => v } as never), /needs output: a function/);
     assert.throws(() => stream('t').score({} as never, { features: (v) => v, output: (o) => o }), /needs a model such as onnxModel/);
-    assert.throws(() => stream('t').score(transportModel, { features: (v: unknown) => v, output: (o: unknown) => o, batch: 3 } as never), /unknown option "batch"/);
+    assert.throws(
+      () => stream('t').score(transportModel, { features: (v: unknown) => v, output: (o: unknown) => o, batch: 3 } as never),
+      /unknown option "batch"/,
+    );
     assert.throws(() => score(transportModel, { features: async (v: unknown) => v } as never), /async function/);
   });
 
@@ -244,7 +340,12 @@ describe('bad model files fail at load with a ConfigError', () => {
 });
 
 describe('both authoring forms', () => {
-  interface Stats { readonly start: number; readonly end: number; readonly mean: number | null; readonly n: number }
+  interface Stats {
+    readonly start: number;
+    readonly end: number;
+    readonly mean: number | null;
+    readonly n: number;
+  }
 
   @source('speeds', { name: 'modes' })
   class ModesByDecorators {
@@ -267,8 +368,14 @@ describe('both authoring forms', () => {
   test('produce the same manifest and the same outputs', async () => {
     const a = manifestOf(ModesByDecorators);
     const b = manifestOf(modesByChain);
-    assert.deepEqual(a.steps.map((s) => `${s.kind}:${s.name}`), ['window:stats', 'score:mode', 'to:modes']);
-    assert.deepEqual(b.steps.map((s) => `${s.kind}:${s.name}`), ['window:stats', 'score:mode', 'to:modes']);
+    assert.deepEqual(
+      a.steps.map((s) => `${s.kind}:${s.name}`),
+      ['window:stats', 'score:mode', 'to:modes'],
+    );
+    assert.deepEqual(
+      b.steps.map((s) => `${s.kind}:${s.name}`),
+      ['window:stats', 'score:mode', 'to:modes'],
+    );
     const scoreA = a.steps[1];
     const scoreB = b.steps[1];
     assert.ok(scoreA.kind === 'score' && scoreB.kind === 'score');
@@ -282,27 +389,42 @@ describe('both authoring forms', () => {
     const ra = await runFunction(ModesByDecorators, input);
     const rb = await runFunction(modesByChain, input);
     assert.deepEqual(ra.outputs, rb.outputs);
-    assert.deepEqual(ra.values('modes').map((v) => (v as { mode: string }).mode), ['walking', 'driving']);
+    assert.deepEqual(
+      ra.values('modes').map((v) => (v as { mode: string }).mode),
+      ['walking', 'driving'],
+    );
   });
 });
 
 describe('ONNX Runtime loads lazily', () => {
   /** The shared libraries a fresh Node process has loaded after running `script` (tsx, in the repo). */
   function loadedLibraries(script: string): string[] {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `${script}\nconsole.log(JSON.stringify(process.report.getReport().sharedObjects));`], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', `${script}\nconsole.log(JSON.stringify(process.report.getReport().sharedObjects));`],
+      { cwd: root, encoding: 'utf8', timeout: 60_000 },
+    );
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as string[];
   }
-  const event = (topic: string, value: unknown) => `{ eventSource: 'aws:kafka', records: { '${topic}-0': [{ topic: '${topic}', partition: 0, offset: 0, timestamp: 1000, timestampType: 'CREATE_TIME', key: Buffer.from('k').toString('base64'), value: Buffer.from(JSON.stringify(${JSON.stringify(value)})).toString('base64'), headers: [] }] } }`;
+  const event = (topic: string, value: unknown) =>
+    `{ eventSource: 'aws:kafka', records: { '${topic}-0': [{ topic: '${topic}', partition: 0, offset: 0, timestamp: 1000, timestampType: 'CREATE_TIME', key: Buffer.from('k').toString('base64'), value: Buffer.from(JSON.stringify(${JSON.stringify(value)})).toString('base64'), headers: [] }] } }`;
   const ctx = `{ functionName: 'f', awsRequestId: 'r', getRemainingTimeInMillis: () => 30000 }`;
 
   test('a function without a model never loads it; one with a model loads it on its first window', () => {
-    const without = loadedLibraries(`const { handler } = await import('./functions/sensor-sums/handler.ts'); await handler(${event('sensor-counts', { value: 1 })}, ${ctx});`);
+    const without = loadedLibraries(
+      `const { handler } = await import('./functions/sensor-sums/handler.ts'); await handler(${event('sensor-counts', { value: 1 })}, ${ctx});`,
+    );
     assert.ok(!without.some((l) => l.includes('onnxruntime')), without.filter((l) => l.includes('onnx')).join());
     const imported = loadedLibraries(`await import('./functions/transport-mode/handler.ts');`);
     assert.ok(!imported.some((l) => l.includes('onnxruntime')), 'importing the handler does not load ONNX Runtime');
-    const scored = loadedLibraries(`const { transportModel } = await import('./functions/transport-mode/handler.ts'); await transportModel.score([[1, 2, 0.5, 10]]);`);
-    assert.ok(scored.some((l) => l.includes('libonnxruntime.so')), 'scoring loads it');
+    const scored = loadedLibraries(
+      `const { transportModel } = await import('./functions/transport-mode/handler.ts'); await transportModel.score([[1, 2, 0.5, 10]]);`,
+    );
+    assert.ok(
+      scored.some((l) => l.includes('libonnxruntime.so')),
+      'scoring loads it',
+    );
   });
 });
 

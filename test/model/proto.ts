@@ -42,7 +42,16 @@ function valueInfo(v: ValueSpec): number[] {
  * writeFileSync('zipmap.onnx', protoModel({ inputs: [{ name: 'x', elemType: 1, dims: ['N', 2] }], outputs: [{ name: 'p', sequence: true }] }));
  */
 export function protoModel(spec: { inputs: ValueSpec[]; outputs: ValueSpec[]; op?: string }): Uint8Array {
-  const node = field(1, [...field(1, str(spec.inputs[0].name)), ...field(2, str(spec.outputs[0].name)), ...field(4, str(spec.op ?? 'Identity'))]);
-  const graph = [...node, ...field(2, str('g')), ...spec.inputs.flatMap((i) => field(11, valueInfo(i))), ...spec.outputs.flatMap((o) => field(12, valueInfo(o)))];
+  const node = field(1, [
+    ...field(1, str(spec.inputs[0].name)),
+    ...field(2, str(spec.outputs[0].name)),
+    ...field(4, str(spec.op ?? 'Identity')),
+  ]);
+  const graph = [
+    ...node,
+    ...field(2, str('g')),
+    ...spec.inputs.flatMap((i) => field(11, valueInfo(i))),
+    ...spec.outputs.flatMap((o) => field(12, valueInfo(o))),
+  ];
   return Uint8Array.from([...intField(1, 8), ...field(7, graph), ...field(8, [...field(1, []), ...intField(2, 17)])]);
 }

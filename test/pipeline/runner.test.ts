@@ -27,7 +27,13 @@ describe('PartitionRunner: stateless steps', () => {
       .update((_, ctx) => seen.push(ctx.offset), { name: 'watch' })
       .map((v) => ({ n: v.n, sq: v.n * v.n }), { name: 'square' })
       .filter((v) => v.n % 3 !== 0, { name: 'notThirds' })
-      .expand((v) => [{ ...v, part: 'a' }, { ...v, part: 'b' }], { name: 'split' })
+      .expand(
+        (v) => [
+          { ...v, part: 'a' },
+          { ...v, part: 'b' },
+        ],
+        { name: 'split' },
+      )
       .key((v) => `k${v.n % 2}`, { name: 'parity' })
       .timestamp((v) => 5_000 + v.n * 10 + (v.part === 'b' ? 1 : 0), { name: 'eventTime' })
       .to('out');
@@ -36,17 +42,22 @@ describe('PartitionRunner: stateless steps', () => {
 
     const result = await runner.run(TOPIC, PARTITION, records);
 
-    assert.deepEqual(seen, records.map((r) => r.offset));
+    assert.deepEqual(
+      seen,
+      records.map((r) => r.offset),
+    );
     assert.equal(result.failedOffset, undefined);
     assert.deepEqual(result.deadLetters, []);
-    const expected = [1, 2, 4, 5, 7, 8].flatMap((n) => (['a', 'b'] as const).map((part, sub) => ({
-      topic: 'out',
-      key: `k${n % 2}`,
-      value: { n, sq: n * n, part },
-      timestamp: 5_000 + n * 10 + sub,
-      headers: { 'sluice-id': `flow:in-3:${100 + n}:${sub}` },
-      id: `flow:in-3:${100 + n}:${sub}`,
-    })));
+    const expected = [1, 2, 4, 5, 7, 8].flatMap((n) =>
+      (['a', 'b'] as const).map((part, sub) => ({
+        topic: 'out',
+        key: `k${n % 2}`,
+        value: { n, sq: n * n, part },
+        timestamp: 5_000 + n * 10 + sub,
+        headers: { 'sluice-id': `flow:in-3:${100 + n}:${sub}` },
+        id: `flow:in-3:${100 + n}:${sub}`,
+      })),
+    );
     assert.deepEqual(result.outputs, expected);
     assert.equal(result.stats.recordsIn, 10);
     assert.equal(result.stats.messagesOut, expected.length);
@@ -58,7 +69,10 @@ describe('PartitionRunner: stateless steps', () => {
       .timestamp((v) => v.n + 0.75, { name: 'fractional' })
       .to('out');
     const result = await new PartitionRunner(manifestOf(def), new MemoryStore()).run(TOPIC, PARTITION, [rec(0, 'x', { n: 7 })]);
-    assert.deepEqual(result.outputs.map((m) => [m.key, m.timestamp]), [['7', 7]]);
+    assert.deepEqual(
+      result.outputs.map((m) => [m.key, m.timestamp]),
+      [['7', 7]],
+    );
   });
 
   test('expand children get distinct ids, also after nested expands', async () => {
@@ -77,9 +91,15 @@ describe('PartitionRunner: stateless steps', () => {
     for (const list of [outer, inner]) {
       const ids = list.map((m) => m.id);
       assert.equal(new Set(ids).size, ids.length, `duplicate ids: ${ids.join(' ')}`);
-      assert.deepEqual(list.map((m) => m.headers['sluice-id']), ids);
+      assert.deepEqual(
+        list.map((m) => m.headers['sluice-id']),
+        ids,
+      );
     }
-    assert.deepEqual(inner.slice(0, 3).map((m) => m.value), ['0-x', '0-y', '0-z']);
+    assert.deepEqual(
+      inner.slice(0, 3).map((m) => m.value),
+      ['0-x', '0-y', '0-z'],
+    );
   });
 
   test('expand children get distinct ids when an inner expand yields more than 1024 values', async () => {
@@ -117,18 +137,30 @@ describe('PartitionRunner: a failing step', () => {
       fail !== undefined && fail.step === step && offset === START + fail.k && (!fail.secondChild || child === 1);
     return stream<{ n: number }>(TOPIC, { name: 'failing', state: [total] })
       .update((v) => total.set((total.get() ?? 0) + v.n), { name: 'accumulate' })
-      .expand((v) => [{ n: v.n, child: 0 }, { n: v.n, child: 1 }], { name: 'twins' })
-      .map((v, ctx) => {
-        if (failsAt('explode', ctx.offset, v.child)) throw new Error(`boom at ${ctx.offset}`);
-        return { n: v.n * 10 + v.child };
-      }, { name: 'explode' })
+      .expand(
+        (v) => [
+          { n: v.n, child: 0 },
+          { n: v.n, child: 1 },
+        ],
+        { name: 'twins' },
+      )
+      .map(
+        (v, ctx) => {
+          if (failsAt('explode', ctx.offset, v.child)) throw new Error(`boom at ${ctx.offset}`);
+          return { n: v.n * 10 + v.child };
+        },
+        { name: 'explode' },
+      )
       .to('passed')
       .tumblingWindow('1s', { emit: 'current' })
       .aggregate(sum('n'), { name: 'running' })
-      .map((w, ctx) => {
-        if (failsAt('afterWindow', ctx.offset, 0)) throw new Error(`boom at ${ctx.offset}`);
-        return w;
-      }, { name: 'afterWindow' })
+      .map(
+        (w, ctx) => {
+          if (failsAt('afterWindow', ctx.offset, 0)) throw new Error(`boom at ${ctx.offset}`);
+          return w;
+        },
+        { name: 'afterWindow' },
+      )
       .to('running');
   }
 
@@ -143,7 +175,13 @@ describe('PartitionRunner: a failing step', () => {
   for (const variant of variants) {
     test(`in ${variant.step}${variant.secondChild ? ' (second expand child)' : ''} at offset k: failedOffset k, outputs and committed state of the records before k only`, async () => {
       const full = await committed(definition(undefined), records);
-      assert.deepEqual(Object.keys(full.state).map((t) => t.split('/')[3].split(':')[0]).sort(), ['keyed', 'window'], 'the full run stores keyed and window state');
+      assert.deepEqual(
+        Object.keys(full.state)
+          .map((t) => t.split('/')[3].split(':')[0])
+          .sort(),
+        ['keyed', 'window'],
+        'the full run stores keyed and window state',
+      );
       for (let k = 0; k < N; k++) {
         const { result, state } = await committed(definition({ ...variant, k }), records);
         const reference = await committed(definition(undefined), records.slice(0, k));
@@ -180,8 +218,19 @@ describe('PartitionRunner: poison from key and timestamp steps', () => {
     const result = await new PartitionRunner(manifestOf(def), new MemoryStore()).run(TOPIC, PARTITION, records);
 
     assert.equal(result.failedOffset, undefined);
-    assert.deepEqual(result.outputs.map((m) => [m.timestamp, (m.value as { t: string }).t]), [[10, '10'], [20, '20'], [0, '0'], [30, '30']]);
-    assert.deepEqual(result.deadLetters.map((d) => d.record.offset), [51, 53, 54, 55, 56]);
+    assert.deepEqual(
+      result.outputs.map((m) => [m.timestamp, (m.value as { t: string }).t]),
+      [
+        [10, '10'],
+        [20, '20'],
+        [0, '0'],
+        [30, '30'],
+      ],
+    );
+    assert.deepEqual(
+      result.deadLetters.map((d) => d.record.offset),
+      [51, 53, 54, 55, 56],
+    );
     for (const d of result.deadLetters) {
       assert.equal(d.stage, 'eventTimeOf');
       assert.match(d.reason, /"eventTimeOf"/);
@@ -197,11 +246,25 @@ describe('PartitionRunner: poison from key and timestamp steps', () => {
       .key((v) => returns[v.r] as string, { name: 'pickKey' })
       .to('out');
     const input = ['str', 'obj', 'arr', 'nul', 'bool', 'undef', 'str'];
-    const result = await new PartitionRunner(manifestOf(def), new MemoryStore()).run(TOPIC, PARTITION, input.map((r, i) => rec(i, 'orig', { r })));
+    const result = await new PartitionRunner(manifestOf(def), new MemoryStore()).run(
+      TOPIC,
+      PARTITION,
+      input.map((r, i) => rec(i, 'orig', { r })),
+    );
 
     assert.equal(result.failedOffset, undefined);
-    assert.deepEqual(result.outputs.map((m) => [sourceOffset(m), m.key]), [[0, 's'], [3, null], [6, 's']]);
-    assert.deepEqual(result.deadLetters.map((d) => d.record.offset), [1, 2, 4, 5]);
+    assert.deepEqual(
+      result.outputs.map((m) => [sourceOffset(m), m.key]),
+      [
+        [0, 's'],
+        [3, null],
+        [6, 's'],
+      ],
+    );
+    assert.deepEqual(
+      result.deadLetters.map((d) => d.record.offset),
+      [1, 2, 4, 5],
+    );
     for (const d of result.deadLetters) {
       assert.equal(d.stage, 'pickKey');
       assert.match(d.reason, /"pickKey"/);
@@ -223,23 +286,44 @@ describe('PartitionRunner: decoded record keys', () => {
     let offset = 0;
     for (let batch = 0; batch < 4; batch++) {
       const keys = Array.from({ length: 250 }, (_, i) => (i % 17 === 0 ? null : distinct[(i * 7 + batch) % distinct.length]));
-      const result = await runner.run(TOPIC, PARTITION, keys.map((k, i) => rec(offset + i, k, { i })));
+      const result = await runner.run(
+        TOPIC,
+        PARTITION,
+        keys.map((k, i) => rec(offset + i, k, { i })),
+      );
       offset += keys.length;
-      assert.deepEqual(result.outputs.map((m) => m.key), keys);
-      assert.deepEqual(result.outputs.map((m) => (m.value as { seen: string | null }).seen), keys);
+      assert.deepEqual(
+        result.outputs.map((m) => m.key),
+        keys,
+      );
+      assert.deepEqual(
+        result.outputs.map((m) => (m.value as { seen: string | null }).seen),
+        keys,
+      );
     }
   });
 
   test('keys stay right after more distinct keys than the cache holds', async () => {
     const runner = new PartitionRunner(manifestOf(keyEcho()), new MemoryStore());
     const many = Array.from({ length: 100_050 }, (_, i) => `key-${i}`);
-    const first = await runner.run(TOPIC, PARTITION, many.map((k, i) => rec(i, k, { i })));
+    const first = await runner.run(
+      TOPIC,
+      PARTITION,
+      many.map((k, i) => rec(i, k, { i })),
+    );
     assert.equal(first.outputs.length, many.length);
     const wrong = first.outputs.findIndex((m, i) => m.key !== many[i]);
     assert.equal(wrong, -1, `first wrong key at index ${wrong}`);
     const again = [many[0], many[99_999], many[100_049], many[1], many[0]];
-    const second = await runner.run(TOPIC, PARTITION, again.map((k, i) => rec(many.length + i, k, { i })));
-    assert.deepEqual(second.outputs.map((m) => m.key), again);
+    const second = await runner.run(
+      TOPIC,
+      PARTITION,
+      again.map((k, i) => rec(many.length + i, k, { i })),
+    );
+    assert.deepEqual(
+      second.outputs.map((m) => m.key),
+      again,
+    );
   });
 
   test('a key serializer without a base64 fast path decodes every key', async () => {
@@ -247,7 +331,14 @@ describe('PartitionRunner: decoded record keys', () => {
       .map((v, ctx) => ({ i: v.i, seen: ctx.key }), { name: 'echoKey' })
       .to('out');
     const keys = ['a', 'b', 'a', 'é'];
-    const result = await new PartitionRunner(manifestOf(def), new MemoryStore()).run(TOPIC, PARTITION, keys.map((k, i) => rec(i, k, { i })));
-    assert.deepEqual(result.outputs.map((m) => m.key), keys.map((k) => Buffer.from(k, 'utf8').toString('base64')));
+    const result = await new PartitionRunner(manifestOf(def), new MemoryStore()).run(
+      TOPIC,
+      PARTITION,
+      keys.map((k, i) => rec(i, k, { i })),
+    );
+    assert.deepEqual(
+      result.outputs.map((m) => m.key),
+      keys.map((k) => Buffer.from(k, 'utf8').toString('base64')),
+    );
   });
 });

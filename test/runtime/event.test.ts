@@ -44,7 +44,10 @@ describe('partitionsOf', () => {
     assert.equal(parts.length, 1);
     assert.equal(parts[0].topic, 'mytopic');
     assert.equal(parts[0].partition, 0);
-    assert.deepEqual(parts[0].records.map((r) => r.offset), [15]);
+    assert.deepEqual(
+      parts[0].records.map((r) => r.offset),
+      [15],
+    );
   });
 
   test('reads the self-managed Kafka sample event, which has no eventSourceArn', () => {
@@ -52,7 +55,10 @@ describe('partitionsOf', () => {
     assert.equal(event.eventSource, 'SelfManagedKafka');
     assert.equal(event.eventSourceArn, undefined);
     const parts = partitionsOf(event);
-    assert.deepEqual(parts.map((p) => [p.topic, p.partition, p.records.length]), [['mytopic', 0, 1]]);
+    assert.deepEqual(
+      parts.map((p) => [p.topic, p.partition, p.records.length]),
+      [['mytopic', 0, 1]],
+    );
   });
 
   test('splits a multi-partition event by partition and sorts each by offset', () => {
@@ -70,13 +76,19 @@ describe('partitionsOf', () => {
   test('does not reorder the event it was given', () => {
     const event = fixture('multi-partition-event.json');
     partitionsOf(event);
-    assert.deepEqual(event.records['sensor-readings-0'].map((r) => r.offset), [12, 10, 11]);
+    assert.deepEqual(
+      event.records['sensor-readings-0'].map((r) => r.offset),
+      [12, 10, 11],
+    );
   });
 
   test('skips empty partition groups', () => {
     const event = fixture('msk-event.json');
     const parts = partitionsOf({ ...event, records: { ...event.records, 'mytopic-1': [] } });
-    assert.deepEqual(parts.map((p) => p.partition), [0]);
+    assert.deepEqual(
+      parts.map((p) => p.partition),
+      [0],
+    );
   });
 
   for (const [label, event] of [
@@ -87,13 +99,16 @@ describe('partitionsOf', () => {
     ['a string', 'records'],
   ] as const) {
     test(`rejects ${label} with a SluiceError that says it is not a Kafka event`, () => {
-      assert.throws(() => partitionsOf(event), (e: unknown) => {
-        assert.ok(e instanceof SluiceError, `expected a SluiceError, got ${String(e)}`);
-        assert.match(e.message, /no "records" object/);
-        assert.match(e.message, /not an MSK or self-managed Kafka event/);
-        assert.match(e.message, /msk or kafka event/);
-        return true;
-      });
+      assert.throws(
+        () => partitionsOf(event),
+        (e: unknown) => {
+          assert.ok(e instanceof SluiceError, `expected a SluiceError, got ${String(e)}`);
+          assert.match(e.message, /no "records" object/);
+          assert.match(e.message, /not an MSK or self-managed Kafka event/);
+          assert.match(e.message, /msk or kafka event/);
+          return true;
+        },
+      );
     });
   }
 
@@ -110,16 +125,18 @@ describe('handler on real Lambda payloads', () => {
     assert.deepEqual(response, { batchItemFailures: [] });
     assert.equal(sink.deadLetters.length, 0);
     const sample = event.records['mytopic-0'][0];
-    assert.deepEqual(seen(), [{
-      value: 'Hello, this is a test.',
-      // The sample key is not canonical base64 ("…34==" has non-zero padding bits); the bytes are what count.
-      key: Buffer.from(sample.key!, 'base64').toString('base64'),
-      headers: { headerKey: 'headerValue' },
-      topic: 'mytopic',
-      partition: 0,
-      offset: 15,
-      timestamp: 1545084650987,
-    }]);
+    assert.deepEqual(seen(), [
+      {
+        value: 'Hello, this is a test.',
+        // The sample key is not canonical base64 ("…34==" has non-zero padding bits); the bytes are what count.
+        key: Buffer.from(sample.key!, 'base64').toString('base64'),
+        headers: { headerKey: 'headerValue' },
+        topic: 'mytopic',
+        partition: 0,
+        offset: 15,
+        timestamp: 1545084650987,
+      },
+    ]);
   });
 
   test('passes the decoded input headers on to the output, with a deterministic sluice-id', async () => {
@@ -159,16 +176,22 @@ describe('handler on real Lambda payloads', () => {
     const { handler, seen } = recorder('sensor-readings');
     await handler(fixture('multi-partition-event.json'), ctx);
     const p0 = seen().filter((s) => s.partition === 0);
-    assert.deepEqual(p0.map((s) => [s.offset, s.key, s.value, s.headers]), [
-      [10, 'sensor-1', { value: 1 }, { trace: 'trace-1' }],
-      [11, 'sensor-1', { value: 2 }, { trace: 'trace-2' }],
-      [12, 'sensor-1', { value: 3 }, { trace: 'trace-3' }],
-    ]);
+    assert.deepEqual(
+      p0.map((s) => [s.offset, s.key, s.value, s.headers]),
+      [
+        [10, 'sensor-1', { value: 1 }, { trace: 'trace-1' }],
+        [11, 'sensor-1', { value: 2 }, { trace: 'trace-2' }],
+        [12, 'sensor-1', { value: 3 }, { trace: 'trace-3' }],
+      ],
+    );
     const p1 = seen().filter((s) => s.partition === 1);
-    assert.deepEqual(p1.map((s) => [s.offset, s.key, s.value, s.headers]), [
-      [10, 'sensor-1', { value: 10 }, {}],
-      [11, 'sensor-2', { value: 20 }, {}],
-    ]);
+    assert.deepEqual(
+      p1.map((s) => [s.offset, s.key, s.value, s.headers]),
+      [
+        [10, 'sensor-1', { value: 10 }, {}],
+        [11, 'sensor-2', { value: 20 }, {}],
+      ],
+    );
   });
 
   test('records of different partitions are independent, even with the same key and offsets', async () => {
@@ -177,11 +200,14 @@ describe('handler on real Lambda payloads', () => {
     const store = new MemoryStore();
     const handler = sluice(
       stream<{ value: number }>('sensor-readings', { state: [total], name: 'totals' })
-        .map((r) => {
-          const t = (total.get() ?? 0) + r.value;
-          total.set(t);
-          return t;
-        }, { name: 'runningTotal' })
+        .map(
+          (r) => {
+            const t = (total.get() ?? 0) + r.value;
+            total.set(t);
+            return t;
+          },
+          { name: 'runningTotal' },
+        )
         .to('totals'),
     );
     handler.sluice.configure({ sink, deadLetters: sink, store });
@@ -189,8 +215,15 @@ describe('handler on real Lambda payloads', () => {
     assert.deepEqual(response, { batchItemFailures: [] });
     const byPartition = (p: number) => sink.messages.filter((m) => m.id.includes(`sensor-readings-${p}:`)).map((m) => [m.key, m.value]);
     // sensor-1 in partition 1 starts from zero, and its offset 10 is not mistaken for partition 0's.
-    assert.deepEqual(byPartition(0), [['sensor-1', 1], ['sensor-1', 3], ['sensor-1', 6]]);
-    assert.deepEqual(byPartition(1), [['sensor-1', 10], ['sensor-2', 20]]);
+    assert.deepEqual(byPartition(0), [
+      ['sensor-1', 1],
+      ['sensor-1', 3],
+      ['sensor-1', 6],
+    ]);
+    assert.deepEqual(byPartition(1), [
+      ['sensor-1', 10],
+      ['sensor-2', 20],
+    ]);
     assert.deepEqual(store.dump(), {
       'totals/sensor-readings/0/keyed:total': { 'sensor-1': { value: 6, offset: 12 } },
       'totals/sensor-readings/1/keyed:total': { 'sensor-1': { value: 10, offset: 10 }, 'sensor-2': { value: 20, offset: 11 } },

@@ -62,21 +62,32 @@ describe('poison records', () => {
     const response = await handler(event, ctx);
 
     assert.deepEqual(response, { batchItemFailures: [] }, 'poison never blocks the partition');
-    assert.deepEqual(sink.messages.map((m) => [m.id, m.value]), [
-      ['checked:readings-0:40:0', { value: 1 }],
-      ['checked:readings-0:44:0', { value: 5 }],
-    ]);
+    assert.deepEqual(
+      sink.messages.map((m) => [m.id, m.value]),
+      [
+        ['checked:readings-0:40:0', { value: 1 }],
+        ['checked:readings-0:44:0', { value: 5 }],
+      ],
+    );
     const letters = box.letters.map(({ functionName, letter: l }) => ({
-      functionName, topic: l.record.topic, partition: l.record.partition, offset: l.record.offset, stage: l.stage, reason: l.reason,
+      functionName,
+      topic: l.record.topic,
+      partition: l.record.partition,
+      offset: l.record.offset,
+      stage: l.stage,
+      reason: l.reason,
     }));
     assert.equal(letters.length, 3);
     assert.deepEqual(letters[0].offset, 41);
     assert.match(letters[0].reason, /^value is not valid json: /);
-    assert.deepEqual(letters.map(({ reason: _, ...rest }) => rest), [
-      { functionName: 'checked', topic: 'readings', partition: 0, offset: 41, stage: 'deserialize value' },
-      { functionName: 'checked', topic: 'readings', partition: 0, offset: 42, stage: 'validate' },
-      { functionName: 'checked', topic: 'readings', partition: 0, offset: 43, stage: 'checkSign' },
-    ]);
+    assert.deepEqual(
+      letters.map(({ reason: _, ...rest }) => rest),
+      [
+        { functionName: 'checked', topic: 'readings', partition: 0, offset: 41, stage: 'deserialize value' },
+        { functionName: 'checked', topic: 'readings', partition: 0, offset: 42, stage: 'validate' },
+        { functionName: 'checked', topic: 'readings', partition: 0, offset: 43, stage: 'checkSign' },
+      ],
+    );
     assert.equal(letters[1].reason, 'value must be a number');
     assert.equal(letters[2].reason, 'negative value -4');
   });
@@ -87,11 +98,14 @@ describe('poison records', () => {
     handler.sluice.configure({ sink: new CaptureSink(), store: new MemoryStore(), logger });
     await handler(event, ctx);
     const logged = logger.at('error');
-    assert.deepEqual(logged.map((l) => [l.sluice, l.function, l.topic, l.partition, l.offset]), [
-      ['dead-letter', 'checked', 'readings', 0, 41],
-      ['dead-letter', 'checked', 'readings', 0, 42],
-      ['dead-letter', 'checked', 'readings', 0, 43],
-    ]);
+    assert.deepEqual(
+      logged.map((l) => [l.sluice, l.function, l.topic, l.partition, l.offset]),
+      [
+        ['dead-letter', 'checked', 'readings', 0, 41],
+        ['dead-letter', 'checked', 'readings', 0, 42],
+        ['dead-letter', 'checked', 'readings', 0, 43],
+      ],
+    );
     assert.equal(logged[2].reason, 'negative value -4');
   });
 });
@@ -101,16 +115,23 @@ describe('a step that throws', () => {
   let outage = false;
   const total = keyedState<number>('total');
   const definition = stream<Reading>('readings', { name: 'totals', state: [total] })
-    .update((r) => {
-      if (outage && r.value === 13) throw new Error('downstream unavailable');
-    }, { name: 'callDownstream' })
-    .map((r) => {
-      const t = (total.get() ?? 0) + r.value;
-      total.set(t);
-      return { ...r, total: t };
-    }, { name: 'runningTotal' })
+    .update(
+      (r) => {
+        if (outage && r.value === 13) throw new Error('downstream unavailable');
+      },
+      { name: 'callDownstream' },
+    )
+    .map(
+      (r) => {
+        const t = (total.get() ?? 0) + r.value;
+        total.set(t);
+        return { ...r, total: t };
+      },
+      { name: 'runningTotal' },
+    )
     .to('totals')
-    .tumblingWindow('1m').aggregate(sum('value'), { name: 'perMinute' });
+    .tumblingWindow('1m')
+    .aggregate(sum('value'), { name: 'perMinute' });
 
   const partition0 = [
     record(0, 100, 'a', { value: 1 }),
@@ -140,7 +161,7 @@ describe('a step that throws', () => {
   const totals = (sink: CaptureSink, partition: number) =>
     sink.messages.filter((m) => m.id.startsWith(`totals:readings-${partition}:`)).map((m) => (m.value as { total: number }).total);
 
-  test('yields a partial batch response at that record\'s offset; other partitions are unaffected', async () => {
+  test("yields a partial batch response at that record's offset; other partitions are unaffected", async () => {
     outage = true;
     const { handler, sink, logger } = setUp();
     const response = await handler(kafkaEvent(partition0, partition1), ctx);
@@ -150,7 +171,10 @@ describe('a step that throws', () => {
     assert.deepEqual(totals(sink, 1), [10, 30]);
     assert.equal(sink.deadLetters.length, 0, 'a failure is not poison');
     const logged = logger.at('error');
-    assert.deepEqual(logged.map((l) => [l.sluice, l.partition, l.offset]), [['record-failed', 0, 102]]);
+    assert.deepEqual(
+      logged.map((l) => [l.sluice, l.partition, l.offset]),
+      [['record-failed', 0, 102]],
+    );
     assert.equal(logged[0].error, 'downstream unavailable');
   });
 
@@ -198,7 +222,10 @@ describe('a step that throws', () => {
     const response = await handler(kafkaEvent(partition0.slice(2), partition1), ctx);
     assert.deepEqual(response, { batchItemFailures: [{ itemIdentifier: { partition: 'readings-0', offset: 102 } }] });
     assert.deepEqual(totals(sink, 0), []);
-    assert.deepEqual(Object.keys(store.dump()).filter((table) => table.includes('/readings/0/')), []);
+    assert.deepEqual(
+      Object.keys(store.dump()).filter((table) => table.includes('/readings/0/')),
+      [],
+    );
   });
 });
 
@@ -225,7 +252,10 @@ describe('middy', () => {
 
     assert.deepEqual(response, { batchItemFailures: [] });
     assert.deepEqual(calls, ['before readings-0,readings-1', 'after 0 failures']);
-    assert.deepEqual(sink.messages.map((m) => m.key), ['a']);
+    assert.deepEqual(
+      sink.messages.map((m) => m.key),
+      ['a'],
+    );
   });
 
   test('an onError middleware sees the error of an event that is not from Kafka', async () => {

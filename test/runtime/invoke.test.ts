@@ -57,21 +57,27 @@ const summed = stream<{ v: number }>('in', { name: 'summed', validate: (r) => ty
   .to('out');
 
 describe('invoke', () => {
-  test('outputs, then dead letters, then each partition\'s state; one report with stats summed over partitions', async () => {
+  test("outputs, then dead letters, then each partition's state; one report with stats summed over partitions", async () => {
     const { run, journal } = setUp(summed);
-    const [event] = toKafkaEvents([
-      { key: 'a', value: { v: 1 }, timestamp: 1_000, partition: 0 },
-      { key: 'a', value: { v: 'x' }, timestamp: 2_000, partition: 0 },
-      { key: 'b', value: { v: 2 }, timestamp: 1_000, partition: 1 },
-      { key: 'b', value: { v: -1 }, timestamp: 2_000, partition: 1 },
-      { key: 'a', value: { v: 1 }, timestamp: 30_000, partition: 0 },
-    ], { topic: 'in', batchSize: 100 });
+    const [event] = toKafkaEvents(
+      [
+        { key: 'a', value: { v: 1 }, timestamp: 1_000, partition: 0 },
+        { key: 'a', value: { v: 'x' }, timestamp: 2_000, partition: 0 },
+        { key: 'b', value: { v: 2 }, timestamp: 1_000, partition: 1 },
+        { key: 'b', value: { v: -1 }, timestamp: 2_000, partition: 1 },
+        { key: 'a', value: { v: 1 }, timestamp: 30_000, partition: 0 },
+      ],
+      { topic: 'in', batchSize: 100 },
+    );
     const report = await invoke(run, partitionsOf(event));
     assert.deepEqual(journal.slice(0, 2), ['outputs 1', 'dead letters 2 of summed']);
     assert.deepEqual(journal.slice(2).sort(), ['commit in-0', 'commit in-1']);
     assert.deepEqual(report.stats, { recordsIn: 5, messagesOut: 1, windowsEmitted: 1, late: 0, poison: 2 });
     assert.deepEqual(report.response, { batchItemFailures: [] });
-    assert.deepEqual(report.partitions.map((p) => `${p.topic}-${p.partition}`), ['in-0', 'in-1']);
+    assert.deepEqual(
+      report.partitions.map((p) => `${p.topic}-${p.partition}`),
+      ['in-0', 'in-1'],
+    );
   });
 
   test('a partition whose state cannot be read fails whole at its first offset; the others deliver', async () => {
@@ -81,16 +87,25 @@ describe('invoke', () => {
       if (scope.partition === 1) throw new Error('throttled');
       return MemoryStore.prototype.read.call(store, scope, ...rest);
     };
-    const [event] = toKafkaEvents([
-      { key: 'a', value: { v: 1 }, timestamp: 1_000, partition: 0 },
-      { key: 'b', value: { v: 1 }, timestamp: 1_000, partition: 1 },
-      { key: 'a', value: { v: 1 }, timestamp: 30_000, partition: 0 },
-    ], { topic: 'in', startOffset: 7 });
+    const [event] = toKafkaEvents(
+      [
+        { key: 'a', value: { v: 1 }, timestamp: 1_000, partition: 0 },
+        { key: 'b', value: { v: 1 }, timestamp: 1_000, partition: 1 },
+        { key: 'a', value: { v: 1 }, timestamp: 30_000, partition: 0 },
+      ],
+      { topic: 'in', startOffset: 7 },
+    );
     const report = await invoke(run, partitionsOf(event));
     assert.deepEqual(report.response, { batchItemFailures: [{ itemIdentifier: { partition: 'in-1', offset: 7 } }] });
-    assert.deepEqual(report.failed.map((f) => [f.topic, f.partition, f.stage]), [['in', 1, 'read']]);
+    assert.deepEqual(
+      report.failed.map((f) => [f.topic, f.partition, f.stage]),
+      [['in', 1, 'read']],
+    );
     assert.deepEqual(logger.at('error'), [{ sluice: 'partition-failed', topic: 'in', partition: 1, error: 'throttled' }]);
-    assert.deepEqual(messages.map((m) => m.id), ['summed:total:a:0:10000']);
+    assert.deepEqual(
+      messages.map((m) => m.id),
+      ['summed:total:a:0:10000'],
+    );
   });
 
   test('a deadline leaves a second for a clean failure', async () => {
@@ -102,7 +117,14 @@ describe('invoke', () => {
       return MemoryStore.prototype.read.call(store, scope, ns, keys, opts);
     };
     const before = Date.now();
-    await invoke(run, partitionsOf({ eventSource: 'aws:kafka', records: { 'in-0': [toEventRecord({ key: 'a', value: { v: 1 }, timestamp: 1 }, 'in', 0, 0)] } }), 5_000);
+    await invoke(
+      run,
+      partitionsOf({
+        eventSource: 'aws:kafka',
+        records: { 'in-0': [toEventRecord({ key: 'a', value: { v: 1 }, timestamp: 1 }, 'in', 0, 0)] },
+      }),
+      5_000,
+    );
     assert.ok(seen !== undefined && seen >= before + 4_000 && seen <= Date.now() + 4_000, `deadline ${seen}`);
   });
 });
@@ -115,13 +137,25 @@ describe('flushPartition', () => {
       .map((w) => (w.value > 5 ? poison(`too big: ${w.value}`) : w), { name: 'cap' })
       .to('out');
     const { run, journal, messages, letters } = setUp(def);
-    const [event] = toKafkaEvents([{ key: 'a', value: { v: 1 }, timestamp: 1_000 }, { key: 'b', value: { v: 9 }, timestamp: 1_000 }], { topic: 'in' });
+    const [event] = toKafkaEvents(
+      [
+        { key: 'a', value: { v: 1 }, timestamp: 1_000 },
+        { key: 'b', value: { v: 9 }, timestamp: 1_000 },
+      ],
+      { topic: 'in' },
+    );
     await invoke(run, partitionsOf(event));
     journal.length = 0;
     const result = await flushPartition(run, 'in', 0, 1);
     assert.deepEqual(journal, ['outputs 1', 'dead letters 1 of flushed', 'commit in-0']);
-    assert.deepEqual(messages.map((m) => m.key), ['a']);
-    assert.deepEqual(letters.map((d) => [d.stage, d.reason]), [['cap', 'too big: 9']]);
+    assert.deepEqual(
+      messages.map((m) => m.key),
+      ['a'],
+    );
+    assert.deepEqual(
+      letters.map((d) => [d.stage, d.reason]),
+      [['cap', 'too big: 9']],
+    );
     assert.equal(result.stats.windowsEmitted, 2);
   });
 });

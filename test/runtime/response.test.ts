@@ -8,10 +8,12 @@ test('failed partitions are listed as "<topic>-<partition>" with the offset to r
   const response = new BatchResponse();
   response.fail('readings', 0, 42);
   response.fail('readings', 3, 7);
-  assert.deepEqual(response.value, { batchItemFailures: [
-    { itemIdentifier: { partition: 'readings-0', offset: 42 } },
-    { itemIdentifier: { partition: 'readings-3', offset: 7 } },
-  ] });
+  assert.deepEqual(response.value, {
+    batchItemFailures: [
+      { itemIdentifier: { partition: 'readings-0', offset: 42 } },
+      { itemIdentifier: { partition: 'readings-3', offset: 7 } },
+    ],
+  });
 });
 
 test('with partial batch responses the response is returned as is', () => {
@@ -24,11 +26,17 @@ test('without them, a failure fails the whole batch with a retriable error namin
   const response = new BatchResponse();
   response.fail('readings', 0, 42);
   response.fail('readings', 1, 8);
-  assert.throws(() => answer(response.value, false), (e: unknown) => {
-    assert.ok(e instanceof SluiceError && e.retriable);
-    assert.match(e.message, /^2 partition\(s\) of this batch failed \(first: readings-0@42\); partial batch responses need provisioned pollers/);
-    return true;
-  });
+  assert.throws(
+    () => answer(response.value, false),
+    (e: unknown) => {
+      assert.ok(e instanceof SluiceError && e.retriable);
+      assert.match(
+        e.message,
+        /^2 partition\(s\) of this batch failed \(first: readings-0@42\); partial batch responses need provisioned pollers/,
+      );
+      return true;
+    },
+  );
   const clean = new BatchResponse().value;
   assert.equal(answer(clean, false), clean, 'nothing failed: nothing to throw');
 });

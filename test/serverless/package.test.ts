@@ -28,15 +28,21 @@ function sls(cwd: string, ...args: string[]) {
 }
 
 type Resources = Record<string, { Type: string; Properties: Record<string, any>; DependsOn?: string[]; DeletionPolicy?: string }>;
-const template = (dir: string): { Resources: Resources } => JSON.parse(readFileSync(path.join(dir, '.serverless/cloudformation-template-update-stack.json'), 'utf8'));
+const template = (dir: string): { Resources: Resources } =>
+  JSON.parse(readFileSync(path.join(dir, '.serverless/cloudformation-template-update-stack.json'), 'utf8'));
 
 /** An event in the shape of AWS's sample MSK event (test/fixtures/events/msk-event.json), with our records. */
 function mskEvent(topic: string, values: { key: string; value: unknown; timestamp: number }[], bootstrapServers?: string) {
   const sample = JSON.parse(readFileSync(path.join(root, 'test/fixtures/events/msk-event.json'), 'utf8'));
   const [first] = Object.values(sample.records as Record<string, any[]>)[0];
   const records = values.map((v, i) => ({
-    ...first, topic, partition: 0, offset: 100 + i, timestamp: v.timestamp,
-    key: Buffer.from(v.key).toString('base64'), value: Buffer.from(JSON.stringify(v.value)).toString('base64'),
+    ...first,
+    topic,
+    partition: 0,
+    offset: 100 + i,
+    timestamp: v.timestamp,
+    key: Buffer.from(v.key).toString('base64'),
+    value: Buffer.from(JSON.stringify(v.value)).toString('base64'),
   }));
   return { ...sample, ...(bootstrapServers ? { bootstrapServers } : {}), records: { [`${topic}-0`]: records } };
 }
@@ -47,17 +53,36 @@ async function runArtifact(zip: string, handlerFile: string, event: unknown, env
   try {
     const files = await unzipTo(zip, dir);
     writeFileSync(path.join(dir, 'event.json'), JSON.stringify(event));
-    writeFileSync(path.join(dir, 'invoke.mjs'), [
-      `import { readFileSync } from 'node:fs';`,
-      `const { handler } = await import('./${handlerFile}');`,
-      `const context = { functionName: 'f', awsRequestId: 'r1', getRemainingTimeInMillis: () => 30000 };`,
-      `const response = await handler(JSON.parse(readFileSync('event.json', 'utf8')), context);`,
-      `console.log(JSON.stringify({ response }));`,
-      `process.exit(0);`,
-    ].join('\n'));
-    const r = spawnSync(process.execPath, ['invoke.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '', ...env } });
-    const lines = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    return { code: r.status, stderr: r.stderr, files, lines, response: lines.find((l) => 'response' in l)?.response, outputs: lines.filter((l) => l.sluice === 'output') };
+    writeFileSync(
+      path.join(dir, 'invoke.mjs'),
+      [
+        `import { readFileSync } from 'node:fs';`,
+        `const { handler } = await import('./${handlerFile}');`,
+        `const context = { functionName: 'f', awsRequestId: 'r1', getRemainingTimeInMillis: () => 30000 };`,
+        `const response = await handler(JSON.parse(readFileSync('event.json', 'utf8')), context);`,
+        `console.log(JSON.stringify({ response }));`,
+        `process.exit(0);`,
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, ['invoke.mjs'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    return {
+      code: r.status,
+      stderr: r.stderr,
+      files,
+      lines,
+      response: lines.find((l) => 'response' in l)?.response,
+      outputs: lines.filter((l) => l.sluice === 'output'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -78,7 +103,8 @@ describe('sls package: the example service', () => {
       rmSync(dir, { recursive: true, force: true });
       assert.ok(files.includes(`functions/${fn}/handler.mjs`), `${fn}: ${files.join(', ')}`);
       assert.ok(files.includes(`functions/${fn}/handler.mjs.map`), `${fn}: a source map for its own code`);
-      for (const other of examples.filter((o) => o !== fn)) assert.ok(!files.some((f) => f.includes(`functions/${other}/`)), `${fn} holds ${other}`);
+      for (const other of examples.filter((o) => o !== fn))
+        assert.ok(!files.some((f) => f.includes(`functions/${other}/`)), `${fn} holds ${other}`);
       assert.ok(!files.some((f) => f.includes('node_modules') || f.endsWith('.ts')), `${fn}: ${files.join(', ')}`);
     }
   });
@@ -116,7 +142,13 @@ describe('sls package: the example service', () => {
   test('IAM: one role per function; no wildcard resource for DynamoDB or kafka-cluster actions; DynamoDB only on the state table', () => {
     const r = template(root).Resources;
     const roles = Object.entries(r).filter(([, x]) => x.Type === 'AWS::IAM::Role');
-    assert.deepEqual(roles.map(([id]) => id).sort(), ['FastDashvehiclesSluiceRole', 'SensorDashsumsSluiceRole', 'SessionsSluiceRole', 'SpeedDashaverageSluiceRole', 'TransportDashmodeSluiceRole']);
+    assert.deepEqual(roles.map(([id]) => id).sort(), [
+      'FastDashvehiclesSluiceRole',
+      'SensorDashsumsSluiceRole',
+      'SessionsSluiceRole',
+      'SpeedDashaverageSluiceRole',
+      'TransportDashmodeSluiceRole',
+    ]);
     for (const [id, role] of roles) {
       for (const s of role.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement)) {
         const actions: string[] = [s.Action].flat();
@@ -132,10 +164,22 @@ describe('sls package: the example service', () => {
     const statements = (id: string) => r[id].Properties.Policies[0].PolicyDocument.Statement as { Action: string[]; Resource: unknown }[];
     const cluster = 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-demo/00000000-0000-0000-0000-000000000000-1';
     const sums = statements('SensorDashsumsSluiceRole');
-    assert.deepEqual(sums.find((s) => s.Action.includes('kafka-cluster:ReadData'))!.Resource, cluster.replace(':cluster/', ':topic/') + '/sensor-counts');
-    assert.deepEqual(sums.find((s) => s.Action.includes('kafka-cluster:AlterGroup'))!.Resource, cluster.replace(':cluster/', ':group/') + '/sluice-sluice-examples-dev-sensor-sums');
-    assert.deepEqual(sums.find((s) => s.Action.includes('kafka-cluster:WriteData'))!.Resource, ['sensor-sums', 'sensor-counts-dlq'].map((t) => cluster.replace(':cluster/', ':topic/') + `/${t}`));
-    assert.ok(!statements('FastDashvehiclesSluiceRole').some((s) => s.Action.some((a) => a.startsWith('dynamodb:'))), 'a stateless function has no DynamoDB access');
+    assert.deepEqual(
+      sums.find((s) => s.Action.includes('kafka-cluster:ReadData'))!.Resource,
+      cluster.replace(':cluster/', ':topic/') + '/sensor-counts',
+    );
+    assert.deepEqual(
+      sums.find((s) => s.Action.includes('kafka-cluster:AlterGroup'))!.Resource,
+      cluster.replace(':cluster/', ':group/') + '/sluice-sluice-examples-dev-sensor-sums',
+    );
+    assert.deepEqual(
+      sums.find((s) => s.Action.includes('kafka-cluster:WriteData'))!.Resource,
+      ['sensor-sums', 'sensor-counts-dlq'].map((t) => cluster.replace(':cluster/', ':topic/') + `/${t}`),
+    );
+    assert.ok(
+      !statements('FastDashvehiclesSluiceRole').some((s) => s.Action.some((a) => a.startsWith('dynamodb:'))),
+      'a stateless function has no DynamoDB access',
+    );
   });
 
   test('cfn-lint finds no errors or warnings in the template', (t) => {
@@ -145,11 +189,13 @@ describe('sls package: the example service', () => {
       t.skip('cfn-lint not installed (npm run test:all installs it)');
       return;
     }
-    const r = spawnSync(bin, ['--regions', 'us-east-1', '--', path.join(root, '.serverless/cloudformation-template-update-stack.json')], { encoding: 'utf8' });
+    const r = spawnSync(bin, ['--regions', 'us-east-1', '--', path.join(root, '.serverless/cloudformation-template-update-stack.json')], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   });
 
-  test('each zip runs from an empty directory with a clean Node process: AWS\'s sample MSK event, the right results', async () => {
+  test("each zip runs from an empty directory with a clean Node process: AWS's sample MSK event, the right results", async () => {
     const t0 = 1_767_225_600_000;
     const readings = [
       { key: 'sensor-1', value: { value: 2 }, timestamp: t0 + 1_000 },
@@ -157,16 +203,33 @@ describe('sls package: the example service', () => {
       { key: 'sensor-2', value: { value: 'oops' }, timestamp: t0 + 9_500 },
       { key: 'sensor-1', value: { value: 7 }, timestamp: t0 + 13_000 },
     ];
-    const sums = await runArtifact(path.join(root, '.serverless/sluice-sensor-sums.zip'), 'functions/sensor-sums/handler.mjs', mskEvent('sensor-counts', readings));
+    const sums = await runArtifact(
+      path.join(root, '.serverless/sluice-sensor-sums.zip'),
+      'functions/sensor-sums/handler.mjs',
+      mskEvent('sensor-counts', readings),
+    );
     assert.equal(sums.code, 0, sums.stderr);
     assert.deepEqual(sums.response, { batchItemFailures: [] });
-    assert.deepEqual(sums.outputs.map((o) => [o.topic, o.key, o.value]), [['sensor-sums', 'sensor-1', { start: t0, end: t0 + 10_000, value: 5 }]]);
+    assert.deepEqual(
+      sums.outputs.map((o) => [o.topic, o.key, o.value]),
+      [['sensor-sums', 'sensor-1', { start: t0, end: t0 + 10_000, value: 5 }]],
+    );
     assert.match(sums.stderr, /"sluice":"dead-letter".*"reason":"value must be a number"/);
 
-    const speeds = [{ key: 'v1', value: { vehicle: 'v1', speed: 40 }, timestamp: t0 }, { key: 'v2', value: { vehicle: 'v2', speed: 20 }, timestamp: t0 + 1 }];
-    const fast = await runArtifact(path.join(root, '.serverless/sluice-fast-vehicles.zip'), 'functions/fast-vehicles/handler.mjs', mskEvent('vehicle-speeds', speeds));
+    const speeds = [
+      { key: 'v1', value: { vehicle: 'v1', speed: 40 }, timestamp: t0 },
+      { key: 'v2', value: { vehicle: 'v2', speed: 20 }, timestamp: t0 + 1 },
+    ];
+    const fast = await runArtifact(
+      path.join(root, '.serverless/sluice-fast-vehicles.zip'),
+      'functions/fast-vehicles/handler.mjs',
+      mskEvent('vehicle-speeds', speeds),
+    );
     assert.equal(fast.code, 0, fast.stderr);
-    assert.deepEqual(fast.outputs.map((o) => o.value), [{ vehicle: 'v1', kmh: 144 }]);
+    assert.deepEqual(
+      fast.outputs.map((o) => o.value),
+      [{ vehicle: 'v1', kmh: 144 }],
+    );
   });
 });
 
@@ -193,7 +256,10 @@ describe('sls package: the model function (transport-mode)', () => {
       try {
         const files = await unzipTo(path.join(root, `.serverless/sluice-${fn}.zip`), other);
         assert.ok(!files.some((f) => /onnx/.test(f)), `${fn}: ${files.join(', ')}`);
-        const code = files.filter((f) => f.endsWith('.mjs')).map((f) => readFileSync(path.join(other, f), 'utf8')).join('\n');
+        const code = files
+          .filter((f) => f.endsWith('.mjs'))
+          .map((f) => readFileSync(path.join(other, f), 'utf8'))
+          .join('\n');
         assert.ok(!code.includes('onnxruntime_binding'), `${fn} bundles ONNX Runtime`);
       } finally {
         rmSync(other, { recursive: true, force: true });
@@ -202,7 +268,10 @@ describe('sls package: the model function (transport-mode)', () => {
   });
 
   test('the zip, from an empty directory with a clean Node process, predicts what the function predicts in the repo', async () => {
-    const lines = readFileSync(path.join(root, 'functions/transport-mode/sample.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(path.join(root, 'functions/transport-mode/sample.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const event = mskEvent('gps-speeds', lines);
     const run = await runArtifact(zip, 'functions/transport-mode/handler.mjs', event);
     assert.equal(run.code, 0, run.stderr);
@@ -211,7 +280,10 @@ describe('sls package: the model function (transport-mode)', () => {
     const inRepo = await runFunction(handler, lines, { batchSize: lines.length });
     const repo = inRepo.values('transport-modes');
     assert.equal(repo.length, 54);
-    assert.deepEqual(run.outputs.map((o) => o.value), repo);
+    assert.deepEqual(
+      run.outputs.map((o) => o.value),
+      repo,
+    );
     assert.match(run.stderr, /"sluice":"dead-letter".*"reason":"speed must be a non-negative number of m\/s"/);
   });
 });
@@ -231,20 +303,30 @@ describe('sls package: a self-managed Kafka service, run from the zip against th
       await admin.disconnect();
     }
     const t0 = 1_767_225_600_000;
-    const event = mskEvent('it-pkg-sums-in', [
-      { key: 'a', value: { value: 4 }, timestamp: t0 + 1_000 },
-      { key: 'a', value: { value: 6 }, timestamp: t0 + 2_000 },
-      { key: 'a', value: { value: 1 }, timestamp: t0 + 30_000 },
-    ], brokers);
+    const event = mskEvent(
+      'it-pkg-sums-in',
+      [
+        { key: 'a', value: { value: 4 }, timestamp: t0 + 1_000 },
+        { key: 'a', value: { value: 6 }, timestamp: t0 + 2_000 },
+        { key: 'a', value: { value: 1 }, timestamp: t0 + 30_000 },
+      ],
+      brokers,
+    );
     const env = template(project).Resources.PkgDashsumsLambdaFunction.Properties.Environment.Variables as Record<string, string>;
     assert.equal(env.SLUICE_KAFKA_AUTH, 'none');
     const run = await runArtifact(path.join(project, '.serverless/sluice-pkg-sums.zip'), 'functions/pkg-sums/handler.mjs', event, {
-      SLUICE_OUTPUTS: env.SLUICE_OUTPUTS, SLUICE_KAFKA_TLS: env.SLUICE_KAFKA_TLS, SLUICE_DEAD_LETTER_TOPIC: env.SLUICE_DEAD_LETTER_TOPIC, AWS_LAMBDA_FUNCTION_NAME: 'sluice-pkg-dev-pkg-sums',
+      SLUICE_OUTPUTS: env.SLUICE_OUTPUTS,
+      SLUICE_KAFKA_TLS: env.SLUICE_KAFKA_TLS,
+      SLUICE_DEAD_LETTER_TOPIC: env.SLUICE_DEAD_LETTER_TOPIC,
+      AWS_LAMBDA_FUNCTION_NAME: 'sluice-pkg-dev-pkg-sums',
     });
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(run.response, { batchItemFailures: [] });
     const out = await readUntil(kafka, 'it-pkg-sums-out', (m) => m.length >= 1);
-    assert.deepEqual(out.map((m) => [m.key, m.value, m.headers['sluice-id']]), [['a', { start: t0, end: t0 + 10_000, value: 10 }, `pkg-sums:total:a:${t0}:${t0 + 10_000}`]]);
+    assert.deepEqual(
+      out.map((m) => [m.key, m.value, m.headers['sluice-id']]),
+      [['a', { start: t0, end: t0 + 10_000, value: 10 }, `pkg-sums:total:a:${t0}:${t0 + 10_000}`]],
+    );
   });
 });
 
@@ -255,7 +337,10 @@ describe('sls sluice dev: the emulator from the Serverless CLI', kafkaAvailable,
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await freshTopics(admin, [{ topic: 'it-pkg-pass-in', numPartitions: 1 }, { topic: 'it-pkg-pass-out', numPartitions: 1 }]);
+      await freshTopics(admin, [
+        { topic: 'it-pkg-pass-in', numPartitions: 1 },
+        { topic: 'it-pkg-pass-out', numPartitions: 1 },
+      ]);
     } finally {
       await admin.disconnect();
     }
@@ -264,13 +349,20 @@ describe('sls sluice dev: the emulator from the Serverless CLI', kafkaAvailable,
     await producer.send({ topic: 'it-pkg-pass-in', messages: [{ key: 'k', value: JSON.stringify({ n: 41 }) }] });
     await producer.disconnect();
     const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
-    const child = spawn(process.execPath, [slsBin, 'sluice', 'dev', '--function', 'pkg-pass', '--brokers', brokers, '--no-view'], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [slsBin, 'sluice', 'dev', '--function', 'pkg-pass', '--brokers', brokers, '--no-view'], {
+      cwd: project,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stdout!.on('data', (d) => (err += d));
     child.stderr!.on('data', (d) => (err += d));
     try {
       const out = await readUntil(kafka, 'it-pkg-pass-out', (m) => m.length >= 1);
-      assert.deepEqual(out.map((m) => m.value), [{ n: 41 }]);
+      assert.deepEqual(
+        out.map((m) => m.value),
+        [{ n: 41 }],
+      );
       assert.match(err, /sluice dev: pkg-pass ← it-pkg-pass-in/);
     } finally {
       child.kill('SIGINT');
@@ -290,20 +382,63 @@ describe('sls package: bad configuration fails, naming the function and the opti
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const service = (fn: string) => [
-    'service: bad', "frameworkVersion: '3'", 'plugins: [sluice/serverless]', 'provider: { name: aws, runtime: nodejs22.x }', 'functions:', fn,
-  ].join('\n');
+  const service = (fn: string) =>
+    [
+      'service: bad',
+      "frameworkVersion: '3'",
+      'plugins: [sluice/serverless]',
+      'provider: { name: aws, runtime: nodejs22.x }',
+      'functions:',
+      fn,
+    ].join('\n');
   const msk = 'events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: sensor-counts } }]';
   const gps = 'events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: gps-speeds } }]';
   for (const [name, fn, message, setup] of [
-    ['an unknown Sluice option', `  sums: { handler: functions/sums.handler, sluice: { retries: 3 }, ${msk} }`, /unknown option functions\.sums\.sluice\.retries in serverless\.yml; allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers/],
-    ['a handler that exports no Sluice handler', `  plain: { handler: functions/plain.handler, ${msk} }`, /function "plain": functions\/plain\.ts does not export a Sluice handler named "handler"/],
-    ['a topic that is not the handler\'s', `  sums: { handler: functions/sums.handler, events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: other } }] }`, /function "sums": its handler reads topic "sensor-counts" but its msk event is on topic "other"/],
-    ['a retry limit without provisioned pollers', `  sums: { handler: functions/sums.handler, sluice: { maximumRetryAttempts: 2 }, ${msk} }`, /functions\.sums\.sluice\.maximumRetryAttempts needs functions\.sums\.sluice\.provisionedPollers/],
-    ['a missing handler file', `  gone: { handler: functions/gone.handler, ${msk} }`, /function "gone": no handler file functions\/gone\.ts/],
-    ['a corrupt model file', `  mode: { handler: functions/mode.handler, ${gps} }`, /function "mode": loading .*mode\.ts failed: model "transport-mode" \(.*model\.onnx\) is not a valid ONNX model/, () => writeFileSync(path.join(dir, 'functions/model.onnx'), 'not a model')],
-    ['a model ONNX Runtime cannot load', `  mode: { handler: functions/mode.handler, ${gps} }`, /function "mode": model "transport-mode" \(.*model\.onnx\) cannot be loaded by ONNX Runtime: .*NoSuchOp/,
-      () => writeFileSync(path.join(dir, 'functions/model.onnx'), protoModel({ op: 'NoSuchOp', inputs: [{ name: 'features', elemType: 1, dims: ['N', 4] }], outputs: [{ name: 'label', elemType: 1, dims: ['N'] }] }))],
+    [
+      'an unknown Sluice option',
+      `  sums: { handler: functions/sums.handler, sluice: { retries: 3 }, ${msk} }`,
+      /unknown option functions\.sums\.sluice\.retries in serverless\.yml; allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers/,
+    ],
+    [
+      'a handler that exports no Sluice handler',
+      `  plain: { handler: functions/plain.handler, ${msk} }`,
+      /function "plain": functions\/plain\.ts does not export a Sluice handler named "handler"/,
+    ],
+    [
+      "a topic that is not the handler's",
+      `  sums: { handler: functions/sums.handler, events: [{ msk: { arn: "arn:aws:kafka:us-east-1:123456789012:cluster/c/u", topic: other } }] }`,
+      /function "sums": its handler reads topic "sensor-counts" but its msk event is on topic "other"/,
+    ],
+    [
+      'a retry limit without provisioned pollers',
+      `  sums: { handler: functions/sums.handler, sluice: { maximumRetryAttempts: 2 }, ${msk} }`,
+      /functions\.sums\.sluice\.maximumRetryAttempts needs functions\.sums\.sluice\.provisionedPollers/,
+    ],
+    [
+      'a missing handler file',
+      `  gone: { handler: functions/gone.handler, ${msk} }`,
+      /function "gone": no handler file functions\/gone\.ts/,
+    ],
+    [
+      'a corrupt model file',
+      `  mode: { handler: functions/mode.handler, ${gps} }`,
+      /function "mode": loading .*mode\.ts failed: model "transport-mode" \(.*model\.onnx\) is not a valid ONNX model/,
+      () => writeFileSync(path.join(dir, 'functions/model.onnx'), 'not a model'),
+    ],
+    [
+      'a model ONNX Runtime cannot load',
+      `  mode: { handler: functions/mode.handler, ${gps} }`,
+      /function "mode": model "transport-mode" \(.*model\.onnx\) cannot be loaded by ONNX Runtime: .*NoSuchOp/,
+      () =>
+        writeFileSync(
+          path.join(dir, 'functions/model.onnx'),
+          protoModel({
+            op: 'NoSuchOp',
+            inputs: [{ name: 'features', elemType: 1, dims: ['N', 4] }],
+            outputs: [{ name: 'label', elemType: 1, dims: ['N'] }],
+          }),
+        ),
+    ],
   ] as const) {
     test(name, () => {
       setup?.();
@@ -326,7 +461,8 @@ describe('osls (the open-source fork of Serverless v3)', () => {
     }
     const cli = install.stdout.trim().split('\n').pop()!;
     const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' };
-    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SDK_LOAD_CONFIG']) delete env[k];
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SDK_LOAD_CONFIG'])
+      delete env[k];
     const r = spawnSync(process.execPath, [cli, 'package'], { cwd: root, env, encoding: 'utf8', timeout: 180_000 });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     const withoutKeys = (tpl: { Resources: Resources }) => JSON.parse(JSON.stringify(tpl).replace(/"S3Key":"[^"]*"/g, '"S3Key":"…"'));

@@ -21,7 +21,10 @@ async function readOne(store: StateStore, namespace: string, key: string, before
 /** Writes one item as a batch [first, offset] would: read as of `first`, then written back. */
 async function writeOne(store: StateStore, namespace: string, key: string, value: unknown, offset: number, first = offset) {
   const read = (await store.read(scope, namespace, [key], { before: first })).get(key);
-  return store.write(scope, [{ namespace, key, value, offset, ...(read ? { revision: read.revision } : {}) }], { firstOffset: first, lastOffset: offset });
+  return store.write(scope, [{ namespace, key, value, offset, ...(read ? { revision: read.revision } : {}) }], {
+    firstOffset: first,
+    lastOffset: offset,
+  });
 }
 
 /** The same contract, for both stores: what the fault suite relies on. */
@@ -33,13 +36,24 @@ function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: 
     });
 
     test('writes and reads back values and offsets; missing keys are absent; scopes are apart', async () => {
-      await store.write(scope, [
-        { namespace: 'keyed:total', key: 'a', value: { n: 1.5, list: [1, 'x', null] }, offset: 10 },
-        { namespace: 'keyed:total', key: 'b', value: 7, offset: 11 },
-        { namespace: 'keyed:total', key: '', value: 'empty key', offset: 11 },
-      ], { firstOffset: 10, lastOffset: 11 });
+      await store.write(
+        scope,
+        [
+          { namespace: 'keyed:total', key: 'a', value: { n: 1.5, list: [1, 'x', null] }, offset: 10 },
+          { namespace: 'keyed:total', key: 'b', value: 7, offset: 11 },
+          { namespace: 'keyed:total', key: '', value: 'empty key', offset: 11 },
+        ],
+        { firstOffset: 10, lastOffset: 11 },
+      );
       const got = await store.read(scope, 'keyed:total', ['a', 'b', '', 'zzz'], { before: 12 });
-      assert.deepEqual(plain(got), new Map<string, unknown>([['a', { value: { n: 1.5, list: [1, 'x', null] }, offset: 10 }], ['b', { value: 7, offset: 11 }], ['', { value: 'empty key', offset: 11 }]]));
+      assert.deepEqual(
+        plain(got),
+        new Map<string, unknown>([
+          ['a', { value: { n: 1.5, list: [1, 'x', null] }, offset: 10 }],
+          ['b', { value: 7, offset: 11 }],
+          ['', { value: 'empty key', offset: 11 }],
+        ]),
+      );
       assert.deepEqual(await store.read({ ...scope, partition: 4 }, 'keyed:total', ['a']), new Map(), 'another partition is another scope');
     });
 
@@ -51,9 +65,15 @@ function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: 
       assert.deepEqual(await readOne(store, 'keyed:asof', 'k'), { value: 'v20', offset: 20 }, 'without a batch: the newest');
       // The batch from 21 no longer needs the version from 10.
       await writeOne(store, 'keyed:asof', 'k', 'v30', 30, 21);
-      await assert.rejects(readOne(store, 'keyed:asof', 'k', 12), (e: unknown) =>
-        e instanceof StateConflictError && e.retriable &&
-        /state "keyed:asof" of function "fn" for key "k" \(partition 3\) holds only versions from offset 20 on, but this batch starts at offset 12/.test(e.message));
+      await assert.rejects(
+        readOne(store, 'keyed:asof', 'k', 12),
+        (e: unknown) =>
+          e instanceof StateConflictError &&
+          e.retriable &&
+          /state "keyed:asof" of function "fn" for key "k" \(partition 3\) holds only versions from offset 20 on, but this batch starts at offset 12/.test(
+            e.message,
+          ),
+      );
     });
 
     test('a retry keeps the version another attempt of its batch wrote, for the batch after a shorter retry', async () => {
@@ -69,15 +89,26 @@ function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: 
       const stale = (await store.read(scope, 'keyed:fence', ['k'], { before: 60 })).get('k')!;
       await writeOne(store, 'keyed:fence', 'k', 'newer', 65, 60);
       await assert.rejects(
-        store.write(scope, [
-          { namespace: 'keyed:fence', key: 'k', value: 'stale', offset: 62, revision: stale.revision },
-          { namespace: 'keyed:fence', key: 'other', value: 'fresh', offset: 62 },
-        ], { firstOffset: 60, lastOffset: 62 }),
-        (e: unknown) => e instanceof StateConflictError && e.retriable && /1 state item\(s\) of function "fn", partition 3, were changed by another invocation since this one read them/.test(e.message),
+        store.write(
+          scope,
+          [
+            { namespace: 'keyed:fence', key: 'k', value: 'stale', offset: 62, revision: stale.revision },
+            { namespace: 'keyed:fence', key: 'other', value: 'fresh', offset: 62 },
+          ],
+          { firstOffset: 60, lastOffset: 62 },
+        ),
+        (e: unknown) =>
+          e instanceof StateConflictError &&
+          e.retriable &&
+          /1 state item\(s\) of function "fn", partition 3, were changed by another invocation since this one read them/.test(e.message),
       );
       assert.deepEqual(await readOne(store, 'keyed:fence', 'k'), { value: 'newer', offset: 65 });
       assert.deepEqual(await readOne(store, 'keyed:fence', 'other'), { value: 'fresh', offset: 62 });
-      await assert.rejects(store.write(scope, [{ namespace: 'keyed:fence', key: 'other', value: 'blind', offset: 70 }], { firstOffset: 70, lastOffset: 70 }), StateConflictError, 'a write that did not read an existing item is fenced too');
+      await assert.rejects(
+        store.write(scope, [{ namespace: 'keyed:fence', key: 'other', value: 'blind', offset: 70 }], { firstOffset: 70, lastOffset: 70 }),
+        StateConflictError,
+        'a write that did not read an existing item is fenced too',
+      );
     });
 
     test('a delete keeps the value before it for retries, and the key is no longer listed', async () => {
@@ -89,10 +120,14 @@ function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: 
     });
 
     test('an item past its TTL reads as absent but keeps its offset (DynamoDB deletes lazily)', async () => {
-      await store.write(scope, [
-        { namespace: 'keyed:seen', key: 'old', value: true, offset: 3, expiresAt: Date.now() - 5_000 },
-        { namespace: 'keyed:seen', key: 'new', value: true, offset: 4, expiresAt: Date.now() + 60_000 },
-      ], { firstOffset: 3, lastOffset: 4 });
+      await store.write(
+        scope,
+        [
+          { namespace: 'keyed:seen', key: 'old', value: true, offset: 3, expiresAt: Date.now() - 5_000 },
+          { namespace: 'keyed:seen', key: 'new', value: true, offset: 4, expiresAt: Date.now() + 60_000 },
+        ],
+        { firstOffset: 3, lastOffset: 4 },
+      );
       assert.deepEqual(await readOne(store, 'keyed:seen', 'old', 5), { value: undefined, offset: 3 });
       assert.deepEqual(await readOne(store, 'keyed:seen', 'new', 5), { value: true, offset: 4 });
       assert.deepEqual(await store.keys!(scope, 'keyed:seen'), ['new']);
@@ -103,12 +138,16 @@ function contract(name: string, make: () => Promise<StateStore>, opts: { skip?: 
 contract('MemoryStore', async () => new MemoryStore());
 
 const dynamo = await dynamodbAvailability();
-contract('DynamoDBStore on DynamoDB Local', async () => {
-  const store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}`, endpoint });
-  await store.ensureTable();
-  await store.ensureTable(); // idempotent
-  return store;
-}, dynamo);
+contract(
+  'DynamoDBStore on DynamoDB Local',
+  async () => {
+    const store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}`, endpoint });
+    await store.ensureTable();
+    await store.ensureTable(); // idempotent
+    return store;
+  },
+  dynamo,
+);
 
 describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
   let store: DynamoDBStore;
@@ -121,7 +160,11 @@ describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
     const keys = Array.from({ length: 250 }, (_, i) => `key-${i}`);
     const readsBefore = store.stats.readRequests;
     const writesBefore = store.stats.writeRequests;
-    await store.write(scope, keys.map((key, i) => ({ namespace: 'window:w', key, value: { c: i }, offset: i })), { firstOffset: 0, lastOffset: 249 });
+    await store.write(
+      scope,
+      keys.map((key, i) => ({ namespace: 'window:w', key, value: { c: i }, offset: i })),
+      { firstOffset: 0, lastOffset: 249 },
+    );
     assert.equal(store.stats.writeRequests - writesBefore, 250, 'one write request per changed item');
     const got = await store.read(scope, 'window:w', keys, { before: 250 });
     assert.equal(got.size, 250);
@@ -129,19 +172,33 @@ describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
     assert.equal(store.stats.readRequests - readsBefore, 3, '250 keys in 3 BatchGetItem requests');
     assert.deepEqual((await store.keys(scope, 'window:w')).sort(), [...keys].sort());
     const failuresBefore = store.stats.conditionalCheckFailures;
-    await assert.rejects(store.write(scope, [{ namespace: 'window:w', key: 'key-1', value: 0, offset: 300 }], { firstOffset: 300, lastOffset: 300 }), StateConflictError);
+    await assert.rejects(
+      store.write(scope, [{ namespace: 'window:w', key: 'key-1', value: 0, offset: 300 }], { firstOffset: 300, lastOffset: 300 }),
+      StateConflictError,
+    );
     assert.equal(store.stats.conditionalCheckFailures - failuresBefore, 1);
   });
 
   test('state over the 400 KB item limit is rejected naming the function, key and state; nothing is truncated', async () => {
     await assert.rejects(
-      store.write(scope, [{ namespace: 'window:collector', key: 'busy', value: ['x'.repeat(400 * 1024)], offset: 1 }], { firstOffset: 1, lastOffset: 1 }),
-      (e: unknown) => e instanceof SluiceError && !e.retriable && /state "window:collector" of function "fn" for key "busy" \(partition 3\) would be 400 KB .*over DynamoDB's 400 KB item limit/.test(e.message),
+      store.write(scope, [{ namespace: 'window:collector', key: 'busy', value: ['x'.repeat(400 * 1024)], offset: 1 }], {
+        firstOffset: 1,
+        lastOffset: 1,
+      }),
+      (e: unknown) =>
+        e instanceof SluiceError &&
+        !e.retriable &&
+        /state "window:collector" of function "fn" for key "busy" \(partition 3\) would be 400 KB .*over DynamoDB's 400 KB item limit/.test(
+          e.message,
+        ),
     );
     assert.deepEqual(await store.read(scope, 'window:collector', ['busy']), new Map());
     // 150 KB fits; 250 KB on top of the 150 KB version a retry may need does not.
     await writeOne(store, 'window:collector', 'growing', ['x'.repeat(150 * 1024)], 1);
-    await assert.rejects(writeOne(store, 'window:collector', 'growing', ['x'.repeat(250 * 1024)], 2), /would be 400 KB \(the value is 250 KB, kept with its version from before this batch for retries\)/);
+    await assert.rejects(
+      writeOne(store, 'window:collector', 'growing', ['x'.repeat(250 * 1024)], 2),
+      /would be 400 KB \(the value is 250 KB, kept with its version from before this batch for retries\)/,
+    );
     assert.deepEqual((await readOne(store, 'window:collector', 'growing'))?.offset, 1);
   });
 

@@ -31,22 +31,30 @@ class ClickTotals {
 
 const total = keyedState<number>('total');
 const clickTotals = stream<Click>('clicks', { name: 'click-totals', state: [total] })
-  .map((r) => {
-    const t = (total.get() ?? 0) + r.n;
-    total.set(t);
-    return t;
-  }, { name: 'add' })
+  .map(
+    (r) => {
+      const t = (total.get() ?? 0) + r.n;
+      total.set(t);
+      return t;
+    },
+    { name: 'add' },
+  )
   .to('click-totals');
-
 
 const stored = (store: MemoryStore) => store.dump()['click-totals/clicks/0/keyed:total'];
 
 describe('running totals per key', () => {
-  for (const [form, definition] of [['@keyed() field', ClickTotals], ['keyedState() + stream(…, { state })', clickTotals]] as const) {
+  for (const [form, definition] of [
+    ['@keyed() field', ClickTotals],
+    ['keyedState() + stream(…, { state })', clickTotals],
+  ] as const) {
     test(`via ${form}`, async () => {
       const run = await runFunction(definition, SIX);
       assert.deepEqual(run.values('click-totals'), SIX_TOTALS);
-      assert.deepEqual(run.outputs.map((m) => m.key), ['a', 'b', 'a', 'c', 'a', 'b']);
+      assert.deepEqual(
+        run.outputs.map((m) => m.key),
+        ['a', 'b', 'a', 'c', 'a', 'b'],
+      );
       assert.deepEqual(run.state(), {
         'click-totals/clicks/0/keyed:total': { a: { value: 9, offset: 4 }, b: { value: 8, offset: 5 }, c: { value: 4, offset: 3 } },
       });
@@ -74,17 +82,25 @@ describe('read-your-writes within one batch', () => {
     const counter = keyedState<number>('count');
     const run = await runFunction(
       stream<{ reset?: boolean }>('events', { state: [counter] })
-        .map((r) => {
-          if (r.reset) {
-            counter.delete();
-            return counter.get() ?? 'deleted';
-          }
-          const n = (counter.get() ?? 0) + 1;
-          counter.set(n);
-          return n;
-        }, { name: 'count' })
+        .map(
+          (r) => {
+            if (r.reset) {
+              counter.delete();
+              return counter.get() ?? 'deleted';
+            }
+            const n = (counter.get() ?? 0) + 1;
+            counter.set(n);
+            return n;
+          },
+          { name: 'count' },
+        )
         .to('counts'),
-      [{ key: 'k', value: {}, timestamp: 1 }, { key: 'k', value: {}, timestamp: 2 }, { key: 'k', value: { reset: true }, timestamp: 3 }, { key: 'k', value: {}, timestamp: 4 }],
+      [
+        { key: 'k', value: {}, timestamp: 1 },
+        { key: 'k', value: {}, timestamp: 2 },
+        { key: 'k', value: { reset: true }, timestamp: 3 },
+        { key: 'k', value: {}, timestamp: 4 },
+      ],
     );
     assert.deepEqual(run.values('counts'), [1, 2, 'deleted', 1]);
   });
@@ -164,12 +180,20 @@ describe('exactly-once under replays', () => {
     };
     const crashed = await quietly(() => runFunction(clickTotals, eight.slice(3), { store, startOffset: 3 }));
     assert.equal(writes, 2, 'one item was written, the second write crashed');
-    assert.deepEqual(crashed.responses.flatMap((r) => r.batchItemFailures.map((f) => f.itemIdentifier.offset)), [3], 'the whole batch is reported failed');
+    assert.deepEqual(
+      crashed.responses.flatMap((r) => r.batchItemFailures.map((f) => f.itemIdentifier.offset)),
+      [3],
+      'the whole batch is reported failed',
+    );
     store.beforeItemWrite = undefined;
     // Lambda retries from offset 3, this time in batches of two.
     const retry = await runFunction(clickTotals, eight.slice(3), { store, startOffset: 3, batchSize: 2 });
     assert.deepEqual(stored(store), clean.state()['click-totals/clicks/0/keyed:total']);
-    assert.deepEqual([...first.values('click-totals'), ...retry.values('click-totals')], clean.values('click-totals'), 'totals computed during the retry are the first run\'s');
+    assert.deepEqual(
+      [...first.values('click-totals'), ...retry.values('click-totals')],
+      clean.values('click-totals'),
+      "totals computed during the retry are the first run's",
+    );
   });
 
   test('a shorter retry of the batch that deleted a key reads the value from before it; the next batch deletes it again', async () => {
@@ -180,8 +204,10 @@ describe('exactly-once under replays', () => {
       { key: 'a', value: { n: 0, reset: true }, timestamp: 3 },
     ];
     const resettable = keyedState<number>('total');
-    const definition = stream<Click & { reset?: boolean }>('clicks', { name: 'click-totals', state: [resettable] })
-      .update((r) => (r.reset ? resettable.delete() : resettable.set((resettable.get() ?? 0) + r.n)), { name: 'apply' });
+    const definition = stream<Click & { reset?: boolean }>('clicks', { name: 'click-totals', state: [resettable] }).update(
+      (r) => (r.reset ? resettable.delete() : resettable.set((resettable.get() ?? 0) + r.n)),
+      { name: 'apply' },
+    );
     const scope = { functionName: 'click-totals', topic: 'clicks', partition: 0 };
     const read = async (before: number) => {
       const item = (await store.read(scope, 'keyed:total', ['a'], { before })).get('a');
@@ -203,15 +229,18 @@ describe('delete', () => {
     const resettable = keyedState<number>('total');
     const run = await runFunction(
       stream<Click & { reset?: boolean }>('clicks', { name: 'click-totals', state: [resettable] })
-        .map((r) => {
-          if (r.reset) {
-            resettable.delete();
-            return 0;
-          }
-          const t = (resettable.get() ?? 0) + r.n;
-          resettable.set(t);
-          return t;
-        }, { name: 'add' })
+        .map(
+          (r) => {
+            if (r.reset) {
+              resettable.delete();
+              return 0;
+            }
+            const t = (resettable.get() ?? 0) + r.n;
+            resettable.set(t);
+            return t;
+          },
+          { name: 'add' },
+        )
         .to('click-totals'),
       [
         { key: 'a', value: { n: 1 }, timestamp: 1 },
@@ -233,7 +262,8 @@ describe('ttl', () => {
     const writes: ItemChange[] = [];
     const inner = new MemoryStore();
     const store: StateStore = {
-      kind: 'spy', durable: false,
+      kind: 'spy',
+      durable: false,
       read: (s, ns, keys, opts) => inner.read(s, ns, keys, opts),
       write: (s: StateScope, changes: readonly ItemChange[], bounds: BatchBounds) => {
         writes.push(...changes);
@@ -244,23 +274,35 @@ describe('ttl', () => {
     const before = Date.now();
     await runFunction(
       stream<Click>('clicks', { state: [lastSeen] }).update((_, c) => lastSeen.set(c.timestamp), { name: 'remember' }),
-      [{ key: 'a', value: { n: 1 }, timestamp: 5_000 }, { key: 'b', value: { n: 1 }, timestamp: 7_000 }],
+      [
+        { key: 'a', value: { n: 1 }, timestamp: 5_000 },
+        { key: 'b', value: { n: 1 }, timestamp: 7_000 },
+      ],
       { store },
     );
     const after = Date.now();
-    assert.deepEqual(writes.map(({ expiresAt, ...rest }) => rest), [
-      { namespace: 'keyed:lastSeen', key: 'a', value: 5_000, offset: 0 },
-      { namespace: 'keyed:lastSeen', key: 'b', value: 7_000, offset: 1 },
-    ]);
+    assert.deepEqual(
+      writes.map(({ expiresAt, ...rest }) => rest),
+      [
+        { namespace: 'keyed:lastSeen', key: 'a', value: 5_000, offset: 0 },
+        { namespace: 'keyed:lastSeen', key: 'b', value: 7_000, offset: 1 },
+      ],
+    );
     for (const w of writes) {
-      assert.ok(w.expiresAt! >= before + 3_600_000 && w.expiresAt! <= after + 3_600_000, `expiresAt ${w.expiresAt} not within the write time + 1h`);
+      assert.ok(
+        w.expiresAt! >= before + 3_600_000 && w.expiresAt! <= after + 3_600_000,
+        `expiresAt ${w.expiresAt} not within the write time + 1h`,
+      );
     }
   });
 });
 
 describe('misuse', () => {
   test('using keyed state outside a step throws a SluiceError that says where to use it', () => {
-    assert.throws(() => total.get(), (e: unknown) => e instanceof SluiceError && /keyed state "total" was used outside a step/.test(e.message));
+    assert.throws(
+      () => total.get(),
+      (e: unknown) => e instanceof SluiceError && /keyed state "total" was used outside a step/.test(e.message),
+    );
   });
 
   // A keyless record cannot use keyed state, whatever the retry: it is poison, like a keyless
@@ -273,7 +315,10 @@ describe('misuse', () => {
       { key: 'a', value: { n: 2 }, timestamp: 2 },
     ]);
     assert.deepEqual(run.responses, [{ batchItemFailures: [] }]);
-    assert.deepEqual(run.deadLetters.map((d) => d.record.offset), [0]);
+    assert.deepEqual(
+      run.deadLetters.map((d) => d.record.offset),
+      [0],
+    );
     assert.match(run.deadLetters[0]?.reason ?? '', /needs a record key/);
     assert.deepEqual(run.values('click-totals'), [2]);
   });
@@ -288,10 +333,13 @@ describe('keyed state in a step after a window', () => {
       .map((r) => r, { name: 'passThrough' })
       .tumblingWindow('10s', { closeBy })
       .aggregate(sum('n'), { name: 'perTen' })
-      .map((w) => {
-        lastTotal.set(w.value);
-        return w.value;
-      }, { name: 'remember' })
+      .map(
+        (w) => {
+          lastTotal.set(w.value);
+          return w.value;
+        },
+        { name: 'remember' },
+      )
       .to('totals');
 
   // Results of keys the batch did not touch (closed by the partition clock) must have their keyed
@@ -300,7 +348,10 @@ describe('keyed state in a step after a window', () => {
     t.mock.method(console, 'error', () => undefined);
     const store = new MemoryStore();
     await runFunction(definition('partition'), [{ key: 'a', value: { n: 2 }, timestamp: 1_000 }], { store });
-    const second = await runFunction(definition('partition'), [{ key: 'b', value: { n: 3 }, timestamp: 25_000 }], { store, startOffset: 1 });
+    const second = await runFunction(definition('partition'), [{ key: 'b', value: { n: 3 }, timestamp: 25_000 }], {
+      store,
+      startOffset: 1,
+    });
     assert.deepEqual(second.responses, [{ batchItemFailures: [] }]);
     assert.deepEqual(second.values('totals'), [2]);
     assert.equal(store.dump()['window-then-state/clicks/0/keyed:lastTotal']?.a?.value, 2);

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SluiceError } from 'sluice';
 import { Transaction } from '../../framework/src/state/transaction.js';
-import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore, type StoredItem, type WriteStats } from 'sluice/state';
+import {
+  type BatchBounds,
+  type ItemChange,
+  MemoryStore,
+  type StateScope,
+  type StateStore,
+  type StoredItem,
+  type WriteStats,
+} from 'sluice/state';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 
 /** What a read returned, without the store's opaque revision. */
@@ -90,12 +98,15 @@ describe('NamespaceView before load', () => {
   ] as const) {
     test(`${op} throws a SluiceError naming the key and the namespace`, () => {
       const tx = new Transaction(new MemoryStore(), scope);
-      assert.throws(() => call(tx.namespace('keyed:total')), (e: unknown) => {
-        assert.ok(e instanceof SluiceError);
-        assert.equal(e.name, 'SluiceError');
-        assert.match(e.message, /state key "sensor-9" of "keyed:total" was used before it was loaded/);
-        return true;
-      });
+      assert.throws(
+        () => call(tx.namespace('keyed:total')),
+        (e: unknown) => {
+          assert.ok(e instanceof SluiceError);
+          assert.equal(e.name, 'SluiceError');
+          assert.match(e.message, /state key "sensor-9" of "keyed:total" was used before it was loaded/);
+          return true;
+        },
+      );
     });
   }
 });
@@ -124,7 +135,10 @@ describe('NamespaceView.modify', () => {
     ns.modify('a', 9, init)!.n = 2;
     ns.modify('a', 5, init)!.n = 3;
     await tx.commit({ firstOffset: 5, lastOffset: 9 });
-    assert.deepEqual(store.writeCalls.at(-1)!.changes.map(({ value, offset }) => ({ value, offset })), [{ value: { n: 3 }, offset: 9 }]);
+    assert.deepEqual(
+      store.writeCalls.at(-1)!.changes.map(({ value, offset }) => ({ value, offset })),
+      [{ value: { n: 3 }, offset: 9 }],
+    );
   });
 
   test('returns undefined for a replayed record and marks nothing', async () => {
@@ -134,8 +148,14 @@ describe('NamespaceView.modify', () => {
     const tx = new Transaction(store, scope);
     await tx.load('window:w', ['a']);
     const ns = tx.namespace('window:w');
-    assert.equal(ns.modify('a', 6, () => ({ n: 0 })), undefined);
-    assert.equal(ns.modify('a', 7, () => ({ n: 0 })), undefined);
+    assert.equal(
+      ns.modify('a', 6, () => ({ n: 0 })),
+      undefined,
+    );
+    assert.equal(
+      ns.modify('a', 7, () => ({ n: 0 })),
+      undefined,
+    );
     assert.deepEqual(ns.get('a'), { n: 1 });
     assert.deepEqual(await tx.commit({ firstOffset: 6, lastOffset: 7 }), { writeRequests: 0 });
     assert.equal(store.writeCalls.length, 0);
@@ -143,11 +163,14 @@ describe('NamespaceView.modify', () => {
 
   test('throws a SluiceError for a key that was not loaded', () => {
     const tx = new Transaction(new MemoryStore(), scope);
-    assert.throws(() => tx.namespace('window:w').modify('sensor-9', 1, () => 0), (e: unknown) => {
-      assert.ok(e instanceof SluiceError);
-      assert.match(e.message, /state key "sensor-9" of "window:w" was used before it was loaded/);
-      return true;
-    });
+    assert.throws(
+      () => tx.namespace('window:w').modify('sensor-9', 1, () => 0),
+      (e: unknown) => {
+        assert.ok(e instanceof SluiceError);
+        assert.match(e.message, /state key "sensor-9" of "window:w" was used before it was loaded/);
+        return true;
+      },
+    );
   });
 });
 
@@ -271,7 +294,11 @@ describe('replays and tombstones', () => {
     assert.equal(ns.isApplied('a', 9), true);
     assert.equal(ns.isApplied('a', 10), false);
     assert.deepEqual(plain(await store.read(scope, 'keyed:total', ['a'])), new Map([['a', { value: undefined, offset: 9 }]]));
-    assert.deepEqual(plain(await store.read(scope, 'keyed:total', ['a'], { before: 9 })), new Map([['a', { value: 5, offset: 7 }]]), 'a retry of the deleting batch still reads the value');
+    assert.deepEqual(
+      plain(await store.read(scope, 'keyed:total', ['a'], { before: 9 })),
+      new Map([['a', { value: 5, offset: 7 }]]),
+      'a retry of the deleting batch still reads the value',
+    );
   });
 
   test('tombstones are hidden from keys() and dump()', async () => {
@@ -299,7 +326,11 @@ describe('MemoryStore', () => {
   test('scopes items by function, topic and partition', async () => {
     const store = new MemoryStore();
     await seed(store, 'keyed:total', { a: [1, 1] });
-    for (const other of [{ ...scope, partition: 4 }, { ...scope, topic: 'other' }, { ...scope, functionName: 'other' }]) {
+    for (const other of [
+      { ...scope, partition: 4 },
+      { ...scope, topic: 'other' },
+      { ...scope, functionName: 'other' },
+    ]) {
       assert.equal((await store.read(other, 'keyed:total', ['a'])).size, 0, JSON.stringify(other));
     }
     assert.equal((await store.read(scope, 'keyed:other', ['a'])).size, 0);

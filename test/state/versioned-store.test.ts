@@ -38,30 +38,54 @@ const rows: readonly Row[] = [
   {
     name: 'one batch: the next batch and a plain read see it; its own retry sees the item as absent',
     batches: [{ first: 10, offset: 12, value: 'a' }],
-    reads: [{ before: 13, expect: { value: 'a', offset: 12 } }, { expect: { value: 'a', offset: 12 } }, { before: 10, expect: { value: undefined, offset: -1 } }],
+    reads: [
+      { before: 13, expect: { value: 'a', offset: 12 } },
+      { expect: { value: 'a', offset: 12 } },
+      { before: 10, expect: { value: undefined, offset: -1 } },
+    ],
     listed: true,
   },
   {
     name: 'a batch reads the newest version older than its first offset; older batches are refused as stale',
-    batches: [{ first: 0, offset: 4, value: 'x' }, { first: 5, offset: 9, value: 'y' }],
-    reads: [{ before: 5, expect: { value: 'x', offset: 4 } }, { before: 10, expect: { value: 'y', offset: 9 } }, { before: 3, expect: 'stale' }],
+    batches: [
+      { first: 0, offset: 4, value: 'x' },
+      { first: 5, offset: 9, value: 'y' },
+    ],
+    reads: [
+      { before: 5, expect: { value: 'x', offset: 4 } },
+      { before: 10, expect: { value: 'y', offset: 9 } },
+      { before: 3, expect: 'stale' },
+    ],
     listed: true,
   },
   {
     name: 'a shorter retry keeps the version the longer attempt wrote, for the batch after it',
-    batches: [{ first: 0, offset: 9, value: 'through 9' }, { first: 0, offset: 4, value: 'through 4' }],
-    reads: [{ before: 0, expect: { value: undefined, offset: -1 } }, { before: 5, expect: { value: 'through 4', offset: 4 } }, { before: 10, expect: { value: 'through 9', offset: 9 } }],
+    batches: [
+      { first: 0, offset: 9, value: 'through 9' },
+      { first: 0, offset: 4, value: 'through 4' },
+    ],
+    reads: [
+      { before: 0, expect: { value: undefined, offset: -1 } },
+      { before: 5, expect: { value: 'through 4', offset: 4 } },
+      { before: 10, expect: { value: 'through 9', offset: 9 } },
+    ],
     listed: true,
   },
   {
     name: 'a retry writing the same offset again replaces that version',
-    batches: [{ first: 0, offset: 3, value: 'first run' }, { first: 0, offset: 3, value: 'retry' }],
+    batches: [
+      { first: 0, offset: 3, value: 'first run' },
+      { first: 0, offset: 3, value: 'retry' },
+    ],
     reads: [{ before: 4, expect: { value: 'retry', offset: 3 } }],
     listed: true,
   },
   {
     name: 'a delete reads as absent and keeps the value before it for retries; the key is not listed',
-    batches: [{ first: 5, offset: 5, value: { n: 1 } }, { first: 6, offset: 6, value: undefined }],
+    batches: [
+      { first: 5, offset: 5, value: { n: 1 } },
+      { first: 6, offset: 6, value: undefined },
+    ],
     reads: [{ expect: { value: undefined, offset: 6 } }, { before: 6, expect: { value: { n: 1 }, offset: 5 } }],
     listed: false,
   },
@@ -82,8 +106,12 @@ const rows: readonly Row[] = [
 async function runBatch(store: StateStore, namespace: string, b: Batch): Promise<void> {
   const read = (await store.read(scope, namespace, ['k'], { before: b.first })).get('k');
   const change: ItemChange = {
-    namespace, key: 'k', value: b.value, offset: b.offset,
-    ...(b.expiresAt === undefined ? {} : { expiresAt: b.expiresAt }), ...(read ? { revision: read.revision } : {}),
+    namespace,
+    key: 'k',
+    value: b.value,
+    offset: b.offset,
+    ...(b.expiresAt === undefined ? {} : { expiresAt: b.expiresAt }),
+    ...(read ? { revision: read.revision } : {}),
   };
   await store.write(scope, [change], { firstOffset: b.first, lastOffset: b.offset });
 }
@@ -123,15 +151,28 @@ function protocol(name: string, make: () => Promise<StateStore>, opts: { skip?: 
       await store.write(scope, seed, { firstOffset: 1, lastOffset: 1 });
       // Blind writes (no revision) of existing items: both fenced; a new item goes through.
       await assert.rejects(
-        store.write(scope, [
-          { namespace: 'window:c#partition', key: 'p', value: 2, offset: 2 },
-          { namespace: 'window:c', key: 'a', value: 2, offset: 2 },
-          { namespace: 'window:c', key: 'b', value: 2, offset: 2 },
-        ], { firstOffset: 2, lastOffset: 2 }),
-        (e: unknown) => e instanceof StateConflictError && e.retriable && /^2 state item\(s\) of function "fn", partition 1, were changed by another invocation/.test(e.message),
+        store.write(
+          scope,
+          [
+            { namespace: 'window:c#partition', key: 'p', value: 2, offset: 2 },
+            { namespace: 'window:c', key: 'a', value: 2, offset: 2 },
+            { namespace: 'window:c', key: 'b', value: 2, offset: 2 },
+          ],
+          { firstOffset: 2, lastOffset: 2 },
+        ),
+        (e: unknown) =>
+          e instanceof StateConflictError &&
+          e.retriable &&
+          /^2 state item\(s\) of function "fn", partition 1, were changed by another invocation/.test(e.message),
       );
       const items = await store.read(scope, 'window:c', ['a', 'b']);
-      assert.deepEqual([...items].map(([k, it]) => [k, it.value, it.offset]), [['a', 1, 1], ['b', 2, 2]]);
+      assert.deepEqual(
+        [...items].map(([k, it]) => [k, it.value, it.offset]),
+        [
+          ['a', 1, 1],
+          ['b', 2, 2],
+        ],
+      );
     });
 
     test('a revision read before another batch wrote the item is stale: nothing is overwritten', async () => {
@@ -140,7 +181,10 @@ function protocol(name: string, make: () => Promise<StateStore>, opts: { skip?: 
       const stale = (await store.read(scope, ns, ['k'], { before: 1 })).get('k')!;
       await runBatch(store, ns, { first: 1, offset: 1, value: 'live' });
       await assert.rejects(
-        store.write(scope, [{ namespace: ns, key: 'k', value: 'stale', offset: 1, revision: stale.revision }], { firstOffset: 1, lastOffset: 1 }),
+        store.write(scope, [{ namespace: ns, key: 'k', value: 'stale', offset: 1, revision: stale.revision }], {
+          firstOffset: 1,
+          lastOffset: 1,
+        }),
         StateConflictError,
       );
       assert.deepEqual(await readAs(store, ns, undefined), { value: 'live', offset: 1 });
@@ -158,22 +202,39 @@ function protocol(name: string, make: () => Promise<StateStore>, opts: { skip?: 
 
 protocol('MemoryStore', async () => new MemoryStore());
 const dynamo = await dynamodbAvailability();
-protocol('DynamoDBStore on DynamoDB Local', async () => {
-  const store = new DynamoDBStore({ table: `sluice-protocol-${process.pid}-${Date.now()}`, endpoint: dynamodbEndpoint });
-  await store.ensureTable();
-  return store;
-}, dynamo);
+protocol(
+  'DynamoDBStore on DynamoDB Local',
+  async () => {
+    const store = new DynamoDBStore({ table: `sluice-protocol-${process.pid}-${Date.now()}`, endpoint: dynamodbEndpoint });
+    await store.ensureTable();
+    return store;
+  },
+  dynamo,
+);
 
 describe('value checks: a value the store cannot keep fails the whole write, retried or not, with StateValueError', () => {
   test('the memory store keeps objects: values must be plain JSON data', async () => {
     const store = new MemoryStore();
-    for (const [value, holds] of [[new Date(0), 'Date'], [Number.NaN, 'NaN'], [{ f: () => 1 }, 'function'], [[1, Infinity], 'Infinity']] as const) {
+    for (const [value, holds] of [
+      [new Date(0), 'Date'],
+      [Number.NaN, 'NaN'],
+      [{ f: () => 1 }, 'function'],
+      [[1, Infinity], 'Infinity'],
+    ] as const) {
       await assert.rejects(
-        store.write(scope, [
-          { namespace: 'keyed:ok', key: 'fine', value: 1, offset: 1 },
-          { namespace: 'keyed:bad', key: 'b', value, offset: 1 },
-        ], { firstOffset: 1, lastOffset: 1 }),
-        (e: unknown) => e instanceof StateValueError && !e.retriable && e.message === `state "keyed:bad" for key "b" holds ${holds}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`,
+        store.write(
+          scope,
+          [
+            { namespace: 'keyed:ok', key: 'fine', value: 1, offset: 1 },
+            { namespace: 'keyed:bad', key: 'b', value, offset: 1 },
+          ],
+          { firstOffset: 1, lastOffset: 1 },
+        ),
+        (e: unknown) =>
+          e instanceof StateValueError &&
+          !e.retriable &&
+          e.message ===
+            `state "keyed:bad" for key "b" holds ${holds}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`,
       );
     }
     assert.deepEqual(store.dump(), {}, 'nothing written, not even the valid item');
@@ -181,7 +242,10 @@ describe('value checks: a value the store cannot keep fails the whole write, ret
 
   test('the memory store has no item size limit (only DynamoDB sets one)', async () => {
     const store = new MemoryStore();
-    await store.write(scope, [{ namespace: 'window:big', key: 'k', value: ['x'.repeat(500 * 1024)], offset: 1 }], { firstOffset: 1, lastOffset: 1 });
+    await store.write(scope, [{ namespace: 'window:big', key: 'k', value: ['x'.repeat(500 * 1024)], offset: 1 }], {
+      firstOffset: 1,
+      lastOffset: 1,
+    });
     assert.equal((store.dump()['fn/protocol/1/window:big'].k.value as string[])[0].length, 500 * 1024);
   });
 
@@ -189,10 +253,14 @@ describe('value checks: a value the store cannot keep fails the whole write, ret
     const store = new DynamoDBStore({ table: `sluice-protocol-${process.pid}-${Date.now()}-v`, endpoint: dynamodbEndpoint });
     await store.ensureTable();
     await assert.rejects(
-      store.write(scope, [
-        { namespace: 'keyed:ok', key: 'fine', value: 1, offset: 1 },
-        { namespace: 'window:big', key: 'k', value: ['x'.repeat(390 * 1024)], offset: 1 },
-      ], { firstOffset: 1, lastOffset: 1 }),
+      store.write(
+        scope,
+        [
+          { namespace: 'keyed:ok', key: 'fine', value: 1, offset: 1 },
+          { namespace: 'window:big', key: 'k', value: ['x'.repeat(390 * 1024)], offset: 1 },
+        ],
+        { firstOffset: 1, lastOffset: 1 },
+      ),
       (e: unknown) => e instanceof StateValueError && !e.retriable && /would be 390 KB .*over DynamoDB's 400 KB item limit/.test(e.message),
     );
     assert.deepEqual(await store.read(scope, 'keyed:ok', ['fine']), new Map(), 'nothing written, not even the valid item');
@@ -209,12 +277,23 @@ class RecordingStore extends VersionedStore<Version, number> {
   readonly putCalls: string[][] = [];
   constructor(rules: Partial<StoreRules<Version>> = {}) {
     super({
-      format: { encode: (o, v, e) => ({ o, v, e }), decode: (x) => structuredClone(x.v), holdsValue: (x) => x.v !== undefined, expiresAt: (x) => x.e },
+      format: {
+        encode: (o, v, e) => ({ o, v, e }),
+        decode: (x) => structuredClone(x.v),
+        holdsValue: (x) => x.v !== undefined,
+        expiresAt: (x) => x.e,
+      },
       ...rules,
     });
   }
 
-  protected async getItems(_s: StateScope, namespace: string, keys: readonly string[], _o: StoreCallOptions, found: (key: string, item: RawItem<Version, number>) => void) {
+  protected async getItems(
+    _s: StateScope,
+    namespace: string,
+    keys: readonly string[],
+    _o: StoreCallOptions,
+    found: (key: string, item: RawItem<Version, number>) => void,
+  ) {
     for (const k of keys) {
       const item = this.items.get(`${namespace}/${k}`);
       if (item) found(k, item);
@@ -241,14 +320,22 @@ class RecordingStore extends VersionedStore<Version, number> {
 describe('VersionedStore, the base', () => {
   test('key items are put first, in one call, then partition-level items, whatever the order of the write set', async () => {
     const store = new RecordingStore();
-    const stats = await store.write(scope, [
-      { namespace: 'window:w#partition', key: 'clock', value: 1, offset: 1 },
-      { namespace: 'window:w', key: 'a', value: 1, offset: 1 },
-      { namespace: 'keyed:s', key: 'a', value: 1, offset: 1 },
-    ], { firstOffset: 1, lastOffset: 1 });
+    const stats = await store.write(
+      scope,
+      [
+        { namespace: 'window:w#partition', key: 'clock', value: 1, offset: 1 },
+        { namespace: 'window:w', key: 'a', value: 1, offset: 1 },
+        { namespace: 'keyed:s', key: 'a', value: 1, offset: 1 },
+      ],
+      { firstOffset: 1, lastOffset: 1 },
+    );
     assert.deepEqual(store.putCalls, [['window:w/a', 'keyed:s/a'], ['window:w#partition/clock']]);
     assert.deepEqual(stats, { writeRequests: 3, conflicts: 0 });
-    await store.write(scope, [{ namespace: 'keyed:s', key: 'a', value: 2, offset: 2, revision: (await store.read(scope, 'keyed:s', ['a'])).get('a')!.revision }], { firstOffset: 2, lastOffset: 2 });
+    await store.write(
+      scope,
+      [{ namespace: 'keyed:s', key: 'a', value: 2, offset: 2, revision: (await store.read(scope, 'keyed:s', ['a'])).get('a')!.revision }],
+      { firstOffset: 2, lastOffset: 2 },
+    );
     assert.deepEqual(store.putCalls.at(-1), ['keyed:s/a'], 'no call for an empty group');
   });
 
@@ -256,23 +343,41 @@ describe('VersionedStore, the base', () => {
     const store = new RecordingStore();
     const write = async (first: number, offset: number, value: number) => {
       const revision = (await store.read(scope, 'keyed:v', ['k'], { before: first })).get('k')?.revision;
-      await store.write(scope, [{ namespace: 'keyed:v', key: 'k', value, offset, ...(revision ? { revision } : {}) }], { firstOffset: first, lastOffset: offset });
+      await store.write(scope, [{ namespace: 'keyed:v', key: 'k', value, offset, ...(revision ? { revision } : {}) }], {
+        firstOffset: first,
+        lastOffset: offset,
+      });
     };
     await write(0, 9, 9);
     await write(0, 4, 4);
     await write(5, 7, 7);
-    assert.deepEqual(store.items.get('keyed:v/k')!.versions.map((v) => v.o), [4, 7, 9]);
+    assert.deepEqual(
+      store.items.get('keyed:v/k')!.versions.map((v) => v.o),
+      [4, 7, 9],
+    );
   });
 
   test('an item limit counts every kept version, names the item, and nothing is put', async () => {
     const store = new RecordingStore({
-      itemLimit: { maxBytes: 2048, versionOverheadBytes: 10, name: 'a 2 KB test limit', valueBytes: (v) => (v.v === undefined ? 0 : JSON.stringify(v.v).length) },
+      itemLimit: {
+        maxBytes: 2048,
+        versionOverheadBytes: 10,
+        name: 'a 2 KB test limit',
+        valueBytes: (v) => (v.v === undefined ? 0 : JSON.stringify(v.v).length),
+      },
     });
     await store.write(scope, [{ namespace: 'window:w', key: 'k', value: 'x'.repeat(1000), offset: 1 }], { firstOffset: 1, lastOffset: 1 });
     const { revision } = (await store.read(scope, 'window:w', ['k'], { before: 2 })).get('k')!;
     await assert.rejects(
-      store.write(scope, [{ namespace: 'window:w', key: 'k', value: 'x'.repeat(1100), offset: 2, revision }], { firstOffset: 2, lastOffset: 2 }),
-      (e: unknown) => e instanceof StateValueError && e.message.startsWith('state "window:w" of function "fn" for key "k" (partition 1) would be 2 KB (the value is 1 KB, kept with its version from before this batch for retries), over a 2 KB test limit;'),
+      store.write(scope, [{ namespace: 'window:w', key: 'k', value: 'x'.repeat(1100), offset: 2, revision }], {
+        firstOffset: 2,
+        lastOffset: 2,
+      }),
+      (e: unknown) =>
+        e instanceof StateValueError &&
+        e.message.startsWith(
+          'state "window:w" of function "fn" for key "k" (partition 1) would be 2 KB (the value is 1 KB, kept with its version from before this batch for retries), over a 2 KB test limit;',
+        ),
     );
     assert.equal(store.putCalls.length, 1, 'only the first write');
   });

@@ -16,6 +16,7 @@ export async function dynamodbAvailability(): Promise<{ skip?: string }> {
     s.once('error', () => resolve(false));
   });
   if (open) return {};
-  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${dynamodbEndpoint}; run npm run infra:up.`);
+  if (process.env.SLUICE_REQUIRE_INFRA)
+    throw new Error(`DynamoDB Local is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${dynamodbEndpoint}; run npm run infra:up.`);
   return { skip: `no DynamoDB Local on ${dynamodbEndpoint} (npm run infra:up starts one)` };
 }

@@ -26,7 +26,8 @@ function portOpen(hostPort: string): Promise<boolean> {
 /** `{ skip: reason }` for node:test when no broker runs and none is required. */
 export async function kafkaAvailability(): Promise<{ skip?: string }> {
   if (await portOpen(brokers)) return {};
-  if (process.env.SLUICE_REQUIRE_INFRA) throw new Error(`Kafka is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${brokers}; run npm run infra:up.`);
+  if (process.env.SLUICE_REQUIRE_INFRA)
+    throw new Error(`Kafka is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${brokers}; run npm run infra:up.`);
   return { skip: `no Kafka broker on ${brokers} (npm run infra:up starts one)` };
 }
 
@@ -69,10 +70,17 @@ export async function readUntil(kafka: Kafka, topic: string, done: (m: Received[
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic).catch(() => []);
   await admin.disconnect();
-  throw new Error(`reading ${topic}: condition not met within ${timeoutMs} ms (and a second reader within 30 s); got ${first.got.length} then ${second.got.length} messages; topic end offsets ${ends.map((o) => `p${o.partition}@${o.high}`).join(' ')}`);
+  throw new Error(
+    `reading ${topic}: condition not met within ${timeoutMs} ms (and a second reader within 30 s); got ${first.got.length} then ${second.got.length} messages; topic end offsets ${ends.map((o) => `p${o.partition}@${o.high}`).join(' ')}`,
+  );
 }
 
-async function readOnce(kafka: Kafka, topic: string, done: (m: Received[]) => boolean, timeoutMs: number): Promise<{ got: Received[]; met: boolean }> {
+async function readOnce(
+  kafka: Kafka,
+  topic: string,
+  done: (m: Received[]) => boolean,
+  timeoutMs: number,
+): Promise<{ got: Received[]; met: boolean }> {
   const consumer = kafka.consumer({ groupId: `sluice-test-reader-${topic}-${process.pid}-${Date.now()}` });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -84,7 +92,14 @@ async function readOnce(kafka: Kafka, topic: string, done: (m: Received[]) => bo
     eachMessage: async ({ partition, message }) => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
-      got.push({ topic, partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value: message.value ? parseOrText(message.value.toString()) : null, headers });
+      got.push({
+        topic,
+        partition,
+        offset: Number(message.offset),
+        key: message.key?.toString() ?? null,
+        value: message.value ? parseOrText(message.value.toString()) : null,
+        headers,
+      });
       if (!met && done(got)) {
         met = true;
         resolveDone();
@@ -99,13 +114,23 @@ async function readOnce(kafka: Kafka, topic: string, done: (m: Received[]) => bo
 }
 
 /** Produces JSON values with string keys; `partition` optional. */
-export async function produceJson(kafka: Kafka, topic: string, records: { key: string | null; value: unknown; timestamp: number; partition?: number }[]): Promise<void> {
+export async function produceJson(
+  kafka: Kafka,
+  topic: string,
+  records: { key: string | null; value: unknown; timestamp: number; partition?: number }[],
+): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   for (let i = 0; i < records.length; i += 5000) {
     await producer.send({
-      topic, acks: -1,
-      messages: records.slice(i, i + 5000).map((r) => ({ key: r.key, value: JSON.stringify(r.value), timestamp: String(r.timestamp), ...(r.partition === undefined ? {} : { partition: r.partition }) })),
+      topic,
+      acks: -1,
+      messages: records.slice(i, i + 5000).map((r) => ({
+        key: r.key,
+        value: JSON.stringify(r.value),
+        timestamp: String(r.timestamp),
+        ...(r.partition === undefined ? {} : { partition: r.partition }),
+      })),
     });
   }
   await producer.disconnect();

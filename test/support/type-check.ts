@@ -7,10 +7,14 @@ import { join } from 'node:path';
 import ts from 'typescript';
 
 const root = join(import.meta.dirname, '..', '..');
-const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, {
-  ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
-});
+const config = ts.getParsedCommandLineOfConfigFile(
+  join(root, 'tsconfig.json'),
+  {},
+  {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(ts.flattenDiagnosticMessageText(d.messageText, '\n')),
+  },
+);
 assert.ok(config, 'tsconfig.json is readable');
 
 let previous: ts.Program | undefined;
@@ -44,7 +48,10 @@ export function describeDiagnostic(d: ts.Diagnostic): string {
  * Checks `file` with its `@ts-expect-error` directives removed: returns the errors found, by line,
  * and the ones the directives name (each on the line after its directive), both sorted by line.
  */
-export function expectedErrors(file: string, source: string): { found: [number, number[]][]; want: [number, number[]][]; diagnostics: ts.Diagnostic[] } {
+export function expectedErrors(
+  file: string,
+  source: string,
+): { found: [number, number[]][]; want: [number, number[]][]; diagnostics: ts.Diagnostic[] } {
   const lines = source.split('\n');
   const want: [number, number[]][] = [];
   lines.forEach((text, i) => {

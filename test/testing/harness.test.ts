@@ -25,14 +25,26 @@ describe('functions/sensor-sums: sum of value per sensor, 10 s tumbling windows,
   test('emits only closed windows without flush', async () => {
     const run = await runFunction(sensorSums, input);
     assert.deepEqual(run.values('sensor-sums'), [{ start: 0, end: 10_000, value: 6 }]);
-    assert.deepEqual(run.outputs.map((m) => [m.key, m.timestamp, m.id]), [['s1', 0, 'SensorSums:total:s1:0:10000']]);
+    assert.deepEqual(
+      run.outputs.map((m) => [m.key, m.timestamp, m.id]),
+      [['s1', 0, 'SensorSums:total:s1:0:10000']],
+    );
     assert.deepEqual(run.responses, [{ batchItemFailures: [] }]);
   });
 
   test('reports the late record with the window it missed and the clock that closed it', async () => {
     const run = await runFunction(sensorSums, input);
     assert.deepEqual(run.late, [
-      { window: 'total', key: 's1', value: { value: 100 }, timestamp: 8_000, offset: 6, windows: [[0, 10_000]], clock: 12_000, id: 'SensorSums:late:total:sensor-counts-0:6:0' },
+      {
+        window: 'total',
+        key: 's1',
+        value: { value: 100 },
+        timestamp: 8_000,
+        offset: 6,
+        windows: [[0, 10_000]],
+        clock: 12_000,
+        id: 'SensorSums:late:total:sensor-counts-0:6:0',
+      },
     ]);
   });
 
@@ -43,24 +55,33 @@ describe('functions/sensor-sums: sum of value per sensor, 10 s tumbling windows,
       { key: 's1', value: { value: 1 }, timestamp: 1_000, partition: 0 },
       { key: 's2', value: { value: 1 }, timestamp: 1_000, partition: 1 },
     ]);
-    assert.deepEqual(run.late.map((l) => [l.key, l.offset, l.id]), [
-      ['s1', 1, 'SensorSums:late:total:sensor-counts-0:1:0'],
-      ['s2', 1, 'SensorSums:late:total:sensor-counts-1:1:0'],
-    ]);
+    assert.deepEqual(
+      run.late.map((l) => [l.key, l.offset, l.id]),
+      [
+        ['s1', 1, 'SensorSums:late:total:sensor-counts-0:1:0'],
+        ['s2', 1, 'SensorSums:late:total:sensor-counts-1:1:0'],
+      ],
+    );
   });
 
   test('sends the invalid record to dead letters with the reason from validate()', async () => {
     const run = await runFunction(sensorSums, input);
-    assert.deepEqual(run.deadLetters.map((d) => [d.record.offset, d.stage, d.reason]), [[7, 'validate', 'value must be a number']]);
+    assert.deepEqual(
+      run.deadLetters.map((d) => [d.record.offset, d.stage, d.reason]),
+      [[7, 'validate', 'value must be a number']],
+    );
   });
 
   test('with flush, also emits every open window, per key', async () => {
     const run = await runFunction(sensorSums, input, { flush: true });
-    assert.deepEqual(run.outputs.map((m) => [m.key, m.value]), [
-      ['s1', { start: 0, end: 10_000, value: 6 }],
-      ['s1', { start: 10_000, end: 20_000, value: 9 }],
-      ['s2', { start: 0, end: 10_000, value: 10 }],
-    ]);
+    assert.deepEqual(
+      run.outputs.map((m) => [m.key, m.value]),
+      [
+        ['s1', { start: 0, end: 10_000, value: 6 }],
+        ['s1', { start: 10_000, end: 20_000, value: 9 }],
+        ['s2', { start: 0, end: 10_000, value: 10 }],
+      ],
+    );
     assert.equal(run.late.length, 1, 'flush does not turn the late record into a result');
   });
 
@@ -93,23 +114,30 @@ describe('functions/speed-average: mean speed and count per vehicle, 30 s tumbli
   test('emits the closed window with avg and readings', async () => {
     const run = await runFunction(speedAverage, input);
     assert.deepEqual(run.values('speed-averages'), [{ start: 0, end: 30_000, avg: 27.5, readings: 4 }]);
-    assert.deepEqual(run.deadLetters.map((d) => [d.record.offset, d.reason]), [[4, 'speed must be a finite number']]);
+    assert.deepEqual(
+      run.deadLetters.map((d) => [d.record.offset, d.reason]),
+      [[4, 'speed must be a finite number']],
+    );
   });
 
   test('reports the late record', async () => {
     const run = await runFunction(speedAverage, input);
-    assert.deepEqual(run.late.map((l) => [l.window, l.key, l.offset, l.timestamp, l.windows, l.clock]), [
-      ['speed', 'car', 8, 20_000, [[0, 30_000]], 31_000],
-    ]);
+    assert.deepEqual(
+      run.late.map((l) => [l.window, l.key, l.offset, l.timestamp, l.windows, l.clock]),
+      [['speed', 'car', 8, 20_000, [[0, 30_000]], 31_000]],
+    );
   });
 
   test('with flush, also emits the open windows', async () => {
     const run = await runFunction(speedAverage, input, { flush: true });
-    assert.deepEqual(run.outputs.map((m) => [m.key, m.value]), [
-      ['car', { start: 0, end: 30_000, avg: 27.5, readings: 4 }],
-      ['car', { start: 30_000, end: 60_000, avg: 50, readings: 2 }],
-      ['van', { start: 0, end: 30_000, avg: 7, readings: 1 }],
-    ]);
+    assert.deepEqual(
+      run.outputs.map((m) => [m.key, m.value]),
+      [
+        ['car', { start: 0, end: 30_000, avg: 27.5, readings: 4 }],
+        ['car', { start: 30_000, end: 60_000, avg: 50, readings: 2 }],
+        ['van', { start: 0, end: 30_000, avg: 7, readings: 1 }],
+      ],
+    );
   });
 });
 
@@ -125,12 +153,18 @@ describe('functions/fast-vehicles: km/h above 100, stateless', () => {
 
   test('keeps the readings above 100 km/h, rounded to one decimal', async () => {
     const run = await runFunction(fastVehicles, input);
-    assert.deepEqual(run.outputs.map((m) => [m.topic, m.key, m.value]), [
-      ['fast-vehicles', 'car-7', { vehicle: 'car-7', kmh: 108 }],
-      ['fast-vehicles', 'van-2', { vehicle: 'van-2', kmh: 100.1 }],
-      ['fast-vehicles', 'car-7', { vehicle: 'car-7', kmh: 120.5 }],
-    ]);
-    assert.deepEqual(run.deadLetters.map((d) => [d.record.offset, d.reason]), [[4, 'speed must be a finite number']]);
+    assert.deepEqual(
+      run.outputs.map((m) => [m.topic, m.key, m.value]),
+      [
+        ['fast-vehicles', 'car-7', { vehicle: 'car-7', kmh: 108 }],
+        ['fast-vehicles', 'van-2', { vehicle: 'van-2', kmh: 100.1 }],
+        ['fast-vehicles', 'car-7', { vehicle: 'car-7', kmh: 120.5 }],
+      ],
+    );
+    assert.deepEqual(
+      run.deadLetters.map((d) => [d.record.offset, d.reason]),
+      [[4, 'speed must be a finite number']],
+    );
     assert.deepEqual(run.late, []);
   });
 
@@ -151,8 +185,11 @@ describe('functions/fast-vehicles: km/h above 100, stateless', () => {
 describe('functions/sessions: click sessions per user, 30 s gap, 5 s grace', () => {
   // u1: 0, 10s, 25s form [0, 55s); 100s closes it (55s <= 100s - 5s) and 40s is then late.
   // u3: 0 and 34s are two sessions until 20s bridges them: [0, 34s + 30s).
-  const click = (user: string, page: string | undefined, timestamp: number): InputRecord =>
-    ({ key: user, value: page === undefined ? { user } : { user, page }, timestamp });
+  const click = (user: string, page: string | undefined, timestamp: number): InputRecord => ({
+    key: user,
+    value: page === undefined ? { user } : { user, page },
+    timestamp,
+  });
   const input: InputRecord[] = [
     click('u1', 'home', 0), // 0
     click('u3', 'a', 0), // 1
@@ -168,16 +205,29 @@ describe('functions/sessions: click sessions per user, 30 s gap, 5 s grace', () 
 
   test('emits the closed session with clicks, pages in event-time order and its length', async () => {
     const run = await runFunction(clickSessions, input);
-    assert.deepEqual(run.outputs.map((m) => [m.topic, m.key, m.value]), [
-      ['click-sessions', 'u1', { start: 0, end: 55_000, clicks: 3, pages: ['home', 'search', 'item'], seconds: 55 }],
-    ]);
-    assert.deepEqual(run.deadLetters.map((d) => [d.record.offset, d.reason]), [[9, 'page must be a string']]);
+    assert.deepEqual(
+      run.outputs.map((m) => [m.topic, m.key, m.value]),
+      [['click-sessions', 'u1', { start: 0, end: 55_000, clicks: 3, pages: ['home', 'search', 'item'], seconds: 55 }]],
+    );
+    assert.deepEqual(
+      run.deadLetters.map((d) => [d.record.offset, d.reason]),
+      [[9, 'page must be a string']],
+    );
   });
 
   test('reports the late click with the session it would have formed', async () => {
     const run = await runFunction(clickSessions, input);
     assert.deepEqual(run.late, [
-      { window: 'session', key: 'u1', value: { user: 'u1', page: 'cart' }, timestamp: 40_000, offset: 8, windows: [[40_000, 70_000]], clock: 100_000, id: 'clicks:late:session:clicks-0:8:0' },
+      {
+        window: 'session',
+        key: 'u1',
+        value: { user: 'u1', page: 'cart' },
+        timestamp: 40_000,
+        offset: 8,
+        windows: [[40_000, 70_000]],
+        clock: 100_000,
+        id: 'clicks:late:session:clicks-0:8:0',
+      },
     ]);
   });
 
@@ -208,22 +258,35 @@ describe('runFunction', () => {
 
   test('keeps partitions apart, numbers offsets per partition from startOffset and flushes each partition', async () => {
     const run = await runFunction(sensorSums, input, { flush: true, startOffset: 40 });
-    assert.deepEqual(run.outputs.map((m) => [m.id, m.value]), [
-      ['SensorSums:total:a:0:10000', { start: 0, end: 10_000, value: 4 }],
-      ['SensorSums:total:a:0:10000', { start: 0, end: 10_000, value: 2 }],
-    ]);
-    assert.deepEqual(Object.entries(run.state()).map(([table, items]) => [table.split('/').slice(0, 3).join('/'), items.a.offset]), [
-      // The flush closes the open windows just after each partition's last offset (41 and 40).
-      ['SensorSums/sensor-counts/0', 41.5],
-      ['SensorSums/sensor-counts/1', 40.5],
-    ]);
+    assert.deepEqual(
+      run.outputs.map((m) => [m.id, m.value]),
+      [
+        ['SensorSums:total:a:0:10000', { start: 0, end: 10_000, value: 4 }],
+        ['SensorSums:total:a:0:10000', { start: 0, end: 10_000, value: 2 }],
+      ],
+    );
+    assert.deepEqual(
+      Object.entries(run.state()).map(([table, items]) => [table.split('/').slice(0, 3).join('/'), items.a.offset]),
+      [
+        // The flush closes the open windows just after each partition's last offset (41 and 40).
+        ['SensorSums/sensor-counts/0', 41.5],
+        ['SensorSums/sensor-counts/1', 40.5],
+      ],
+    );
   });
 
   test('splits the input into events of batchSize records per partition', () => {
     const shape = (batchSize: number) =>
-      [...toKafkaEvents(input, { topic: 'sensor-counts', batchSize })].map((e) => Object.entries(e.records).map(([group, rs]) => [group, rs.map((r) => r.offset)]));
+      [...toKafkaEvents(input, { topic: 'sensor-counts', batchSize })].map((e) =>
+        Object.entries(e.records).map(([group, rs]) => [group, rs.map((r) => r.offset)]),
+      );
     assert.deepEqual(shape(1), [[['sensor-counts-0', [0]]], [['sensor-counts-1', [0]]], [['sensor-counts-0', [1]]]]);
-    assert.deepEqual(shape(2), [[['sensor-counts-0', [0, 1]], ['sensor-counts-1', [0]]]]);
+    assert.deepEqual(shape(2), [
+      [
+        ['sensor-counts-0', [0, 1]],
+        ['sensor-counts-1', [0]],
+      ],
+    ]);
   });
 
   test('continues from the state of an earlier run through the store option', async () => {
@@ -237,9 +300,14 @@ describe('runFunction', () => {
   // A finished run must not keep its onBatch hook installed, or it would keep collecting late
   // records from later invocations of the same handler.
   test('leaves the handler it was given as it found it', async () => {
-    const handler = sluice(stream<{ value: number }>('sensor-counts', { name: 'sums' }).tumblingWindow('10s').aggregate(sum('value'), { name: 'total' }));
+    const handler = sluice(
+      stream<{ value: number }>('sensor-counts', { name: 'sums' }).tumblingWindow('10s').aggregate(sum('value'), { name: 'total' }),
+    );
     const before = { ...handler.sluice.runtime };
-    const late: InputRecord[] = [{ key: 'a', value: { value: 1 }, timestamp: 30_000 }, { key: 'a', value: { value: 1 }, timestamp: 1_000 }];
+    const late: InputRecord[] = [
+      { key: 'a', value: { value: 1 }, timestamp: 30_000 },
+      { key: 'a', value: { value: 1 }, timestamp: 1_000 },
+    ];
     const run = await runFunction(handler, late);
     assert.equal(run.late.length, 1);
 

@@ -5,7 +5,26 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Aggregator, collect, ConfigError, count, earliest, first, last, latest, max, mean, min, reduce, slidingWindow, sluice, source, stream, sum, to } from 'sluice';
+import {
+  type Aggregator,
+  collect,
+  ConfigError,
+  count,
+  earliest,
+  first,
+  last,
+  latest,
+  max,
+  mean,
+  min,
+  reduce,
+  slidingWindow,
+  sluice,
+  source,
+  stream,
+  sum,
+  to,
+} from 'sluice';
 import { manifestOf } from 'sluice/runtime';
 import type { Definition } from 'sluice';
 import { type InputRecord, runFunction, type TestRun } from 'sluice/testing';
@@ -25,7 +44,10 @@ const keyed = (rows: readonly [ts: number, value: unknown][], key = 'k'): InputR
 
 function healthy(run: TestRun): TestRun {
   assert.deepEqual(run.deadLetters, []);
-  assert.deepEqual(run.responses.flatMap((r) => r.batchItemFailures), []);
+  assert.deepEqual(
+    run.responses.flatMap((r) => r.batchItemFailures),
+    [],
+  );
   return run;
 }
 
@@ -49,67 +71,129 @@ const mixed = keyed([
 
 describe('aggregation results in one tumbling window', () => {
   test('every built-in aggregation, with missing and null values and out-of-order times', async () => {
-    const def = stream<Reading>('in').tumblingWindow('1s').aggregate({
-      n: count(),
-      withV: count('v'),
-      withTag: count('tag'),
-      sum: sum('v'),
-      sumFn: sum((r: Reading) => r.v ?? 0),
-      mean: mean('v'),
-      lo: min('v'),
-      hi: max('v'),
-      first: first('v'),
-      last: last('v'),
-      firstTag: first('tag'),
-      lastTag: last('tag'),
-      earliest: earliest('v'),
-      latest: latest('v'),
-      earliestTag: earliest('tag'),
-      latestTag: latest('tag'),
-      whole: first(),
-      items: collect((r: Reading) => r.v ?? null),
-      folded: reduce((acc: number, r: Reading) => acc + (r.v ?? 0), (r) => r.v ?? 0),
-    }).to('out');
-    assert.deepEqual(await values(def, mixed), [{
-      start: 0, end: 1_000,
-      n: 6,
-      withV: 5, // the record without v
-      withTag: 4, // without tag, and with tag null
-      sum: 13,
-      sumFn: 13,
-      mean: 2.6,
-      lo: -2,
-      hi: 7,
-      first: 4, // arrival order, not event time
-      last: 3,
-      firstTag: 'a',
-      lastTag: 'e', // the last record has no tag: skipped
-      earliest: -2, // ts 100: -2 and 1 tie; the earlier arrival wins
-      latest: 3, // ts 900: 7 and 3 tie; the later arrival wins
-      earliestTag: 'e', // the null tag at ts 100 is skipped
-      latestTag: 'c',
-      whole: { v: 4, tag: 'a' },
-      items: [-2, 1, null, 4, 7, 3], // by event time, ties in arrival order
-      folded: 13,
-    }]);
+    const def = stream<Reading>('in')
+      .tumblingWindow('1s')
+      .aggregate({
+        n: count(),
+        withV: count('v'),
+        withTag: count('tag'),
+        sum: sum('v'),
+        sumFn: sum((r: Reading) => r.v ?? 0),
+        mean: mean('v'),
+        lo: min('v'),
+        hi: max('v'),
+        first: first('v'),
+        last: last('v'),
+        firstTag: first('tag'),
+        lastTag: last('tag'),
+        earliest: earliest('v'),
+        latest: latest('v'),
+        earliestTag: earliest('tag'),
+        latestTag: latest('tag'),
+        whole: first(),
+        items: collect((r: Reading) => r.v ?? null),
+        folded: reduce(
+          (acc: number, r: Reading) => acc + (r.v ?? 0),
+          (r) => r.v ?? 0,
+        ),
+      })
+      .to('out');
+    assert.deepEqual(await values(def, mixed), [
+      {
+        start: 0,
+        end: 1_000,
+        n: 6,
+        withV: 5, // the record without v
+        withTag: 4, // without tag, and with tag null
+        sum: 13,
+        sumFn: 13,
+        mean: 2.6,
+        lo: -2,
+        hi: 7,
+        first: 4, // arrival order, not event time
+        last: 3,
+        firstTag: 'a',
+        lastTag: 'e', // the last record has no tag: skipped
+        earliest: -2, // ts 100: -2 and 1 tie; the earlier arrival wins
+        latest: 3, // ts 900: 7 and 3 tie; the later arrival wins
+        earliestTag: 'e', // the null tag at ts 100 is skipped
+        latestTag: 'c',
+        whole: { v: 4, tag: 'a' },
+        items: [-2, 1, null, 4, 7, 3], // by event time, ties in arrival order
+        folded: 13,
+      },
+    ]);
   });
 
   test('mean, min, max, first and the rest are null when no record has the field; sum and count(field) are 0', async () => {
-    const def = stream<Reading>('in').tumblingWindow('1s').aggregate({
-      n: count(), withV: count('v'), sum: sum('v'), mean: mean('v'), lo: min('v'), hi: max('v'),
-      first: first('v'), last: last('v'), earliest: earliest('v'), latest: latest('v'),
-      folded: reduce((acc: number, r: Reading) => acc + 1, () => 1),
-    }).to('out');
-    assert.deepEqual(await values(def, keyed([[10, { tag: 'x' }], [20, { v: null }]])), [{
-      start: 0, end: 1_000, n: 2, withV: 0, sum: 0, mean: null, lo: null, hi: null,
-      first: null, last: null, earliest: null, latest: null, folded: 2,
-    }]);
+    const def = stream<Reading>('in')
+      .tumblingWindow('1s')
+      .aggregate({
+        n: count(),
+        withV: count('v'),
+        sum: sum('v'),
+        mean: mean('v'),
+        lo: min('v'),
+        hi: max('v'),
+        first: first('v'),
+        last: last('v'),
+        earliest: earliest('v'),
+        latest: latest('v'),
+        folded: reduce(
+          (acc: number, _r: Reading) => acc + 1,
+          () => 1,
+        ),
+      })
+      .to('out');
+    assert.deepEqual(
+      await values(
+        def,
+        keyed([
+          [10, { tag: 'x' }],
+          [20, { v: null }],
+        ]),
+      ),
+      [
+        {
+          start: 0,
+          end: 1_000,
+          n: 2,
+          withV: 0,
+          sum: 0,
+          mean: null,
+          lo: null,
+          hi: null,
+          first: null,
+          last: null,
+          earliest: null,
+          latest: null,
+          folded: 2,
+        },
+      ],
+    );
   });
 
   test('an empty accumulator reads as the documented empty result', () => {
     const empty = <Out>(a: Aggregator<never, Out>) => a.result(a.initialize());
     assert.deepEqual(
-      [empty(count()), empty(sum('v')), empty(mean('v')), empty(min('v')), empty(max('v')), empty(first('v')), empty(last('v')), empty(earliest('v')), empty(latest('v')), empty(collect()), empty(reduce((a: number) => a, () => 0))],
+      [
+        empty(count()),
+        empty(sum('v')),
+        empty(mean('v')),
+        empty(min('v')),
+        empty(max('v')),
+        empty(first('v')),
+        empty(last('v')),
+        empty(earliest('v')),
+        empty(latest('v')),
+        empty(collect()),
+        empty(
+          reduce(
+            (a: number) => a,
+            () => 0,
+          ),
+        ),
+      ],
       [0, 0, null, null, null, null, null, null, null, [], null],
     );
   });
@@ -118,16 +202,35 @@ describe('aggregation results in one tumbling window', () => {
     const def = stream<{ xs: number[] }>('in')
       .expand((o) => o.xs.map((x) => ({ x })))
       .tumblingWindow('1s')
-      .aggregate({ first: first('x'), last: last('x'), earliest: earliest('x'), latest: latest('x'), items: collect((r: { x: number }) => r.x) })
+      .aggregate({
+        first: first('x'),
+        last: last('x'),
+        earliest: earliest('x'),
+        latest: latest('x'),
+        items: collect((r: { x: number }) => r.x),
+      })
       .to('out');
-    assert.deepEqual(await values(def, keyed([[10, { xs: [1, 2, 3] }], [5, { xs: [4] }], [10, { xs: [5, 6] }]])), [{
-      start: 0, end: 1_000,
-      first: 1,
-      last: 6,
-      earliest: 4,
-      latest: 6, // ts 10: 1, 2, 3, 5, 6 tie; the last to arrive wins
-      items: [4, 1, 2, 3, 5, 6],
-    }]);
+    assert.deepEqual(
+      await values(
+        def,
+        keyed([
+          [10, { xs: [1, 2, 3] }],
+          [5, { xs: [4] }],
+          [10, { xs: [5, 6] }],
+        ]),
+      ),
+      [
+        {
+          start: 0,
+          end: 1_000,
+          first: 1,
+          last: 6,
+          earliest: 4,
+          latest: 6, // ts 10: 1, 2, 3, 5, 6 tie; the last to arrive wins
+          items: [4, 1, 2, 3, 5, 6],
+        },
+      ],
+    );
   });
 });
 
@@ -136,24 +239,43 @@ describe('session windows that merge', () => {
   // sessions [100] and [0] form apart, then the bridge joins them into one.
   const opts = { grace: '1s' } as const;
   const aggs = () => ({
-    n: count(), first: first('v'), last: last('v'), earliest: earliest('v'), latest: latest('v'), mean: mean('v'),
+    n: count(),
+    first: first('v'),
+    last: last('v'),
+    earliest: earliest('v'),
+    latest: latest('v'),
+    mean: mean('v'),
     items: collect((r: Reading) => r.v ?? null),
   });
 
   const cases: { name: string; rows: [number, Partial<Reading>][]; expected: Record<string, unknown> }[] = [
     {
       name: 'the bridge has a value',
-      rows: [[100, { v: 1 }], [0, { v: 2 }], [50, { v: 3 }]],
+      rows: [
+        [100, { v: 1 }],
+        [0, { v: 2 }],
+        [50, { v: 3 }],
+      ],
       expected: { n: 3, first: 1, last: 3, earliest: 2, latest: 1, mean: 2, items: [2, 3, 1] },
     },
     {
       name: 'the bridge has none: last is the second record, not the later session',
-      rows: [[100, { v: 1 }], [0, { v: 2 }], [50, {}]],
+      rows: [
+        [100, { v: 1 }],
+        [0, { v: 2 }],
+        [50, {}],
+      ],
       expected: { n: 3, first: 1, last: 2, earliest: 2, latest: 1, mean: 1.5, items: [2, null, 1] },
     },
     {
       name: 'three sessions merged by two bridges',
-      rows: [[200, { v: 1 }], [0, { v: 2 }], [100, { v: 3 }], [50, {}], [150, {}]],
+      rows: [
+        [200, { v: 1 }],
+        [0, { v: 2 }],
+        [100, { v: 3 }],
+        [50, {}],
+        [150, {}],
+      ],
       expected: { n: 5, first: 1, last: 3, earliest: 2, latest: 1, mean: 2, items: [2, null, 3, null, 1] },
     },
   ];
@@ -171,7 +293,10 @@ describe('session windows that merge', () => {
   }
 
   test("with emit: 'current', the update after the bridge already has the merged values", async () => {
-    const def = stream<Reading>('in').sessionWindow(60, { ...opts, emit: 'current' }).aggregate(aggs()).to('out');
+    const def = stream<Reading>('in')
+      .sessionWindow(60, { ...opts, emit: 'current' })
+      .aggregate(aggs())
+      .to('out');
     const out = await values(def, keyed(cases[1].rows));
     assert.deepEqual(out, [
       { start: 100, end: 160, n: 1, first: 1, last: 1, earliest: 1, latest: 1, mean: 1, items: [1] },
@@ -181,13 +306,29 @@ describe('session windows that merge', () => {
   });
 
   test('reduce with merge folds across the merge', async () => {
-    const total = reduce((acc: number, r: Reading) => acc + (r.v ?? 0), (r) => r.v ?? 0, { merge: (a, b) => a + b });
+    const total = reduce(
+      (acc: number, r: Reading) => acc + (r.v ?? 0),
+      (r) => r.v ?? 0,
+      { merge: (a, b) => a + b },
+    );
     const def = stream<Reading>('in').sessionWindow(60, opts).aggregate({ total, n: count() }).to('out');
     assert.deepEqual(await values(def, keyed(cases[2].rows)), [{ start: 0, end: 260, total: 6, n: 5 }]);
   });
 
   test('reduce without merge is rejected when the function loads, naming the aggregation and the fix', () => {
-    const define = () => stream<Reading>('in').sessionWindow(60).aggregate({ n: reduce((acc: number) => acc + 1, () => 1) }, { name: 'visits' }).to('out');
+    const define = () =>
+      stream<Reading>('in')
+        .sessionWindow(60)
+        .aggregate(
+          {
+            n: reduce(
+              (acc: number) => acc + 1,
+              () => 1,
+            ),
+          },
+          { name: 'visits' },
+        )
+        .to('out');
     for (const load of [() => sluice(define()), () => manifestOf(define())]) {
       assert.throws(load, (e: unknown) => {
         assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
@@ -201,8 +342,13 @@ describe('session windows that merge', () => {
   test('a custom aggregator sees event time and arrival position, and its merge runs', async () => {
     let merges = 0;
     // Values in arrival order, and the span of event times: neither is the sessions' time order.
-    const arrivals: Aggregator<Reading, { order: (number | null)[]; span: number }, { p: [number, number | null][]; lo: number; hi: number }> = {
-      kind: 'custom', signature: 'arrivals(v)',
+    const arrivals: Aggregator<
+      Reading,
+      { order: (number | null)[]; span: number },
+      { p: [number, number | null][]; lo: number; hi: number }
+    > = {
+      kind: 'custom',
+      signature: 'arrivals(v)',
       initialize: () => ({ p: [], lo: Infinity, hi: -Infinity }),
       add: (acc, r, ts, position) => ({ p: [...acc.p, [position, r.v ?? null]], lo: Math.min(acc.lo, ts), hi: Math.max(acc.hi, ts) }),
       result: (acc) => ({ order: [...acc.p].sort((a, b) => a[0] - b[0]).map(([, v]) => v), span: acc.hi - acc.lo }),
@@ -224,7 +370,10 @@ describe('aggregators read as the merge rules say', () => {
   test('merge decides first/last by position and earliest/latest by time, then position, whatever the argument order', () => {
     const early = picked(1, 50, 7); // arrived later, earlier event time
     const late = picked(2, 90, 3); // arrived first
-    for (const [a, b] of [[early, late], [late, early]]) {
+    for (const [a, b] of [
+      [early, late],
+      [late, early],
+    ]) {
       assert.equal(first('v').result(first('v').merge!(a, b)), 2);
       assert.equal(last('v').result(last('v').merge!(a, b)), 1);
       assert.equal(earliest('v').result(earliest('v').merge!(a, b)), 1);
@@ -232,7 +381,10 @@ describe('aggregators read as the merge rules say', () => {
     }
     const tieA = picked(1, 50, 3);
     const tieB = picked(2, 50, 7);
-    for (const [a, b] of [[tieA, tieB], [tieB, tieA]]) {
+    for (const [a, b] of [
+      [tieA, tieB],
+      [tieB, tieA],
+    ]) {
       assert.equal(earliest('v').result(earliest('v').merge!(a, b)), 1, 'equal times: the earlier arrival');
       assert.equal(latest('v').result(latest('v').merge!(a, b)), 2, 'equal times: the later arrival');
     }
@@ -251,21 +403,35 @@ describe('aggregators read as the merge rules say', () => {
 });
 
 describe("count windows with emit: 'current'", () => {
-  const records = keyed([[10, { v: 1 }], [20, { v: 2 }], [30, { v: 3 }]]);
+  const records = keyed([
+    [10, { v: 1 }],
+    [20, { v: 2 }],
+    [30, { v: 3 }],
+  ]);
 
   test('a flush closes them silently: every update was already sent', async () => {
-    const def = stream<Reading>('in').tumblingCountWindow(2, { emit: 'current' }).aggregate(collect((r: Reading) => r.v)).to('out');
+    const def = stream<Reading>('in')
+      .tumblingCountWindow(2, { emit: 'current' })
+      .aggregate(collect((r: Reading) => r.v))
+      .to('out');
     for (const flush of [false, true]) {
-      assert.deepEqual(await values(def, records, flush), [
-        { start: 10, end: 10, value: [1] },
-        { start: 10, end: 20, value: [1, 2] },
-        { start: 30, end: 30, value: [3] },
-      ], `flush: ${flush}`);
+      assert.deepEqual(
+        await values(def, records, flush),
+        [
+          { start: 10, end: 10, value: [1] },
+          { start: 10, end: 20, value: [1, 2] },
+          { start: 30, end: 30, value: [3] },
+        ],
+        `flush: ${flush}`,
+      );
     }
   });
 
   test("with emit: 'final' the flush does send the partial window", async () => {
-    const def = stream<Reading>('in').tumblingCountWindow(2).aggregate(collect((r: Reading) => r.v)).to('out');
+    const def = stream<Reading>('in')
+      .tumblingCountWindow(2)
+      .aggregate(collect((r: Reading) => r.v))
+      .to('out');
     assert.deepEqual(await values(def, records, true), [
       { start: 10, end: 20, value: [1, 2] },
       { start: 30, end: 30, value: [3] },
@@ -274,31 +440,49 @@ describe("count windows with emit: 'current'", () => {
 });
 
 describe('sliding windows close by key only', () => {
-  const fix = /slidingWindow "peak" cannot close by partition \(received closeBy: 'partition'\): sliding windows support only closeBy: 'key'.*Use closeBy: 'key' \(the default\), or a hoppingWindow/;
+  const fix =
+    /slidingWindow "peak" cannot close by partition \(received closeBy: 'partition'\): sliding windows support only closeBy: 'key'.*Use closeBy: 'key' \(the default\), or a hoppingWindow/;
 
   test("closeBy: 'partition' is a ConfigError that names the fix, in the function-first form", () => {
-    assert.throws(() => sluice(stream<Reading>('in').slidingWindow('30s', { closeBy: 'partition' }).aggregate(max('v'), { name: 'peak' }).to('out')), (e: unknown) => {
-      assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
-      assert.match(e.message, fix);
-      return true;
-    });
+    assert.throws(
+      () => sluice(stream<Reading>('in').slidingWindow('30s', { closeBy: 'partition' }).aggregate(max('v'), { name: 'peak' }).to('out')),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+        assert.match(e.message, fix);
+        return true;
+      },
+    );
   });
 
   test('and with decorators', () => {
-    assert.throws(() => {
-      @source('in')
-      class Peaks {
-        @to('out') @slidingWindow('30s', { closeBy: 'partition' }) peak = max('v');
-      }
-      return sluice(Peaks);
-    }, (e: unknown) => e instanceof ConfigError && fix.test(e.message));
+    assert.throws(
+      () => {
+        @source('in')
+        class Peaks {
+          @to('out') @slidingWindow('30s', { closeBy: 'partition' }) peak = max('v');
+        }
+        return sluice(Peaks);
+      },
+      (e: unknown) => e instanceof ConfigError && fix.test(e.message),
+    );
   });
 
   test("closeBy: 'key' loads and runs", async () => {
     const def = stream<Reading>('in').slidingWindow(10, { closeBy: 'key' }).aggregate(sum('v'), { name: 'peak' }).to('out');
-    assert.deepEqual(await values(def, keyed([[1, { v: 1 }], [5, { v: 2 }], [30, { v: 4 }]]), false), [
-      { start: 0, end: 1, value: 1 },
-      { start: 0, end: 5, value: 3 },
-    ]);
+    assert.deepEqual(
+      await values(
+        def,
+        keyed([
+          [1, { v: 1 }],
+          [5, { v: 2 }],
+          [30, { v: 4 }],
+        ]),
+        false,
+      ),
+      [
+        { start: 0, end: 1, value: 1 },
+        { start: 0, end: 5, value: 3 },
+      ],
+    );
   });
 });

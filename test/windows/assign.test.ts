@@ -7,8 +7,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
-  closeThreshold, inSlidingWindow, isClosed, isCountWindowFull, isSlidingClosed, isSlidingLate, joinedSessions, newestWindowStart,
-  oldestWindowStart, sessionEnd, slidingRetainFrom, slidingWindowStart,
+  closeThreshold,
+  inSlidingWindow,
+  isClosed,
+  isCountWindowFull,
+  isSlidingClosed,
+  isSlidingLate,
+  joinedSessions,
+  newestWindowStart,
+  oldestWindowStart,
+  sessionEnd,
+  slidingRetainFrom,
+  slidingWindowStart,
 } from '../../framework/src/windows/assign.js';
 
 /** The windows that hold `at`, walked as the operators walk them: oldest start to newest. */
@@ -43,7 +53,12 @@ describe('fixed windows: the starts of the windows that hold a position', () => 
   }
 
   test('the newest start is the last multiple of step at or before the position', () => {
-    for (const [at, step, expected] of [[12_345, 10_000, 10_000], [10_000, 10_000, 10_000], [0, 5, 0], [7, 3, 6]] as const) {
+    for (const [at, step, expected] of [
+      [12_345, 10_000, 10_000],
+      [10_000, 10_000, 10_000],
+      [0, 5, 0],
+      [7, 3, 6],
+    ] as const) {
       assert.equal(newestWindowStart(at, step), expected, `${at} every ${step}`);
     }
   });
@@ -108,10 +123,49 @@ describe('session windows', () => {
     ['a full gap after it', [[10, 20]], 25, 5, undefined],
     ['within the gap before it', [[10, 20]], 6, 5, [0, 0]],
     ['a full gap before it', [[10, 20]], 5, 5, undefined],
-    ['bridging the first two', [[0, 10], [20, 30], [40, 50]], 15, 6, [0, 1]],
-    ['bridging the last two', [[0, 10], [20, 30], [40, 50]], 35, 6, [1, 2]],
-    ['bridging three', [[0, 10], [14, 16], [20, 30]], 15, 6, [0, 2]],
-    ['between two, a full gap from each', [[0, 10], [30, 40]], 20, 10, undefined],
+    [
+      'bridging the first two',
+      [
+        [0, 10],
+        [20, 30],
+        [40, 50],
+      ],
+      15,
+      6,
+      [0, 1],
+    ],
+    [
+      'bridging the last two',
+      [
+        [0, 10],
+        [20, 30],
+        [40, 50],
+      ],
+      35,
+      6,
+      [1, 2],
+    ],
+    [
+      'bridging three',
+      [
+        [0, 10],
+        [14, 16],
+        [20, 30],
+      ],
+      15,
+      6,
+      [0, 2],
+    ],
+    [
+      'between two, a full gap from each',
+      [
+        [0, 10],
+        [30, 40],
+      ],
+      20,
+      10,
+      undefined,
+    ],
   ];
   for (const [what, sessions, ts, gap, expected] of cases) {
     test(`joined sessions, ${what}: ${ts} with gap ${gap} in ${JSON.stringify(sessions)} -> ${JSON.stringify(expected)}`, () => {
@@ -122,7 +176,11 @@ describe('session windows', () => {
 
 describe('sliding windows', () => {
   test('a window starts one size before its end, never below 0', () => {
-    for (const [end, size, start] of [[12_000, 10_000, 2_000], [10_000, 10_000, 0], [3_000, 10_000, 0]] as const) {
+    for (const [end, size, start] of [
+      [12_000, 10_000, 2_000],
+      [10_000, 10_000, 0],
+      [3_000, 10_000, 0],
+    ] as const) {
       assert.equal(slidingWindowStart(end, size), start, `end ${end}, size ${size}`);
     }
   });

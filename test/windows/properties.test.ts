@@ -25,8 +25,15 @@ interface Value {
 function definition(spec: RefSpec, withCollect = false) {
   const s = stream<Value>('in');
   const aggs = {
-    sum: sum('v'), n: count(), lo: min('v'), hi: max('v'), mean: mean('v'),
-    first: first('id'), last: last('id'), earliest: earliest('id'), latest: latest('id'),
+    sum: sum('v'),
+    n: count(),
+    lo: min('v'),
+    hi: max('v'),
+    mean: mean('v'),
+    first: first('id'),
+    last: last('id'),
+    earliest: earliest('id'),
+    latest: latest('id'),
     ...(withCollect ? { items: collect((r: Value) => r.v) } : {}),
   };
   const w = (() => {
@@ -64,36 +71,55 @@ function inputs(records: readonly Rec[]): InputRecord[] {
 
 async function runEngine(spec: RefSpec, records: readonly Rec[], o: RunOpts): Promise<TestRun> {
   return runFunction(definition(spec, o.collect), inputs(records), {
-    batchSize: o.batchSize, flush: o.flush ?? false, store: o.store, startOffset: o.startOffset ?? 0,
+    batchSize: o.batchSize,
+    flush: o.flush ?? false,
+    store: o.store,
+    startOffset: o.startOffset ?? 0,
   });
 }
 
 function healthy(run: TestRun): void {
   assert.deepEqual(run.deadLetters, []);
-  assert.deepEqual(run.responses.flatMap((r) => r.batchItemFailures), []);
+  assert.deepEqual(
+    run.responses.flatMap((r) => r.batchItemFailures),
+    [],
+  );
 }
 
 function results(run: TestRun): RefResult[] {
-  return run.outputs.filter((m) => m.topic === 'out').map((m) => {
-    const { start, end, ...value } = m.value as { start: number; end: number } & Record<string, unknown>;
-    assert.equal(m.timestamp, start, 'a window result is stamped with its start');
-    return { key: m.key!, start, end, value };
-  });
+  return run.outputs
+    .filter((m) => m.topic === 'out')
+    .map((m) => {
+      const { start, end, ...value } = m.value as { start: number; end: number } & Record<string, unknown>;
+      assert.equal(m.timestamp, start, 'a window result is stamped with its start');
+      return { key: m.key!, start, end, value };
+    });
 }
 
 function lates(run: TestRun): RefLate[] {
-  return run.late.map((l) => ({ key: l.key, offset: l.offset, ts: l.timestamp, windows: l.windows.map(([s, e]) => [s, e] as [number, number]), clock: l.clock }));
+  return run.late.map((l) => ({
+    key: l.key,
+    offset: l.offset,
+    ts: l.timestamp,
+    windows: l.windows.map(([s, e]) => [s, e] as [number, number]),
+    clock: l.clock,
+  }));
 }
 
 /** JSON with sorted object keys, so equal values print equally. */
 function canon(x: unknown): string {
   if (Array.isArray(x)) return `[${x.map(canon).join(',')}]`;
-  if (x && typeof x === 'object') return `{${Object.keys(x).sort().map((k) => `${k}:${canon((x as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (x && typeof x === 'object')
+    return `{${Object.keys(x)
+      .sort()
+      .map((k) => `${k}:${canon((x as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(x);
 }
 
 const showResults = (rs: readonly RefResult[]) => rs.map((r) => `${r.key} [${r.start},${r.end}) ${canon(r.value)}`).sort();
-const showLate = (ls: readonly RefLate[]) => ls.map((l) => `${l.key}@${l.offset} ts=${l.ts} clock=${l.clock} missed=${canon(l.windows)}`).sort();
+const showLate = (ls: readonly RefLate[]) =>
+  ls.map((l) => `${l.key}@${l.offset} ts=${l.ts} clock=${l.clock} missed=${canon(l.windows)}`).sort();
 
 function sameResults(actual: readonly RefResult[], expected: readonly RefResult[], what = 'window results'): void {
   assert.deepEqual(showResults(actual), showResults(expected), what);
@@ -136,27 +162,55 @@ const batchSizeArb = fc.oneof(fc.integer({ min: 1, max: 8 }), fc.constant(100));
 const closeByArb = fc.constantFrom<CloseBy>('key', 'partition');
 
 const tumblingArb = (emit: Emit) =>
-  fc.record({ size: fc.integer({ min: 1, max: 12 }), grace: fc.integer({ min: 0, max: 12 }), closeBy: closeByArb })
+  fc
+    .record({ size: fc.integer({ min: 1, max: 12 }), grace: fc.integer({ min: 0, max: 12 }), closeBy: closeByArb })
     .map(({ size, grace, closeBy }): RefSpec => ({ kind: 'tumbling', size, grace: Math.min(grace, size), closeBy, emit }));
 
 const hoppingArb = (emit: Emit) =>
-  fc.record({ step: fc.integer({ min: 1, max: 5 }), times: fc.integer({ min: 2, max: 4 }), grace: fc.integer({ min: 0, max: 20 }), closeBy: closeByArb })
-    .map(({ step, times, grace, closeBy }): RefSpec => ({ kind: 'hopping', size: step * times, step, grace: Math.min(grace, step * times), closeBy, emit }));
+  fc
+    .record({
+      step: fc.integer({ min: 1, max: 5 }),
+      times: fc.integer({ min: 2, max: 4 }),
+      grace: fc.integer({ min: 0, max: 20 }),
+      closeBy: closeByArb,
+    })
+    .map(
+      ({ step, times, grace, closeBy }): RefSpec => ({
+        kind: 'hopping',
+        size: step * times,
+        step,
+        grace: Math.min(grace, step * times),
+        closeBy,
+        emit,
+      }),
+    );
 
-const slidingArb = (emit: Emit) => fc.record({ size: fc.integer({ min: 1, max: 12 }), grace: fc.integer({ min: 0, max: 12 }) })
-  .map(({ size, grace }): RefSpec => ({ kind: 'sliding', size, grace: Math.min(grace, size), emit }));
+const slidingArb = (emit: Emit) =>
+  fc
+    .record({ size: fc.integer({ min: 1, max: 12 }), grace: fc.integer({ min: 0, max: 12 }) })
+    .map(({ size, grace }): RefSpec => ({ kind: 'sliding', size, grace: Math.min(grace, size), emit }));
 
-const sessionArb = (closeBy: CloseBy, emit: Emit) => fc.record({ gap: fc.integer({ min: 1, max: 10 }), grace: fc.integer({ min: 0, max: 10 }) })
-  .map(({ gap, grace }): RefSpec => ({ kind: 'session', gap, grace, closeBy, emit }));
+const sessionArb = (closeBy: CloseBy, emit: Emit) =>
+  fc
+    .record({ gap: fc.integer({ min: 1, max: 10 }), grace: fc.integer({ min: 0, max: 10 }) })
+    .map(({ gap, grace }): RefSpec => ({ kind: 'session', gap, grace, closeBy, emit }));
 
 const tumblingCountArb = (emit: Emit) => fc.integer({ min: 1, max: 5 }).map((n): RefSpec => ({ kind: 'tumblingCount', count: n, emit }));
-const hoppingCountArb = (emit: Emit) => fc.record({ count: fc.integer({ min: 2, max: 5 }), step: fc.integer({ min: 1, max: 4 }) })
-  .map(({ count: n, step }): RefSpec => ({ kind: 'hoppingCount', count: n, step: 1 + ((step - 1) % (n - 1)), emit }));
+const hoppingCountArb = (emit: Emit) =>
+  fc
+    .record({ count: fc.integer({ min: 2, max: 5 }), step: fc.integer({ min: 1, max: 4 }) })
+    .map(({ count: n, step }): RefSpec => ({ kind: 'hoppingCount', count: n, step: 1 + ((step - 1) % (n - 1)), emit }));
 const slidingCountArb = (emit: Emit) => fc.integer({ min: 2, max: 5 }).map((n): RefSpec => ({ kind: 'slidingCount', count: n, emit }));
 const anyCountArb = (emit: Emit) => fc.oneof(tumblingCountArb(emit), hoppingCountArb(emit), slidingCountArb(emit));
 
 /** Every window kind, final results; sessions closed by partition are tested on their own, below. */
-const anyFinalArb = fc.oneof(tumblingArb('final'), hoppingArb('final'), slidingArb('final'), sessionArb('key', 'final'), anyCountArb('final'));
+const anyFinalArb = fc.oneof(
+  tumblingArb('final'),
+  hoppingArb('final'),
+  slidingArb('final'),
+  sessionArb('key', 'final'),
+  anyCountArb('final'),
+);
 
 // ---------- against the reference ----------
 
@@ -187,7 +241,10 @@ againstReference('session, current, key clock', sessionArb('key', 'current'), { 
 againstReference('tumbling count windows, final', tumblingCountArb('final'), { partitions: 2 });
 againstReference('hopping count windows, final', hoppingCountArb('final'), { partitions: 2 });
 againstReference('sliding count windows, final', slidingCountArb('final'), { partitions: 2 });
-againstReference('count windows, current: one update per record and window, nothing more at flush', anyCountArb('current'), { partitions: 2, collect: true });
+againstReference('count windows, current: one update per record and window, nothing more at flush', anyCountArb('current'), {
+  partitions: 2,
+  collect: true,
+});
 
 // ---------- replays ----------
 
@@ -209,7 +266,6 @@ function batchSizesProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
   });
 }
 
-
 /**
  * One partition, as Lambda's event source mapping drives it: [0, k) commits; the batch [k, m)
  * runs and crashes after c of its state item writes; the retry starts back at k, batched
@@ -221,7 +277,13 @@ function replayProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
   test(name, async () => {
     await fc.assert(
       fc.asyncProperty(
-        specArb, recordsArb(1), batchSizeArb, batchSizeArb, fc.nat(), fc.nat(), fc.nat(),
+        specArb,
+        recordsArb(1),
+        batchSizeArb,
+        batchSizeArb,
+        fc.nat(),
+        fc.nat(),
+        fc.nat(),
         async (spec, records, b1, b2, kDraw, mDraw, cDraw) => {
           const n = records.length;
           const k = kDraw % (n + 1);
@@ -261,8 +323,12 @@ function replayProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
             const redelivered = await runEngine(spec, records.slice(last), { batchSize: b2, store, startOffset: last });
             healthy(redelivered);
             const firstTime = sent(retry);
-            for (const msg of sent(redelivered)) assert.ok(firstTime.includes(msg), `the redelivered batch sent ${msg}, which differs from what it sent the first time`);
-            assert.deepEqual(redelivered.late.map((l) => l.offset), retry.late.filter((l) => l.offset >= last).map((l) => l.offset));
+            for (const msg of sent(redelivered))
+              assert.ok(firstTime.includes(msg), `the redelivered batch sent ${msg}, which differs from what it sent the first time`);
+            assert.deepEqual(
+              redelivered.late.map((l) => l.offset),
+              retry.late.filter((l) => l.offset >= last).map((l) => l.offset),
+            );
             assert.deepEqual(store.dump(), before, 'a redelivered batch leaves state as it was');
           }
         },
@@ -272,9 +338,18 @@ function replayProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
   });
 }
 
-batchSizesProperty('batch sizes do not change messages or late records', fc.oneof(anyFinalArb, tumblingArb('current'), hoppingArb('current'), slidingArb('current'), anyCountArb('current')));
-replayProperty('a batch that crashed mid-write, retried re-batched, gives the reference once; a redelivered batch sends the same again', anyFinalArb);
-replayProperty('count windows, current: a batch that crashed mid-write, retried re-batched, gives the reference once', anyCountArb('current'));
+batchSizesProperty(
+  'batch sizes do not change messages or late records',
+  fc.oneof(anyFinalArb, tumblingArb('current'), hoppingArb('current'), slidingArb('current'), anyCountArb('current')),
+);
+replayProperty(
+  'a batch that crashed mid-write, retried re-batched, gives the reference once; a redelivered batch sends the same again',
+  anyFinalArb,
+);
+replayProperty(
+  'count windows, current: a batch that crashed mid-write, retried re-batched, gives the reference once',
+  anyCountArb('current'),
+);
 
 // ---------- message ids ----------
 
@@ -294,7 +369,10 @@ function distinctIdsProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
   });
 }
 
-distinctIdsProperty('time windows: distinct final results have distinct ids', fc.oneof(tumblingArb('final'), hoppingArb('final'), slidingArb('final'), sessionArb('key', 'final'), sessionArb('partition', 'final')));
+distinctIdsProperty(
+  'time windows: distinct final results have distinct ids',
+  fc.oneof(tumblingArb('final'), hoppingArb('final'), slidingArb('final'), sessionArb('key', 'final'), sessionArb('partition', 'final')),
+);
 // A count window's id is the index of its first record: (key, min ts, max ts) would not do, two
 // windows of one key can share those.
 distinctIdsProperty('count windows: distinct final results have distinct ids', anyCountArb('final'));
@@ -315,9 +393,16 @@ test('count windows: two windows with the same timestamps get different ids', as
 // A session the partition clock has closed must not take records of its key, even when other keys'
 // records closed it earlier in the same batch: otherwise results depend on where batches are cut.
 
-againstReference('session, partition clock, final and current', fc.oneof(sessionArb('partition', 'final'), sessionArb('partition', 'current')), { partitions: 3 });
+againstReference(
+  'session, partition clock, final and current',
+  fc.oneof(sessionArb('partition', 'final'), sessionArb('partition', 'current')),
+  { partitions: 3 },
+);
 batchSizesProperty('session, partition clock: batch sizes do not change messages or late records', sessionArb('partition', 'final'));
-replayProperty('session, partition clock: a batch that crashed mid-write, retried re-batched, gives the reference once', sessionArb('partition', 'final'));
+replayProperty(
+  'session, partition clock: a batch that crashed mid-write, retried re-batched, gives the reference once',
+  sessionArb('partition', 'final'),
+);
 
 test('session, partition clock: a record cannot join a session the partition clock has closed', async () => {
   const spec: RefSpec = { kind: 'session', gap: 1, grace: 0, closeBy: 'partition', emit: 'final' };

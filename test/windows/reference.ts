@@ -34,7 +34,14 @@ export type Emit = 'final' | 'current';
 /** The window definitions the reference knows, in plain numbers (milliseconds, records). */
 export type RefSpec =
   | { readonly kind: 'tumbling'; readonly size: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
-  | { readonly kind: 'hopping'; readonly size: number; readonly step: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
+  | {
+      readonly kind: 'hopping';
+      readonly size: number;
+      readonly step: number;
+      readonly grace: number;
+      readonly closeBy: CloseBy;
+      readonly emit: Emit;
+    }
   | { readonly kind: 'sliding'; readonly size: number; readonly grace: number; readonly emit: Emit }
   | { readonly kind: 'session'; readonly gap: number; readonly grace: number; readonly closeBy: CloseBy; readonly emit: Emit }
   | { readonly kind: 'tumblingCount'; readonly count: number; readonly emit: Emit }
@@ -101,7 +108,10 @@ export function aggregate(records: readonly Placed[], collect: boolean): Record<
   const arrived = [...records].sort((a, b) => a.seq - b.seq);
   const byTime = [...records].sort((a, b) => a.ts - b.ts || a.seq - b.seq);
   const out: Record<string, unknown> = {
-    sum: total, n: records.length, lo, hi,
+    sum: total,
+    n: records.length,
+    lo,
+    hi,
     mean: records.length === 0 ? null : total / records.length,
     first: arrived.at(0)?.id ?? null,
     last: arrived.at(-1)?.id ?? null,

@@ -53,7 +53,9 @@ const ONNX_RUNTIME = 'onnxruntime-node';
  */
 export async function bundleFunction(input: BundleInput): Promise<BuiltFunction> {
   if (!existsSync(input.entry)) {
-    throw new ConfigError(`function "${input.functionName}": handler file ${input.entry} does not exist; fix its handler in serverless.yml (e.g. functions/${input.functionName}/handler.handler).`);
+    throw new ConfigError(
+      `function "${input.functionName}": handler file ${input.entry} does not exist; fix its handler in serverless.yml (e.g. functions/${input.functionName}/handler.handler).`,
+    );
   }
   // A first build yields the manifest; the function is then built again without what it does
   // not use (esbuild keeps dynamically imported packages even when tree-shaking drops the import).
@@ -75,33 +77,37 @@ async function build(input: BundleInput, external: readonly string[]): Promise<v
   rmSync(input.outDir, { recursive: true, force: true });
   mkdirSync(input.outDir, { recursive: true });
   const copies = new CopyList();
-  const result = await esbuild.build({
-    entryPoints: { [input.handlerPath]: input.entry },
-    outdir: input.outDir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    minify: true,
-    treeShaking: true,
-    keepNames: true,
-    sourcemap: 'linked',
-    sourcesContent: false,
-    legalComments: 'none',
-    metafile: true,
-    external: [...external],
-    define: { ...(input.define ?? {}) },
-    // CommonJS dependencies (kafkajs, the AWS SDK) call require(); an ESM bundle needs one.
-    banner: { js: 'import{createRequire as __sluiceRequire}from"node:module";const require=__sluiceRequire(import.meta.url);' },
-    chunkNames: 'chunks/[name]-[hash]',
-    plugins: [assetPlugin(copies), ...(external.includes(ONNX_RUNTIME) ? [] : [onnxRuntimePlugin(copies, process.cwd())])],
-    logLevel: 'silent',
-  }).catch((e: { errors?: { text: string; location?: { file: string; line: number } }[] }) => {
-    const first = e.errors?.[0];
-    throw new ConfigError(`function "${input.functionName}": esbuild could not bundle ${input.entry}: ${first ? `${first.text}${first.location ? ` (${first.location.file}:${first.location.line})` : ''}` : String(e)}`);
-  });
+  const result = await esbuild
+    .build({
+      entryPoints: { [input.handlerPath]: input.entry },
+      outdir: input.outDir,
+      outExtension: { '.js': '.mjs' },
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node22',
+      minify: true,
+      treeShaking: true,
+      keepNames: true,
+      sourcemap: 'linked',
+      sourcesContent: false,
+      legalComments: 'none',
+      metafile: true,
+      external: [...external],
+      define: { ...(input.define ?? {}) },
+      // CommonJS dependencies (kafkajs, the AWS SDK) call require(); an ESM bundle needs one.
+      banner: { js: 'import{createRequire as __sluiceRequire}from"node:module";const require=__sluiceRequire(import.meta.url);' },
+      chunkNames: 'chunks/[name]-[hash]',
+      plugins: [assetPlugin(copies), ...(external.includes(ONNX_RUNTIME) ? [] : [onnxRuntimePlugin(copies, process.cwd())])],
+      logLevel: 'silent',
+    })
+    .catch((e: { errors?: { text: string; location?: { file: string; line: number } }[] }) => {
+      const first = e.errors?.[0];
+      throw new ConfigError(
+        `function "${input.functionName}": esbuild could not bundle ${input.entry}: ${first ? `${first.text}${first.location ? ` (${first.location.file}:${first.location.line})` : ''}` : String(e)}`,
+      );
+    });
   // Model files and ONNX Runtime's native files go next to the outputs that load them.
   placeCopies(copies, result.metafile, input.outDir, process.cwd());
   // Keep source maps for chunks with first-party code; drop those of purely third-party chunks.
@@ -123,7 +129,10 @@ async function manifestOf(input: BundleInput): Promise<Manifest> {
   try {
     mod = (await import(`${pathToFileURL(file).href}?t=${Date.now()}`)) as Record<string, unknown>;
   } catch (e) {
-    throw new ConfigError(`function "${input.functionName}": loading ${path.relative(process.cwd(), input.entry)} failed: ${errorText(e)}`, { cause: e });
+    throw new ConfigError(
+      `function "${input.functionName}": loading ${path.relative(process.cwd(), input.entry)} failed: ${errorText(e)}`,
+      { cause: e },
+    );
   }
   const h = mod[input.exportName] as SluiceHandler | undefined;
   if (typeof h !== 'function' || !h.sluice) {
@@ -141,20 +150,26 @@ async function manifestOf(input: BundleInput): Promise<Manifest> {
  * onnxruntime-node (the bundle carries the linux-x64 one).
  */
 async function checkModels(input: BundleInput, manifest: Manifest): Promise<void> {
-  const models = manifest.steps.flatMap((s) => (s.kind === 'score' && s.model.kind === 'onnx' ? [s.model as unknown as { name: string; file: string }] : []));
+  const models = manifest.steps.flatMap((s) =>
+    s.kind === 'score' && s.model.kind === 'onnx' ? [s.model as unknown as { name: string; file: string }] : [],
+  );
   if (models.length === 0) return;
   let ort: typeof import('onnxruntime-node');
   try {
     ort = await import('onnxruntime-node');
   } catch (e) {
-    throw new ConfigError(`function "${input.functionName}" scores ONNX models, but onnxruntime-node is not installed where it is packaged (${errorText(e)}); npm i onnxruntime-node.`);
+    throw new ConfigError(
+      `function "${input.functionName}" scores ONNX models, but onnxruntime-node is not installed where it is packaged (${errorText(e)}); npm i onnxruntime-node.`,
+    );
   }
   for (const m of models) {
     try {
       const session = await ort.InferenceSession.create(m.file, { logSeverityLevel: 3 });
       await session.release();
     } catch (e) {
-      throw new ConfigError(`function "${input.functionName}": model "${m.name}" (${m.file}) cannot be loaded by ONNX Runtime: ${errorText(e)}. Export it again with an opset ONNX Runtime supports.`);
+      throw new ConfigError(
+        `function "${input.functionName}": model "${m.name}" (${m.file}) cannot be loaded by ONNX Runtime: ${errorText(e)}. Export it again with an opset ONNX Runtime supports.`,
+      );
     }
   }
 }

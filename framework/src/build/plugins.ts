@@ -44,7 +44,9 @@ export function assetPlugin(copies: CopyList): Plugin {
           const to = `sluice-assets/${path.basename(file)}`;
           const clash = copies.copies.find((c) => c.to === to && c.from !== file);
           if (clash) {
-            throw new ConfigError(`${args.path} and ${clash.importer} both refer to a file named ${path.basename(file)} (${file}, ${clash.from}); rename one so they can sit side by side in the bundle.`);
+            throw new ConfigError(
+              `${args.path} and ${clash.importer} both refer to a file named ${path.basename(file)} (${file}, ${clash.from}); rename one so they can sit side by side in the bundle.`,
+            );
           }
           copies.add({ importer: args.path, from: file, to });
           changed = true;
@@ -78,17 +80,25 @@ export function onnxRuntimePlugin(copies: CopyList, resolveFrom: string): Plugin
         const pattern = /require\(`\.\.\/bin\/napi-v(\d+)\/\$\{process\.platform\}\/\$\{process\.arch\}\/onnxruntime_binding\.node`\)/;
         const m = pattern.exec(source);
         if (!m) {
-          throw new ConfigError(`onnxruntime-node at ${args.path} loads its binding differently than Sluice expects (${path.basename(args.path)} changed); pin onnxruntime-node to 1.30.x or report this.`);
+          throw new ConfigError(
+            `onnxruntime-node at ${args.path} loads its binding differently than Sluice expects (${path.basename(args.path)} changed); pin onnxruntime-node to 1.30.x or report this.`,
+          );
         }
         const binDir = path.resolve(path.dirname(args.path), `../bin/napi-v${m[1]}/linux/x64`);
         for (const f of ONNX_RUNTIME_FILES) {
           const from = path.join(binDir, f);
           if (!existsSync(from)) {
-            throw new ConfigError(`onnxruntime-node has no linux-x64 ${f} at ${from}; reinstall it (npm ci) so the Lambda bundle can include it.`);
+            throw new ConfigError(
+              `onnxruntime-node has no linux-x64 ${f} at ${from}; reinstall it (npm ci) so the Lambda bundle can include it.`,
+            );
           }
           copies.add({ importer: args.path, from, to: `onnxruntime/${f}` });
         }
-        return { contents: source.replace(pattern, 'require("./onnxruntime/onnxruntime_binding.node")'), loader: 'js', resolveDir: path.dirname(args.path) };
+        return {
+          contents: source.replace(pattern, 'require("./onnxruntime/onnxruntime_binding.node")'),
+          loader: 'js',
+          resolveDir: path.dirname(args.path),
+        };
       });
       // Resolve onnxruntime-node from the project, even when the handler lives elsewhere.
       build.onResolve({ filter: /^onnxruntime-node$/ }, () => {

@@ -16,7 +16,8 @@ const FILE_ATTRS = 0o100644 << 16;
 export async function zipFiles(dir: string, files: readonly string[], zipPath: string): Promise<number> {
   const { zipSync } = await import('fflate');
   const entries: Record<string, [Uint8Array, { mtime: Date; os: number; attrs: number; level: 9 }]> = {};
-  for (const f of [...files].sort()) entries[f] = [readFileSync(path.join(dir, f)), { mtime: FIXED_MTIME, os: 3, attrs: FILE_ATTRS, level: 9 }];
+  for (const f of [...files].sort())
+    entries[f] = [readFileSync(path.join(dir, f)), { mtime: FIXED_MTIME, os: 3, attrs: FILE_ATTRS, level: 9 }];
   const zip = zipSync(entries);
   writeFileSync(zipPath, zip);
   return zip.byteLength;

@@ -3,8 +3,14 @@ import { ConfigError } from '../errors.js';
 import { LOCAL_CLUSTER_ARN } from '../runtime/msk-event.js';
 import { functionConfig, onFailureTopic as kafkaTopicOf } from './function-config.js';
 import {
-  BATCH_SIZE, BATCHING_WINDOW_SECONDS, CONSUMER_GROUP_ID, DEFAULT_STARTING_POSITION, INFINITE_RETRIES_WITH_DESTINATION, SERVERLESS_DEFAULT_TIMEOUT_SECONDS,
-  STARTING_POSITIONS, type StartingPosition,
+  BATCH_SIZE,
+  BATCHING_WINDOW_SECONDS,
+  CONSUMER_GROUP_ID,
+  DEFAULT_STARTING_POSITION,
+  INFINITE_RETRIES_WITH_DESTINATION,
+  SERVERLESS_DEFAULT_TIMEOUT_SECONDS,
+  STARTING_POSITIONS,
+  type StartingPosition,
 } from './limits.js';
 import { declarationOf, type FunctionEntry } from './serverless-yml.js';
 
@@ -64,31 +70,45 @@ const CLUSTER_ARN = /^arn:aws[a-zA-Z-]*:kafka:[^:]*:\d*:cluster\/[^/]+\/.+$/;
 export function esmConfig(entry: FunctionEntry, service: string, defaults: { timeoutSeconds?: number; stage?: string } = {}): EsmConfig {
   const where = `functions.${entry.name}`;
   const ev = entry.event;
-  if (!ev) throw new ConfigError(`${where} in serverless.yml has no msk or kafka event; add one with at least a topic, e.g. events: [{ msk: { arn: …, topic: my-topic } }].`);
+  if (!ev)
+    throw new ConfigError(
+      `${where} in serverless.yml has no msk or kafka event; add one with at least a topic, e.g. events: [{ msk: { arn: …, topic: my-topic } }].`,
+    );
   // The plugin's own reading of the event and the sluice: block, so both fail on the same input
   // and agree on the topic, the consumer group, the dead-letter topic and the retry settings.
   const fn = functionConfig(entry.name, declarationOf(entry), { service, stage: defaults.stage ?? 'dev' })!;
   const batchSize = ev.batchSize === undefined ? BATCH_SIZE.default : ev.batchSize;
   if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < BATCH_SIZE.min || batchSize > BATCH_SIZE.max) {
-    throw new ConfigError(`${where} event batchSize must be a whole number from ${BATCH_SIZE.min} to ${BATCH_SIZE.max}; received ${JSON.stringify(ev.batchSize)}.`);
+    throw new ConfigError(
+      `${where} event batchSize must be a whole number from ${BATCH_SIZE.min} to ${BATCH_SIZE.max}; received ${JSON.stringify(ev.batchSize)}.`,
+    );
   }
   const windowS = ev.maximumBatchingWindow === undefined ? BATCHING_WINDOW_SECONDS.default : ev.maximumBatchingWindow;
   if (typeof windowS !== 'number' || windowS < BATCHING_WINDOW_SECONDS.min || windowS > BATCHING_WINDOW_SECONDS.max) {
-    throw new ConfigError(`${where} event maximumBatchingWindow must be seconds from ${BATCHING_WINDOW_SECONDS.min} to ${BATCHING_WINDOW_SECONDS.max}; received ${JSON.stringify(ev.maximumBatchingWindow)}.`);
+    throw new ConfigError(
+      `${where} event maximumBatchingWindow must be seconds from ${BATCHING_WINDOW_SECONDS.min} to ${BATCHING_WINDOW_SECONDS.max}; received ${JSON.stringify(ev.maximumBatchingWindow)}.`,
+    );
   }
   const startingPosition = (ev.startingPosition ?? DEFAULT_STARTING_POSITION) as StartingPosition;
   if (!STARTING_POSITIONS.includes(startingPosition)) {
-    throw new ConfigError(`${where} event startingPosition must be one of ${STARTING_POSITIONS.join(', ')}; received ${JSON.stringify(ev.startingPosition)}.`);
+    throw new ConfigError(
+      `${where} event startingPosition must be one of ${STARTING_POSITIONS.join(', ')}; received ${JSON.stringify(ev.startingPosition)}.`,
+    );
   }
   let startingPositionTimestamp: number | undefined;
   if (startingPosition === 'AT_TIMESTAMP') {
     const ts = ev.startingPositionTimestamp;
-    if (typeof ts !== 'number' || ts < 0) throw new ConfigError(`${where} event startingPositionTimestamp (epoch seconds) is required with AT_TIMESTAMP; received ${JSON.stringify(ts)}.`);
+    if (typeof ts !== 'number' || ts < 0)
+      throw new ConfigError(
+        `${where} event startingPositionTimestamp (epoch seconds) is required with AT_TIMESTAMP; received ${JSON.stringify(ts)}.`,
+      );
     startingPositionTimestamp = ts * 1000;
   }
   const group = fn.consumerGroupId;
   if (typeof group !== 'string' || !CONSUMER_GROUP_ID.test(group)) {
-    throw new ConfigError(`${where} event consumerGroupId must be 1-200 letters, digits, . _ : -; received ${JSON.stringify(ev.consumerGroupId)}.`);
+    throw new ConfigError(
+      `${where} event consumerGroupId must be 1-200 letters, digits, . _ : -; received ${JSON.stringify(ev.consumerGroupId)}.`,
+    );
   }
   const notices: string[] = [];
   const provisioned = fn.provisionedPollers !== undefined;
@@ -102,7 +122,9 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
     onFailureTopic = kafkaTopicOf(dest);
     if (onFailureTopic === undefined) {
       onFailureTopic = fn.deadLetterTopic;
-      notices.push(`${entry.name}: the on-failure destination ${dest} (${dest.split(':')[2].toUpperCase()}) is not emulated; locally, records that fail every retry go to the Kafka topic ${onFailureTopic} instead.`);
+      notices.push(
+        `${entry.name}: the on-failure destination ${dest} (${dest.split(':')[2].toUpperCase()}) is not emulated; locally, records that fail every retry go to the Kafka topic ${onFailureTopic} instead.`,
+      );
     }
   }
   let eventSourceArn: string | undefined;
@@ -111,13 +133,19 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
     if (typeof arn === 'string' && CLUSTER_ARN.test(arn)) eventSourceArn = arn;
     else {
       eventSourceArn = LOCAL_CLUSTER_ARN;
-      notices.push(`${entry.name}: the msk event's arn (${JSON.stringify(arn)}) is resolved only at deploy time (a CloudFormation intrinsic or a Serverless variable); events carry the placeholder eventSourceArn ${LOCAL_CLUSTER_ARN}.`);
+      notices.push(
+        `${entry.name}: the msk event's arn (${JSON.stringify(arn)}) is resolved only at deploy time (a CloudFormation intrinsic or a Serverless variable); events carry the placeholder eventSourceArn ${LOCAL_CLUSTER_ARN}.`,
+      );
     }
   }
   const timeoutS = entry.timeout ?? defaults.timeoutSeconds ?? SERVERLESS_DEFAULT_TIMEOUT_SECONDS;
   return {
-    functionName: entry.name, topic: fn.topic, batchSize, maximumBatchingWindowMs: Math.round(windowS * 1000),
-    startingPosition, ...(startingPositionTimestamp !== undefined ? { startingPositionTimestamp } : {}),
+    functionName: entry.name,
+    topic: fn.topic,
+    batchSize,
+    maximumBatchingWindowMs: Math.round(windowS * 1000),
+    startingPosition,
+    ...(startingPositionTimestamp !== undefined ? { startingPositionTimestamp } : {}),
     consumerGroupId: group,
     eventSource: fn.kind === 'msk' ? 'aws:kafka' : 'SelfManagedKafka',
     ...(eventSourceArn !== undefined ? { eventSourceArn } : {}),

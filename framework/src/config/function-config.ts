@@ -93,24 +93,38 @@ const KAFKA_DESTINATION = 'kafka://';
  * functionConfig('orders', { events: [{ msk: { arn, topic: 'orders' } }] }, { service: 'shop', stage: 'dev' });
  * // { name: 'orders', kind: 'msk', topic: 'orders', consumerGroupId: 'sluice-shop-dev-orders', auth: 'iam', tls: true, deadLetterTopic: 'orders.orders.dlq', … }
  */
-export function functionConfig(name: string, fn: FunctionDeclaration, ctx: { readonly service: string; readonly stage: string }): FunctionConfig | undefined {
+export function functionConfig(
+  name: string,
+  fn: FunctionDeclaration,
+  ctx: { readonly service: string; readonly stage: string },
+): FunctionConfig | undefined {
   const where = `functions.${name}`;
   const events = (fn.events ?? []) as Record<string, any>[];
   const kafkaEvents = events.filter((e) => e && (e.msk || e.kafka));
   if (kafkaEvents.length === 0) {
-    if (fn.sluice) throw new ConfigError(`${where} has a sluice: block but no msk or kafka event; add the event (events: [{ msk: { arn, topic } }]) or remove the block.`);
+    if (fn.sluice)
+      throw new ConfigError(
+        `${where} has a sluice: block but no msk or kafka event; add the event (events: [{ msk: { arn, topic } }]) or remove the block.`,
+      );
     return undefined;
   }
-  if (kafkaEvents.length > 1) throw new ConfigError(`${where} has ${kafkaEvents.length} Kafka events; a Sluice function reads one topic. Split it into one function per topic.`);
+  if (kafkaEvents.length > 1)
+    throw new ConfigError(
+      `${where} has ${kafkaEvents.length} Kafka events; a Sluice function reads one topic. Split it into one function per topic.`,
+    );
   const kind: KafkaEventKind = kafkaEvents[0].msk ? 'msk' : 'kafka';
   const ev = kafkaEvents[0][kind] as Record<string, any>;
-  if (typeof ev?.topic !== 'string' || ev.topic.length === 0) throw new ConfigError(`${where}.events[].${kind}.topic must be a topic name; received ${JSON.stringify(ev?.topic)}.`);
+  if (typeof ev?.topic !== 'string' || ev.topic.length === 0)
+    throw new ConfigError(`${where}.events[].${kind}.topic must be a topic name; received ${JSON.stringify(ev?.topic)}.`);
   const opts = readSluiceOptions(where, fn.sluice ?? {});
   const deadLetterTopic = opts.deadLetterTopic ?? defaultDeadLetterTopic(ev.topic, name);
   const scramSecretArn = kind === 'msk' ? ev.saslScram512 : (ev.accessConfigurations?.saslScram512Auth ?? undefined);
   const access = (ev.accessConfigurations ?? {}) as Record<string, unknown>;
   return {
-    name, kind, topic: ev.topic, consumerGroupId: ev.consumerGroupId ?? defaultConsumerGroupId(ctx.service, ctx.stage, name),
+    name,
+    kind,
+    topic: ev.topic,
+    consumerGroupId: ev.consumerGroupId ?? defaultConsumerGroupId(ctx.service, ctx.stage, name),
     ...(kind === 'msk' ? { clusterArn: ev.arn } : {}),
     ...(scramSecretArn !== undefined ? { scramSecretArn: Array.isArray(scramSecretArn) ? scramSecretArn[0] : scramSecretArn } : {}),
     vpc: kind === 'kafka' && (access.vpcSubnet !== undefined || access.vpcSecurityGroup !== undefined),
@@ -118,7 +132,11 @@ export function functionConfig(name: string, fn: FunctionDeclaration, ctx: { rea
     tls: kind === 'msk',
     deadLetterTopic,
     ...(opts.maximumRetryAttempts !== undefined ? { maximumRetryAttempts: opts.maximumRetryAttempts } : {}),
-    ...(opts.onFailure !== undefined ? { onFailure: opts.onFailure } : opts.provisionedPollers ? { onFailure: `${KAFKA_DESTINATION}${deadLetterTopic}` } : {}),
+    ...(opts.onFailure !== undefined
+      ? { onFailure: opts.onFailure }
+      : opts.provisionedPollers
+        ? { onFailure: `${KAFKA_DESTINATION}${deadLetterTopic}` }
+        : {}),
     ...(opts.provisionedPollers ? { provisionedPollers: opts.provisionedPollers } : {}),
   };
 }

@@ -76,8 +76,15 @@ export function readServerlessFunctions(file: string): FunctionEntry[] {
  * readServerless('serverless.yml'); // { service: 'shop', stage: 'qa', timeoutSeconds: 20, functions: [...] }
  */
 export function readServerless(file: string): ServiceConfig {
-  if (!existsSync(file)) throw new ConfigError(`serverless.yml not found at ${path.resolve(file)}; run from the service directory or pass --config <path/to/serverless.yml>.`);
-  let doc: { service?: unknown; provider?: { timeout?: unknown; stage?: unknown }; functions?: Record<string, { handler?: unknown; events?: unknown[]; sluice?: Record<string, unknown>; timeout?: unknown }> };
+  if (!existsSync(file))
+    throw new ConfigError(
+      `serverless.yml not found at ${path.resolve(file)}; run from the service directory or pass --config <path/to/serverless.yml>.`,
+    );
+  let doc: {
+    service?: unknown;
+    provider?: { timeout?: unknown; stage?: unknown };
+    functions?: Record<string, { handler?: unknown; events?: unknown[]; sluice?: Record<string, unknown>; timeout?: unknown }>;
+  };
   try {
     doc = parse(readFileSync(file, 'utf8')) ?? {};
   } catch (e) {
@@ -85,23 +92,33 @@ export function readServerless(file: string): ServiceConfig {
   }
   doc = resolveSelfReferences(doc, doc) as typeof doc;
   const root = path.dirname(path.resolve(file));
-  const service = typeof doc.service === 'string' ? doc.service : (doc.service as { name?: string } | undefined)?.name ?? 'service';
+  const service = typeof doc.service === 'string' ? doc.service : ((doc.service as { name?: string } | undefined)?.name ?? 'service');
   const functions = Object.entries(doc.functions ?? {}).map(([name, fn]) => {
     if (!fn || typeof fn.handler !== 'string' || !fn.handler.includes('.')) {
-      throw new ConfigError(`functions.${name}.handler in ${file} must look like "functions/${name}/handler.handler" (file path, a dot, the export name); received ${JSON.stringify(fn?.handler)}.`);
+      throw new ConfigError(
+        `functions.${name}.handler in ${file} must look like "functions/${name}/handler.handler" (file path, a dot, the export name); received ${JSON.stringify(fn?.handler)}.`,
+      );
     }
     const dot = fn.handler.lastIndexOf('.');
     const base = path.resolve(root, fn.handler.slice(0, dot));
     const found = findHandlerFile(base);
     if (!found) {
-      throw new ConfigError(`functions.${name}.handler in ${file} points to ${fn.handler.slice(0, dot)}, but no ${EXTENSIONS.join('/')} file exists there.`);
+      throw new ConfigError(
+        `functions.${name}.handler in ${file} points to ${fn.handler.slice(0, dot)}, but no ${EXTENSIONS.join('/')} file exists there.`,
+      );
     }
-    const ev = (fn.events ?? []).find((e) => e && typeof e === 'object' && ('msk' in e || 'kafka' in e)) as Record<string, Record<string, unknown>> | undefined;
+    const ev = (fn.events ?? []).find((e) => e && typeof e === 'object' && ('msk' in e || 'kafka' in e)) as
+      | Record<string, Record<string, unknown>>
+      | undefined;
     if (fn.sluice !== undefined && (typeof fn.sluice !== 'object' || fn.sluice === null)) {
-      throw new ConfigError(`functions.${name}.sluice in ${file} must be an object such as { maximumRetryAttempts: 2, deadLetterTopic: my-dlq }; received ${JSON.stringify(fn.sluice)}.`);
+      throw new ConfigError(
+        `functions.${name}.sluice in ${file} must be an object such as { maximumRetryAttempts: 2, deadLetterTopic: my-dlq }; received ${JSON.stringify(fn.sluice)}.`,
+      );
     }
     return {
-      name, file: found, exportName: fn.handler.slice(dot + 1),
+      name,
+      file: found,
+      exportName: fn.handler.slice(dot + 1),
       ...(ev ? { event: ev.msk ?? ev.kafka, eventKind: 'msk' in ev ? ('msk' as const) : ('kafka' as const) } : {}),
       ...(fn.sluice ? { sluice: fn.sluice } : {}),
       ...(typeof fn.timeout === 'number' ? { timeout: fn.timeout } : {}),
@@ -121,7 +138,8 @@ function resolveSelfReferences(value: unknown, doc: unknown, depth = 0): unknown
   if (typeof value === 'string') {
     if (depth > 10 || !value.includes('${self:')) return value;
     const whole = /^\$\{self:([^},\s]+)\}$/.exec(value);
-    const lookup = (p: string) => p.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), doc);
+    const lookup = (p: string) =>
+      p.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), doc);
     if (whole) {
       const v = lookup(whole[1]);
       return v === undefined ? value : resolveSelfReferences(v, doc, depth + 1);
@@ -132,7 +150,8 @@ function resolveSelfReferences(value: unknown, doc: unknown, depth = 0): unknown
     });
   }
   if (Array.isArray(value)) return value.map((v) => resolveSelfReferences(v, doc, depth));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveSelfReferences(v, doc, depth)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveSelfReferences(v, doc, depth)]));
   return value;
 }
 

@@ -91,16 +91,21 @@ const ON_FAILURE = /^(kafka:\/\/[a-zA-Z0-9._-]{1,249}|arn:aws[a-zA-Z-]*:(sqs|s3|
 export function readSluiceOptions(where: string, opts: Readonly<Record<string, unknown>>): SluiceOptions {
   const schema = SLUICE_OPTIONS_SCHEMA.properties;
   for (const k of Object.keys(opts)) {
-    if (!(SLUICE_FUNCTION_OPTIONS as readonly string[]).includes(k)) throw new ConfigError(`unknown option ${where}.sluice.${k} in serverless.yml; allowed: ${SLUICE_FUNCTION_OPTIONS.join(', ')}.`);
+    if (!(SLUICE_FUNCTION_OPTIONS as readonly string[]).includes(k))
+      throw new ConfigError(`unknown option ${where}.sluice.${k} in serverless.yml; allowed: ${SLUICE_FUNCTION_OPTIONS.join(', ')}.`);
   }
   const retries = opts.maximumRetryAttempts;
   const r = schema.maximumRetryAttempts;
   if (retries !== undefined && !isIntegerIn(retries, r.minimum, r.maximum)) {
-    throw new ConfigError(`${where}.sluice.maximumRetryAttempts must be a whole number from ${r.minimum} (forever) to ${r.maximum}; received ${JSON.stringify(retries)}.`);
+    throw new ConfigError(
+      `${where}.sluice.maximumRetryAttempts must be a whole number from ${r.minimum} (forever) to ${r.maximum}; received ${JSON.stringify(retries)}.`,
+    );
   }
   const onFailure = opts.onFailure;
   if (onFailure !== undefined && (typeof onFailure !== 'string' || !ON_FAILURE.test(onFailure))) {
-    throw new ConfigError(`${where}.sluice.onFailure must be kafka://<topic>, an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN; received ${JSON.stringify(onFailure)}.`);
+    throw new ConfigError(
+      `${where}.sluice.onFailure must be kafka://<topic>, an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN; received ${JSON.stringify(onFailure)}.`,
+    );
   }
   let provisionedPollers: SluiceOptions['provisionedPollers'];
   if (opts.provisionedPollers !== undefined) {
@@ -112,7 +117,9 @@ export function readSluiceOptions(where: string, opts: Readonly<Record<string, u
     const known = Object.keys(schema.provisionedPollers.properties);
     const stray = typeof p === 'object' && p !== null && Object.keys(p).some((k) => !known.includes(k));
     if (stray || !isIntegerIn(min, lo.minimum, lo.maximum) || !isIntegerIn(max, min, hi.maximum)) {
-      throw new ConfigError(`${where}.sluice.provisionedPollers must be { minimum: ${lo.minimum}-${lo.maximum}, maximum: minimum-${hi.maximum} }; received ${JSON.stringify(opts.provisionedPollers)}.`);
+      throw new ConfigError(
+        `${where}.sluice.provisionedPollers must be { minimum: ${lo.minimum}-${lo.maximum}, maximum: minimum-${hi.maximum} }; received ${JSON.stringify(opts.provisionedPollers)}.`,
+      );
     }
     provisionedPollers = { minimum: min, maximum: max };
   }

@@ -51,14 +51,18 @@ function fromClass(cls: new () => object): LoadedDefinition {
   const { topic, options } = rec.source;
   const known = ['key', 'value', 'validate', 'lateTopic', 'name'];
   for (const k of Object.keys(options)) {
-    if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" in @source() of class ${className}; allowed: ${known.join(', ')}.`);
+    if (!known.includes(k))
+      throw new ConfigError(`unknown option "${k}" in @source() of class ${className}; allowed: ${known.join(', ')}.`);
   }
   const name = options.name ?? className;
   let instance: Record<string, unknown>;
   try {
     instance = new cls() as Record<string, unknown>;
   } catch (e) {
-    throw new ConfigError(`class ${className} could not be constructed without arguments (${errorText(e)}); Sluice creates one instance per container.`, { cause: e });
+    throw new ConfigError(
+      `class ${className} could not be constructed without arguments (${errorText(e)}); Sluice creates one instance per container.`,
+      { cause: e },
+    );
   }
 
   const byMember = new Map<string, Binding[]>();
@@ -73,14 +77,19 @@ function fromClass(cls: new () => object): LoadedDefinition {
   for (const [member, bindings] of byMember) {
     const core = bindings.filter((b) => b.role !== 'to');
     if (core.length > 1) {
-      throw new ConfigError(`member "${member}" of class ${className} has ${core.length} step decorators (${core.map((b) => (b.role === 'step' ? `@${b.kind}` : `@${b.role}`)).join(', ')}); give each step its own member.`);
+      throw new ConfigError(
+        `member "${member}" of class ${className} has ${core.length} step decorators (${core.map((b) => (b.role === 'step' ? `@${b.kind}` : `@${b.role}`)).join(', ')}); give each step its own member.`,
+      );
     }
     const main = core[0];
     if (!main) {
-      throw new ConfigError(`@to() on member "${member}" of class ${className} has nothing to send; stack it on a step or window, e.g. @to('out') @map() enrich(r) {…}.`);
+      throw new ConfigError(
+        `@to() on member "${member}" of class ${className} has nothing to send; stack it on a step or window, e.g. @to('out') @map() enrich(r) {…}.`,
+      );
     }
     if (main.role === 'keyed') {
-      if (bindings.length > 1) throw new ConfigError(`@to() cannot decorate keyed state "${member}" of class ${className}; put it on a step.`);
+      if (bindings.length > 1)
+        throw new ConfigError(`@to() cannot decorate keyed state "${member}" of class ${className}; put it on a step.`);
       const handle = new KeyedState(member, main.options as { ttl?: never });
       instance[member] = handle;
       state.push({ name: member, ...(handle.ttlMs !== undefined ? { ttlMs: handle.ttlMs } : {}) });
@@ -94,7 +103,17 @@ function fromClass(cls: new () => object): LoadedDefinition {
       const fn = instance[member];
       if (typeof fn !== 'function') throw new ConfigError(`@score() member "${member}" of class ${className} is not a method.`);
       const name = main.options.name ?? member;
-      steps.push(scoreStep(main.model, main.options.features, (fn as Function).bind(instance), name, `@score() on "${member}" of class ${className}`, ['features', 'name'], main.options));
+      steps.push(
+        scoreStep(
+          main.model,
+          main.options.features,
+          (fn as Function).bind(instance),
+          name,
+          `@score() on "${member}" of class ${className}`,
+          ['features', 'name'],
+          main.options,
+        ),
+      );
     } else if (main.role === 'window') {
       const window = main.build(member) as WindowSpec;
       const aggregations = normalizeAggregations(instance[member], `window "${member}" of class ${className}`);
@@ -103,7 +122,9 @@ function fromClass(cls: new () => object): LoadedDefinition {
     for (const b of bindings) {
       if (b.role !== 'to') continue;
       steps.push({
-        kind: 'to', name: b.topic, topic: b.topic,
+        kind: 'to',
+        name: b.topic,
+        topic: b.topic,
         key: resolveSerializer(b.options.key, 'string', `key serializer of @to('${b.topic}')`),
         value: resolveSerializer(b.options.value, 'json', `value serializer of @to('${b.topic}')`),
       });
@@ -125,7 +146,9 @@ export function checkManifest(m: Manifest): Manifest {
   for (const s of m.steps) {
     if (s.kind !== 'window') continue;
     if (names.has(s.name)) {
-      throw new ConfigError(`two windows of function "${m.name}" are named "${s.name}"; window names key their stored state, so give each a distinct name.`);
+      throw new ConfigError(
+        `two windows of function "${m.name}" are named "${s.name}"; window names key their stored state, so give each a distinct name.`,
+      );
     }
     names.add(s.name);
     // Operators check what only they know (session merge, sliding closing); fail here, at load.

@@ -12,7 +12,9 @@ type MemberContext = ClassMethodDecoratorContext | ClassFieldDecoratorContext;
 
 function memberName(ctx: { name: string | symbol; static: boolean; private: boolean }, decorator: string): string {
   if (typeof ctx.name !== 'string' || ctx.static || ctx.private) {
-    throw new ConfigError(`@${decorator}() must decorate a public instance member with a string name; received ${String(ctx.name)}${ctx.static ? ' (static)' : ''}${ctx.private ? ' (private)' : ''}.`);
+    throw new ConfigError(
+      `@${decorator}() must decorate a public instance member with a string name; received ${String(ctx.name)}${ctx.static ? ' (static)' : ''}${ctx.private ? ' (private)' : ''}.`,
+    );
   }
   return ctx.name;
 }
@@ -45,37 +47,47 @@ export function source<T = any>(topic: string, options: SourceOptions<T> = {}) {
 /** Transforms each value. @example @map() toKmh(r: Reading) { return { ...r, kmh: r.speed * 3.6 }; } */
 export function map() {
   const d = stepDecorator('map');
-  return <This, In, Out>(m: Method<This, [In, RecordContext], Out> | Method<This, [In], Out>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
+  return <This, In, Out>(m: Method<This, [In, RecordContext], Out> | Method<This, [In], Out>, ctx: ClassMethodDecoratorContext<This>) =>
+    d(m, ctx);
 }
 
 /** Keeps the values for which the method returns true. @example @filter() fast(r: Kmh) { return r.kmh > 100; } */
 export function filter() {
   const d = stepDecorator('filter');
-  return <This, In>(m: Method<This, [In, RecordContext], boolean> | Method<This, [In], boolean>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
+  return <This, In>(m: Method<This, [In, RecordContext], boolean> | Method<This, [In], boolean>, ctx: ClassMethodDecoratorContext<This>) =>
+    d(m, ctx);
 }
 
 /** Turns one value into many (an iterable). @example @expand() items(o: Order) { return o.items; } */
 export function expand() {
   const d = stepDecorator('expand');
-  return <This, In, Out>(m: Method<This, [In, RecordContext], Iterable<Out>> | Method<This, [In], Iterable<Out>>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
+  return <This, In, Out>(
+    m: Method<This, [In, RecordContext], Iterable<Out>> | Method<This, [In], Iterable<Out>>,
+    ctx: ClassMethodDecoratorContext<This>,
+  ) => d(m, ctx);
 }
 
 /** Runs a side effect; the value passes on unchanged. @example @update() log(r: Reading) { console.log(r); } */
 export function update() {
   const d = stepDecorator('update');
-  return <This, In>(m: Method<This, [In, RecordContext], unknown> | Method<This, [In], unknown>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
+  return <This, In>(m: Method<This, [In, RecordContext], unknown> | Method<This, [In], unknown>, ctx: ClassMethodDecoratorContext<This>) =>
+    d(m, ctx);
 }
 
 /** Sets the record key (state and windows are scoped by it). @example @key() bySensor(r: Reading) { return r.sensor; } */
 export function key() {
   const d = stepDecorator('key');
-  return <This, In>(m: Method<This, [In, RecordContext], string | null> | Method<This, [In], string | null>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
+  return <This, In>(
+    m: Method<This, [In, RecordContext], string | null> | Method<This, [In], string | null>,
+    ctx: ClassMethodDecoratorContext<This>,
+  ) => d(m, ctx);
 }
 
 /** Sets the event time (epoch ms) used by windows; default is the Kafka record timestamp. @example @eventTime() at(r: Reading) { return r.ts; } */
 export function eventTime() {
   const d = stepDecorator('timestamp');
-  return <This, In>(m: Method<This, [In, RecordContext], number> | Method<This, [In], number>, ctx: ClassMethodDecoratorContext<This>) => d(m, ctx);
+  return <This, In>(m: Method<This, [In, RecordContext], number> | Method<This, [In], number>, ctx: ClassMethodDecoratorContext<This>) =>
+    d(m, ctx);
 }
 
 /**
@@ -123,8 +135,12 @@ export function score<O, In>(model: Scorer<O>, options: { features: (value: In, 
   const seq = nextSeq();
   // Validate now (module load), with a placeholder mapper: the method is checked when decorated.
   scoreStep(model, options?.features, () => undefined, 'score', '@score()', ['features', 'name'], options);
-  return <This, R>(m: Method<This, [O, In, RecordContext], R> | Method<This, [O, In], R> | Method<This, [O], R>, ctx: ClassMethodDecoratorContext<This>) => {
-    if (ctx.kind !== 'method') throw new ConfigError(`@score() decorates a method that maps the model's outputs; "${String(ctx.name)}" is a ${ctx.kind}.`);
+  return <This, R>(
+    m: Method<This, [O, In, RecordContext], R> | Method<This, [O, In], R> | Method<This, [O], R>,
+    ctx: ClassMethodDecoratorContext<This>,
+  ) => {
+    if (ctx.kind !== 'method')
+      throw new ConfigError(`@score() decorates a method that maps the model's outputs; "${String(ctx.name)}" is a ${ctx.kind}.`);
     rejectAsync(m as Function, `@score() method "${String(ctx.name)}"`);
     recordOf(ctx.metadata).bindings.push({ seq, member: memberName(ctx, 'score'), role: 'score', model, options });
   };
@@ -146,10 +162,17 @@ export function keyed(options: { ttl?: Duration } = {}) {
 
 type WindowFieldDecorator = <This, In>(_: undefined, ctx: ClassFieldDecoratorContext<This, AggregationSpec<In>>) => void;
 
-function windowDecorator(label: string, build: (where: string) => unknown, extras: { onLate?: (late: LateRecord) => void }): WindowFieldDecorator {
+function windowDecorator(
+  label: string,
+  build: (where: string) => unknown,
+  extras: { onLate?: (late: LateRecord) => void },
+): WindowFieldDecorator {
   const seq = nextSeq();
   return (_, ctx) => {
-    if (ctx.kind !== 'field') throw new ConfigError(`@${label}() decorates a field holding its aggregation, e.g. total = sum('value'); "${String(ctx.name)}" is a ${ctx.kind}.`);
+    if (ctx.kind !== 'field')
+      throw new ConfigError(
+        `@${label}() decorates a field holding its aggregation, e.g. total = sum('value'); "${String(ctx.name)}" is a ${ctx.kind}.`,
+      );
     const member = memberName(ctx, label);
     // Validate now, at class definition (module load), naming the member.
     build(`${label} "${member}"`);
@@ -162,7 +185,8 @@ type WithLate<O> = O & { onLate?: (late: LateRecord) => void };
 function split<O extends object>(opts: WithLate<O> | undefined): [O | undefined, { onLate?: (late: LateRecord) => void }] {
   if (!opts) return [undefined, {}];
   const { onLate, ...rest } = opts as WithLate<O>;
-  if (onLate !== undefined && typeof onLate !== 'function') throw new ConfigError(`onLate must be a function (late) => void; received ${describe(onLate)}.`);
+  if (onLate !== undefined && typeof onLate !== 'function')
+    throw new ConfigError(`onLate must be a function (late) => void; received ${describe(onLate)}.`);
   return [rest as O, onLate ? { onLate } : {}];
 }
 

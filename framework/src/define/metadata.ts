@@ -7,10 +7,22 @@ import type { StepKind } from './manifest.js';
 /** One thing a member decorator recorded. `seq` is the decorator's evaluation order (source order). */
 export type Binding =
   | { readonly seq: number; readonly member: string; readonly role: 'step'; readonly kind: StepKind }
-  | { readonly seq: number; readonly member: string; readonly role: 'window'; readonly build: (name: string) => unknown; readonly options: WindowExtras }
+  | {
+      readonly seq: number;
+      readonly member: string;
+      readonly role: 'window';
+      readonly build: (name: string) => unknown;
+      readonly options: WindowExtras;
+    }
   | { readonly seq: number; readonly member: string; readonly role: 'to'; readonly topic: string; readonly options: OutputOptions }
   | { readonly seq: number; readonly member: string; readonly role: 'keyed'; readonly options: { ttl?: unknown } }
-  | { readonly seq: number; readonly member: string; readonly role: 'score'; readonly model: unknown; readonly options: { features?: unknown; name?: string } };
+  | {
+      readonly seq: number;
+      readonly member: string;
+      readonly role: 'score';
+      readonly model: unknown;
+      readonly options: { features?: unknown; name?: string };
+    };
 
 export interface WindowExtras {
   readonly onLate?: (late: any) => void;

@@ -106,15 +106,20 @@ export class Stream<T> {
    */
   score<O, R>(model: Scorer<O>, opts: ScoreOptions<T, O, R>): Stream<R> {
     const name = opts?.name ?? (typeof model?.name === 'string' ? model.name : `score${this.steps.length + 1}`);
-    return this.#with<R>(scoreStep(model, opts?.features, opts?.output, name, `score() of stream "${this.name}"`, ['features', 'output', 'name'], opts));
+    return this.#with<R>(
+      scoreStep(model, opts?.features, opts?.output, name, `score() of stream "${this.name}"`, ['features', 'output', 'name'], opts),
+    );
   }
 
   /** Sends the current values to a topic; the stream continues. @example .to('fast-vehicles') */
   to(topic: string, opts: OutputOptions = {}): Stream<T> {
-    if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`to() of stream "${this.name}" needs a topic name; received ${describe(topic)}.`);
+    if (typeof topic !== 'string' || topic.length === 0)
+      throw new ConfigError(`to() of stream "${this.name}" needs a topic name; received ${describe(topic)}.`);
     checkOutputOptions(opts, `to('${topic}')`);
     return this.#with<T>({
-      kind: 'to', name: topic, topic,
+      kind: 'to',
+      name: topic,
+      topic,
       key: resolveSerializer(opts.key, 'string', `key serializer of output "${topic}"`),
       value: resolveSerializer(opts.value, 'json', `value serializer of output "${topic}"`),
     });
@@ -193,13 +198,19 @@ export class WindowBuilder<T> {
    * @example
    * .aggregate({ avg: mean('speed'), n: count() }, { name: 'speedStats' })
    */
-  aggregate<A extends AggregationSpec<T>>(aggregations: A | Aggregator<T, any, any>, opts: { name?: string; onLate?: (late: LateRecord) => void } = {}): Stream<WindowResult<A>> {
+  aggregate<A extends AggregationSpec<T>>(
+    aggregations: A | Aggregator<T, any, any>,
+    opts: { name?: string; onLate?: (late: LateRecord) => void } = {},
+  ): Stream<WindowResult<A>> {
     const name = opts.name ?? this.label;
     const where = `${this.label} "${name}"`;
     const window = this.build(where);
-    if (opts.onLate !== undefined && typeof opts.onLate !== 'function') throw new ConfigError(`onLate of ${where} must be a function; received ${describe(opts.onLate)}.`);
+    if (opts.onLate !== undefined && typeof opts.onLate !== 'function')
+      throw new ConfigError(`onLate of ${where} must be a function; received ${describe(opts.onLate)}.`);
     return this.stream.withWindow({
-      kind: 'window', name, window,
+      kind: 'window',
+      name,
+      window,
       aggregations: normalizeAggregations(aggregations, where),
       ...(opts.onLate ? { onLate: opts.onLate } : {}),
     });
@@ -224,7 +235,8 @@ export interface StreamOptions<T> extends SourceOptions<T> {
  * const s = stream<Reading>('sensor-readings', { value: 'json' });
  */
 export function stream<T = unknown>(topic: string, opts: StreamOptions<T> = {}): Stream<T> {
-  if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError(`stream() needs a source topic name; received ${describe(topic)}.`);
+  if (typeof topic !== 'string' || topic.length === 0)
+    throw new ConfigError(`stream() needs a source topic name; received ${describe(topic)}.`);
   const known = ['key', 'value', 'validate', 'lateTopic', 'name', 'state'];
   for (const k of Object.keys(opts)) {
     if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" for stream("${topic}"); allowed: ${known.join(', ')}.`);
@@ -235,7 +247,9 @@ export function stream<T = unknown>(topic: string, opts: StreamOptions<T> = {}):
   }
   const state = (opts.state ?? []).map((h, i) => {
     if (!(h instanceof KeyedState)) {
-      throw new ConfigError(`state[${i}] of stream("${topic}") is not a keyed state handle (received ${describe(h)}); create one with keyedState<T>('name').`);
+      throw new ConfigError(
+        `state[${i}] of stream("${topic}") is not a keyed state handle (received ${describe(h)}); create one with keyedState<T>('name').`,
+      );
     }
     return { name: h.name, ...(h.ttlMs !== undefined ? { ttlMs: h.ttlMs } : {}) };
   });
@@ -280,7 +294,15 @@ export interface ScoreOptions<T, O, R> {
 }
 
 /** @internal Validates a score step of either form, at load time. */
-export function scoreStep(model: unknown, features: unknown, output: unknown, name: string, where: string, known: readonly string[], opts: unknown): ScoreStep {
+export function scoreStep(
+  model: unknown,
+  features: unknown,
+  output: unknown,
+  name: string,
+  where: string,
+  known: readonly string[],
+  opts: unknown,
+): ScoreStep {
   if (opts === null || typeof opts !== 'object') {
     throw new ConfigError(`${where} needs options { features, output }; received ${describe(opts)}.`);
   }
@@ -289,10 +311,14 @@ export function scoreStep(model: unknown, features: unknown, output: unknown, na
   }
   const m = model as Scorer | undefined;
   if (!m || typeof m !== 'object' || typeof m.score !== 'function' || typeof m.name !== 'string') {
-    throw new ConfigError(`${where} needs a model such as onnxModel(new URL('./model.onnx', import.meta.url)); received ${describe(model)}.`);
+    throw new ConfigError(
+      `${where} needs a model such as onnxModel(new URL('./model.onnx', import.meta.url)); received ${describe(model)}.`,
+    );
   }
   if (typeof features !== 'function') {
-    throw new ConfigError(`${where} needs features: a function from the value to the model's input row, e.g. (w) => [w.mean, w.max]; received ${describe(features)}.`);
+    throw new ConfigError(
+      `${where} needs features: a function from the value to the model's input row, e.g. (w) => [w.mean, w.max]; received ${describe(features)}.`,
+    );
   }
   if (typeof output !== 'function') {
     throw new ConfigError(`${where} needs output: a function (outputs, value) => the value to emit; received ${describe(output)}.`);
@@ -305,7 +331,9 @@ export function scoreStep(model: unknown, features: unknown, output: unknown, na
 /** Steps run synchronously inside a batch; an async function would emit Promises. */
 export function rejectAsync(fn: Function, where: string): void {
   if (fn.constructor?.name === 'AsyncFunction' || fn.constructor?.name === 'AsyncGeneratorFunction') {
-    throw new ConfigError(`${where} is an async function; steps must be synchronous so a batch's state stays consistent. Do I/O in middy middleware, or fetch what you need before the batch.`);
+    throw new ConfigError(
+      `${where} is an async function; steps must be synchronous so a batch's state stays consistent. Do I/O in middy middleware, or fetch what you need before the batch.`,
+    );
   }
 }
 

@@ -52,12 +52,17 @@ export class LambdaKafka {
 
   outputSink(manifest: Manifest): OutputSink {
     let sink: KafkaOutputSink | undefined;
-    return { send: async (messages: readonly OutputMessage[]) => (sink ??= new KafkaOutputSink(await this.#connect(), manifest)).send(messages) };
+    return {
+      send: async (messages: readonly OutputMessage[]) => (sink ??= new KafkaOutputSink(await this.#connect(), manifest)).send(messages),
+    };
   }
 
   deadLetterSink(topic: string): DeadLetterSink {
     let sink: KafkaDeadLetterSink | undefined;
-    return { send: async (letters: readonly DeadLetter[], fn: string) => (sink ??= new KafkaDeadLetterSink(await this.#connect(), topic)).send(letters, fn) };
+    return {
+      send: async (letters: readonly DeadLetter[], fn: string) =>
+        (sink ??= new KafkaDeadLetterSink(await this.#connect(), topic)).send(letters, fn),
+    };
   }
 
   #connect(): Promise<Producer> {
@@ -70,13 +75,19 @@ export class LambdaKafka {
 
   async #create(): Promise<Producer> {
     const brokers = this.#brokers;
-    if (!brokers) throw new ConfigError(`no Kafka brokers to produce outputs to: the event has no bootstrapServers and ${SLUICE_ENV.kafkaBrokers} is not set.`);
+    if (!brokers)
+      throw new ConfigError(
+        `no Kafka brokers to produce outputs to: the event has no bootstrapServers and ${SLUICE_ENV.kafkaBrokers} is not set.`,
+      );
     // kafkajs is CommonJS: bundled, its exports sit on `default`.
     const kafkajs = (await import('kafkajs')) as typeof import('kafkajs') & { default?: typeof import('kafkajs') };
     const { Kafka, logLevel } = kafkajs.default ?? kafkajs;
     const config: KafkaConfig = {
       clientId: process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'sluice',
-      brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean),
+      brokers: brokers
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
       ssl: readEnv('kafkaTls') === 'true',
       logLevel: logLevel.ERROR,
       connectionTimeout: 5_000,
@@ -101,11 +112,15 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
   }
   if (process.env.SLUICE_KAFKA_AUTH === 'scram') {
     const secretId = readEnv('kafkaSecretArn');
-    if (!secretId) throw new ConfigError(`${SLUICE_ENV.kafkaAuth}=scram needs ${SLUICE_ENV.kafkaSecretArn}, the Secrets Manager secret with the SASL/SCRAM username and password.`);
+    if (!secretId)
+      throw new ConfigError(
+        `${SLUICE_ENV.kafkaAuth}=scram needs ${SLUICE_ENV.kafkaSecretArn}, the Secrets Manager secret with the SASL/SCRAM username and password.`,
+      );
     const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
     const res = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
     const { username, password } = JSON.parse(res.SecretString ?? '{}') as { username?: string; password?: string };
-    if (!username || !password) throw new ConfigError(`secret ${secretId} must be JSON with "username" and "password" (the MSK SASL/SCRAM secret format).`);
+    if (!username || !password)
+      throw new ConfigError(`secret ${secretId} must be JSON with "username" and "password" (the MSK SASL/SCRAM secret format).`);
     return { mechanism: 'scram-sha-512', username, password };
   }
   const mode = process.env.SLUICE_KAFKA_AUTH;
@@ -122,7 +137,10 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
  * @example
  * const { sink, deadLetters, kafka } = defaultSinks(manifest, () => runtime.logger);
  */
-export function defaultSinks(manifest: Manifest, logger: () => Logger): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
+export function defaultSinks(
+  manifest: Manifest,
+  logger: () => Logger,
+): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
   if (readEnv('outputs') !== 'kafka') return { sink: logOutputs(logger), deadLetters: logDeadLetters(logger) };
   const kafka = new LambdaKafka();
   const topic = readEnv('deadLetterTopic');

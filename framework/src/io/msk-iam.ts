@@ -15,7 +15,12 @@ import { ConfigError, SluiceError } from '../errors.js';
  * const { token } = await mskIamToken({ region: 'eu-west-1' });
  * // kafkajs: sasl: { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: (await mskIamToken({ region })).token }) }
  */
-export async function mskIamToken(opts: { region: string; credentials?: Credentials; signingDate?: Date; userAgent?: string }): Promise<{ token: string; expiresAt: number }> {
+export async function mskIamToken(opts: {
+  region: string;
+  credentials?: Credentials;
+  signingDate?: Date;
+  userAgent?: string;
+}): Promise<{ token: string; expiresAt: number }> {
   const { SignatureV4 } = await import('@smithy/signature-v4');
   const credentials = opts.credentials ?? credentialsFromEnv();
   const hostname = `kafka.${opts.region}.amazonaws.com`;
@@ -26,7 +31,10 @@ export async function mskIamToken(opts: { region: string; credentials?: Credenti
     { expiresIn: TOKEN_SECONDS, signingDate },
   );
   const query = { ...(signed.query as Record<string, string>), 'User-Agent': opts.userAgent ?? USER_AGENT };
-  const url = `https://${hostname}/?${Object.entries(query).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${escapeUri(k)}=${escapeUri(v)}`).join('&')}`;
+  const url = `https://${hostname}/?${Object.entries(query)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${escapeUri(k)}=${escapeUri(v)}`)
+    .join('&')}`;
   return { token: Buffer.from(url, 'utf8').toString('base64url'), expiresAt: signingDate.getTime() + TOKEN_SECONDS * 1000 };
 }
 
@@ -45,7 +53,9 @@ function credentialsFromEnv(): Credentials {
   const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
   if (!accessKeyId || !secretAccessKey) {
-    throw new ConfigError('MSK IAM auth needs AWS credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them from the execution role).');
+    throw new ConfigError(
+      'MSK IAM auth needs AWS credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them from the execution role).',
+    );
   }
   return { accessKeyId, secretAccessKey, ...(process.env.AWS_SESSION_TOKEN ? { sessionToken: process.env.AWS_SESSION_TOKEN } : {}) };
 }

@@ -105,17 +105,25 @@ const BUILT_IN: Record<SerializerName, Serializer<any>> = { json, string, bytes 
  * @example
  * resolveSerializer('json', 'json', 'value serializer of "readings"'); // the json serializer
  */
-export function resolveSerializer(spec: SerializerName | Serializer<any> | undefined, fallback: SerializerName, what: string): Serializer<any> {
+export function resolveSerializer(
+  spec: SerializerName | Serializer<any> | undefined,
+  fallback: SerializerName,
+  what: string,
+): Serializer<any> {
   if (spec === undefined) return BUILT_IN[fallback];
   if (typeof spec === 'string') {
     const found = Object.hasOwn(BUILT_IN, spec) ? BUILT_IN[spec as SerializerName] : undefined;
     if (!found) {
-      throw new ConfigError(`${what} "${spec}" is not a serializer; use one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize/serialize.`);
+      throw new ConfigError(
+        `${what} "${spec}" is not a serializer; use one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize/serialize.`,
+      );
     }
     return found;
   }
   if (typeof spec !== 'object' || spec === null || typeof spec.deserialize !== 'function' || typeof spec.serialize !== 'function') {
-    throw new ConfigError(`${what} must be one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize(bytes) and serialize(value); received ${describe(spec)}.`);
+    throw new ConfigError(
+      `${what} must be one of ${SERIALIZER_NAMES.map((n) => `'${n}'`).join(', ')} or an object with deserialize(bytes) and serialize(value); received ${describe(spec)}.`,
+    );
   }
   return spec;
 }
@@ -131,7 +139,9 @@ export function describe(value: unknown): string {
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (value && typeof value === 'object' && !Array.isArray(value) && Object.values(value).some((v) => typeof v === 'function')) {
     // JSON would drop the functions; show the shape instead.
-    return `{ ${Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'function' ? 'function' : JSON.stringify(v)}`).join(', ')} }`;
+    return `{ ${Object.entries(value)
+      .map(([k, v]) => `${k}: ${typeof v === 'function' ? 'function' : JSON.stringify(v)}`)
+      .join(', ')} }`;
   }
   try {
     return JSON.stringify(value) ?? String(value);

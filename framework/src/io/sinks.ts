@@ -41,7 +41,8 @@ export function logOutputs(logger: LoggerSource): OutputSink {
   return {
     async send(messages) {
       const log = current(logger);
-      for (const m of messages) log.info({ sluice: 'output', topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp, id: m.id });
+      for (const m of messages)
+        log.info({ sluice: 'output', topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp, id: m.id });
     },
   };
 }

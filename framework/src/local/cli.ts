@@ -69,7 +69,11 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    if (e instanceof SluiceError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (
+      e instanceof SluiceError ||
+      (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+      (e as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+    ) {
       console.error(`sluice ${command}: ${errorText(e)}`);
       return 2;
     }
@@ -93,12 +97,18 @@ async function dev(args: string[]): Promise<number> {
       'dynamodb-endpoint': { type: 'string' },
     },
   });
-  if (!/^\d+$/.test(values.retries)) throw new SluiceError(`--retries must be a whole number of retries per failing record; received ${values.retries}.`);
-  if (positionals.length !== 1) throw new SluiceError(`dev takes one function (a serverless.yml name or a handler file); received ${positionals.length}.\n\n${USAGE}`);
+  if (!/^\d+$/.test(values.retries))
+    throw new SluiceError(`--retries must be a whole number of retries per failing record; received ${values.retries}.`);
+  if (positionals.length !== 1)
+    throw new SluiceError(`dev takes one function (a serverless.yml name or a handler file); received ${positionals.length}.\n\n${USAGE}`);
   const entry = resolveFunction(positionals[0]);
   const input = values.input ?? path.join(path.dirname(entry.file), 'sample.jsonl');
   if (!existsSync(input)) {
-    throw new SluiceError(values.input ? `input file ${input} does not exist.` : `no --input given and ${path.relative(process.cwd(), input)} (the default sample) does not exist; pass --input <file.jsonl>.`);
+    throw new SluiceError(
+      values.input
+        ? `input file ${input} does not exist.`
+        : `no --input given and ${path.relative(process.cwd(), input)} (the default sample) does not exist; pass --input <file.jsonl>.`,
+    );
   }
   const batchSize = values['batch-size'] === undefined ? 100 : Number(values['batch-size']);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
@@ -125,7 +135,12 @@ async function dev(args: string[]): Promise<number> {
   };
   handler.sluice.configure({
     store,
-    sink: { send: async (ms) => { for (const m of ms) print(m); await capture.send(ms); } },
+    sink: {
+      send: async (ms) => {
+        for (const m of ms) print(m);
+        await capture.send(ms);
+      },
+    },
     deadLetters: {
       send: async (ds) => {
         for (const d of ds) console.error(letterLine(d));
@@ -137,18 +152,25 @@ async function dev(args: string[]): Promise<number> {
       windowsEmitted += r.stats.windowsEmitted;
       for (const l of r.late) {
         late++;
-        if (!values.quiet) console.error(`late         ${l.key}@${iso(l.timestamp)} missed ${l.windows.map(([s, e]) => `[${iso(s)}, ${iso(e)})`).join(', ')} of "${l.window}" (clock ${iso(l.clock)})`);
+        if (!values.quiet)
+          console.error(
+            `late         ${l.key}@${iso(l.timestamp)} missed ${l.windows.map(([s, e]) => `[${iso(s)}, ${iso(e)})`).join(', ')} of "${l.window}" (clock ${iso(l.clock)})`,
+          );
       }
     },
   });
 
-  console.error(`sluice dev: ${entry.name} (${manifest.name}) on ${path.relative(process.cwd(), input)}: ${records.length} records, source topic "${manifest.source.topic}", batch size ${batchSize}, ${store instanceof MemoryStore ? 'in-memory state' : `state in DynamoDB table ${(store as { table?: string }).table}`}`);
+  console.error(
+    `sluice dev: ${entry.name} (${manifest.name}) on ${path.relative(process.cwd(), input)}: ${records.length} records, source topic "${manifest.source.topic}", batch size ${batchSize}, ${store instanceof MemoryStore ? 'in-memory state' : `state in DynamoDB table ${(store as { table?: string }).table}`}`,
+  );
   const ctx = lambdaContext(entry.name);
   let failures = 0;
   const retries = Number(values.retries);
   const stopIfRewound = (where: string) => {
     if (rewound) {
-      throw new SluiceError(`table ${(store as { table?: string }).table} already holds state of ${manifest.name} past ${where}, from an earlier run of this input; set ${SLUICE_ENV.stateTable} to a new table to start over, or use --state memory. (${rewound.message})`);
+      throw new SluiceError(
+        `table ${(store as { table?: string }).table} already holds state of ${manifest.name} past ${where}, from an earlier run of this input; set ${SLUICE_ENV.stateTable} to a new table to start over, or use --state memory. (${rewound.message})`,
+      );
     }
   };
   for (const event of toKafkaEvents(records, { topic: manifest.source.topic, batchSize })) {
@@ -170,17 +192,25 @@ async function dev(args: string[]): Promise<number> {
     for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
     for (const [p, n] of counts) windowsEmitted += (await handler.sluice.flush(manifest.source.topic, p, n - 1)).stats.windowsEmitted;
   }
-  const open = values.flush ? 0 : countOpenWindows(store) ?? 0;
+  const open = values.flush ? 0 : (countOpenWindows(store) ?? 0);
   if (values.output) {
-    writeFileSync(values.output, capture.messages.map((m) => JSON.stringify({ topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp })).join('\n') + (capture.messages.length ? '\n' : ''));
+    writeFileSync(
+      values.output,
+      capture.messages.map((m) => JSON.stringify({ topic: m.topic, key: m.key, value: m.value, timestamp: m.timestamp })).join('\n') +
+        (capture.messages.length ? '\n' : ''),
+    );
   }
   console.error(
     [
-      `\nsummary: ${records.length} records in, ${capture.messages.length} messages out` + (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
-      `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` + (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
+      `\nsummary: ${records.length} records in, ${capture.messages.length} messages out` +
+        (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
+      `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` +
+        (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
       open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
       values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
-    ].filter(Boolean).join('\n'),
+    ]
+      .filter(Boolean)
+      .join('\n'),
   );
   return failures > 0 ? 1 : 0;
 }

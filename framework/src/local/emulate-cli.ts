@@ -35,7 +35,8 @@ export async function emulate(args: string[]): Promise<number> {
   }
   const yml = path.resolve(values.config ?? 'serverless.yml');
   const service = readServerless(yml);
-  if (values.stage !== undefined && !/^[a-zA-Z0-9-]+$/.test(values.stage)) throw new SluiceError(`--stage must be letters, digits and -; received ${JSON.stringify(values.stage)}.`);
+  if (values.stage !== undefined && !/^[a-zA-Z0-9-]+$/.test(values.stage))
+    throw new SluiceError(`--stage must be letters, digits and -; received ${JSON.stringify(values.stage)}.`);
   const stage = values.stage ?? service.stage ?? 'dev';
   let entries: FunctionEntry[];
   if (positionals.length === 0) {
@@ -48,7 +49,9 @@ export async function emulate(args: string[]): Promise<number> {
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
     throw new SluiceError(`--timeout must be seconds from 1 to ${MAX_TIMEOUT_SECONDS} (Lambda's limit); received ${values.timeout}.`);
   }
-  const configs = entries.map((e) => esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, { ...service, stage }));
+  const configs = entries.map((e) =>
+    esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, { ...service, stage }),
+  );
   // Deployed, the plugin sets SLUICE_ENV.partialBatch per function; one process shares one
   // environment, so it is set when every emulated function agrees (the emulator enforces the
   // setting per function either way).
@@ -56,7 +59,12 @@ export async function emulate(args: string[]): Promise<number> {
   if (partial.size === 1) process.env[SLUICE_ENV.partialBatch] = String([...partial][0]);
 
   const { Kafka, logLevel } = await import('kafkajs');
-  const kafka = new Kafka({ clientId: 'sluice-dev', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3, initialRetryTime: 200 } });
+  const kafka = new Kafka({
+    clientId: 'sluice-dev',
+    brokers: brokers.split(','),
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 3, initialRetryTime: 200 },
+  });
 
   const notes: string[] = [];
   let view: ReturnType<typeof startView> | undefined;
@@ -69,10 +77,13 @@ export async function emulate(args: string[]): Promise<number> {
       running.push(await emulateFunction({ kafka, brokers, handler, config: configs[i], store, notice }));
       const c = configs[i];
       const where = store.durable ? `state in DynamoDB table ${(store as { table?: string }).table}` : 'in-memory state';
-      const failures = c.maximumRetryAttempts === undefined
-        ? 'no provisioned pollers: a failing batch is retried until it succeeds'
-        : `provisioned pollers: ${c.maximumRetryAttempts} retries, then → ${c.onFailureTopic}`;
-      console.error(`sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}) on ${brokers}, ${where}`);
+      const failures =
+        c.maximumRetryAttempts === undefined
+          ? 'no provisioned pollers: a failing batch is retried until it succeeds'
+          : `provisioned pollers: ${c.maximumRetryAttempts} retries, then → ${c.onFailureTopic}`;
+      console.error(
+        `sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}) on ${brokers}, ${where}`,
+      );
     }
   } catch (e) {
     await Promise.all(running.map((r) => r.stop().catch(() => undefined)));
@@ -101,8 +112,10 @@ export async function emulate(args: string[]): Promise<number> {
   for (const r of running) {
     const s = r.stats;
     const blocked = [...s.blocked].map(([p, b]) => `p${p}@${b.offset} after ${b.attempts} attempts`).join(', ');
-    console.error(`${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
-      (blocked ? `; still failing (not committed): ${blocked}` : ''));
+    console.error(
+      `${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
+        (blocked ? `; still failing (not committed): ${blocked}` : ''),
+    );
   }
   return 0;
 }

@@ -22,11 +22,16 @@ export function resolveFunction(target: string, cwd = process.cwd(), yml = path.
     if (!existsSync(asPath)) throw new ConfigError(`handler file ${target} does not exist (looked at ${asPath}).`);
     return { name: path.basename(path.dirname(asPath)), file: asPath, exportName: 'handler' };
   }
-  if (!existsSync(yml)) throw new ConfigError(`"${target}" is not a handler file and there is no serverless.yml at ${yml} to look it up in; pass a path such as functions/${target}/handler.ts.`);
+  if (!existsSync(yml))
+    throw new ConfigError(
+      `"${target}" is not a handler file and there is no serverless.yml at ${yml} to look it up in; pass a path such as functions/${target}/handler.ts.`,
+    );
   const entries = readServerlessFunctions(yml);
   const entry = entries.find((e) => e.name === target);
   if (!entry) {
-    throw new ConfigError(`function "${target}" is not in ${yml}; functions there: ${entries.map((e) => e.name).join(', ') || '(none)'}. Or pass a handler file path.`);
+    throw new ConfigError(
+      `function "${target}" is not in ${yml}; functions there: ${entries.map((e) => e.name).join(', ') || '(none)'}. Or pass a handler file path.`,
+    );
   }
   return entry;
 }
@@ -41,7 +46,9 @@ export async function loadHandler(entry: FunctionEntry): Promise<SluiceHandler> 
   const mod = (await import(pathToFileURL(entry.file).href)) as Record<string, unknown>;
   const h = mod[entry.exportName] as SluiceHandler | undefined;
   if (typeof h !== 'function' || !h.sluice) {
-    throw new ConfigError(`${entry.file} does not export a Sluice handler named "${entry.exportName}"; add: export const ${entry.exportName} = sluice(YourClass);`);
+    throw new ConfigError(
+      `${entry.file} does not export a Sluice handler named "${entry.exportName}"; add: export const ${entry.exportName} = sluice(YourClass);`,
+    );
   }
   return h;
 }

@@ -50,7 +50,10 @@ export async function readInputFile(file: string): Promise<{ records: InputRecor
       problem(`"partition" must be a non-negative integer; got ${JSON.stringify(r.partition)}`);
       continue;
     }
-    if (r.headers !== undefined && (typeof r.headers !== 'object' || r.headers === null || Object.values(r.headers).some((v) => typeof v !== 'string'))) {
+    if (
+      r.headers !== undefined &&
+      (typeof r.headers !== 'object' || r.headers === null || Object.values(r.headers).some((v) => typeof v !== 'string'))
+    ) {
       problem('"headers" must be an object of string values');
       continue;
     }

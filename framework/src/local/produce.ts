@@ -17,9 +17,13 @@ export async function produce(args: string[]): Promise<number> {
     allowPositionals: true,
     options: { brokers: { type: 'string' }, input: { type: 'string', short: 'i' }, partitions: { type: 'string', default: '4' } },
   });
-  if (positionals.length !== 1 || !values.brokers) throw new SluiceError('produce needs a function or topic and --brokers host:port, e.g. sluice produce sensor-sums --brokers 127.0.0.1:9092');
+  if (positionals.length !== 1 || !values.brokers)
+    throw new SluiceError(
+      'produce needs a function or topic and --brokers host:port, e.g. sluice produce sensor-sums --brokers 127.0.0.1:9092',
+    );
   const partitions = Number(values.partitions);
-  if (!Number.isInteger(partitions) || partitions < 1) throw new SluiceError(`--partitions must be a whole number of at least 1; received ${values.partitions}.`);
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new SluiceError(`--partitions must be a whole number of at least 1; received ${values.partitions}.`);
   let topic = positionals[0];
   let input = values.input;
   try {
@@ -35,7 +39,12 @@ export async function produce(args: string[]): Promise<number> {
   const { records, problems } = await readInputFile(input);
   for (const p of problems) console.error(`${p.file}:${p.line}: ${p.problem} (line skipped)`);
   const { Kafka, logLevel } = await import('kafkajs');
-  const kafka = new Kafka({ clientId: 'sluice-produce', brokers: values.brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 3 } });
+  const kafka = new Kafka({
+    clientId: 'sluice-produce',
+    brokers: values.brokers.split(','),
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 3 },
+  });
   const admin = kafka.admin();
   try {
     await admin.connect();
@@ -54,7 +63,8 @@ export async function produce(args: string[]): Promise<number> {
   await producer.connect();
   for (let i = 0; i < records.length; i += 5000) {
     await producer.send({
-      topic, acks: -1,
+      topic,
+      acks: -1,
       messages: records.slice(i, i + 5000).map((r) => ({
         key: r.key,
         value: JSON.stringify(r.value),

@@ -39,7 +39,12 @@ export async function invokeWithRetries(
     let failures: Map<string, { offset: number; error: string }>;
     try {
       const response = await invoke({ ...event, records: pending });
-      failures = new Map(response.batchItemFailures.map((f) => [f.itemIdentifier.partition, { offset: Number(f.itemIdentifier.offset), error: 'the handler reported this record as failed' }]));
+      failures = new Map(
+        response.batchItemFailures.map((f) => [
+          f.itemIdentifier.partition,
+          { offset: Number(f.itemIdentifier.offset), error: 'the handler reported this record as failed' },
+        ]),
+      );
     } catch (e) {
       const error = errorText(e);
       failures = new Map(Object.entries(pending).map(([group, rs]) => [group, { offset: rs[0].offset, error }]));

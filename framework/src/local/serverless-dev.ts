@@ -22,7 +22,8 @@ export interface ServerlessService {
 export async function dev(sls: ServerlessService, options: Record<string, unknown>): Promise<void> {
   const args: string[] = [];
   if (typeof options.function === 'string') args.push(options.function);
-  for (const k of ['brokers', 'state', 'dynamodb-endpoint', 'timeout'] as const) if (typeof options[k] === 'string') args.push(`--${k}`, options[k] as string);
+  for (const k of ['brokers', 'state', 'dynamodb-endpoint', 'timeout'] as const)
+    if (typeof options[k] === 'string') args.push(`--${k}`, options[k] as string);
   if (options.view === false) args.push('--no-view');
   // Same stage as `sls package` would use (--stage, provider.stage or dev): same consumer group.
   args.push('--stage', sls.providers.aws.getStage());

@@ -22,12 +22,16 @@ export async function devStateStore(kind: string | undefined, endpoint: string |
   }
   if (kind !== 'dynamodb') throw new SluiceError(`--state must be one of ${STATE_KINDS.join(', ')}; received ${JSON.stringify(kind)}.`);
   const url = endpoint ?? readEnv('dynamodbEndpoint') ?? 'http://127.0.0.1:8000';
-  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new SluiceError(`--dynamodb-endpoint must be a URL such as http://127.0.0.1:8000; received ${JSON.stringify(url)}.`);
+  if (!/^https?:\/\/[^\s/]+/.test(url))
+    throw new SluiceError(`--dynamodb-endpoint must be a URL such as http://127.0.0.1:8000; received ${JSON.stringify(url)}.`);
   const store = new DynamoDBStore({ table: readEnv('stateTable') ?? `sluice-${service}-state`, endpoint: url });
   try {
     await store.ensureTable();
   } catch (e) {
-    throw new SluiceError(`could not reach DynamoDB at ${url} to create table ${store.table}: ${errorText(e)}. Is DynamoDB Local running (npm run infra:up)?`, { cause: e });
+    throw new SluiceError(
+      `could not reach DynamoDB at ${url} to create table ${store.table}: ${errorText(e)}. Is DynamoDB Local running (npm run infra:up)?`,
+      { cause: e },
+    );
   }
   return store;
 }

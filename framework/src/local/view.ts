@@ -33,8 +33,14 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
  * // 'sensor-sums              36 rec/s  in 182  lag p0:0 p1:0  batches 2  retries 0  windows open 3 emitted 15  late 1  poison 1  dlq 1'
  */
 export function statusLine(s: FunctionStats, rate: number, openWindows: number | undefined): string {
-  const lag = [...s.highWatermarks].sort(([a], [b]) => a - b).map(([p, high]) => `p${p}:${fmt(Math.max(0, high - (s.committed.get(p) ?? 0)))}`).join(' ');
-  const blocked = [...(s.blocked ?? [])].sort(([a], [b]) => a - b).map(([p, b]) => `p${p}@${b.offset} (${fmt(b.attempts)} attempts)`).join(' ');
+  const lag = [...s.highWatermarks]
+    .sort(([a], [b]) => a - b)
+    .map(([p, high]) => `p${p}:${fmt(Math.max(0, high - (s.committed.get(p) ?? 0)))}`)
+    .join(' ');
+  const blocked = [...(s.blocked ?? [])]
+    .sort(([a], [b]) => a - b)
+    .map(([p, b]) => `p${p}@${b.offset} (${fmt(b.attempts)} attempts)`)
+    .join(' ');
   return [
     s.name.padEnd(16),
     `${fmt(rate).padStart(9)} rec/s`,

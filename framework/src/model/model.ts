@@ -57,10 +57,15 @@ let ortModule: Promise<Ort> | undefined;
 /** ONNX Runtime, imported on first use: functions without models never load it. */
 function ort(): Promise<Ort> {
   // Bundled, onnxruntime-node is CommonJS whose exports esbuild cannot list: they sit on `default`.
-  return (ortModule ??= import('onnxruntime-node').then((m) => ((m as { InferenceSession?: unknown }).InferenceSession ? m : (m as { default: Ort }).default)).catch((e: unknown) => {
-    ortModule = undefined;
-    throw new ConfigError(`ONNX Runtime (onnxruntime-node) could not be loaded: ${errorText(e)}. Install it (npm i onnxruntime-node, with onnxruntime-node-install=skip in .npmrc) or package the function with sluice/serverless, which ships its linux-x64 binding.`, { cause: e });
-  }));
+  return (ortModule ??= import('onnxruntime-node')
+    .then((m) => ((m as { InferenceSession?: unknown }).InferenceSession ? m : (m as { default: Ort }).default))
+    .catch((e: unknown) => {
+      ortModule = undefined;
+      throw new ConfigError(
+        `ONNX Runtime (onnxruntime-node) could not be loaded: ${errorText(e)}. Install it (npm i onnxruntime-node, with onnxruntime-node-install=skip in .npmrc) or package the function with sluice/serverless, which ships its linux-x64 binding.`,
+        { cause: e },
+      );
+    }));
 }
 
 /**
@@ -109,7 +114,10 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
       this.signature = readModelSignature(bytes);
     } catch (e) {
       if (!(e instanceof OnnxFormatError)) throw e;
-      throw new ConfigError(`${where} is not a valid ONNX model (${e.message}); the file is corrupt or truncated: export it again (e.g. with skl2onnx or torch.onnx.export).`, { cause: e });
+      throw new ConfigError(
+        `${where} is not a valid ONNX model (${e.message}); the file is corrupt or truncated: export it again (e.g. with skl2onnx or torch.onnx.export).`,
+        { cause: e },
+      );
     }
     for (const out of this.signature.outputs) {
       if (out.kind !== 'tensor') {
@@ -122,18 +130,25 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     const batchDims = new Set<number | null>();
     this.#plans = this.signature.inputs.map((sig) => {
       if (sig.kind !== 'tensor' || !FEEDABLE.includes(sig.type as ElementType)) {
-        throw new ConfigError(`input "${sig.name}" of ${where} has type ${sig.kind === 'tensor' ? sig.type : sig.kind}; Sluice feeds tensors of ${FEEDABLE.join(', ')}.`);
+        throw new ConfigError(
+          `input "${sig.name}" of ${where} has type ${sig.kind === 'tensor' ? sig.type : sig.kind}; Sluice feeds tensors of ${FEEDABLE.join(', ')}.`,
+        );
       }
       const dims = sig.dims ?? [null, null];
-      if (dims.length === 0) throw new ConfigError(`input "${sig.name}" of ${where} is a scalar; Sluice needs a batch dimension first, e.g. shape [N, 4].`);
+      if (dims.length === 0)
+        throw new ConfigError(`input "${sig.name}" of ${where} is a scalar; Sluice needs a batch dimension first, e.g. shape [N, 4].`);
       batchDims.add(dims[0]);
       if (dims[0] !== null && dims[0] !== 1) {
-        throw new ConfigError(`input "${sig.name}" of ${where} has a fixed batch size of ${dims[0]}; export it with a dynamic first dimension (e.g. skl2onnx FloatTensorType([None, k])) or a batch of 1.`);
+        throw new ConfigError(
+          `input "${sig.name}" of ${where} has a fixed batch size of ${dims[0]}; export it with a dynamic first dimension (e.g. skl2onnx FloatTensorType([None, k])) or a batch of 1.`,
+        );
       }
       const rest = dims.slice(1).map((d) => d ?? undefined);
       const unknown = rest.filter((d) => d === undefined).length;
       if (unknown > 1) {
-        throw new ConfigError(`input "${sig.name}" of ${where} has shape ${shapeText(dims)} with more than one unknown dimension after the batch; Sluice cannot tell the row shape. Fix the shape when exporting.`);
+        throw new ConfigError(
+          `input "${sig.name}" of ${where} has shape ${shapeText(dims)} with more than one unknown dimension after the batch; Sluice cannot tell the row shape. Fix the shape when exporting.`,
+        );
       }
       const known = rest.reduce<number>((n, d) => n * (d ?? 1), 1);
       return { sig, type: sig.type as ElementType, width: unknown === 0 ? known : undefined, rest };
@@ -167,7 +182,10 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
           logSeverityLevel: 3,
         });
       } catch (e) {
-        throw new ConfigError(`model "${this.name}" (${this.file}) could not be loaded by ONNX Runtime: ${errorText(e)}; export it again with an opset ONNX Runtime supports.`, { cause: e });
+        throw new ConfigError(
+          `model "${this.name}" (${this.file}) could not be loaded by ONNX Runtime: ${errorText(e)}; export it again with an opset ONNX Runtime supports.`,
+          { cause: e },
+        );
       }
     })().catch((e: unknown) => {
       this.#session = undefined;
@@ -225,9 +243,12 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     } else {
       if (!this.batchable && !this.#warned) {
         this.#warned = true;
-        console.warn(`sluice: model "${this.name}" has a fixed batch size of 1, so its ${rows.length} row(s) are scored one run each (slower). Export it with a dynamic batch dimension to score a batch in one run.`);
+        console.warn(
+          `sluice: model "${this.name}" has a fixed batch size of 1, so its ${rows.length} row(s) are scored one run each (slower). Export it with a dynamic batch dimension to score a batch in one run.`,
+        );
       }
-      for (let j = 0; j < index.length; j++) results[index[j]] = { ok: true, outputs: (await this.#run(session, [prepared[j]], widths))[0] };
+      for (let j = 0; j < index.length; j++)
+        results[index[j]] = { ok: true, outputs: (await this.#run(session, [prepared[j]], widths))[0] };
     }
     return results;
   }
@@ -240,7 +261,8 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     else if (isRecord(features)) {
       perInput = plans.map((p) => (features as Record<string, unknown>)[p.sig.name]);
       const extra = Object.keys(features).filter((k) => !plans.some((p) => p.sig.name === k));
-      if (extra.length > 0) return `model "${this.name}" has no input named ${extra.map((e) => `"${e}"`).join(', ')}; its inputs are ${this.inputNames.map((n) => `"${n}"`).join(', ')}`;
+      if (extra.length > 0)
+        return `model "${this.name}" has no input named ${extra.map((e) => `"${e}"`).join(', ')}; its inputs are ${this.inputNames.map((n) => `"${n}"`).join(', ')}`;
     } else {
       return `model "${this.name}" has ${plans.length} inputs (${this.inputNames.join(', ')}); the feature extractor must return an object with one row per input name, got ${describe(features)}`;
     }
@@ -249,7 +271,8 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
       const p = plans[k];
       let v = perInput[k];
       if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string' || typeof v === 'boolean') v = [v];
-      const expected = () => `${widths[k] ?? 'a fixed number of'} ${p.type} value(s) per row (shape ${shapeText(p.sig.dims ?? [null, null])})`;
+      const expected = () =>
+        `${widths[k] ?? 'a fixed number of'} ${p.type} value(s) per row (shape ${shapeText(p.sig.dims ?? [null, null])})`;
       if (v === undefined || v === null || typeof (v as ArrayLike<unknown>).length !== 'number') {
         return `model "${this.name}" input "${p.sig.name}" expects ${expected()}; the feature extractor gave ${describe(v)}`;
       }
@@ -297,7 +320,9 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
       if (!t) continue;
       const rowsOut = t.dims[0];
       if (rowsOut !== n) {
-        throw new SluiceError(`model "${this.name}" output "${name}" has ${rowsOut} row(s) for ${n} input row(s); Sluice maps outputs to rows by their first dimension, so the model must keep the batch dimension.`);
+        throw new SluiceError(
+          `model "${this.name}" output "${name}" has ${rowsOut} row(s) for ${n} input row(s); Sluice maps outputs to rows by their first dimension, so the model must keep the batch dimension.`,
+        );
       }
       const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
       const scalar = t.dims.length === 1;
@@ -326,14 +351,20 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
 export function onnxModel<O extends ModelOutputs = ModelOutputs>(file: string | URL, opts: OnnxModelOptions = {}): OnnxModel<O> {
   let resolved: string;
   if (file instanceof URL) {
-    if (file.protocol !== 'file:') throw new ConfigError(`onnxModel() needs a file: URL or path; received ${file.href}. Bundle the model with the function instead of fetching it.`);
+    if (file.protocol !== 'file:')
+      throw new ConfigError(
+        `onnxModel() needs a file: URL or path; received ${file.href}. Bundle the model with the function instead of fetching it.`,
+      );
     resolved = fileURLToPath(file);
   } else if (typeof file === 'string' && file.length > 0) {
     resolved = path.resolve(file);
   } else {
-    throw new ConfigError(`onnxModel() needs the model file, e.g. onnxModel(new URL('./model.onnx', import.meta.url)); received ${describe(file)}.`);
+    throw new ConfigError(
+      `onnxModel() needs the model file, e.g. onnxModel(new URL('./model.onnx', import.meta.url)); received ${describe(file)}.`,
+    );
   }
-  if (opts === null || typeof opts !== 'object') throw new ConfigError(`options of onnxModel(${resolved}) must be an object; received ${describe(opts)}.`);
+  if (opts === null || typeof opts !== 'object')
+    throw new ConfigError(`options of onnxModel(${resolved}) must be an object; received ${describe(opts)}.`);
   for (const k of Object.keys(opts)) {
     if (k !== 'name' && k !== 'threads') throw new ConfigError(`unknown option "${k}" of onnxModel(${resolved}); allowed: name, threads.`);
   }

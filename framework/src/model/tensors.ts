@@ -50,12 +50,18 @@ export function badValue(type: ElementType, v: unknown): string | undefined {
 /** The typed array (or string array) that holds `n` values of `type` for one input tensor. */
 export function allocate(type: ElementType, n: number): ArrayLike<unknown> {
   switch (type) {
-    case 'float32': return new Float32Array(n);
-    case 'float64': return new Float64Array(n);
-    case 'int32': return new Int32Array(n);
-    case 'int64': return new BigInt64Array(n);
-    case 'bool': return new Uint8Array(n);
-    default: return new Array<string>(n);
+    case 'float32':
+      return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'bool':
+      return new Uint8Array(n);
+    default:
+      return new Array<string>(n);
   }
 }
 

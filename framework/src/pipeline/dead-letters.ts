@@ -34,7 +34,10 @@ export function resultLetter(
   reason: string,
 ): DeadLetter {
   const result: DeadResult = {
-    id: r.id, key: r.key, value: r.value, timestamp: r.timestamp,
+    id: r.id,
+    key: r.key,
+    value: r.value,
+    timestamp: r.timestamp,
     origin: { topic: closing.topic, partition: closing.partition, offset: closing.offset, timestampType: closing.timestampType },
   };
   let record: DeadLetter['record'] | undefined;

@@ -65,7 +65,14 @@ export function poisonRecord(pass: Pass, it: Item, stage: string, reason: string
  */
 export function poisonItem(pass: Pass, it: Item, stage: string, reason: string): void {
   if (!it.windowId) return poisonRecord(pass, it, stage, reason);
-  pass.deadLetters.push(resultLetter(it.source, { id: it.windowId, key: it.key, value: it.value, timestamp: it.ts }, stage, `window result ${it.windowId}: ${reason}`));
+  pass.deadLetters.push(
+    resultLetter(
+      it.source,
+      { id: it.windowId, key: it.key, value: it.value, timestamp: it.ts },
+      stage,
+      `window result ${it.windowId}: ${reason}`,
+    ),
+  );
   pass.stats.poison++;
 }
 

@@ -29,7 +29,12 @@ export const LATE_HEADERS = { window: 'sluice-late-window', clock: 'sluice-late-
  * @example
  * recordId('Clicks', { topic: 'clicks', partition: 0, offset: 7 }, '0'); // 'Clicks:clicks-0:7:0'
  */
-export function recordId(functionName: string, source: { readonly topic: string; readonly partition: number }, offset: number, sub: string): string {
+export function recordId(
+  functionName: string,
+  source: { readonly topic: string; readonly partition: number },
+  offset: number,
+  sub: string,
+): string {
   return `${functionName}:${source.topic}-${source.partition}:${offset}:${sub}`;
 }
 
@@ -44,7 +49,14 @@ export function recordId(functionName: string, source: { readonly topic: string;
 export function windowResultId(
   functionName: string,
   window: string,
-  r: { readonly key: string; readonly start: number; readonly end: number; readonly offset: number; readonly final: boolean; readonly seq?: number },
+  r: {
+    readonly key: string;
+    readonly start: number;
+    readonly end: number;
+    readonly offset: number;
+    readonly final: boolean;
+    readonly seq?: number;
+  },
   sub: string,
 ): string {
   return `${functionName}:${window}:${r.key}:${r.seq === undefined ? `${r.start}:${r.end}` : `#${r.seq}`}${r.final ? '' : `@${r.offset}.${sub}`}`;
@@ -56,7 +68,13 @@ export function windowResultId(
  * @example
  * lateId('SensorSums', 'total', { topic: 'sensor-counts', partition: 0 }, 6, '0'); // 'SensorSums:late:total:sensor-counts-0:6:0'
  */
-export function lateId(functionName: string, window: string, source: { readonly topic: string; readonly partition: number }, offset: number, sub: string): string {
+export function lateId(
+  functionName: string,
+  window: string,
+  source: { readonly topic: string; readonly partition: number },
+  offset: number,
+  sub: string,
+): string {
   return `${functionName}:late:${window}:${source.topic}-${source.partition}:${offset}:${sub}`;
 }
 
@@ -77,7 +95,14 @@ export function deadLetterId(functionName: string, origin: RecordPosition): stri
  * @example
  * outputMessage('sensor-sums', 's1', { value: 6 }, 0, {}, 'SensorSums:total:s1:0:10000');
  */
-export function outputMessage(topic: string, key: string | null, value: unknown, timestamp: number, headers: Readonly<Record<string, string>>, id: string): OutputMessage {
+export function outputMessage(
+  topic: string,
+  key: string | null,
+  value: unknown,
+  timestamp: number,
+  headers: Readonly<Record<string, string>>,
+  id: string,
+): OutputMessage {
   return { topic, key, value, timestamp, headers: { ...headers, [SLUICE_ID_HEADER]: id }, id };
 }
 

@@ -35,8 +35,8 @@ export class SourceRecord {
   declare value: unknown;
   /** Event time: the record's timestamp until a timestamp step sets it. */
   declare ts: number;
-  private declare readonly headersOf: HeadersOf;
-  private declare decoded: Record<string, string> | undefined;
+  declare private readonly headersOf: HeadersOf;
+  declare private decoded: Record<string, string> | undefined;
 
   constructor(original: KafkaEventRecord, key: string | null, value: unknown, headersOf: HeadersOf) {
     this.original = original;

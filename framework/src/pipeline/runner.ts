@@ -117,8 +117,12 @@ export class PipelineRunner {
         const last = limit > 0 ? batch.offsetAt(limit - 1) : opts.flush ? flushAt : -1;
         let committed = false;
         return {
-          topic, partition,
-          outputs: pass.outputs, deadLetters: pass.deadLetters, late: pass.late, stats: pass.stats,
+          topic,
+          partition,
+          outputs: pass.outputs,
+          deadLetters: pass.deadLetters,
+          late: pass.late,
+          stats: pass.stats,
           failedOffset: failure?.offset,
           failedStage: failure?.stage,
           error: failure?.cause,
@@ -172,9 +176,11 @@ export class PipelineRunner {
         const { topic } = cs.step;
         for (const it of items) {
           // A window result carries only its own id; a record keeps its headers.
-          pass.outputs.push(it.windowId
-            ? outputMessage(topic, it.key, it.value, it.ts, {}, it.windowId)
-            : outputMessage(topic, it.key, it.value, it.ts, it.source.headers, recordId(this.functionName, it.source, it.offset, it.sub)));
+          pass.outputs.push(
+            it.windowId
+              ? outputMessage(topic, it.key, it.value, it.ts, {}, it.windowId)
+              : outputMessage(topic, it.key, it.value, it.ts, it.source.headers, recordId(this.functionName, it.source, it.offset, it.sub)),
+          );
         }
       }
     }

@@ -15,7 +15,12 @@ import { type Item, type Pass, poisonRecord, recordContext } from './item.js';
  * @example
  * items = applyFunctionStep(step, items, pass, views);
  */
-export function applyFunctionStep(step: FunctionStep, items: Item[], pass: Pass, views: Map<string, ReturnType<Transaction['namespace']>>): Item[] {
+export function applyFunctionStep(
+  step: FunctionStep,
+  items: Item[],
+  pass: Pass,
+  views: Map<string, ReturnType<Transaction['namespace']>>,
+): Item[] {
   const fn = step.fn;
   const out: Item[] = [];
   for (let i = 0; i < items.length; i++) {
@@ -24,7 +29,9 @@ export function applyFunctionStep(step: FunctionStep, items: Item[], pass: Pass,
     try {
       result = withRecordState({ key: it.key, offset: it.offset, timestamp: it.ts, views }, () => fn(it.value, recordContext(it)));
       if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-        throw new SluiceError(`step "${step.name}" returned a Promise; steps must be synchronous (do I/O in middy middleware or after the window)`);
+        throw new SluiceError(
+          `step "${step.name}" returned a Promise; steps must be synchronous (do I/O in middy middleware or after the window)`,
+        );
       }
     } catch (e) {
       if (e instanceof PoisonRecordError) {
@@ -46,7 +53,11 @@ export function applyFunctionStep(step: FunctionStep, items: Item[], pass: Pass,
         break;
       case 'expand': {
         if (result == null || typeof (result as Iterable<unknown>)[Symbol.iterator] !== 'function') {
-          throw new StepError(it.offset, step.name, new SluiceError(`expand step "${step.name}" must return an iterable (e.g. an array); it returned ${typeof result}`));
+          throw new StepError(
+            it.offset,
+            step.name,
+            new SluiceError(`expand step "${step.name}" must return an iterable (e.g. an array); it returned ${typeof result}`),
+          );
         }
         let n = 0;
         // First-level children are numbered 0, 1, …; deeper ones extend their parent's path.
@@ -67,7 +78,12 @@ export function applyFunctionStep(step: FunctionStep, items: Item[], pass: Pass,
         break;
       case 'timestamp':
         if (typeof result !== 'number' || !Number.isFinite(result) || result < 0) {
-          poisonRecord(pass, it, step.name, `event time from "${step.name}" must be a non-negative number of epoch milliseconds; got ${String(result)}`);
+          poisonRecord(
+            pass,
+            it,
+            step.name,
+            `event time from "${step.name}" must be a non-negative number of epoch milliseconds; got ${String(result)}`,
+          );
           continue;
         }
         it.ts = Math.floor(result);

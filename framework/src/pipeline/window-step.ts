@@ -37,13 +37,27 @@ export async function applyWindowStep(
     result: (r) => {
       const base = current!;
       stats.windowsEmitted++;
-      out.push({ key: r.key, value: r.value, ts: r.start, offset: r.offset, sub: '0', source: base.source, windowId: windowResultId(fn, step.name, r, base.sub) });
+      out.push({
+        key: r.key,
+        value: r.value,
+        ts: r.start,
+        offset: r.offset,
+        sub: '0',
+        source: base.source,
+        windowId: windowResultId(fn, step.name, r, base.sub),
+      });
     },
     late: (l) => {
       stats.late++;
       const { source, sub } = current!;
       const entry: LateOutput = {
-        window: step.name, key: l.input.key, value: l.input.value, timestamp: l.input.ts, offset: l.input.offset, windows: l.windows, clock: l.clock,
+        window: step.name,
+        key: l.input.key,
+        value: l.input.value,
+        timestamp: l.input.ts,
+        offset: l.input.offset,
+        windows: l.windows,
+        clock: l.clock,
         id: lateId(fn, step.name, source, l.input.offset, sub),
       };
       pass.late.push(entry);
@@ -78,7 +92,9 @@ export async function applyWindowStep(
   }
   if (flush !== undefined) {
     if (!store.keys) {
-      throw new SluiceError(`closing every open window needs a store that can list its keys; the ${store.kind} store cannot. Run the flush with the in-memory store.`);
+      throw new SluiceError(
+        `closing every open window needs a store that can list its keys; the ${store.kind} store cannot. Run the flush with the in-memory store.`,
+      );
     }
     const all = new Set(await store.keys(tx.scope, op.namespace));
     for (const k of keys) all.add(k);

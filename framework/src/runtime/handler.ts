@@ -68,7 +68,10 @@ export function sluice(definition: Definition): SluiceHandler {
     defaults.kafka?.useBrokers(event.bootstrapServers);
     if (!warned && process.env.AWS_LAMBDA_FUNCTION_NAME && !runtime.store.durable && stateful) {
       warned = true;
-      runtime.logger.warn({ sluice: 'warning', message: `function "${manifest.name}" keeps its window and keyed state in memory: it is lost when this container stops. Configure the DynamoDB state store for production.` });
+      runtime.logger.warn({
+        sluice: 'warning',
+        message: `function "${manifest.name}" keeps its window and keyed state in memory: it is lost when this container stops. Configure the DynamoDB state store for production.`,
+      });
     }
     const partitions = partitionsOf(event);
     const remaining = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;

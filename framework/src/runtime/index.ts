@@ -15,7 +15,17 @@ export { logOutputSink, logDeadLetterSink, logOutputs, logDeadLetters } from '..
 export { consoleLogger } from './logger.js';
 export { partitionsOf } from './msk-event.js';
 
-export type { Manifest, Step, SourceSpec, KeyedStateSpec, ScoreStep, FunctionStep, WindowStep, OutputStep, StepKind } from '../define/manifest.js';
+export type {
+  Manifest,
+  Step,
+  SourceSpec,
+  KeyedStateSpec,
+  ScoreStep,
+  FunctionStep,
+  WindowStep,
+  OutputStep,
+  StepKind,
+} from '../define/manifest.js';
 export type { OutputSink, DeadLetterSink } from '../io/sinks.js';
 export type { OutputMessage, DeadLetter, LateOutput } from '../pipeline/records.js';
 export type { WindowSpec } from '../windows/spec.js';

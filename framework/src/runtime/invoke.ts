@@ -92,10 +92,14 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
   const log = runtime.logger;
   const deadline = remainingMs === undefined ? undefined : Date.now() + Math.max(0, remainingMs - 1_000);
   const before = storeStats(runtime.store);
-  const settled = await Promise.all(partitions.map((p) => runner.run(p.topic, p.partition, p.records, deadline === undefined ? {} : { deadline }).then(
-    (result) => ({ p, result }),
-    (error: unknown) => ({ p, error }),
-  )));
+  const settled = await Promise.all(
+    partitions.map((p) =>
+      runner.run(p.topic, p.partition, p.records, deadline === undefined ? {} : { deadline }).then(
+        (result) => ({ p, result }),
+        (error: unknown) => ({ p, error }),
+      ),
+    ),
+  );
   const response = new BatchResponse();
   const done: PartitionResult[] = [];
   const failed: PartitionFailure[] = [];
@@ -108,20 +112,29 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
     } else done.push(s.result);
   }
   await handOff(run, done);
-  await Promise.all(done.map(async (r) => {
-    try {
-      await r.commit();
-      if (r.failedOffset !== undefined) {
-        log.error({ sluice: 'record-failed', topic: r.topic, partition: r.partition, offset: r.failedOffset, step: r.failedStage, error: errorText(r.error) });
-        response.fail(r.topic, r.partition, r.failedOffset);
+  await Promise.all(
+    done.map(async (r) => {
+      try {
+        await r.commit();
+        if (r.failedOffset !== undefined) {
+          log.error({
+            sluice: 'record-failed',
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.failedOffset,
+            step: r.failedStage,
+            error: errorText(r.error),
+          });
+          response.fail(r.topic, r.partition, r.failedOffset);
+        }
+      } catch (e) {
+        log.error({ sluice: 'commit-failed', topic: r.topic, partition: r.partition, error: errorText(e) });
+        failed.push({ topic: r.topic, partition: r.partition, stage: 'commit', error: e });
+        const first = partitions.find((p) => p.topic === r.topic && p.partition === r.partition)!;
+        response.fail(r.topic, r.partition, first.records[0].offset);
       }
-    } catch (e) {
-      log.error({ sluice: 'commit-failed', topic: r.topic, partition: r.partition, error: errorText(e) });
-      failed.push({ topic: r.topic, partition: r.partition, stage: 'commit', error: e });
-      const first = partitions.find((p) => p.topic === r.topic && p.partition === r.partition)!;
-      response.fail(r.topic, r.partition, first.records[0].offset);
-    }
-  }));
+    }),
+  );
   const after = storeStats(runtime.store);
   const state = before && after ? Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]])) : undefined;
   if (state && !runtime.onBatch) {
@@ -129,7 +142,11 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
     log.info({ sluice: 'state-metrics', function: manifest.name, records: partitions.reduce((n, p) => n + p.records.length, 0), ...state });
   }
   const report: BatchReport = {
-    partitions: done, failed, late: done.flatMap((r) => r.late), stats: sumStats(done.map((r) => r.stats)), response: response.value,
+    partitions: done,
+    failed,
+    late: done.flatMap((r) => r.late),
+    stats: sumStats(done.map((r) => r.stats)),
+    response: response.value,
     ...(state ? { state } : {}),
   };
   runtime.onBatch?.(report);
@@ -146,7 +163,10 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
 export async function flushPartition(run: Invocation, topic: string, partition: number, lastOffset: number): Promise<PartitionResult> {
   const result = await run.runner.run(topic, partition, [], { flush: true, flushOffset: lastOffset });
   if (result.failedOffset !== undefined) {
-    throw new SluiceError(`closing the open windows of ${topic}-${partition} failed in step "${result.failedStage}": ${errorText(result.error)}`, { cause: result.error });
+    throw new SluiceError(
+      `closing the open windows of ${topic}-${partition} failed in step "${result.failedStage}": ${errorText(result.error)}`,
+      { cause: result.error },
+    );
   }
   await handOff(run, [result]);
   await result.commit();

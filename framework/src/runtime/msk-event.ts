@@ -89,7 +89,9 @@ export interface PartitionBatch {
 export function partitionsOf(event: unknown): PartitionBatch[] {
   const e = event as KafkaEvent;
   if (!e || typeof e !== 'object' || !e.records || typeof e.records !== 'object') {
-    throw new SluiceError(`the Lambda event has no "records" object, so it is not an MSK or self-managed Kafka event (eventSource: ${JSON.stringify((e as { eventSource?: unknown })?.eventSource)}); trigger this function from an msk or kafka event.`);
+    throw new SluiceError(
+      `the Lambda event has no "records" object, so it is not an MSK or self-managed Kafka event (eventSource: ${JSON.stringify((e as { eventSource?: unknown })?.eventSource)}); trigger this function from an msk or kafka event.`,
+    );
   }
   const out: PartitionBatch[] = [];
   for (const [group, records] of Object.entries(e.records)) {
@@ -151,11 +153,18 @@ export interface InputRecord {
 export function toEventRecord(r: InputRecord, topic: string, partition: number, offset: number): KafkaEventRecord {
   const headers = r.headers ? Object.entries(r.headers).map(([name, v]) => ({ [name]: [...Buffer.from(String(v), 'utf8')] })) : [];
   return {
-    topic, partition, offset,
+    topic,
+    partition,
+    offset,
     timestamp: r.timestamp,
     timestampType: 'CREATE_TIME',
     ...(r.key === null || r.key === undefined ? {} : { key: Buffer.from(String(r.key), 'utf8').toString('base64') }),
-    value: r.value === undefined ? null : Buffer.from(typeof r.value === 'string' && (r as { raw?: boolean }).raw ? r.value : JSON.stringify(r.value), 'utf8').toString('base64'),
+    value:
+      r.value === undefined
+        ? null
+        : Buffer.from(typeof r.value === 'string' && (r as { raw?: boolean }).raw ? r.value : JSON.stringify(r.value), 'utf8').toString(
+            'base64',
+          ),
     headers,
   };
 }
@@ -168,7 +177,10 @@ export function toEventRecord(r: InputRecord, topic: string, partition: number, 
  * @example
  * for (const event of toKafkaEvents(records, { topic: 'readings', batchSize: 100 })) await handler(event, ctx);
  */
-export function* toKafkaEvents(records: Iterable<InputRecord>, opts: { topic: string; batchSize?: number; startOffset?: number }): Generator<KafkaEvent> {
+export function* toKafkaEvents(
+  records: Iterable<InputRecord>,
+  opts: { topic: string; batchSize?: number; startOffset?: number },
+): Generator<KafkaEvent> {
   const size = opts.batchSize ?? 100;
   const offsets = new Map<number, number>();
   let groups = new Map<string, KafkaEventRecord[]>();
@@ -299,14 +311,21 @@ export function toLambdaRecord(topic: string, partition: number, m: KafkaMessage
   const headers: Record<string, number[]>[] = [];
   if (m.headers) {
     for (const [name, v] of Object.entries(m.headers)) {
-      for (const one of Array.isArray(v) ? v : [v]) if (one !== undefined) headers.push({ [name]: [...(Buffer.isBuffer(one) ? one : Buffer.from(String(one)))] });
+      for (const one of Array.isArray(v) ? v : [v])
+        if (one !== undefined) headers.push({ [name]: [...(Buffer.isBuffer(one) ? one : Buffer.from(String(one)))] });
     }
   }
   const key = m.key ? m.key.toString('base64') : undefined;
   const value = m.value ? m.value.toString('base64') : null;
   const record: KafkaEventRecord = {
-    topic, partition, offset: Number(m.offset), timestamp: Number(m.timestamp), timestampType: 'CREATE_TIME',
-    ...(key === undefined ? {} : { key }), value, headers,
+    topic,
+    partition,
+    offset: Number(m.offset),
+    timestamp: Number(m.timestamp),
+    timestampType: 'CREATE_TIME',
+    ...(key === undefined ? {} : { key }),
+    value,
+    headers,
   };
   return { record, bytes: recordJsonBytes(record) };
 }
@@ -327,7 +346,11 @@ export function resultRecord(
   id: string,
 ): KafkaEventRecord {
   return {
-    topic: at.topic, partition: at.partition, offset: at.offset, timestamp, timestampType: at.timestampType,
+    topic: at.topic,
+    partition: at.partition,
+    offset: at.offset,
+    timestamp,
+    timestampType: at.timestampType,
     key: key === null ? null : Buffer.from(key, 'utf8').toString('base64'),
     value: Buffer.from(JSON.stringify(value) ?? 'null', 'utf8').toString('base64'),
     headers: [{ [SLUICE_ID_HEADER]: [...Buffer.from(id, 'utf8')] }],

@@ -73,17 +73,26 @@ export async function packageFunctions(sls: Serverless, options: { function?: st
   for (const { name, fn, options: o } of sluiceFunctions(sls, options.function)) {
     const handler = fn.handler ?? '';
     const m = /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(handler);
-    if (!m) throw new ConfigError(`functions.${name}.handler must be <file path without extension>.<export>, e.g. functions/${name}/handler.handler; received ${JSON.stringify(handler)}.`);
+    if (!m)
+      throw new ConfigError(
+        `functions.${name}.handler must be <file path without extension>.<export>, e.g. functions/${name}/handler.handler; received ${JSON.stringify(handler)}.`,
+      );
     const [, handlerPath, exportName] = m;
     const entry = resolveEntry(sls.serviceDir, handlerPath, name);
     const built = await bundleFunction({
-      functionName: name, entry, handlerPath, exportName, outDir: path.join(outRoot, name),
+      functionName: name,
+      entry,
+      handlerPath,
+      exportName,
+      outDir: path.join(outRoot, name),
       // The runtime reads this variable as a literal process.env chain (io/lambda-kafka.ts) so that
       // esbuild can replace it with the function's auth mode and drop the unused signers.
       define: { [`process.env.${SLUICE_ENV.kafkaAuth}`]: JSON.stringify(o.auth) },
     });
     if (built.manifest.source.topic !== o.topic) {
-      throw new ConfigError(`function "${name}": its handler reads topic "${built.manifest.source.topic}" but its ${o.kind} event is on topic "${o.topic}"; make them the same.`);
+      throw new ConfigError(
+        `function "${name}": its handler reads topic "${built.manifest.source.topic}" but its ${o.kind} event is on topic "${o.topic}"; make them the same.`,
+      );
     }
     mkdirSync(path.join(sls.serviceDir, '.serverless'), { recursive: true });
     const artifact = path.join(sls.serviceDir, '.serverless', `sluice-${name}.zip`);
@@ -93,7 +102,9 @@ export async function packageFunctions(sls: Serverless, options: { function?: st
     const event = fn.events!.find((e) => e.msk || e.kafka)!;
     (event.msk ?? event.kafka).consumerGroupId ??= o.consumerGroupId;
     packaged.set(name, { options: o, built, artifact, zipBytes });
-    log.verbose?.(`sluice: ${name}: ${(zipBytes / 1024).toFixed(0)} KB zipped, ${(built.unzippedBytes / 1024).toFixed(0)} KB unzipped, ${built.stateful ? 'DynamoDB state' : 'stateless'}`);
+    log.verbose?.(
+      `sluice: ${name}: ${(zipBytes / 1024).toFixed(0)} KB zipped, ${(built.unzippedBytes / 1024).toFixed(0)} KB unzipped, ${built.stateful ? 'DynamoDB state' : 'stateless'}`,
+    );
   }
 }
 
@@ -107,7 +118,9 @@ export async function compileTemplate(sls: Serverless): Promise<void> {
     const p = packaged.get(name);
     if (!p) throw new ConfigError(`function "${name}" was not packaged by Sluice; run sls package (or sls deploy) without --package.`);
     return {
-      options, manifest: p.built.manifest, stateful: p.built.stateful,
+      options,
+      manifest: p.built.manifest,
+      stateful: p.built.stateful,
       lambdaLogicalId: sls.providers.aws.naming.getLambdaLogicalId(name),
       deployedName: fn.name ?? `${sls.service.service}-${stage}-${name}`,
     };
@@ -117,11 +130,18 @@ export async function compileTemplate(sls: Serverless): Promise<void> {
 
 /** What packaging produced, for `sls package` output and the benchmark. */
 export function packagedFunctions(): ReadonlyMap<string, { artifact: string; zipBytes: number; unzippedBytes: number; stateful: boolean }> {
-  return new Map([...packaged].map(([k, p]) => [k, { artifact: p.artifact, zipBytes: p.zipBytes, unzippedBytes: p.built.unzippedBytes, stateful: p.built.stateful }]));
+  return new Map(
+    [...packaged].map(([k, p]) => [
+      k,
+      { artifact: p.artifact, zipBytes: p.zipBytes, unzippedBytes: p.built.unzippedBytes, stateful: p.built.stateful },
+    ]),
+  );
 }
 
 function resolveEntry(serviceDir: string, handlerPath: string, name: string): string {
   const file = findHandlerFile(path.join(serviceDir, handlerPath));
   if (file) return file;
-  throw new ConfigError(`function "${name}": no handler file ${handlerPath}.ts (or .mts, .js, .mjs) in ${serviceDir}; fix functions.${name}.handler.`);
+  throw new ConfigError(
+    `function "${name}": no handler file ${handlerPath}.ts (or .mts, .js, .mjs) in ${serviceDir}; fix functions.${name}.handler.`,
+  );
 }

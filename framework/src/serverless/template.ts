@@ -6,7 +6,10 @@ import { ConfigError, SluiceError } from '../errors.js';
 
 /** A CloudFormation template, as Serverless compiles it. */
 export interface Template {
-  Resources: Record<string, { Type: string; Properties?: Record<string, any>; DependsOn?: string | string[]; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
+  Resources: Record<
+    string,
+    { Type: string; Properties?: Record<string, any>; DependsOn?: string | string[]; DeletionPolicy?: string; UpdateReplacePolicy?: string }
+  >;
   Outputs?: Record<string, unknown>;
 }
 
@@ -50,8 +53,14 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
       UpdateReplacePolicy: 'Retain',
       Properties: {
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
         TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: true },
@@ -60,13 +69,16 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
   }
   for (const f of functions) {
     const lambda = r[f.lambdaLogicalId];
-    if (!lambda) throw new SluiceError(`Sluice: resource ${f.lambdaLogicalId} of function "${f.options.name}" is not in the compiled template; this is a bug in Sluice, please report it.`);
+    if (!lambda)
+      throw new SluiceError(
+        `Sluice: resource ${f.lambdaLogicalId} of function "${f.options.name}" is not in the compiled template; this is a bug in Sluice, please report it.`,
+      );
     const roleId = `${f.lambdaLogicalId.replace(/LambdaFunction$/, '')}SluiceRole`;
     r[roleId] = role(f);
     lambda.Properties!.Role = { 'Fn::GetAtt': [roleId, 'Arn'] };
     // Role's GetAtt already orders the function after its role.
     lambda.DependsOn = replaceDependency(lambda.DependsOn, SHARED_ROLE_ID, undefined);
-    const env = (lambda.Properties!.Environment ??= { Variables: {} }).Variables ??= {};
+    const env = ((lambda.Properties!.Environment ??= { Variables: {} }).Variables ??= {});
     Object.assign(env, environment(f));
     for (const res of Object.values(r)) {
       if (res.Type !== 'AWS::Lambda::EventSourceMapping' || !targets(res.Properties?.FunctionName, f.lambdaLogicalId)) continue;
@@ -111,7 +123,11 @@ function role(f: TemplateFunction): Template['Resources'][string] {
     },
   ];
   if (f.stateful) {
-    statements.push({ Effect: 'Allow', Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem'], Resource: { 'Fn::GetAtt': [STATE_TABLE_ID, 'Arn'] } });
+    statements.push({
+      Effect: 'Allow',
+      Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem'],
+      Resource: { 'Fn::GetAtt': [STATE_TABLE_ID, 'Arn'] },
+    });
   }
   const failed = onFailureTopic(o.onFailure);
   const writes = [...new Set([...outputTopics(f.manifest), o.deadLetterTopic, ...(failed !== undefined ? [failed] : [])])];
@@ -119,10 +135,22 @@ function role(f: TemplateFunction): Template['Resources'][string] {
     const cluster = o.clusterArn;
     statements.push(
       { Effect: 'Allow', Action: ['kafka:DescribeCluster', 'kafka:DescribeClusterV2', 'kafka:GetBootstrapBrokers'], Resource: cluster },
-      { Effect: 'Allow', Action: ['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration', 'kafka-cluster:WriteDataIdempotently'], Resource: cluster },
+      {
+        Effect: 'Allow',
+        Action: ['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration', 'kafka-cluster:WriteDataIdempotently'],
+        Resource: cluster,
+      },
       { Effect: 'Allow', Action: ['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData'], Resource: mskArn(cluster, 'topic', o.topic) },
-      { Effect: 'Allow', Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'], Resource: mskArn(cluster, 'group', o.consumerGroupId) },
-      { Effect: 'Allow', Action: ['kafka-cluster:DescribeTopic', 'kafka-cluster:WriteData'], Resource: writes.map((t) => mskArn(cluster, 'topic', t)) },
+      {
+        Effect: 'Allow',
+        Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'],
+        Resource: mskArn(cluster, 'group', o.consumerGroupId),
+      },
+      {
+        Effect: 'Allow',
+        Action: ['kafka-cluster:DescribeTopic', 'kafka-cluster:WriteData'],
+        Resource: writes.map((t) => mskArn(cluster, 'topic', t)),
+      },
     );
   }
   if (o.kind === 'msk' || o.vpc) {
@@ -130,11 +158,19 @@ function role(f: TemplateFunction): Template['Resources'][string] {
     // resource-level permissions (AWSLambdaMSKExecutionRole grants them the same way).
     statements.push({
       Effect: 'Allow',
-      Action: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeVpcs', 'ec2:DeleteNetworkInterface', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups'],
+      Action: [
+        'ec2:CreateNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DescribeVpcs',
+        'ec2:DeleteNetworkInterface',
+        'ec2:DescribeSubnets',
+        'ec2:DescribeSecurityGroups',
+      ],
       Resource: '*',
     });
   }
-  if (o.scramSecretArn !== undefined) statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: o.scramSecretArn });
+  if (o.scramSecretArn !== undefined)
+    statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: o.scramSecretArn });
   if (o.onFailure?.startsWith('arn:')) {
     const service = o.onFailure.split(':')[2];
     const actions = service === 'sqs' ? ['sqs:SendMessage'] : service === 'sns' ? ['sns:Publish'] : ['s3:PutObject', 's3:ListBucket'];
@@ -144,7 +180,10 @@ function role(f: TemplateFunction): Template['Resources'][string] {
   return {
     Type: 'AWS::IAM::Role',
     Properties: {
-      AssumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] }] },
+      AssumeRolePolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] }],
+      },
       Policies: [{ PolicyName: 'sluice', PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
     },
   };
@@ -157,7 +196,8 @@ function role(f: TemplateFunction): Template['Resources'][string] {
  */
 export function mskArn(cluster: unknown, kind: 'topic' | 'group', name: string): unknown {
   if (typeof cluster === 'string') {
-    if (!cluster.includes(':cluster/')) throw new ConfigError(`"${cluster}" is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`);
+    if (!cluster.includes(':cluster/'))
+      throw new ConfigError(`"${cluster}" is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`);
     return `${cluster.replace(':cluster/', `:${kind}/`)}/${name}`;
   }
   const parts = { 'Fn::Split': [':cluster/', cluster] };
@@ -167,7 +207,11 @@ export function mskArn(cluster: unknown, kind: 'topic' | 'group', name: string):
 function targets(functionName: unknown, lambdaLogicalId: string): boolean {
   const getAtt = (functionName as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'];
   const ref = (functionName as { Ref?: string } | undefined)?.Ref;
-  return getAtt?.[0] === lambdaLogicalId || ref === lambdaLogicalId || (typeof ref === 'string' && ref.startsWith(lambdaLogicalId.replace(/LambdaFunction$/, '')) && ref.endsWith('Alias'));
+  return (
+    getAtt?.[0] === lambdaLogicalId ||
+    ref === lambdaLogicalId ||
+    (typeof ref === 'string' && ref.startsWith(lambdaLogicalId.replace(/LambdaFunction$/, '')) && ref.endsWith('Alias'))
+  );
 }
 
 function replaceDependency(dependsOn: string | string[] | undefined, from: string, to: string | undefined): string[] {

@@ -108,7 +108,14 @@ async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClie
     ({ DynamoDBClient }) =>
       new DynamoDBClient({
         ...(endpoint
-          ? { endpoint, region: process.env.AWS_REGION ?? 'us-east-1', credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local', secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local' } }
+          ? {
+              endpoint,
+              region: process.env.AWS_REGION ?? 'us-east-1',
+              credentials: {
+                accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local',
+                secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
+              },
+            }
           : {}),
         maxAttempts: 1, // Sluice retries itself, within the invocation's remaining time.
       }),
@@ -136,7 +143,14 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   readonly kind = 'dynamodb';
   readonly durable = true;
   readonly table: string;
-  readonly stats: DynamoDBStats = { readRequests: 0, writeRequests: 0, consumedReadUnits: 0, consumedWriteUnits: 0, conditionalCheckFailures: 0, retries: 0 };
+  readonly stats: DynamoDBStats = {
+    readRequests: 0,
+    writeRequests: 0,
+    consumedReadUnits: 0,
+    consumedWriteUnits: 0,
+    conditionalCheckFailures: 0,
+    retries: 0,
+  };
   readonly #endpoint: string | undefined;
   readonly #retentionMs: number;
   #client: DynamoDBClient | undefined;
@@ -147,7 +161,9 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     super({ format: dynamoVersions, itemLimit: ITEM_LIMIT });
     const table = opts.table ?? readEnv('stateTable');
     if (!table) {
-      throw new ConfigError(`the DynamoDB state store needs a table name: set ${SLUICE_ENV.stateTable} (the Serverless plugin does) or pass { table }.`);
+      throw new ConfigError(
+        `the DynamoDB state store needs a table name: set ${SLUICE_ENV.stateTable} (the Serverless plugin does) or pass { table }.`,
+      );
     }
     this.table = table;
     this.#endpoint = opts.endpoint ?? readEnv('dynamodbEndpoint');
@@ -165,7 +181,10 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
         // Full jitter, capped, and only while the invocation has time left.
         const delay = Math.random() * Math.min(2_000, 50 * 2 ** attempt);
         if (Date.now() + delay >= deadline) {
-          throw new SluiceError(`DynamoDB kept failing (${(e as { name?: string }).name}: ${errorText(e)}) and the invocation ran out of time; Lambda will retry the batch.`, { retriable: true, cause: e });
+          throw new SluiceError(
+            `DynamoDB kept failing (${(e as { name?: string }).name}: ${errorText(e)}) and the invocation ran out of time; Lambda will retry the batch.`,
+            { retriable: true, cause: e },
+          );
         }
         this.stats.retries++;
         await new Promise((r) => setTimeout(r, delay));
@@ -175,37 +194,58 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
 
   /** One deadline for the whole write set, key items and partition-level items alike. */
   override write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts: StoreCallOptions = {}): Promise<WriteStats> {
-    return super.write(scope, changes, bounds, opts.deadline === undefined ? { ...opts, deadline: Date.now() + DEFAULT_DEADLINE_MS } : opts);
+    return super.write(
+      scope,
+      changes,
+      bounds,
+      opts.deadline === undefined ? { ...opts, deadline: Date.now() + DEFAULT_DEADLINE_MS } : opts,
+    );
   }
 
   protected async getItems(
-    scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions, found: (key: string, item: DynamoItem) => void,
+    scope: StateScope,
+    namespace: string,
+    keys: readonly string[],
+    opts: StoreCallOptions,
+    found: (key: string, item: DynamoItem) => void,
   ): Promise<void> {
     const { BatchGetItemCommand } = await sdk();
     const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const pk = partitionKey(scope, namespace);
     const chunks: string[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT) as string[]);
-    await Promise.all(chunks.map(async (chunk) => {
-      let pending: Record<string, AttributeValue>[] = chunk.map((k) => ({ pk: { S: pk }, sk: { S: encodeKey(k) } }));
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        this.stats.readRequests++;
-        const res = await this.#send<{ Responses?: Record<string, Record<string, AttributeValue>[]>; UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>; ConsumedCapacity?: { CapacityUnits?: number }[] }>(
-          new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, n, h' } }, ReturnConsumedCapacity: 'TOTAL' }),
-          deadline,
-        );
-        for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
-        for (const item of res.Responses?.[this.table] ?? []) {
-          found(decodeKey(item.sk.S!), { versions: storedVersions(item.h), token: item.n.N! });
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let pending: Record<string, AttributeValue>[] = chunk.map((k) => ({ pk: { S: pk }, sk: { S: encodeKey(k) } }));
+        for (let attempt = 0; pending.length > 0; attempt++) {
+          this.stats.readRequests++;
+          const res = await this.#send<{
+            Responses?: Record<string, Record<string, AttributeValue>[]>;
+            UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>;
+            ConsumedCapacity?: { CapacityUnits?: number }[];
+          }>(
+            new BatchGetItemCommand({
+              RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, n, h' } },
+              ReturnConsumedCapacity: 'TOTAL',
+            }),
+            deadline,
+          );
+          for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
+          for (const item of res.Responses?.[this.table] ?? []) {
+            found(decodeKey(item.sk.S!), { versions: storedVersions(item.h), token: item.n.N! });
+          }
+          pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
+          if (pending.length > 0) {
+            if (Date.now() >= deadline)
+              throw new SluiceError('DynamoDB left keys unprocessed until the invocation ran out of time; Lambda will retry the batch.', {
+                retriable: true,
+              });
+            this.stats.retries++;
+            await new Promise((r) => setTimeout(r, Math.random() * Math.min(1_000, 50 * 2 ** attempt)));
+          }
         }
-        pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
-        if (pending.length > 0) {
-          if (Date.now() >= deadline) throw new SluiceError('DynamoDB left keys unprocessed until the invocation ran out of time; Lambda will retry the batch.', { retriable: true });
-          this.stats.retries++;
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(1_000, 50 * 2 ** attempt)));
-        }
-      }
-    }));
+      }),
+    );
   }
 
   protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, string>[], opts: StoreCallOptions): Promise<number> {
@@ -218,21 +258,24 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
       for (const v of versions) expires = Math.max(expires, dynamoVersions.expiresAt(v) ?? now + this.#retentionMs);
       this.stats.writeRequests++;
       try {
-        const res = await this.#send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(new PutItemCommand({
-          TableName: this.table,
-          Item: {
-            pk: { S: partitionKey(scope, change.namespace) },
-            sk: { S: encodeKey(change.key) },
-            n: { N: String(Number(expected?.token ?? 0) + 1) },
-            // The versions read are passed back as DynamoDB returned them: only the new one is encoded.
-            h: { L: versions.map((v) => v.av) },
-            ttl: { N: String(Math.ceil(expires / 1000)) },
-          },
-          ...(expected
-            ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: expected.token } } }
-            : { ConditionExpression: 'attribute_not_exists(pk)' }),
-          ReturnConsumedCapacity: 'TOTAL',
-        }), deadline);
+        const res = await this.#send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: {
+              pk: { S: partitionKey(scope, change.namespace) },
+              sk: { S: encodeKey(change.key) },
+              n: { N: String(Number(expected?.token ?? 0) + 1) },
+              // The versions read are passed back as DynamoDB returned them: only the new one is encoded.
+              h: { L: versions.map((v) => v.av) },
+              ttl: { N: String(Math.ceil(expires / 1000)) },
+            },
+            ...(expected
+              ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: expected.token } } }
+              : { ConditionExpression: 'attribute_not_exists(pk)' }),
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+          deadline,
+        );
         this.stats.consumedWriteUnits += res.ConsumedCapacity?.CapacityUnits ?? 0;
       } catch (e) {
         // The one SDK error that is part of the protocol: the item changed since it was read.
@@ -245,15 +288,25 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     return conflicts;
   }
 
-  protected async listItems(scope: StateScope, namespace: string, found: (key: string, versions: readonly StoredVersion[]) => void): Promise<void> {
+  protected async listItems(
+    scope: StateScope,
+    namespace: string,
+    found: (key: string, versions: readonly StoredVersion[]) => void,
+  ): Promise<void> {
     const { QueryCommand } = await sdk();
     let start: Record<string, AttributeValue> | undefined;
     do {
-      const res = await this.#send<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>(new QueryCommand({
-        TableName: this.table, ConsistentRead: true,
-        KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
-        ProjectionExpression: 'sk, h', ...(start ? { ExclusiveStartKey: start } : {}),
-      }), Date.now() + 30_000);
+      const res = await this.#send<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>(
+        new QueryCommand({
+          TableName: this.table,
+          ConsistentRead: true,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
+          ProjectionExpression: 'sk, h',
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+        Date.now() + 30_000,
+      );
       for (const item of res.Items ?? []) found(decodeKey(item.sk.S!), storedVersions(item.h));
       start = res.LastEvaluatedKey;
     } while (start);
@@ -269,13 +322,25 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     } catch (e) {
       if ((e as { name?: unknown }).name !== 'ResourceNotFoundException') throw e;
     }
-    await this.#send(new CreateTableCommand({
-      TableName: this.table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
-    }), deadline);
-    await this.#send(new UpdateTimeToLiveCommand({ TableName: this.table, TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true } }), deadline).catch(() => undefined);
+    await this.#send(
+      new CreateTableCommand({
+        TableName: this.table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+      deadline,
+    );
+    await this.#send(
+      new UpdateTimeToLiveCommand({ TableName: this.table, TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true } }),
+      deadline,
+    ).catch(() => undefined);
   }
 }
 
@@ -298,8 +363,13 @@ function partitionKey(scope: StateScope, namespace: string): string {
 }
 
 const TRANSIENT = new Set([
-  'ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded', 'InternalServerError',
-  'ServiceUnavailable', 'TransactionConflictException', 'LimitExceededException',
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'TransactionConflictException',
+  'LimitExceededException',
 ]);
 
 function isTransient(e: unknown): boolean {

@@ -72,14 +72,21 @@ export class KeyedState<T> {
   #view(): { view: NamespaceView; key: string; cur: Current } {
     const cur = current;
     if (!cur) {
-      throw new SluiceError(`keyed state "${this.name}" was used outside a step; read and write it only inside map/filter/update/… while a record is processed.`);
+      throw new SluiceError(
+        `keyed state "${this.name}" was used outside a step; read and write it only inside map/filter/update/… while a record is processed.`,
+      );
     }
     if (cur.key === null) {
       // Deterministic: retrying cannot give the record a key, so it is poison, not a failure.
-      throw new PoisonRecordError(`keyed state "${this.name}" needs a record key, but the record at offset ${cur.offset} has none; set one with key().`);
+      throw new PoisonRecordError(
+        `keyed state "${this.name}" needs a record key, but the record at offset ${cur.offset} has none; set one with key().`,
+      );
     }
     const view = cur.views.get(this.#namespace);
-    if (!view) throw new ConfigError(`keyed state "${this.name}" is not declared on this function; declare it with @keyed() or stream(…, { state: [${this.name}] }).`);
+    if (!view)
+      throw new ConfigError(
+        `keyed state "${this.name}" is not declared on this function; declare it with @keyed() or stream(…, { state: [${this.name}] }).`,
+      );
     return { view, key: cur.key, cur };
   }
 
@@ -120,6 +127,8 @@ export function keyedState<T>(name: string, opts: KeyedStateOptions = {}): Keyed
 function checkPlain(value: unknown, name: string): void {
   const bad = value === undefined ? 'undefined' : firstNonJson(value);
   if (bad !== undefined) {
-    throw new StateValueError(`keyed state "${name}" can only hold plain JSON data (numbers, strings, booleans, null, arrays, plain objects); this value holds ${bad}. Convert it first, e.g. a Date to date.getTime().`);
+    throw new StateValueError(
+      `keyed state "${name}" can only hold plain JSON data (numbers, strings, booleans, null, arrays, plain objects); this value holds ${bad}. Convert it first, e.g. a Date to date.getTime().`,
+    );
   }
 }

@@ -65,12 +65,23 @@ export class MemoryStore extends VersionedStore<Version, number> {
     super({ format: memoryVersions, plainJson: true });
   }
 
-  override async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
+  override async write(
+    scope: StateScope,
+    changes: readonly ItemChange[],
+    bounds: BatchBounds,
+    opts?: StoreCallOptions,
+  ): Promise<WriteStats> {
     this.writes++;
     return super.write(scope, changes, bounds, opts);
   }
 
-  protected async getItems(scope: StateScope, namespace: string, keys: readonly string[], _opts: StoreCallOptions, found: (key: string, item: MemoryItem) => void): Promise<void> {
+  protected async getItems(
+    scope: StateScope,
+    namespace: string,
+    keys: readonly string[],
+    _opts: StoreCallOptions,
+    found: (key: string, item: MemoryItem) => void,
+  ): Promise<void> {
     this.reads++;
     const table = this.#tables.get(tableKey(scope, namespace));
     if (!table) return;
@@ -97,7 +108,11 @@ export class MemoryStore extends VersionedStore<Version, number> {
     return conflicts;
   }
 
-  protected async listItems(scope: StateScope, namespace: string, found: (key: string, versions: readonly Version[]) => void): Promise<void> {
+  protected async listItems(
+    scope: StateScope,
+    namespace: string,
+    found: (key: string, versions: readonly Version[]) => void,
+  ): Promise<void> {
     const table = this.#tables.get(tableKey(scope, namespace));
     if (table) for (const [key, item] of table.items) found(key, item.versions);
   }

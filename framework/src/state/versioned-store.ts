@@ -128,7 +128,11 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
    * not handed over), read consistently.
    */
   protected abstract getItems(
-    scope: StateScope, namespace: string, keys: readonly string[], opts: StoreCallOptions, found: (key: string, item: RawItem<V, T>) => void,
+    scope: StateScope,
+    namespace: string,
+    keys: readonly string[],
+    opts: StoreCallOptions,
+    found: (key: string, item: RawItem<V, T>) => void,
   ): Promise<void>;
 
   /**
@@ -200,7 +204,9 @@ function checkPlainJson(c: ItemChange): void {
   if (c.value === undefined) return;
   const bad = firstNonJson(c.value);
   if (bad !== undefined) {
-    throw new StateValueError(`state "${c.namespace}" for key "${c.key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`);
+    throw new StateValueError(
+      `state "${c.namespace}" for key "${c.key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`,
+    );
   }
 }
 

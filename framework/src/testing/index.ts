@@ -76,7 +76,11 @@ export interface TestRun {
  * const run = await runFunction(SensorSums, [{ key: 's1', value: { value: 2 }, timestamp: 1_000 }], { flush: true });
  * run.values('sensor-sums'); // [{ start: 0, end: 10000, value: 2 }]
  */
-export async function runFunction(target: SluiceHandler | Definition, records: readonly InputRecord[], opts: RunOptions = {}): Promise<TestRun> {
+export async function runFunction(
+  target: SluiceHandler | Definition,
+  records: readonly InputRecord[],
+  opts: RunOptions = {},
+): Promise<TestRun> {
   const handler = isHandler(target) ? target : sluice(target);
   const capture = new CaptureSink();
   const late: LateOutput[] = [];

@@ -50,15 +50,16 @@ export type AggregationSpec<In> = Aggregator<In, any, any> | { readonly [name: s
  * const spec = { avg: mean('speed'), n: count() };
  * type Stats = AggregationResult<typeof spec>; // { avg: number | null; n: number }
  */
-export type AggregationResult<A> = A extends Aggregator<any, infer O, any>
-  ? O
-  : { [K in keyof A]: A[K] extends Aggregator<any, infer O, any> ? O : never };
+export type AggregationResult<A> =
+  A extends Aggregator<any, infer O, any> ? O : { [K in keyof A]: A[K] extends Aggregator<any, infer O, any> ? O : never };
 
 function selector(kind: string, select: unknown): { get: (v: any) => any; sig: string } {
   if (select === undefined) return { get: (v) => v, sig: `${kind}()` };
   if (typeof select === 'string' && select.length > 0) return { get: (v) => v?.[select], sig: `${kind}(${select})` };
   if (typeof select === 'function') return { get: select as (v: any) => any, sig: `${kind}(fn:${hash(select.toString())})` };
-  throw new ConfigError(`${kind}() takes a field name or a selector function; received ${describe(select)}. Example: ${kind}('speed') or ${kind}((r) => r.speed).`);
+  throw new ConfigError(
+    `${kind}() takes a field name or a selector function; received ${describe(select)}. Example: ${kind}('speed') or ${kind}((r) => r.speed).`,
+  );
 }
 
 /** A short stable hash (FNV-1a) for aggregation signatures. */
@@ -76,7 +77,8 @@ export function count<In = unknown>(field?: string | ((value: In) => unknown)): 
   const { get, sig } = selector('count', field);
   const all = field === undefined;
   return {
-    kind: 'count', signature: sig,
+    kind: 'count',
+    signature: sig,
     initialize: () => 0,
     add: (acc, v) => (all || get(v) != null ? acc + 1 : acc),
     result: (acc) => acc,
@@ -91,7 +93,8 @@ export function sum(): Aggregator<number, number, number>;
 export function sum(select?: unknown): Aggregator<any, number, number> {
   const { get, sig } = selector('sum', select);
   return {
-    kind: 'sum', signature: sig,
+    kind: 'sum',
+    signature: sig,
     initialize: () => 0,
     add: (acc, v) => {
       const x = get(v);
@@ -109,7 +112,8 @@ export function mean(): Aggregator<number, number | null, [number, number]>;
 export function mean(select?: unknown): Aggregator<any, number | null, [number, number]> {
   const { get, sig } = selector('mean', select);
   return {
-    kind: 'mean', signature: sig,
+    kind: 'mean',
+    signature: sig,
     initialize: () => [0, 0],
     add: (acc, v) => {
       const x = get(v);
@@ -128,7 +132,8 @@ function extreme(kind: 'min' | 'max', select: unknown): Aggregator<any, number |
   const better = kind === 'min' ? (a: number, b: number) => a < b : (a: number, b: number) => a > b;
   const pick = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : better(b, a) ? b : a);
   return {
-    kind, signature: sig,
+    kind,
+    signature: sig,
     initialize: () => null,
     add: (acc, v) => pick(acc, get(v) ?? null),
     result: (acc) => acc,
@@ -193,7 +198,8 @@ function beats(kind: PickKind, a: NonNullable<Picked<unknown>>, b: NonNullable<P
 function positional(kind: PickKind, select: unknown): Aggregator<any, unknown, Picked<unknown>> {
   const { get, sig } = selector(kind, select);
   return {
-    kind, signature: sig,
+    kind,
+    signature: sig,
     initialize: () => null,
     add: (acc, value, t, o) => {
       const x = get(value);
@@ -215,7 +221,9 @@ function positional(kind: PickKind, select: unknown): Aggregator<any, unknown, P
  * @example
  * stream<Order>('orders').sessionWindow('30m').aggregate({ opened: first('status'), n: count() }); // opened: string | null
  */
-export function first<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
+export function first<K extends string, In extends HasField<K> = HasField<K>>(
+  field: K,
+): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function first<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function first<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function first(select?: unknown) {
@@ -228,7 +236,9 @@ export function first(select?: unknown) {
  * @example
  * stream<Order>('orders').tumblingWindow('1m').aggregate({ status: last('status') }); // status: string | null
  */
-export function last<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
+export function last<K extends string, In extends HasField<K> = HasField<K>>(
+  field: K,
+): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function last<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function last<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function last(select?: unknown) {
@@ -241,7 +251,9 @@ export function last(select?: unknown) {
  * @example
  * stream<Fix>('gps').tumblingWindow('1m').aggregate({ from: earliest('position') });
  */
-export function earliest<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
+export function earliest<K extends string, In extends HasField<K> = HasField<K>>(
+  field: K,
+): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function earliest<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function earliest<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function earliest(select?: unknown) {
@@ -254,7 +266,9 @@ export function earliest(select?: unknown) {
  * @example
  * stream<Fix>('gps').tumblingWindow('1m').aggregate({ to: latest('position') });
  */
-export function latest<K extends string, In extends HasField<K> = HasField<K>>(field: K): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
+export function latest<K extends string, In extends HasField<K> = HasField<K>>(
+  field: K,
+): Aggregator<In, FieldOf<In, K> | null, Picked<FieldOf<In, K>>>;
 export function latest<In, V>(select: (value: In) => V): Aggregator<In, V | null, Picked<V>>;
 export function latest<In = unknown>(): Aggregator<In, In | null, Picked<In>>;
 export function latest(select?: unknown) {
@@ -271,9 +285,14 @@ export function collect<In = unknown>(): Aggregator<In, In[], [number, In][]>;
 export function collect<In, V>(select: (value: In) => V): Aggregator<In, V[], [number, V][]>;
 export function collect(select?: unknown): Aggregator<any, unknown[], [number, unknown][]> {
   const { get, sig } = selector('collect', select);
-  const byTime = (a: [number, unknown][]) => a.map((x, i) => [x, i] as const).sort((p, q) => p[0][0] - q[0][0] || p[1] - q[1]).map(([x]) => x[1]);
+  const byTime = (a: [number, unknown][]) =>
+    a
+      .map((x, i) => [x, i] as const)
+      .sort((p, q) => p[0][0] - q[0][0] || p[1] - q[1])
+      .map(([x]) => x[1]);
   return {
-    kind: 'collect', signature: sig,
+    kind: 'collect',
+    signature: sig,
     initialize: () => [],
     add: (acc, v, t) => {
       acc.push([t, get(v)]);
@@ -306,7 +325,9 @@ export function reduce<In, Acc>(
     initialize: () => null,
     add: (acc, v) => (acc === null ? { a: initializer(v) } : { a: reducer(acc.a, v) }),
     result: (acc) => (acc === null ? null : (cloneJson(acc.a) as Acc)),
-    ...(mergeFn ? { merge: (x: { a: Acc } | null, y: { a: Acc } | null) => (x === null ? y : y === null ? x : { a: mergeFn(x.a, y.a) }) } : {}),
+    ...(mergeFn
+      ? { merge: (x: { a: Acc } | null, y: { a: Acc } | null) => (x === null ? y : y === null ? x : { a: mergeFn(x.a, y.a) }) }
+      : {}),
   };
 }
 
@@ -321,10 +342,13 @@ export function normalizeAggregations(spec: unknown, where: string): { single: b
   if (isAggregator(spec)) return { single: true, entries: [['value', spec]] };
   if (spec && typeof spec === 'object' && !Array.isArray(spec)) {
     const entries = Object.entries(spec as Record<string, unknown>);
-    if (entries.length === 0) throw new ConfigError(`${where} has no aggregations; give one, e.g. sum('value'), or several: { total: sum('value'), n: count() }.`);
+    if (entries.length === 0)
+      throw new ConfigError(`${where} has no aggregations; give one, e.g. sum('value'), or several: { total: sum('value'), n: count() }.`);
     for (const [name, agg] of entries) {
       if (!isAggregator(agg)) {
-        throw new ConfigError(`aggregation "${name}" of ${where} is not an aggregator (received ${describe(agg)}); use count(), sum('field'), mean(...), or an object with initialize/add/result.`);
+        throw new ConfigError(
+          `aggregation "${name}" of ${where} is not an aggregator (received ${describe(agg)}); use count(), sum('field'), mean(...), or an object with initialize/add/result.`,
+        );
       }
       if (name === 'start' || name === 'end') {
         throw new ConfigError(`aggregation name "${name}" of ${where} collides with the window bounds in the result; rename it.`);
@@ -332,10 +356,14 @@ export function normalizeAggregations(spec: unknown, where: string): { single: b
     }
     return { single: false, entries: entries as [string, Aggregator<any, any>][] };
   }
-  throw new ConfigError(`${where} needs an aggregation: an aggregator such as sum('value') or an object of named aggregators; received ${describe(spec)}.`);
+  throw new ConfigError(
+    `${where} needs an aggregation: an aggregator such as sum('value') or an object of named aggregators; received ${describe(spec)}.`,
+  );
 }
 
 function isAggregator(x: unknown): x is Aggregator<any, any> {
   const a = x as Aggregator<any, any>;
-  return !!a && typeof a === 'object' && typeof a.initialize === 'function' && typeof a.add === 'function' && typeof a.result === 'function';
+  return (
+    !!a && typeof a === 'object' && typeof a.initialize === 'function' && typeof a.add === 'function' && typeof a.result === 'function'
+  );
 }

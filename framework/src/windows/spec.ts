@@ -97,7 +97,9 @@ const COUNT_OPTIONS = ['emit'] as const;
 function checkOptions(opts: unknown, allowed: readonly string[], where: string): Record<string, unknown> {
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
-    throw new ConfigError(`options of ${where} must be an object such as { ${allowed.map((a) => `${a}: …`).join(', ')} }; received ${describe(opts)}.`);
+    throw new ConfigError(
+      `options of ${where} must be an object such as { ${allowed.map((a) => `${a}: …`).join(', ')} }; received ${describe(opts)}.`,
+    );
   }
   for (const k of Object.keys(opts)) {
     if (!allowed.includes(k)) {
@@ -139,7 +141,9 @@ function positiveInt(value: unknown, what: string, minimum = 1): number {
 
 function graceWithin(graceMs: number, limitMs: number, limitName: string, where: string, alternative: string) {
   if (graceMs > limitMs) {
-    throw new ConfigError(`grace (${formatMs(graceMs)}) must not exceed the ${limitName} (${formatMs(limitMs)}) of ${where}; lower grace${alternative}.`);
+    throw new ConfigError(
+      `grace (${formatMs(graceMs)}) must not exceed the ${limitName} (${formatMs(limitMs)}) of ${where}; lower grace${alternative}.`,
+    );
   }
 }
 
@@ -161,10 +165,14 @@ export const windowSpecs = {
     const sizeMs = positiveMs(size, `size of ${where}`);
     const stepMs = positiveMs(step, `step of ${where}`);
     if (stepMs >= sizeMs) {
-      throw new ConfigError(`step (${formatMs(stepMs)}) of ${where} must be smaller than its size (${formatMs(sizeMs)}); with step = size use tumblingWindow('${formatMs(sizeMs)}').`);
+      throw new ConfigError(
+        `step (${formatMs(stepMs)}) of ${where} must be smaller than its size (${formatMs(sizeMs)}); with step = size use tumblingWindow('${formatMs(sizeMs)}').`,
+      );
     }
     if (sizeMs % stepMs !== 0) {
-      throw new ConfigError(`step (${formatMs(stepMs)}) of ${where} must divide its size (${formatMs(sizeMs)}) so every record falls in the same number of windows; use a step such as ${formatMs(largestDivisorAtMost(sizeMs, stepMs))}.`);
+      throw new ConfigError(
+        `step (${formatMs(stepMs)}) of ${where} must divide its size (${formatMs(sizeMs)}) so every record falls in the same number of windows; use a step such as ${formatMs(largestDivisorAtMost(sizeMs, stepMs))}.`,
+      );
     }
     const common = timeCommon(opts, where);
     graceWithin(common.graceMs, sizeMs, 'window size', where, ' or use a larger window');
@@ -182,18 +190,29 @@ export const windowSpecs = {
   },
   tumblingCount(count: unknown, opts: unknown, where: string): WindowSpec {
     const o = checkOptions(opts, COUNT_OPTIONS, where);
-    return { kind: 'tumblingCount', count: positiveInt(count, `count of ${where}`), emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`) };
+    return {
+      kind: 'tumblingCount',
+      count: positiveInt(count, `count of ${where}`),
+      emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`),
+    };
   },
   hoppingCount(count: unknown, step: unknown, opts: unknown, where: string): WindowSpec {
     const o = checkOptions(opts, COUNT_OPTIONS, where);
     const n = positiveInt(count, `count of ${where}`, 2);
     const s = positiveInt(step, `step of ${where}`);
-    if (s >= n) throw new ConfigError(`step (${s}) of ${where} must be smaller than its count (${n}); with step = count use tumblingCountWindow(${n}).`);
+    if (s >= n)
+      throw new ConfigError(
+        `step (${s}) of ${where} must be smaller than its count (${n}); with step = count use tumblingCountWindow(${n}).`,
+      );
     return { kind: 'hoppingCount', count: n, step: s, emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`) };
   },
   slidingCount(count: unknown, opts: unknown, where: string): WindowSpec {
     const o = checkOptions(opts, COUNT_OPTIONS, where);
-    return { kind: 'slidingCount', count: positiveInt(count, `count of ${where}`, 2), emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`) };
+    return {
+      kind: 'slidingCount',
+      count: positiveInt(count, `count of ${where}`, 2),
+      emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`),
+    };
   },
 };
 

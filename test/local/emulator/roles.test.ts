@@ -11,10 +11,13 @@ import { watchGroupJoin } from '../../../framework/src/local/emulator/watchdog.j
 import type { SluiceHandler } from '../../../framework/src/runtime/handler.js';
 import type { KafkaEvent } from '../../../framework/src/runtime/msk-event.js';
 
-const report = (partitions: { partition: number; failedOffset?: number; failedStage?: string; error?: unknown }[], failed: { partition: number; stage: string; error: unknown }[] = []) =>
+const report = (
+  partitions: { partition: number; failedOffset?: number; failedStage?: string; error?: unknown }[],
+  failed: { partition: number; stage: string; error: unknown }[] = [],
+) =>
   ({ partitions: partitions.map((p) => ({ failedOffset: undefined, failedStage: undefined, error: undefined, ...p })), failed }) as never;
 
-test('failure reasons: the handler\'s account of a failed record, given once, only for offsets in range', () => {
+test("failure reasons: the handler's account of a failed record, given once, only for offsets in range", () => {
   const reasons = new FailureReasons();
   reasons.record(report([{ partition: 0, failedOffset: 42, failedStage: 'parse', error: new Error('bad json') }, { partition: 1 }]));
   assert.equal(reasons.take(1, 0, 100), undefined, 'partition 1 did not fail');
@@ -29,7 +32,7 @@ test('failure reasons: a partition that failed whole is reported at the first of
   assert.deepEqual(reasons.take(3, 7, 9), { offset: 7, reason: 'state commit failed: fenced' });
 });
 
-test('the invocation: a Lambda context with the function\'s name, Lambda\'s message past the timeout, one batch counted per call', async () => {
+test("the invocation: a Lambda context with the function's name, Lambda's message past the timeout, one batch counted per call", async () => {
   const stats = emptyStats('fn');
   const seen: string[] = [];
   const handler = (async (_e: KafkaEvent, ctx: { functionName: string }) => {
@@ -39,8 +42,15 @@ test('the invocation: a Lambda context with the function\'s name, Lambda\'s mess
   const invoke = lambdaInvoker(handler, { functionName: 'fn', timeoutMs: 1_000 }, stats);
   assert.deepEqual(await invoke({ eventSource: 'aws:kafka', records: {} }), { batchItemFailures: [] });
   assert.deepEqual(seen, ['fn']);
-  const slow = lambdaInvoker((() => new Promise(() => undefined)) as unknown as SluiceHandler, { functionName: 'fn', timeoutMs: 30 }, stats);
-  await assert.rejects(slow({ eventSource: 'aws:kafka', records: {} }), (e: unknown) => e instanceof SluiceError && e.message === 'Task timed out after 0.03 seconds');
+  const slow = lambdaInvoker(
+    (() => new Promise(() => undefined)) as unknown as SluiceHandler,
+    { functionName: 'fn', timeoutMs: 30 },
+    stats,
+  );
+  await assert.rejects(
+    slow({ eventSource: 'aws:kafka', records: {} }),
+    (e: unknown) => e instanceof SluiceError && e.message === 'Task timed out after 0.03 seconds',
+  );
   assert.equal(stats.batches, 2);
 });
 

@@ -21,7 +21,9 @@ export async function connectAdmin(kafka: Kafka, brokers: string): Promise<Admin
   try {
     await admin.connect();
   } catch (e) {
-    throw new SluiceError(`could not reach Kafka at ${brokers || 'the given brokers'}: ${errorText(e)}. Is the broker running (npm run infra:up) and is --brokers right?`);
+    throw new SluiceError(
+      `could not reach Kafka at ${brokers || 'the given brokers'}: ${errorText(e)}. Is the broker running (npm run infra:up) and is --brokers right?`,
+    );
   }
   return admin;
 }
@@ -34,14 +36,25 @@ export async function connectAdmin(kafka: Kafka, brokers: string): Promise<Admin
  * @example
  * const partitions = await prepareTopics(admin, config, outputTopics(manifest), notice);
  */
-export async function prepareTopics(admin: Admin, config: EsmConfig, outputs: readonly string[], notice: (m: string) => void): Promise<number> {
-  const topics = await retrying(() => admin.fetchTopicMetadata({ topics: [] })).then((m) => new Map(m.topics.map((t) => [t.name, t.partitions.length])));
+export async function prepareTopics(
+  admin: Admin,
+  config: EsmConfig,
+  outputs: readonly string[],
+  notice: (m: string) => void,
+): Promise<number> {
+  const topics = await retrying(() => admin.fetchTopicMetadata({ topics: [] })).then(
+    (m) => new Map(m.topics.map((t) => [t.name, t.partitions.length])),
+  );
   const partitions = topics.get(config.topic);
   if (partitions === undefined) {
-    throw new SluiceError(`topic "${config.topic}" (functions.${config.functionName} event in serverless.yml) does not exist on the broker; create it (e.g. npx sluice produce ${config.functionName} --brokers <host:port>, which also loads its sample) or fix the topic name.`);
+    throw new SluiceError(
+      `topic "${config.topic}" (functions.${config.functionName} event in serverless.yml) does not exist on the broker; create it (e.g. npx sluice produce ${config.functionName} --brokers <host:port>, which also loads its sample) or fix the topic name.`,
+    );
   }
   for (const n of config.notices ?? []) notice(n);
-  const needed = [...new Set([...outputs, config.deadLetterTopic, ...(config.onFailureTopic ? [config.onFailureTopic] : [])])].filter((t) => !topics.has(t));
+  const needed = [...new Set([...outputs, config.deadLetterTopic, ...(config.onFailureTopic ? [config.onFailureTopic] : [])])].filter(
+    (t) => !topics.has(t),
+  );
   if (needed.length > 0) {
     await admin.createTopics({ topics: needed.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
     notice(`${config.functionName}: created topics ${needed.join(', ')}`);
@@ -56,13 +69,23 @@ export async function prepareTopics(admin: Admin, config: EsmConfig, outputs: re
  * @example
  * await resumeOffsets(admin, config, stats, store, notice);
  */
-export async function resumeOffsets(admin: Admin, config: EsmConfig, stats: FunctionStats, store: StateStore, notice: (m: string) => void): Promise<void> {
+export async function resumeOffsets(
+  admin: Admin,
+  config: EsmConfig,
+  stats: FunctionStats,
+  store: StateStore,
+  notice: (m: string) => void,
+): Promise<void> {
   const committed = await retrying(() => admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [config.topic] }));
   const resumed = committed[0]?.partitions.filter((p) => Number(p.offset) >= 0) ?? [];
   if (resumed.length === 0) return;
   for (const p of resumed) stats.committed.set(p.partition, Number(p.offset));
-  notice(`${config.functionName}: resuming consumer group ${config.consumerGroupId} from committed offsets ${resumed.map((p) => `p${p.partition}@${p.offset}`).join(', ')}` +
-    (store.durable ? '' : `; state is in memory, so windows and keyed state from before the restart are lost (their earlier records are not read again)`));
+  notice(
+    `${config.functionName}: resuming consumer group ${config.consumerGroupId} from committed offsets ${resumed.map((p) => `p${p.partition}@${p.offset}`).join(', ')}` +
+      (store.durable
+        ? ''
+        : `; state is in memory, so windows and keyed state from before the restart are lost (their earlier records are not read again)`),
+  );
 }
 
 /**
@@ -74,13 +97,20 @@ export async function resumeOffsets(admin: Admin, config: EsmConfig, stats: Func
  * @example
  * await pinStartingPosition(admin, config, partitions, stats, notice); // after resumeOffsets
  */
-export async function pinStartingPosition(admin: Admin, config: EsmConfig, partitions: number, stats: FunctionStats, notice: (m: string) => void): Promise<void> {
+export async function pinStartingPosition(
+  admin: Admin,
+  config: EsmConfig,
+  partitions: number,
+  stats: FunctionStats,
+  notice: (m: string) => void,
+): Promise<void> {
   if (config.startingPosition === 'TRIM_HORIZON') return;
   const missing = Array.from({ length: partitions }, (_, p) => p).filter((p) => !stats.committed.has(p));
   if (missing.length === 0) return;
-  const resolved = config.startingPosition === 'LATEST'
-    ? (await retrying(() => admin.fetchTopicOffsets(config.topic))).map((o) => ({ partition: o.partition, offset: o.high }))
-    : await retrying(() => admin.fetchTopicOffsetsByTimestamp(config.topic, config.startingPositionTimestamp));
+  const resolved =
+    config.startingPosition === 'LATEST'
+      ? (await retrying(() => admin.fetchTopicOffsets(config.topic))).map((o) => ({ partition: o.partition, offset: o.high }))
+      : await retrying(() => admin.fetchTopicOffsetsByTimestamp(config.topic, config.startingPositionTimestamp));
   const pins = resolved.filter((o) => missing.includes(o.partition)).sort((a, b) => a.partition - b.partition);
   // setOffsets needs a group without members; a member of a run that was killed stays until its
   // session times out (10 s).
@@ -90,14 +120,18 @@ export async function pinStartingPosition(admin: Admin, config: EsmConfig, parti
       break;
     } catch (e) {
       if (!/no running instances/.test(errorText(e)) || waited >= 20_000) {
-        notice(`${config.functionName}: could not pin the starting position ${config.startingPosition} of consumer group ${config.consumerGroupId} (${errorText(e)}); the consumer resolves it when it starts instead`);
+        notice(
+          `${config.functionName}: could not pin the starting position ${config.startingPosition} of consumer group ${config.consumerGroupId} (${errorText(e)}); the consumer resolves it when it starts instead`,
+        );
         return;
       }
       await new Promise((r) => setTimeout(r, 1_000));
     }
   }
   for (const o of pins) stats.committed.set(o.partition, Number(o.offset));
-  notice(`${config.functionName}: starting position ${config.startingPosition} pinned for consumer group ${config.consumerGroupId} at ${pins.map((o) => `p${o.partition}@${o.offset}`).join(', ')} (committed now, as the event source mapping records it once)`);
+  notice(
+    `${config.functionName}: starting position ${config.startingPosition} pinned for consumer group ${config.consumerGroupId} at ${pins.map((o) => `p${o.partition}@${o.offset}`).join(', ')} (committed now, as the event source mapping records it once)`,
+  );
 }
 
 /**
@@ -109,7 +143,9 @@ export async function pinStartingPosition(admin: Admin, config: EsmConfig, parti
 export function refreshHighWatermarks(admin: Admin, topic: string, stats: FunctionStats): () => void {
   const refresh = setInterval(() => {
     admin.fetchTopicOffsets(topic).then(
-      (offs) => { for (const o of offs) stats.highWatermarks.set(o.partition, Number(o.high)); },
+      (offs) => {
+        for (const o of offs) stats.highWatermarks.set(o.partition, Number(o.high));
+      },
       () => undefined,
     );
   }, 1000);

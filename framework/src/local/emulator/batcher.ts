@@ -1,7 +1,13 @@
 import type { EsmConfig } from '../../config/event-source-mapping.js';
 import { MAX_PAYLOAD_BYTES } from '../../config/limits.js';
 import { errorText } from '../../errors.js';
-import { eventOverheadBytes, type KafkaBatchResponse, type KafkaEvent, type KafkaEventRecord, lambdaEvent } from '../../runtime/msk-event.js';
+import {
+  eventOverheadBytes,
+  type KafkaBatchResponse,
+  type KafkaEvent,
+  type KafkaEventRecord,
+  lambdaEvent,
+} from '../../runtime/msk-event.js';
 
 /**
  * What one invocation's records of one partition came to.
@@ -41,7 +47,10 @@ export class Batcher {
   readonly limit: number;
 
   constructor(
-    readonly config: Pick<EsmConfig, 'topic' | 'batchSize' | 'maximumBatchingWindowMs' | 'eventSource' | 'eventSourceArn' | 'provisionedPollers'>,
+    readonly config: Pick<
+      EsmConfig,
+      'topic' | 'batchSize' | 'maximumBatchingWindowMs' | 'eventSource' | 'eventSourceArn' | 'provisionedPollers'
+    >,
     readonly bootstrapServers: string,
     readonly invoke: (event: KafkaEvent) => Promise<KafkaBatchResponse>,
   ) {
@@ -54,7 +63,8 @@ export class Batcher {
    */
   submit(partition: number, records: readonly KafkaEventRecord[], bytes: number): Promise<Outcome> {
     return new Promise((resolve) => {
-      if (this.#pending.length > 0 && (this.#count + records.length > this.config.batchSize || this.#bytes + bytes > this.limit)) this.#flush();
+      if (this.#pending.length > 0 && (this.#count + records.length > this.config.batchSize || this.#bytes + bytes > this.limit))
+        this.#flush();
       this.#pending.push({ partition, records, bytes, resolve });
       this.#count += records.length;
       this.#bytes += bytes;
@@ -86,7 +96,10 @@ export class Batcher {
           for (const s of subs) s.resolve({ failedOffset: s.records[0].offset, error });
           return;
         }
-        for (const s of subs) s.resolve(failed.has(s.partition) ? { failedOffset: failed.get(s.partition)!, error: 'the handler reported this record as failed' } : {});
+        for (const s of subs)
+          s.resolve(
+            failed.has(s.partition) ? { failedOffset: failed.get(s.partition)!, error: 'the handler reported this record as failed' } : {},
+          );
       },
       (e: unknown) => {
         const error = errorText(e);

@@ -58,8 +58,12 @@ export class MappingConsumer {
     // A short session, so that after a crash (SIGKILL) the restarted emulator's group rebalances
     // in seconds instead of waiting 30 s for the dead member to time out.
     const c = kafka.consumer({
-      groupId: config.consumerGroupId, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024,
-      sessionTimeout: 10_000, heartbeatInterval: 1_000, rebalanceTimeout: 30_000,
+      groupId: config.consumerGroupId,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      rebalanceTimeout: 30_000,
       retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 },
     });
     this.#current = c;
@@ -67,7 +71,9 @@ export class MappingConsumer {
     c.on(c.events.CRASH, ({ payload }) => {
       if (this.opts.stopping()) return;
       stats.consumerRestarts++;
-      notice(`${fn}: the Kafka consumer stopped (${payload.error.message}); ${payload.restart ? 'kafkajs restarts it' : 'starting a fresh one'} from the committed offsets`);
+      notice(
+        `${fn}: the Kafka consumer stopped (${payload.error.message}); ${payload.restart ? 'kafkajs restarts it' : 'starting a fresh one'} from the committed offsets`,
+      );
       if (!payload.restart) {
         setTimeout(() => {
           if (!this.opts.stopping()) this.start().catch(restartFailed);
@@ -83,12 +89,22 @@ export class MappingConsumer {
     // Offsets are pinned (committed) before the consumer starts, so this applies only to a
     // partition whose starting position could not be pinned.
     await c.subscribe({ topic: config.topic, fromBeginning: config.startingPosition !== 'LATEST' });
-    await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: Math.min(this.opts.partitions, 64), eachBatch: (p) => this.#eachBatch(p) });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.min(this.opts.partitions, 64),
+      eachBatch: (p) => this.#eachBatch(p),
+    });
     watchdog.arm(() => {
       if (this.opts.stopping() || this.#current !== c) return;
       stats.consumerRestarts++;
-      notice(`${fn}: the Kafka consumer has not joined group ${config.consumerGroupId} after ${JOIN_TIMEOUT_MS / 1000} s; starting a fresh one`);
-      c.disconnect().catch(() => undefined).then(() => (this.opts.stopping() ? undefined : this.start())).catch(restartFailed);
+      notice(
+        `${fn}: the Kafka consumer has not joined group ${config.consumerGroupId} after ${JOIN_TIMEOUT_MS / 1000} s; starting a fresh one`,
+      );
+      c.disconnect()
+        .catch(() => undefined)
+        .then(() => (this.opts.stopping() ? undefined : this.start()))
+        .catch(restartFailed);
     });
   }
 
@@ -101,27 +117,35 @@ export class MappingConsumer {
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { config, stats, notice, sleep, batcher, reasons } = this.opts;
     const p = batch.partition;
-    await runPartition(p, batch.messages.map((m) => toLambdaRecord(batch.topic, p, m)), {
-      config, stats, notice, heartbeat, sleep,
-      limit: batcher.limit - partitionOverheadBytes(config.topic, p),
-      running: () => !this.opts.stopping() && isRunning() && !isStale(),
-      async submit(records, bytes) {
-        // kafkajs heartbeats only when asked: keep the group membership alive during a long invocation.
-        const beat = setInterval(() => heartbeat().catch(() => undefined), 1_000);
-        try {
-          return await batcher.submit(p, records, bytes + partitionOverheadBytes(config.topic, p));
-        } finally {
-          clearInterval(beat);
-        }
+    await runPartition(
+      p,
+      batch.messages.map((m) => toLambdaRecord(batch.topic, p, m)),
+      {
+        config,
+        stats,
+        notice,
+        heartbeat,
+        sleep,
+        limit: batcher.limit - partitionOverheadBytes(config.topic, p),
+        running: () => !this.opts.stopping() && isRunning() && !isStale(),
+        async submit(records, bytes) {
+          // kafkajs heartbeats only when asked: keep the group membership alive during a long invocation.
+          const beat = setInterval(() => heartbeat().catch(() => undefined), 1_000);
+          try {
+            return await batcher.submit(p, records, bytes + partitionOverheadBytes(config.topic, p));
+          } finally {
+            clearInterval(beat);
+          }
+        },
+        commit: async (next) => {
+          // Through the consumer running now: after a restart, the fresh one.
+          await this.#current!.commitOffsets([{ topic: config.topic, partition: p, offset: String(next) }]);
+          stats.committed.set(p, next);
+          resolveOffset(String(next - 1));
+        },
+        deadLetter: (record, reason) => this.opts.deadLetter(record, reason),
+        reason: (from, to) => reasons.take(p, from, to),
       },
-      commit: async (next) => {
-        // Through the consumer running now: after a restart, the fresh one.
-        await this.#current!.commitOffsets([{ topic: config.topic, partition: p, offset: String(next) }]);
-        stats.committed.set(p, next);
-        resolveOffset(String(next - 1));
-      },
-      deadLetter: (record, reason) => this.opts.deadLetter(record, reason),
-      reason: (from, to) => reasons.take(p, from, to),
-    });
+    );
   }
 }

@@ -101,21 +101,32 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
 
   let stopping = false;
   const sleepers = new Set<() => void>();
-  const sleep = (ms: number) => new Promise<void>((resolve) => {
-    const wake = () => {
-      clearTimeout(t);
-      sleepers.delete(wake);
-      resolve();
-    };
-    const t = setTimeout(wake, ms);
-    sleepers.add(wake);
-  });
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
   const consumer = new MappingConsumer({
-    kafka, config, partitions, stats, reasons, notice, sleep,
+    kafka,
+    config,
+    partitions,
+    stats,
+    reasons,
+    notice,
+    sleep,
     batcher: new Batcher(config, brokers, lambdaInvoker(handler, config, stats)),
     stopping: () => stopping,
     async deadLetter(record, reason) {
-      await producer.send({ topic: config.onFailureTopic!, acks: -1, messages: [deadLetterMessage({ record, reason, stage: 'invoke' }, config.functionName)] });
+      await producer.send({
+        topic: config.onFailureTopic!,
+        acks: -1,
+        messages: [deadLetterMessage({ record, reason, stage: 'invoke' }, config.functionName)],
+      });
     },
   });
   await consumer.start();

@@ -19,13 +19,20 @@ import type { FunctionStats } from './stats.js';
  * const invoke = lambdaInvoker(handler, config, stats);
  * const response = await invoke(event);
  */
-export function lambdaInvoker(handler: SluiceHandler, config: Pick<EsmConfig, 'functionName' | 'timeoutMs'>, stats: FunctionStats): (event: KafkaEvent) => Promise<KafkaBatchResponse> {
+export function lambdaInvoker(
+  handler: SluiceHandler,
+  config: Pick<EsmConfig, 'functionName' | 'timeoutMs'>,
+  stats: FunctionStats,
+): (event: KafkaEvent) => Promise<KafkaBatchResponse> {
   return async (event) => {
     stats.batches++;
     const ctx = lambdaContext(config.functionName, config.timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SluiceError(`Task timed out after ${(config.timeoutMs / 1000).toFixed(2)} seconds`, { retriable: true })), config.timeoutMs);
+      timer = setTimeout(
+        () => reject(new SluiceError(`Task timed out after ${(config.timeoutMs / 1000).toFixed(2)} seconds`, { retriable: true })),
+        config.timeoutMs,
+      );
     });
     try {
       return await Promise.race([handler(event, ctx as never), timeout]);
@@ -50,7 +57,8 @@ export class FailureReasons {
   /** Keeps what one invocation's report says failed, replacing older accounts. */
   record(report: Pick<BatchReport, 'partitions' | 'failed'>): void {
     for (const p of report.partitions) {
-      if (p.failedOffset !== undefined) this.#last.set(p.partition, { offset: p.failedOffset, reason: `step "${p.failedStage}": ${errorText(p.error)}` });
+      if (p.failedOffset !== undefined)
+        this.#last.set(p.partition, { offset: p.failedOffset, reason: `step "${p.failedStage}": ${errorText(p.error)}` });
     }
     for (const f of report.failed) this.#last.set(f.partition, { offset: -1, reason: `state ${f.stage} failed: ${errorText(f.error)}` });
   }

@@ -29,7 +29,8 @@ export const BLOCKED_RETRY_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
 export function takeChunk(converted: readonly Converted[], from: number, batchSize: number, limit: number): { end: number; bytes: number } {
   let end = from;
   let bytes = 0;
-  while (end < converted.length && end - from < batchSize && (end === from || bytes + converted[end].bytes + 1 <= limit)) bytes += converted[end++].bytes + 1;
+  while (end < converted.length && end - from < batchSize && (end === from || bytes + converted[end].bytes + 1 <= limit))
+    bytes += converted[end++].bytes + 1;
   return { end, bytes };
 }
 
@@ -85,7 +86,10 @@ export async function runPartition(partition: number, converted: readonly Conver
     const chunk = converted.slice(i, end).map((c) => c.record);
     const oversize = bytes > ctx.limit;
     const outcome: Outcome = oversize
-      ? { failedOffset: chunk[0].offset, error: `its event would be ${(bytes + MAX_PAYLOAD_BYTES - ctx.limit).toLocaleString('en-US')} bytes, over Lambda's 6 MB invocation payload limit (${MAX_PAYLOAD_BYTES.toLocaleString('en-US')} bytes), so Lambda cannot invoke the function with it` }
+      ? {
+          failedOffset: chunk[0].offset,
+          error: `its event would be ${(bytes + MAX_PAYLOAD_BYTES - ctx.limit).toLocaleString('en-US')} bytes, over Lambda's 6 MB invocation payload limit (${MAX_PAYLOAD_BYTES.toLocaleString('en-US')} bytes), so Lambda cannot invoke the function with it`,
+        }
       : await ctx.submit(chunk, bytes);
     if (outcome.failedOffset === undefined) {
       stats.records += chunk.length;
@@ -96,7 +100,10 @@ export async function runPartition(partition: number, converted: readonly Conver
       await ctx.heartbeat();
       continue;
     }
-    const at = Math.max(0, chunk.findIndex((r) => r.offset === outcome.failedOffset));
+    const at = Math.max(
+      0,
+      chunk.findIndex((r) => r.offset === outcome.failedOffset),
+    );
     if (at > 0) {
       stats.records += at;
       await ctx.commit(chunk[at].offset);
@@ -105,7 +112,11 @@ export async function runPartition(partition: number, converted: readonly Conver
     i += at;
     const failed = chunk[at];
     const own = ctx.reason(failed.offset, chunk[chunk.length - 1].offset);
-    const reason = own ? (own.offset === failed.offset ? own.reason : `${own.reason} (at ${config.topic}-${partition}@${own.offset}); ${outcome.error}`) : outcome.error!;
+    const reason = own
+      ? own.offset === failed.offset
+        ? own.reason
+        : `${own.reason} (at ${config.topic}-${partition}@${own.offset}); ${outcome.error}`
+      : outcome.error!;
     const where = `${config.topic}-${partition}@${failed.offset}`;
     if (config.maximumRetryAttempts === undefined) {
       attempts++;

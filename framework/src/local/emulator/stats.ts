@@ -37,7 +37,17 @@ export interface FunctionStats {
  */
 export function emptyStats(name: string): FunctionStats {
   return {
-    name, records: 0, batches: 0, retries: 0, windowsEmitted: 0, late: 0, poison: 0, failedToDeadLetter: 0, consumerRestarts: 0,
-    committed: new Map(), highWatermarks: new Map(), blocked: new Map(),
+    name,
+    records: 0,
+    batches: 0,
+    retries: 0,
+    windowsEmitted: 0,
+    late: 0,
+    poison: 0,
+    failedToDeadLetter: 0,
+    consumerRestarts: 0,
+    committed: new Map(),
+    highWatermarks: new Map(),
+    blocked: new Map(),
   };
 }

@@ -86,7 +86,10 @@ export interface WindowAggregations {
 export type Accs = unknown[];
 
 /** Partition clock and, per key, the earliest end among its open windows. */
-interface PartitionState { c: number; k: Record<string, number> }
+interface PartitionState {
+  c: number;
+  k: Record<string, number>;
+}
 
 // Not '': DynamoDB rejects an empty string as a sort key.
 const PARTITION_ITEM = 'partition';

@@ -9,7 +9,10 @@ import type { WindowSpec } from '../spec.js';
 import { type Accs, type WindowAggregations, type WindowInput, WindowOperator, type WindowSink } from './base.js';
 
 /** Per-key state of count windows: records seen and open windows [firstIndex, minTs, maxTs, accumulators]. */
-interface CountState { n: number; w: [number, number, number, Accs][] }
+interface CountState {
+  n: number;
+  w: [number, number, number, Accs][];
+}
 
 function newCountState(): CountState {
   return { n: 0, w: [] };
@@ -25,7 +28,11 @@ export class CountWindowOperator extends WindowOperator {
   readonly #count: number;
   readonly #step: number;
 
-  constructor(spec: Extract<WindowSpec, { kind: 'tumblingCount' | 'hoppingCount' | 'slidingCount' }>, aggs: WindowAggregations, name: string) {
+  constructor(
+    spec: Extract<WindowSpec, { kind: 'tumblingCount' | 'hoppingCount' | 'slidingCount' }>,
+    aggs: WindowAggregations,
+    name: string,
+  ) {
     super(spec, aggs, name);
     this.#count = spec.count;
     this.#step = spec.kind === 'tumblingCount' ? spec.count : spec.kind === 'hoppingCount' ? spec.step : 1;

@@ -9,7 +9,10 @@ import type { WindowSpec } from '../spec.js';
 import { type Accs, type WindowAggregations, type WindowInput, WindowOperator, type WindowSink } from './base.js';
 
 /** Per-key state of sessions: clock and open sessions [start, lastTs, accumulators], by start. */
-interface SessionState { c: number; w: [number, number, Accs][] }
+interface SessionState {
+  c: number;
+  w: [number, number, Accs][];
+}
 
 function newSessionState(): SessionState {
   return { c: -1, w: [] };
@@ -29,7 +32,9 @@ export class SessionWindowOperator extends WindowOperator {
     super(spec, aggs, name);
     for (const [n, a] of aggs.entries) {
       if (typeof a.merge !== 'function') {
-        throw new ConfigError(`aggregation "${n}" of sessionWindow "${name}" has no merge(a, b); session windows merge when a record bridges two sessions. Add merge to the aggregator or use a time window.`);
+        throw new ConfigError(
+          `aggregation "${n}" of sessionWindow "${name}" has no merge(a, b); session windows merge when a record bridges two sessions. Add merge to the aggregator or use a time window.`,
+        );
       }
     }
     this.#gap = spec.gapMs;

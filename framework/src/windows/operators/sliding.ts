@@ -16,7 +16,11 @@ import { type WindowAggregations, type WindowInput, WindowOperator, type WindowS
  * open window ends. State written before offsets were kept has [ts, value]: those records came
  * first, so they count as position -1.
  */
-interface SlidingState { c: number; r: [number, unknown, number?][]; e: number[] }
+interface SlidingState {
+  c: number;
+  r: [number, unknown, number?][];
+  e: number[];
+}
 
 function newSlidingState(): SlidingState {
   return { c: -1, r: [], e: [] };
@@ -36,7 +40,9 @@ export class SlidingWindowOperator extends WindowOperator {
     super(spec, aggs, name);
     if (spec.closeBy === 'partition') {
       // As in Quix Streams ("Sliding window only support the 'key' closing strategy").
-      throw new ConfigError(`slidingWindow "${name}" cannot close by partition (received closeBy: 'partition'): sliding windows support only closeBy: 'key', since each key's own records make its windows. Use closeBy: 'key' (the default), or a hoppingWindow to close windows by the partition clock.`);
+      throw new ConfigError(
+        `slidingWindow "${name}" cannot close by partition (received closeBy: 'partition'): sliding windows support only closeBy: 'key', since each key's own records make its windows. Use closeBy: 'key' (the default), or a hoppingWindow to close windows by the partition clock.`,
+      );
     }
     this.#size = spec.sizeMs;
     this.#grace = spec.graceMs;

@@ -9,7 +9,10 @@ import type { WindowSpec } from '../spec.js';
 import { type Accs, type WindowAggregations, type WindowInput, WindowOperator, type WindowSink } from './base.js';
 
 /** Per-key state of time windows: clock and open windows [start, end, accumulators], by start. */
-interface TimeState { c: number; w: [number, number, Accs][] }
+interface TimeState {
+  c: number;
+  w: [number, number, Accs][];
+}
 
 function newTimeState(): TimeState {
   return { c: -1, w: [] };
