@@ -14,10 +14,9 @@
  * something failed that was not injected, or fewer crashes than asked for fit in the time limit.
  * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
  */
-import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { MemoryStore } from 'sluice/state';
-import { DynamoDBStore } from '../framework/src/state/dynamodb-store.js';
+import { endpointOpen } from './infra/port.js';
+import { DynamoDBStore, MemoryStore } from 'sluice/state';
 import { dropTable, quietSluiceLogs, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
 
 const { values: args } = parseArgs({
@@ -62,16 +61,6 @@ const selected = args.workloads
 
 const endpoint = process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${process.env.SLUICE_DYNAMODB_PORT ?? 8000}`;
 
-async function answers(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const s = net.connect({ host: hostname, port: Number(port || 80) });
-    s.setTimeout(2_000, () => (s.destroy(), resolve(false)));
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
-}
-
 const started = Date.now();
 // The suite stops starting scenarios at the time limit; this only catches a hang.
 const watchdog = setTimeout(() => {
@@ -82,7 +71,7 @@ const watchdog = setTimeout(() => {
 }, limitMs + 60_000);
 watchdog.unref();
 
-if (stores.includes('dynamodb') && !(await answers(endpoint))) {
+if (stores.includes('dynamodb') && !(await endpointOpen(endpoint))) {
   console.error(
     `test:faults: nothing answers on ${endpoint}; start DynamoDB Local with npm run infra:up, or run only the in-memory part with --store memory.`,
   );

@@ -23,8 +23,6 @@ export {
   update,
   key,
   eventTime,
-  setKey,
-  setTimestamp,
   to,
   keyed,
   tumblingWindow,

@@ -11,9 +11,9 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { portOpen } from './port.js';
 
 const here = import.meta.dirname;
 const root = path.resolve(here, '../..');
@@ -114,16 +114,6 @@ function runningPid(s: Service): number | undefined {
   return alive(pid) ? pid : undefined;
 }
 
-export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ port, host });
-    sock.setTimeout(1000);
-    sock.once('connect', () => (sock.destroy(), resolve(true)));
-    sock.once('error', () => resolve(false));
-    sock.once('timeout', () => (sock.destroy(), resolve(false)));
-  });
-}
-
 async function waitFor(what: string, check: () => Promise<boolean>, pid: number, logFile: string, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -150,7 +140,7 @@ function startJava(s: Service, args: string[], cwd: string): number {
 async function upKafka() {
   const existing = runningPid('kafka');
   if (existing) return log(`kafka already running (pid ${existing}) on ${endpoints.brokers}`);
-  if (await portOpen(endpoints.kafkaPort))
+  if (await portOpen('127.0.0.1', endpoints.kafkaPort))
     throw new Error(`port ${endpoints.kafkaPort} is already in use by another process; stop it or set SLUICE_KAFKA_PORT.`);
   requireJava();
   const lib = fetchJars('kafka-pom.xml', path.join(cache, `kafka-${KAFKA_VERSION}`), '.complete');
@@ -204,7 +194,7 @@ async function upKafka() {
 
 /** The broker answers metadata requests (not just an open port). */
 async function kafkaReady(): Promise<boolean> {
-  if (!(await portOpen(endpoints.kafkaPort))) return false;
+  if (!(await portOpen('127.0.0.1', endpoints.kafkaPort))) return false;
   const { Kafka, logLevel } = await import('kafkajs');
   const admin = new Kafka({ brokers: [endpoints.brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
   try {
@@ -223,7 +213,7 @@ async function kafkaReady(): Promise<boolean> {
 async function upDynamo() {
   const existing = runningPid('dynamodb');
   if (existing) return log(`dynamodb already running (pid ${existing}) on ${endpoints.dynamodb}`);
-  if (await portOpen(endpoints.dynamodbPort))
+  if (await portOpen('127.0.0.1', endpoints.dynamodbPort))
     throw new Error(`port ${endpoints.dynamodbPort} is already in use by another process; stop it or set SLUICE_DYNAMODB_PORT.`);
   requireJava();
   const lib = fetchJars('dynamodb-pom.xml', path.join(cache, `dynamodb-local-${DYNAMODB_VERSION}`), '.complete');
@@ -252,7 +242,7 @@ async function upDynamo() {
     ],
     dir,
   );
-  await waitFor('dynamodb', () => portOpen(endpoints.dynamodbPort), pid, path.join(runDir, 'dynamodb.out'));
+  await waitFor('dynamodb', () => portOpen('127.0.0.1', endpoints.dynamodbPort), pid, path.join(runDir, 'dynamodb.out'));
   log(`dynamodb up (pid ${pid}) on ${endpoints.dynamodb}`);
 }
 

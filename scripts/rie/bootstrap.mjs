@@ -118,7 +118,7 @@ function resolveModule(spec) {
   const dir = path.dirname(spec);
   const base = path.basename(spec);
   const m = /^([^.]*)\.(.*)$/.exec(base);
-  if (!m || !m[1] || !m[2]) {
+  if (!m?.[1] || !m[2]) {
     const e = new Error(`Bad handler ${spec}: expected path/to/module.export`);
     e.name = 'Runtime.MalformedHandlerName';
     throw e;

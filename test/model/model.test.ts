@@ -105,7 +105,7 @@ describe('the transport-mode model', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     const spy = await countRuns(transportModel);
-    let run;
+    let run: Awaited<ReturnType<typeof runFunction>>;
     try {
       run = await runFunction(transportHandler, lines, { batchSize: 1000 });
     } finally {

@@ -4,7 +4,7 @@
  * is set (as `npm run test:all` and CI do), in which case they fail.
  */
 import { type Admin, Kafka, logLevel } from 'kafkajs';
-import net from 'node:net';
+import { endpointOpen } from '../../scripts/infra/port.js';
 
 export const brokers = `127.0.0.1:${process.env.SLUICE_KAFKA_PORT ?? 9092}`;
 
@@ -12,20 +12,9 @@ export function kafkaClient(clientId = 'sluice-test'): Kafka {
   return new Kafka({ clientId, brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 200 } });
 }
 
-function portOpen(hostPort: string): Promise<boolean> {
-  const [host, port] = hostPort.split(':');
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port: Number(port) });
-    s.setTimeout(1000);
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => (s.destroy(), resolve(false)));
-  });
-}
-
 /** `{ skip: reason }` for node:test when no broker runs and none is required. */
 export async function kafkaAvailability(): Promise<{ skip?: string }> {
-  if (await portOpen(brokers)) return {};
+  if (await endpointOpen(brokers)) return {};
   if (process.env.SLUICE_REQUIRE_INFRA)
     throw new Error(`Kafka is required (SLUICE_REQUIRE_INFRA) but nothing answers on ${brokers}; run npm run infra:up.`);
   return { skip: `no Kafka broker on ${brokers} (npm run infra:up starts one)` };

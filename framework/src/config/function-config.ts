@@ -2,6 +2,21 @@ import { ConfigError } from '../errors.js';
 import { readSluiceOptions } from './sluice-options.js';
 
 /**
+ * How a deployed function authenticates to Kafka to produce (set by the plugin from the event: `SLUICE_KAFKA_AUTH`).
+ *
+ * @example
+ * KAFKA_AUTH_MODES.includes(mode as KafkaAuthMode);
+ */
+export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
+/**
+ * One of {@link KAFKA_AUTH_MODES}.
+ *
+ * @example
+ * const mode: KafkaAuthMode = 'iam';
+ */
+export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
+
+/**
  * The two Kafka event kinds of serverless.yml: Amazon MSK (`msk`) and self-managed (`kafka`).
  *
  * @example
@@ -43,7 +58,7 @@ export interface FunctionConfig {
   readonly scramSecretArn?: unknown;
   /** Whether the self-managed event runs in a VPC (needs the ENI actions). */
   readonly vpc: boolean;
-  readonly auth: 'iam' | 'scram' | 'none';
+  readonly auth: KafkaAuthMode;
   readonly tls: boolean;
   readonly deadLetterTopic: string;
   readonly maximumRetryAttempts?: number;
@@ -99,6 +114,7 @@ export function functionConfig(
   ctx: { readonly service: string; readonly stage: string },
 ): FunctionConfig | undefined {
   const where = `functions.${name}`;
+  // biome-ignore lint/suspicious/noExplicitAny: serverless.yml events are free-form YAML, checked field by field below
   const events = (fn.events ?? []) as Record<string, any>[];
   const kafkaEvents = events.filter((e) => e && (e.msk || e.kafka));
   if (kafkaEvents.length === 0) {
@@ -113,6 +129,7 @@ export function functionConfig(
       `${where} has ${kafkaEvents.length} Kafka events; a Sluice function reads one topic. Split it into one function per topic.`,
     );
   const kind: KafkaEventKind = kafkaEvents[0].msk ? 'msk' : 'kafka';
+  // biome-ignore lint/suspicious/noExplicitAny: serverless.yml events are free-form YAML, checked field by field below
   const ev = kafkaEvents[0][kind] as Record<string, any>;
   if (typeof ev?.topic !== 'string' || ev.topic.length === 0)
     throw new ConfigError(`${where}.events[].${kind}.topic must be a topic name; received ${JSON.stringify(ev?.topic)}.`);

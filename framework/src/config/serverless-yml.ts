@@ -24,10 +24,12 @@ export interface FunctionEntry {
   /** Name of the exported handler. */
   readonly exportName: string;
   /** The function's Kafka event (`msk` or `kafka`), if any. */
+  // biome-ignore lint/suspicious/noExplicitAny: free-form serverless.yml data, validated by functionConfig()
   readonly event?: Readonly<Record<string, any>>;
   /** Which kind of Kafka event it is: Amazon MSK (`msk`) or self-managed (`kafka`). */
   readonly eventKind?: KafkaEventKind;
   /** Sluice's own options (`functions.<name>.sluice`). */
+  // biome-ignore lint/suspicious/noExplicitAny: free-form serverless.yml data, validated by functionConfig()
   readonly sluice?: Readonly<Record<string, any>>;
   /** Function timeout in seconds, if set. */
   readonly timeout?: number;

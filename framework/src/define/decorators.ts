@@ -91,21 +91,6 @@ export function eventTime() {
 }
 
 /**
- * Alias of {@link key}, named like the function-first form's verb.
- *
- * @example
- * @setKey() bySensor(r: Reading) { return r.sensor; }
- */
-export const setKey = key;
-/**
- * Alias of {@link eventTime}.
- *
- * @example
- * @setTimestamp() at(r: Reading) { return r.ts; }
- */
-export const setTimestamp = eventTime;
-
-/**
  * Sends what the decorated step produces to a topic (stack it above a step or window). Several
  * outputs per function are allowed.
  *

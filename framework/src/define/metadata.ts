@@ -80,7 +80,7 @@ export function nextSeq(): number {
 export function recordOf(metadata: DecoratorMetadataObject): ClassRecord {
   const m = metadata as Record<symbol, ClassRecord | undefined>;
   // Each class gets its own record; a subclass's metadata inherits its parent's via the prototype chain.
-  if (!Object.prototype.hasOwnProperty.call(m, KEY)) {
+  if (!Object.hasOwn(m, KEY)) {
     const parent = m[KEY];
     m[KEY] = { bindings: parent ? [...parent.bindings] : [], ...(parent?.source ? { source: parent.source } : {}) };
   }

@@ -30,6 +30,7 @@ export const DEAD_LETTER_HEADERS = {
  * handler.sluice.configure({ sink });
  */
 export class KafkaOutputSink implements OutputSink {
+  // biome-ignore lint/suspicious/noExplicitAny: serializers of any value type, as the manifest holds them
   readonly #serializers = new Map<string, { key: Serializer<any>; value: Serializer<any> }>();
 
   constructor(

@@ -1,4 +1,5 @@
 import type { KafkaConfig, Producer, SASLOptions } from 'kafkajs';
+import { KAFKA_AUTH_MODES } from '../config/function-config.js';
 import type { Manifest } from '../define/manifest.js';
 import { readEnv, SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
@@ -6,21 +7,6 @@ import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
 import type { Logger } from '../runtime/logger.js';
 import { KafkaDeadLetterSink, KafkaOutputSink } from './kafka.js';
 import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from './sinks.js';
-
-/**
- * How a deployed function authenticates to Kafka to produce (set by the plugin from the event).
- *
- * @example
- * KAFKA_AUTH_MODES.includes(mode as KafkaAuthMode);
- */
-export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
-/**
- * One of {@link KAFKA_AUTH_MODES}.
- *
- * @example
- * const mode: KafkaAuthMode = 'iam';
- */
-export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
 
 /**
  * The Kafka producer of a deployed function: one per container, connected on first use, to the

@@ -97,6 +97,7 @@ export const bytes: Serializer<Buffer> = {
   serialize: (v) => v,
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: a serializer is both producer and consumer of its type: any keeps the table assignable
 const BUILT_IN: Record<SerializerName, Serializer<any>> = { json, string, bytes };
 
 /**
@@ -106,9 +107,11 @@ const BUILT_IN: Record<SerializerName, Serializer<any>> = { json, string, bytes 
  * resolveSerializer('json', 'json', 'value serializer of "readings"'); // the json serializer
  */
 export function resolveSerializer(
+  // biome-ignore lint/suspicious/noExplicitAny: a serializer is both producer and consumer of its type: any keeps it assignable
   spec: SerializerName | Serializer<any> | undefined,
   fallback: SerializerName,
   what: string,
+  // biome-ignore lint/suspicious/noExplicitAny: a serializer is both producer and consumer of its type: any keeps it assignable
 ): Serializer<any> {
   if (spec === undefined) return BUILT_IN[fallback];
   if (typeof spec === 'string') {

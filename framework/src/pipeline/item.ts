@@ -64,7 +64,10 @@ export function poisonRecord(pass: Pass, it: Item, stage: string, reason: string
  * poisonItem(pass, it, step.name, r.reason);
  */
 export function poisonItem(pass: Pass, it: Item, stage: string, reason: string): void {
-  if (!it.windowId) return poisonRecord(pass, it, stage, reason);
+  if (!it.windowId) {
+    poisonRecord(pass, it, stage, reason);
+    return;
+  }
   pass.deadLetters.push(
     resultLetter(
       it.source,

@@ -23,6 +23,7 @@ export interface Serverless {
 interface FunctionObject {
   handler?: string;
   name?: string;
+  // biome-ignore lint/suspicious/noExplicitAny: Serverless's own function objects: free-form event maps
   events?: Record<string, any>[];
   sluice?: Record<string, unknown>;
   package?: { artifact?: string; individually?: boolean; patterns?: string[] };

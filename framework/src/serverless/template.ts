@@ -8,6 +8,7 @@ import { ConfigError, SluiceError } from '../errors.js';
 export interface Template {
   Resources: Record<
     string,
+    // biome-ignore lint/suspicious/noExplicitAny: CloudFormation resource properties are free-form
     { Type: string; Properties?: Record<string, any>; DependsOn?: string | string[]; DeletionPolicy?: string; UpdateReplacePolicy?: string }
   >;
   Outputs?: Record<string, unknown>;

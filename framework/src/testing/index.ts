@@ -13,7 +13,7 @@
  *   assert.deepEqual(run.values('sensor-sums'), [{ start: 0, end: 10_000, value: 2 }]);
  * });
  */
-import { type Definition } from '../define/build.js';
+import type { Definition } from '../define/build.js';
 import { CaptureSink } from '../io/sinks.js';
 import type { DeadLetter, LateOutput, OutputMessage } from '../pipeline/records.js';
 import { sluice, type SluiceHandler } from '../runtime/handler.js';

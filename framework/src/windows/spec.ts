@@ -83,14 +83,6 @@ export type WindowSpec =
   | (Common & { readonly kind: 'hoppingCount'; readonly count: number; readonly step: number })
   | (Common & { readonly kind: 'slidingCount'; readonly count: number });
 
-/**
- * The name of a window kind, as in {@link WindowSpec}.
- *
- * @example
- * const kind: WindowKind = 'hoppingCount';
- */
-export type WindowKind = WindowSpec['kind'];
-
 const TIME_OPTIONS = ['grace', 'emit', 'closeBy'] as const;
 const COUNT_OPTIONS = ['emit'] as const;
 

@@ -74,6 +74,7 @@ export interface WindowSink {
  */
 export interface WindowAggregations {
   readonly single: boolean;
+  // biome-ignore lint/suspicious/noExplicitAny: aggregators of any accumulator and result types, as the manifest holds them
   readonly entries: ReadonlyArray<readonly [string, Aggregator<any, any>]>;
 }
 

@@ -10,7 +10,7 @@ import { SessionWindowOperator } from './session.js';
 import { SlidingWindowOperator } from './sliding.js';
 import { TimeWindowOperator } from './time.js';
 
-export type { LateInput, WindowAggregations, WindowInput, WindowOutput, WindowSink } from './base.js';
+export type { WindowAggregations, WindowSink } from './base.js';
 export { WindowOperator } from './base.js';
 
 /**
