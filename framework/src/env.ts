@@ -16,7 +16,7 @@ export const SLUICE_ENV = {
   outputs: 'SLUICE_OUTPUTS',
   /** Brokers to produce to, overriding the event's `bootstrapServers`. */
   kafkaBrokers: 'SLUICE_KAFKA_BROKERS',
-  /** `none`, `iam` or `scram` (see `KAFKA_AUTH_MODES`). Compiled into bundles as a constant. */
+  /** `none`, `iam` or `scram` (see {@link KAFKA_AUTH_MODES}). Compiled into bundles as a constant. */
   kafkaAuth: 'SLUICE_KAFKA_AUTH',
   /** `true` to connect to the brokers over TLS. */
   kafkaTls: 'SLUICE_KAFKA_TLS',
@@ -27,6 +27,21 @@ export const SLUICE_ENV = {
   /** `false` when Lambda ignores partial batch responses (no provisioned pollers): a failure fails the whole batch. */
   partialBatch: 'SLUICE_PARTIAL_BATCH',
 } as const;
+
+/**
+ * How a deployed function authenticates to Kafka to produce (set by the plugin from the event: `SLUICE_KAFKA_AUTH`).
+ *
+ * @example
+ * KAFKA_AUTH_MODES.includes(mode as KafkaAuthMode);
+ */
+export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
+/**
+ * One of {@link KAFKA_AUTH_MODES}.
+ *
+ * @example
+ * const mode: KafkaAuthMode = 'iam';
+ */
+export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
 
 /** A name in {@link SLUICE_ENV}. */
 export type SluiceEnvName = keyof typeof SLUICE_ENV;

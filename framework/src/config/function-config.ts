@@ -1,20 +1,6 @@
+import type { KafkaAuthMode } from '../env.js';
 import { ConfigError } from '../errors.js';
 import { readSluiceOptions } from './sluice-options.js';
-
-/**
- * How a deployed function authenticates to Kafka to produce (set by the plugin from the event: `SLUICE_KAFKA_AUTH`).
- *
- * @example
- * KAFKA_AUTH_MODES.includes(mode as KafkaAuthMode);
- */
-export const KAFKA_AUTH_MODES = ['none', 'iam', 'scram'] as const;
-/**
- * One of {@link KAFKA_AUTH_MODES}.
- *
- * @example
- * const mode: KafkaAuthMode = 'iam';
- */
-export type KafkaAuthMode = (typeof KAFKA_AUTH_MODES)[number];
 
 /**
  * The two Kafka event kinds of serverless.yml: Amazon MSK (`msk`) and self-managed (`kafka`).

@@ -1,7 +1,6 @@
 import type { KafkaConfig, Producer, SASLOptions } from 'kafkajs';
-import { KAFKA_AUTH_MODES } from '../config/function-config.js';
 import type { Manifest } from '../define/manifest.js';
-import { readEnv, SLUICE_ENV } from '../env.js';
+import { KAFKA_AUTH_MODES, readEnv, SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
 import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
 import type { Logger } from '../runtime/logger.js';
