@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { endpointOpen } from './infra/port.js';
 import { DynamoDBStore, MemoryStore } from 'sluice/state';
-import { dropTable, quietSluiceLogs, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
+import { dropTable, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -78,7 +78,6 @@ if (stores.includes('dynamodb') && !(await endpointOpen(endpoint))) {
   process.exit(2);
 }
 
-const restore = quietSluiceLogs();
 const results: SuiteResult[] = [];
 let table: string | undefined;
 try {
@@ -106,7 +105,6 @@ try {
     );
   }
 } finally {
-  restore();
   if (table) await dropTable(endpoint, table);
 }
 

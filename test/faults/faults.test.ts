@@ -4,9 +4,9 @@
  * reproductions of what the suite found.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { keyedState, sluice, stream, sum } from 'sluice';
-import { CaptureSink } from 'sluice/testing';
+import { CaptureLogger, CaptureSink } from 'sluice/testing';
 import { MemoryStore } from 'sluice/state';
 import type { KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
 import { lambdaContext, toEventRecord } from 'sluice/testing';
@@ -18,7 +18,6 @@ import {
   emptyStats,
   FaultyStore,
   ForgetfulStore,
-  quietSluiceLogs,
   runReference,
   runSuite,
   runWithFaults,
@@ -28,12 +27,6 @@ import {
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
 const endpoint = dynamodbEndpoint;
-
-let restore: () => void;
-before(() => {
-  restore = quietSluiceLogs();
-});
-after(() => restore());
 
 function explain(r: SuiteResult): string {
   return JSON.stringify({ failures: r.failures.slice(0, 3), unexpectedErrors: r.unexpectedErrors.slice(0, 3) }, null, 1);
@@ -153,7 +146,7 @@ describe('found by the suite', () => {
     );
     const store = new MemoryStore();
     const sink = new CaptureSink();
-    handler.sluice.configure({ store, sink });
+    handler.sluice.configure({ store, sink, logger: new CaptureLogger() });
     let crashes = 1;
     store.beforeItemWrite = (c) => {
       if (isPartitionNamespace(c.namespace) && crashes-- > 0) throw new Error('crash');
@@ -183,7 +176,7 @@ describe('found by the suite', () => {
     );
     const store = new MemoryStore();
     const sink = new CaptureSink();
-    handler.sluice.configure({ store, sink });
+    handler.sluice.configure({ store, sink, logger: new CaptureLogger() });
     const batch = event(at(0, 'a', 1, 1), at(1, 'a', 2, 2));
     await handler(batch, lambdaContext('totals') as never);
     // The invocation committed, then timed out: Lambda retries the same batch.
@@ -213,7 +206,7 @@ describe('found by the suite', () => {
       const handler = sluice(definition);
       const store = new MemoryStore();
       const sink = new CaptureSink();
-      handler.sluice.configure({ store, sink });
+      handler.sluice.configure({ store, sink, logger: new CaptureLogger() });
       let crashes = crash ? 1 : 0;
       store.beforeItemWrite = (c) => {
         if (isWindowNamespace(c.namespace) && crashes-- > 0) throw new Error('crash');

@@ -43,6 +43,7 @@ import {
   type KafkaBatchResponse,
   type KafkaEvent,
   type KafkaEventRecord,
+  type Logger,
   type Manifest,
   type OutputMessage,
   loadDefinition,
@@ -636,9 +637,12 @@ class Capture {
   };
 }
 
+const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
+
 function handlerFor(definition: Definition, store: StateStore, capture: Capture): SluiceHandler {
   const handler = sluice(definition);
-  handler.sluice.configure({ store, sink: capture.sink, deadLetters: capture.letters });
+  // Thousands of injected failures would drown the output: the suite reads its results, not logs.
+  handler.sluice.configure({ store, sink: capture.sink, deadLetters: capture.letters, logger: silentLogger });
   return handler;
 }
 
@@ -1159,32 +1163,6 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   }
   result.ms = Date.now() - started;
   return result;
-}
-
-/**
- * Keeps the handler's own JSON log lines (commit failures, state metrics) out of the output while
- * the suite runs: thousands of injected failures would drown everything else. Returns the undo.
- *
- * @example
- * const restore = quietSluiceLogs();
- * try { await runSuite(opts); } finally { restore(); }
- */
-export function quietSluiceLogs(): () => void {
-  const { log, error, warn } = console;
-  const filter =
-    (write: (...a: unknown[]) => void) =>
-    (...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].startsWith('{"sluice":')) return;
-      write(...args);
-    };
-  console.log = filter(log);
-  console.error = filter(error);
-  console.warn = filter(warn);
-  return () => {
-    console.log = log;
-    console.error = error;
-    console.warn = warn;
-  };
 }
 
 /**

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { filter, keyed, type KeyedState, keyedState, map, SluiceError, source, stream, sum, to } from 'sluice';
 import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore } from 'sluice/state';
-import { type InputRecord, runFunction } from 'sluice/testing';
-import { quietly } from '../support/quiet.js';
+import { CaptureLogger, type InputRecord, runFunction } from 'sluice/testing';
 
 interface Click {
   readonly n: number;
@@ -178,7 +177,7 @@ describe('exactly-once under replays', () => {
     store.beforeItemWrite = () => {
       if (++writes > 1) throw new Error('crash mid-write');
     };
-    const crashed = await quietly(() => runFunction(clickTotals, eight.slice(3), { store, startOffset: 3 }));
+    const crashed = await runFunction(clickTotals, eight.slice(3), { store, startOffset: 3, logger: new CaptureLogger() });
     assert.equal(writes, 2, 'one item was written, the second write crashed');
     assert.deepEqual(
       crashed.responses.flatMap((r) => r.batchItemFailures.map((f) => f.itemIdentifier.offset)),
@@ -308,12 +307,15 @@ describe('misuse', () => {
   // A keyless record cannot use keyed state, whatever the retry: it is poison, like a keyless
   // record at a window step, so it never stops its partition. A window step makes the same
   // record poison (runner.ts, #applyWindow).
-  test('a record without a key that touches keyed state is a dead letter, not a failure that blocks its partition', async (t) => {
-    t.mock.method(console, 'error', () => undefined);
-    const run = await runFunction(clickTotals, [
-      { key: null, value: { n: 1 }, timestamp: 1 },
-      { key: 'a', value: { n: 2 }, timestamp: 2 },
-    ]);
+  test('a record without a key that touches keyed state is a dead letter, not a failure that blocks its partition', async () => {
+    const run = await runFunction(
+      clickTotals,
+      [
+        { key: null, value: { n: 1 }, timestamp: 1 },
+        { key: 'a', value: { n: 2 }, timestamp: 2 },
+      ],
+      { logger: new CaptureLogger() },
+    );
     assert.deepEqual(run.responses, [{ batchItemFailures: [] }]);
     assert.deepEqual(
       run.deadLetters.map((d) => d.record.offset),
@@ -344,13 +346,14 @@ describe('keyed state in a step after a window', () => {
 
   // Results of keys the batch did not touch (closed by the partition clock) must have their keyed
   // state loaded before the steps after the window run, or the partition would never move on.
-  test('with closeBy partition, a window of a key that is not in the batch closes and its result reaches keyed state', async (t) => {
-    t.mock.method(console, 'error', () => undefined);
+  test('with closeBy partition, a window of a key that is not in the batch closes and its result reaches keyed state', async () => {
     const store = new MemoryStore();
-    await runFunction(definition('partition'), [{ key: 'a', value: { n: 2 }, timestamp: 1_000 }], { store });
+    const logger = new CaptureLogger();
+    await runFunction(definition('partition'), [{ key: 'a', value: { n: 2 }, timestamp: 1_000 }], { store, logger });
     const second = await runFunction(definition('partition'), [{ key: 'b', value: { n: 3 }, timestamp: 25_000 }], {
       store,
       startOffset: 1,
+      logger,
     });
     assert.deepEqual(second.responses, [{ batchItemFailures: [] }]);
     assert.deepEqual(second.values('totals'), [2]);

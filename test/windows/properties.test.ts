@@ -10,8 +10,7 @@ import fc from 'fast-check';
 import { collect, count, earliest, first, last, latest, max, mean, min, stream, sum } from 'sluice';
 import { MemoryStore } from 'sluice/state';
 import type { StateStore } from 'sluice/state';
-import { quietly } from '../support/quiet.js';
-import { type InputRecord, runFunction, type TestRun } from 'sluice/testing';
+import { CaptureLogger, type InputRecord, type Logger, runFunction, type TestRun } from 'sluice/testing';
 import { type CloseBy, type Emit, type Rec, reference, type RefLate, type RefResult, type RefSpec } from './reference.js';
 
 const RUNS = Number(process.env.WINDOW_RUNS ?? 300);
@@ -63,6 +62,7 @@ interface RunOpts {
   readonly collect?: boolean;
   readonly store?: StateStore;
   readonly startOffset?: number;
+  readonly logger?: Logger;
 }
 
 function inputs(records: readonly Rec[]): InputRecord[] {
@@ -75,6 +75,7 @@ async function runEngine(spec: RefSpec, records: readonly Rec[], o: RunOpts): Pr
     flush: o.flush ?? false,
     store: o.store,
     startOffset: o.startOffset ?? 0,
+    ...(o.logger ? { logger: o.logger } : {}),
   });
 }
 
@@ -297,7 +298,12 @@ function replayProperty(name: string, specArb: fc.Arbitrary<RefSpec>) {
           store.beforeItemWrite = () => {
             if (++writes > crashAfter) throw new Error('crash mid-write');
           };
-          const crashed = await quietly(() => runEngine(spec, records.slice(k, m), { batchSize: 1_000, store, startOffset: k }));
+          const crashed = await runEngine(spec, records.slice(k, m), {
+            batchSize: 1_000,
+            store,
+            startOffset: k,
+            logger: new CaptureLogger(),
+          });
           store.beforeItemWrite = undefined;
           for (const f of crashed.responses.flatMap((r) => r.batchItemFailures)) assert.equal(f.itemIdentifier.offset, k);
           const retry = await runEngine(spec, records.slice(k), { batchSize: b2, store, startOffset: k });

@@ -6,6 +6,7 @@ import { describe } from '../io/serializers.js';
 import { type ElementType, type ModelSignature, readModelSignature } from './onnx-file.js';
 import { allocate, badValue, convert, FEEDABLE, fromTensor, type InputPlan, shapeText } from './tensors.js';
 import type { ScoredRow } from '../define/manifest.js';
+import { consoleLogger, type Logger } from '../runtime/logger.js';
 
 /**
  * One value of a model output for one row: a scalar for an output of shape `[N]`, a flat array
@@ -41,6 +42,8 @@ export interface OnnxModelOptions {
   readonly name?: string;
   /** Threads ONNX Runtime may use inside one `run` (default 1: Lambda functions under 1,769 MB have one vCPU). */
   readonly threads?: number;
+  /** Where the model's warnings go (default: JSON lines on the console, like the runtime's). */
+  readonly logger?: Logger;
 }
 
 /** Options of {@link OnnxModel.score}. */
@@ -89,11 +92,13 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
   readonly #plans: readonly InputPlan[];
   #session: Promise<Session> | undefined;
   #warned = false;
+  readonly #logger: Logger;
 
   /** @internal use {@link onnxModel} */
   constructor(file: string, opts: OnnxModelOptions = {}) {
     this.file = file;
     this.name = opts.name ?? path.basename(file).replace(/\.onnx$/i, '');
+    this.#logger = opts.logger ?? consoleLogger;
     const where = `model "${this.name}" (${file})`;
     if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1)) {
       throw new ConfigError(`threads of ${where} must be a positive integer; received ${describe(opts.threads)}.`);
@@ -243,9 +248,11 @@ export class OnnxModel<O extends ModelOutputs = ModelOutputs> {
     } else {
       if (!this.batchable && !this.#warned) {
         this.#warned = true;
-        console.warn(
-          `sluice: model "${this.name}" has a fixed batch size of 1, so its ${rows.length} row(s) are scored one run each (slower). Export it with a dynamic batch dimension to score a batch in one run.`,
-        );
+        this.#logger.warn({
+          sluice: 'model-warning',
+          model: this.name,
+          message: `model "${this.name}" has a fixed batch size of 1, so its ${rows.length} row(s) are scored one run each (slower). Export it with a dynamic batch dimension to score a batch in one run.`,
+        });
       }
       for (let j = 0; j < index.length; j++)
         results[index[j]] = { ok: true, outputs: (await this.#run(session, [prepared[j]], widths))[0] };
@@ -366,7 +373,8 @@ export function onnxModel<O extends ModelOutputs = ModelOutputs>(file: string | 
   if (opts === null || typeof opts !== 'object')
     throw new ConfigError(`options of onnxModel(${resolved}) must be an object; received ${describe(opts)}.`);
   for (const k of Object.keys(opts)) {
-    if (k !== 'name' && k !== 'threads') throw new ConfigError(`unknown option "${k}" of onnxModel(${resolved}); allowed: name, threads.`);
+    if (k !== 'name' && k !== 'threads' && k !== 'logger')
+      throw new ConfigError(`unknown option "${k}" of onnxModel(${resolved}); allowed: name, threads, logger.`);
   }
   return new OnnxModel<O>(resolved, opts);
 }

@@ -46,6 +46,8 @@ export interface RunOptions {
   readonly store?: StateStore;
   /** First offset of every partition (default 0). */
   readonly startOffset?: number;
+  /** Where the handler's log entries go during the run, e.g. a {@link CaptureLogger} (default: the handler's own). */
+  readonly logger?: Logger;
 }
 
 /**
@@ -86,7 +88,13 @@ export async function runFunction(
   const late: LateOutput[] = [];
   const store = opts.store ?? new MemoryStore();
   const previous: Partial<Runtime> = { ...handler.sluice.runtime, onBatch: handler.sluice.runtime.onBatch };
-  handler.sluice.configure({ store, sink: capture, deadLetters: capture, onBatch: (r) => late.push(...r.late) });
+  handler.sluice.configure({
+    store,
+    sink: capture,
+    deadLetters: capture,
+    onBatch: (r) => late.push(...r.late),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
   const responses: KafkaBatchResponse[] = [];
   const topic = handler.sluice.manifest.source.topic;
   const ctx = lambdaContext(handler.sluice.manifest.name);
