@@ -1,3 +1,8 @@
+/**
+ * An ONNX model scored inline: its signature checked at load, the ONNX Runtime session created
+ * lazily once per container, rows checked and packed into tensors, one run per batch. One
+ * cohesive class, over 350 lines on purpose; the tensor value helpers live in `tensors.ts`.
+ */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

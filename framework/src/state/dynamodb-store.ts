@@ -1,6 +1,7 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
-import { ConfigError, SluiceError, errorText } from '../errors.js';
+import { ConfigError, SluiceError } from '../errors.js';
+import { defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
 import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
 import { type ItemLimit, type ItemPut, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
 
@@ -89,40 +90,6 @@ export interface DynamoDBStats {
   retries: number;
 }
 
-let sdkModule: Promise<typeof import('@aws-sdk/client-dynamodb')> | undefined;
-
-/**
- * The SDK, imported on first use (a function without state never loads it) and kept: each
- * dynamic `import()` resolves the module again, through the loader hooks when some are
- * registered (tsx), which cost more than a batch of items to encode.
- */
-function sdk(): Promise<typeof import('@aws-sdk/client-dynamodb')> {
-  return (sdkModule ??= import('@aws-sdk/client-dynamodb'));
-}
-
-let sharedClient: Promise<DynamoDBClient> | undefined;
-
-/** One DynamoDB client per container, created on first use. */
-async function defaultClient(endpoint: string | undefined): Promise<DynamoDBClient> {
-  sharedClient ??= sdk().then(
-    ({ DynamoDBClient }) =>
-      new DynamoDBClient({
-        ...(endpoint
-          ? {
-              endpoint,
-              region: process.env.AWS_REGION ?? 'us-east-1',
-              credentials: {
-                accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local',
-                secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
-              },
-            }
-          : {}),
-        maxAttempts: 1, // Sluice retries itself, within the invocation's remaining time.
-      }),
-  );
-  return sharedClient;
-}
-
 /**
  * State in a DynamoDB table, the adapter under {@link VersionedStore} (which owns the protocol):
  * partition key `pk` = function#topic#partition#namespace, sort key
@@ -173,23 +140,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
 
   async #send<T>(command: unknown, deadline: number): Promise<T> {
     const client = (this.#client ??= await defaultClient(this.#endpoint));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return (await client.send(command as never)) as T;
-      } catch (e) {
-        if (!isTransient(e)) throw e;
-        // Full jitter, capped, and only while the invocation has time left.
-        const delay = Math.random() * Math.min(2_000, 50 * 2 ** attempt);
-        if (Date.now() + delay >= deadline) {
-          throw new SluiceError(
-            `DynamoDB kept failing (${(e as { name?: string }).name}: ${errorText(e)}) and the invocation ran out of time; Lambda will retry the batch.`,
-            { retriable: true, cause: e },
-          );
-        }
-        this.stats.retries++;
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+    return sendWithRetries<T>(client, command, deadline, () => this.stats.retries++);
   }
 
   /** One deadline for the whole write set, key items and partition-level items alike. */
@@ -360,23 +311,4 @@ function decodeKey(sk: string): string {
 
 function partitionKey(scope: StateScope, namespace: string): string {
   return `${scope.functionName}#${scope.topic}#${scope.partition}#${namespace}`;
-}
-
-const TRANSIENT = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'ServiceUnavailable',
-  'TransactionConflictException',
-  'LimitExceededException',
-]);
-
-function isTransient(e: unknown): boolean {
-  const err = e as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
-  if (err.name && TRANSIENT.has(err.name)) return true;
-  if (err.$retryable) return true;
-  const status = err.$metadata?.httpStatusCode;
-  if (status !== undefined && status >= 500) return true;
-  return ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE'].includes(err.code ?? '') || /socket hang up|ECONNRESET/.test(errorText(e));
 }

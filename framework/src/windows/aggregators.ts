@@ -1,3 +1,8 @@
+/**
+ * The aggregator vocabulary: the contract every aggregation implements and the built-in ones
+ * (count, sum, mean, min, max, first, last, earliest, latest, collect, reduce), each a few lines
+ * with its signature. One file over 350 lines on purpose: a reader compares them side by side.
+ */
 import { ConfigError } from '../errors.js';
 import { describe } from '../io/serializers.js';
 import { cloneJson } from '../state/json.js';
