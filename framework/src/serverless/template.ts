@@ -3,6 +3,7 @@ import { outputTopics } from '../define/manifest.js';
 import type { Manifest } from '../define/manifest.js';
 import { SLUICE_ENV } from '../env.js';
 import { ConfigError, SluiceError } from '../errors.js';
+import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from '../state/dynamodb-table.js';
 
 /** A CloudFormation template, as Serverless compiles it. */
 export interface Template {
@@ -54,15 +55,8 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
       UpdateReplacePolicy: 'Retain',
       Properties: {
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-        TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+        ...stateTableKeys(),
+        TimeToLiveSpecification: { AttributeName: STATE_TABLE_TTL_ATTRIBUTE, Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: true },
       },

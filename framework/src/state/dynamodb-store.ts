@@ -2,6 +2,7 @@ import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
 import { ConfigError, SluiceError } from '../errors.js';
 import { defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
+import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from './dynamodb-table.js';
 import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
 import { type ItemLimit, type ItemPut, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
 
@@ -277,19 +278,15 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
       new CreateTableCommand({
         TableName: this.table,
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
+        ...stateTableKeys(),
       }),
       deadline,
     );
     await this.#send(
-      new UpdateTimeToLiveCommand({ TableName: this.table, TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true } }),
+      new UpdateTimeToLiveCommand({
+        TableName: this.table,
+        TimeToLiveSpecification: { AttributeName: STATE_TABLE_TTL_ATTRIBUTE, Enabled: true },
+      }),
       deadline,
     ).catch(() => undefined);
   }
