@@ -170,7 +170,10 @@ async function upKafka() {
       'share.coordinator.state.topic.min.isr=1',
       'group.initial.rebalance.delay.ms=0',
       'auto.create.topics.enable=false',
-      'log.retention.hours=24',
+      // Never delete data by age or size: replays carry old timestamps, and a broker that deletes
+      // the segments being consumed loses records under the emulator (issue 11).
+      'log.retention.ms=-1',
+      'log.retention.bytes=-1',
       '',
     ].join('\n'),
   );

@@ -20,8 +20,15 @@ export async function kafkaAvailability(): Promise<{ skip?: string }> {
   return { skip: `no Kafka broker on ${brokers} (npm run infra:up starts one)` };
 }
 
-/** Deletes the topics if they exist and creates them fresh. */
-export async function freshTopics(admin: Admin, topics: { topic: string; numPartitions: number }[]): Promise<void> {
+/**
+ * Deletes the topics if they exist and creates them fresh, with retention off (`retention.ms=-1`)
+ * unless `configEntries` says otherwise: test records carry old timestamps, and a broker with
+ * time-based retention would delete them while they are read.
+ */
+export async function freshTopics(
+  admin: Admin,
+  topics: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[],
+): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const doomed = topics.map((t) => t.topic).filter((t) => existing.has(t));
   if (doomed.length > 0) {
@@ -32,7 +39,10 @@ export async function freshTopics(admin: Admin, topics: { topic: string; numPart
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  await admin.createTopics({ topics, waitForLeaders: true });
+  await admin.createTopics({
+    topics: topics.map((t) => ({ ...t, configEntries: t.configEntries ?? [{ name: 'retention.ms', value: '-1' }] })),
+    waitForLeaders: true,
+  });
 }
 
 export interface Received {

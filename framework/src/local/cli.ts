@@ -24,7 +24,7 @@ const USAGE = `Usage:
       Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
       real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
   sluice dev [<function>] --brokers <host:port> [--config <serverless.yml>] [--stage <stage>] [--timeout <seconds>] [--no-view]
-             [--state memory|dynamodb] [--dynamodb-endpoint <url>]
+             [--state memory|dynamodb] [--dynamodb-endpoint <url>] [--stall-notice <seconds>]
       Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
       every function of serverless.yml with an msk/kafka event, with the settings the Serverless
       plugin deploys (stage: --stage, provider.stage or dev). Outputs and dead letters go to Kafka.

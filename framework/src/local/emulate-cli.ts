@@ -27,6 +27,7 @@ export async function emulate(args: string[]): Promise<number> {
       'no-view': { type: 'boolean', default: false },
       state: { type: 'string' },
       'dynamodb-endpoint': { type: 'string' },
+      'stall-notice': { type: 'string' },
     },
   });
   const brokers = values.brokers ?? '';
@@ -49,6 +50,11 @@ export async function emulate(args: string[]): Promise<number> {
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
     throw new SluiceError(`--timeout must be seconds from 1 to ${MAX_TIMEOUT_SECONDS} (Lambda's limit); received ${values.timeout}.`);
   }
+  const stallSeconds = values['stall-notice'] === undefined ? undefined : Number(values['stall-notice']);
+  if (stallSeconds !== undefined && !(stallSeconds > 0))
+    throw new SluiceError(
+      `--stall-notice must be the seconds a partition with records waiting may go without progress before it is named, e.g. 60; received ${values['stall-notice']}.`,
+    );
   const configs = entries.map((e) =>
     esmConfig(timeoutSeconds ? { ...e, timeout: timeoutSeconds } : e, service.service, { ...service, stage }),
   );
@@ -74,7 +80,17 @@ export async function emulate(args: string[]): Promise<number> {
     for (const [i, entry] of entries.entries()) {
       const handler = await loadHandler(entry);
       const store = await devStateStore(values.state, values['dynamodb-endpoint'], service.service);
-      running.push(await emulateFunction({ kafka, brokers, handler, config: configs[i], store, notice }));
+      running.push(
+        await emulateFunction({
+          kafka,
+          brokers,
+          handler,
+          config: configs[i],
+          store,
+          notice,
+          ...(stallSeconds ? { stallNoticeMs: stallSeconds * 1000 } : {}),
+        }),
+      );
       const c = configs[i];
       const where = store.durable ? `state in DynamoDB table ${(store as { table?: string }).table}` : 'in-memory state';
       const failures =
@@ -114,7 +130,8 @@ export async function emulate(args: string[]): Promise<number> {
     const blocked = [...s.blocked].map(([p, b]) => `p${p}@${b.offset} after ${b.attempts} attempts`).join(', ');
     console.error(
       `${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
-        (blocked ? `; still failing (not committed): ${blocked}` : ''),
+        (blocked ? `; still failing (not committed): ${blocked}` : '') +
+        (s.lost > 0 ? `; LOST ${s.lost} records: gone from the broker before they were processed (see the notices)` : ''),
     );
   }
   return 0;

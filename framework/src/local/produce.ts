@@ -53,8 +53,13 @@ export async function produce(args: string[]): Promise<number> {
   }
   const existing = new Set(await admin.listTopics());
   if (!existing.has(topic)) {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-    console.error(`created topic ${topic} with ${partitions} partitions`);
+    // Retention off: sample and replayed records carry old timestamps, which time-based retention
+    // would delete before the function reads them.
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, configEntries: [{ name: 'retention.ms', value: '-1' }] }],
+      waitForLeaders: true,
+    });
+    console.error(`created topic ${topic} with ${partitions} partitions (retention.ms=-1: records are kept whatever their timestamps)`);
   }
   const meta = await admin.fetchTopicMetadata({ topics: [topic] });
   const count = meta.topics[0].partitions.length;

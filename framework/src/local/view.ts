@@ -26,7 +26,8 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /**
  * One line per function: throughput, lag per partition, batches, retries, windows, late, poison,
- * dead letters, and the partitions held at a batch that is retried until it succeeds.
+ * dead letters, records lost (gone from the broker before they were processed; shown once there
+ * are any), and the partitions held at a batch that is retried until it succeeds.
  *
  * @example
  * statusLine(stats, 36, 3);
@@ -52,6 +53,7 @@ export function statusLine(s: FunctionStats, rate: number, openWindows: number |
     `late ${fmt(s.late)}`,
     `poison ${fmt(s.poison)}`,
     `dlq ${fmt(s.poison + s.failedToDeadLetter)}`,
+    ...(s.lost > 0 ? [`LOST ${fmt(s.lost)}: gone from the broker before they were processed`] : []),
     ...(blocked ? [`BLOCKED ${blocked}: retried until it succeeds, as Lambda does without provisioned pollers`] : []),
   ].join('  ');
 }

@@ -2,6 +2,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { EsmConfig } from '../../config/event-source-mapping.js';
 import { errorText, SluiceError } from '../../errors.js';
 import type { StateStore } from '../../state/store.js';
+import type { LogRange } from './losses.js';
 import type { FunctionStats } from './stats.js';
 
 /*
@@ -56,8 +57,13 @@ export async function prepareTopics(
     (t) => !topics.has(t),
   );
   if (needed.length > 0) {
-    await admin.createTopics({ topics: needed.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
-    notice(`${config.functionName}: created topics ${needed.join(', ')}`);
+    // Retention off, as on the source topic `sluice produce` creates: results and dead letters
+    // carry their records' (often old) timestamps, and must not vanish before they are read.
+    await admin.createTopics({
+      topics: needed.map((topic) => ({ topic, numPartitions: partitions, configEntries: [{ name: 'retention.ms', value: '-1' }] })),
+      waitForLeaders: true,
+    });
+    notice(`${config.functionName}: created topics ${needed.join(', ')} (retention.ms=-1)`);
   }
   return partitions;
 }
@@ -132,6 +138,18 @@ export async function pinStartingPosition(
   notice(
     `${config.functionName}: starting position ${config.startingPosition} pinned for consumer group ${config.consumerGroupId} at ${pins.map((o) => `p${o.partition}@${o.offset}`).join(', ')} (committed now, as the event source mapping records it once)`,
   );
+}
+
+/**
+ * The offsets one partition's log holds now (its log start and end), as losses.ts asks for them.
+ *
+ * @example
+ * const { low, high } = await partitionLog(admin, 'readings', 0);
+ */
+export async function partitionLog(admin: Admin, topic: string, partition: number): Promise<LogRange> {
+  const o = (await retrying(() => admin.fetchTopicOffsets(topic), 10_000)).find((x) => x.partition === partition);
+  if (!o) throw new SluiceError(`the broker reported no offsets for ${topic}-${partition}`);
+  return { low: Number(o.low), high: Number(o.high) };
 }
 
 /**

@@ -4,6 +4,7 @@ import { errorText } from '../../errors.js';
 import { type KafkaEventRecord, partitionOverheadBytes, toLambdaRecord } from '../../runtime/msk-event.js';
 import type { Batcher } from './batcher.js';
 import type { FailureReasons } from './invocation.js';
+import type { LostRecords } from './losses.js';
 import { runPartition } from './partition-loop.js';
 import type { FunctionStats } from './stats.js';
 import { JOIN_TIMEOUT_MS, watchGroupJoin } from './watchdog.js';
@@ -12,7 +13,7 @@ import { JOIN_TIMEOUT_MS, watchGroupJoin } from './watchdog.js';
  * What {@link MappingConsumer} works with.
  *
  * @example
- * const opts: MappingConsumerOptions = { kafka, config, partitions: 3, stats, batcher, reasons, notice, deadLetter, sleep, stopping: () => false };
+ * const opts: MappingConsumerOptions = { kafka, config, partitions: 3, stats, batcher, reasons, losses, notice, deadLetter, sleep, stopping: () => false };
  */
 export interface MappingConsumerOptions {
   readonly kafka: Kafka;
@@ -22,6 +23,8 @@ export interface MappingConsumerOptions {
   readonly stats: FunctionStats;
   readonly batcher: Batcher;
   readonly reasons: FailureReasons;
+  /** Says and counts records the broker no longer had when their partition got to them. */
+  readonly losses: LostRecords;
   readonly notice: (message: string) => void;
   /** Sends a record that failed every retry to the on-failure topic. */
   deadLetter(record: KafkaEventRecord, reason: string): Promise<void>;
@@ -41,7 +44,7 @@ export interface MappingConsumerOptions {
  * never silent.
  *
  * @example
- * const consumer = new MappingConsumer({ kafka, config, partitions, stats, batcher, reasons, notice, deadLetter, sleep, stopping: () => stopped });
+ * const consumer = new MappingConsumer({ kafka, config, partitions, stats, batcher, reasons, losses, notice, deadLetter, sleep, stopping: () => stopped });
  * await consumer.start();
  * // … later
  * await consumer.disconnect();
@@ -115,8 +118,10 @@ export class MappingConsumer {
 
   /** One fetched batch of one partition, through the partition loop. */
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    const { config, stats, notice, sleep, batcher, reasons } = this.opts;
+    const { config, stats, notice, sleep, batcher, reasons, losses } = this.opts;
     const p = batch.partition;
+    // kafkajs calls this only with records; a fetch below the log start was reset silently.
+    await losses.check(p, Number(batch.messages[0].offset));
     await runPartition(
       p,
       batch.messages.map((m) => toLambdaRecord(batch.topic, p, m)),

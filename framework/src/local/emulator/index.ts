@@ -5,21 +5,24 @@ import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../../i
 import type { SluiceHandler } from '../../runtime/handler.js';
 import { MemoryStore } from '../../state/memory-store.js';
 import type { StateStore } from '../../state/store.js';
-import { connectAdmin, pinStartingPosition, prepareTopics, refreshHighWatermarks, resumeOffsets } from './admin.js';
+import { connectAdmin, partitionLog, pinStartingPosition, prepareTopics, refreshHighWatermarks, resumeOffsets } from './admin.js';
 import { Batcher } from './batcher.js';
 import { MappingConsumer } from './consumer.js';
 import { FailureReasons, lambdaInvoker } from './invocation.js';
+import { LostRecords } from './losses.js';
 import { emptyStats, type FunctionStats } from './stats.js';
+import { STALL_NOTICE_MS, watchProgress } from './watchdog.js';
 
 /*
  * The event source mapping emulator, split by role as kafkajs splits its consumer:
  *   admin.ts           topics, committed offsets, the pinned starting position
  *   consumer.ts        the kafkajs consumer: group, batches in, commits, restarts
- *   watchdog.ts        a consumer that never joins its group is replaced
+ *   watchdog.ts        a consumer that never joins its group is replaced; a partition that stalls is named
+ *   losses.ts          records gone from the broker before they were processed: said and counted
  *   partition-loop.ts  one partition, one batch at a time, Lambda's retry rules
  *   batcher.ts         partitions' records gathered into one event (batchSize, window, 6 MB)
  *   invocation.ts      the handler invoked as Lambda does (context, timeout); its failure reasons
- *   stats.ts           the counters the live view shows
+ *   stats.ts           the counters the live view shows, and each partition's stage
  * The event format and sizes are runtime/msk-event.ts; the settings, config/event-source-mapping.ts.
  */
 
@@ -36,8 +39,10 @@ export interface EmulatorOptions {
   readonly handler: SluiceHandler;
   readonly config: EsmConfig;
   readonly store?: StateStore;
-  /** Told about things worth a line in the terminal (resumes, retries, dead letters). */
+  /** Told about things worth a line in the terminal (resumes, retries, dead letters, lost records, stalls). */
   readonly notice?: (message: string) => void;
+  /** A partition with records waiting that has not committed for this long is named in a notice, with its stage; 60 s by default. */
+  readonly stallNoticeMs?: number;
 }
 
 /**
@@ -117,6 +122,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     partitions,
     stats,
     reasons,
+    losses: new LostRecords({ config, stats, notice, log: (p) => partitionLog(admin, config.topic, p) }),
     notice,
     sleep,
     batcher: new Batcher(config, brokers, lambdaInvoker(handler, config, stats)),
@@ -131,6 +137,13 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   });
   await consumer.start();
   const stopRefresh = refreshHighWatermarks(admin, config.topic, stats);
+  const stopWatch = watchProgress(stats, {
+    topic: config.topic,
+    functionName: config.functionName,
+    timeoutMs: config.timeoutMs,
+    stallMs: opts.stallNoticeMs ?? STALL_NOTICE_MS,
+    notice,
+  });
 
   return {
     stats,
@@ -139,6 +152,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
       stopping = true;
       for (const wake of [...sleepers]) wake();
       stopRefresh();
+      stopWatch();
       await consumer.disconnect();
       await producer.disconnect();
       await admin.disconnect();

@@ -2,7 +2,7 @@ import type { EsmConfig } from '../../config/event-source-mapping.js';
 import { MAX_PAYLOAD_BYTES } from '../../config/limits.js';
 import type { Converted, KafkaEventRecord } from '../../runtime/msk-event.js';
 import type { Outcome } from './batcher.js';
-import type { FunctionStats } from './stats.js';
+import { enterStage, type FunctionStats } from './stats.js';
 
 /*
  * The per-partition loop of the event source mapping: one batch at a time, in order, committing
@@ -76,7 +76,21 @@ export interface PartitionContext {
  * await runPartition(batch.partition, batch.messages.map((m) => toLambdaRecord(batch.topic, batch.partition, m)), ctx);
  */
 export async function runPartition(partition: number, converted: readonly Converted[], ctx: PartitionContext): Promise<void> {
+  try {
+    await processBatch(partition, converted, ctx);
+  } finally {
+    enterStage(ctx.stats, partition, 'waiting');
+  }
+}
+
+/** {@link runPartition}, its stages aside. */
+async function processBatch(partition: number, converted: readonly Converted[], ctx: PartitionContext): Promise<void> {
   const { config, stats } = ctx;
+  const commit = async (next: number) => {
+    enterStage(stats, partition, 'committing');
+    await ctx.commit(next);
+    enterStage(stats, partition, 'invoking', true);
+  };
   const fn = config.functionName;
   let i = 0;
   let attempts = 0;
@@ -84,6 +98,7 @@ export async function runPartition(partition: number, converted: readonly Conver
     if (!ctx.running()) return;
     const { end, bytes } = takeChunk(converted, i, config.batchSize, ctx.limit);
     const chunk = converted.slice(i, end).map((c) => c.record);
+    enterStage(stats, partition, attempts > 0 ? 'retrying' : 'invoking');
     const oversize = bytes > ctx.limit;
     const outcome: Outcome = oversize
       ? {
@@ -93,7 +108,7 @@ export async function runPartition(partition: number, converted: readonly Conver
       : await ctx.submit(chunk, bytes);
     if (outcome.failedOffset === undefined) {
       stats.records += chunk.length;
-      await ctx.commit(chunk[chunk.length - 1].offset + 1);
+      await commit(chunk[chunk.length - 1].offset + 1);
       stats.blocked.delete(partition);
       i = end;
       attempts = 0;
@@ -106,7 +121,7 @@ export async function runPartition(partition: number, converted: readonly Conver
     );
     if (at > 0) {
       stats.records += at;
-      await ctx.commit(chunk[at].offset);
+      await commit(chunk[at].offset);
       attempts = 0;
     }
     i += at;
@@ -131,6 +146,7 @@ export async function runPartition(partition: number, converted: readonly Conver
       } else if ((attempts & (attempts - 1)) === 0) {
         ctx.notice(`${fn}: ${where} still failing after ${attempts} attempts (${reason}); ${config.topic}-${partition} stays blocked`);
       }
+      enterStage(stats, partition, 'retrying');
       let left = Math.min(BLOCKED_RETRY_BACKOFF.maxMs, BLOCKED_RETRY_BACKOFF.initialMs * 2 ** Math.min(attempts - 1, 20));
       while (left > 0) {
         await ctx.sleep(Math.min(1_000, left));
@@ -150,7 +166,7 @@ export async function runPartition(partition: number, converted: readonly Conver
       stats.failedToDeadLetter++;
       stats.records++;
       ctx.notice(`${fn}: ${where} sent to ${config.onFailureTopic} (${why})`);
-      await ctx.commit(failed.offset + 1);
+      await commit(failed.offset + 1);
       stats.blocked.delete(partition);
       i++;
       attempts = 0;

@@ -21,12 +21,76 @@ export interface FunctionStats {
   failedToDeadLetter: number;
   /** Times the Kafka consumer crashed and was started again (each one is also a notice). */
   consumerRestarts: number;
+  /**
+   * Records the mapping never processed because the broker no longer had them when it got there
+   * (retention, deleted records, an offset reset past them); each loss is also a notice (losses.ts).
+   */
+  lost: number;
   /** Next offset to consume per partition (committed). */
   readonly committed: Map<number, number>;
   /** Log end offset per partition (refreshed periodically). */
   readonly highWatermarks: Map<number, number>;
   /** Partitions held at a batch that keeps failing and is retried until it succeeds. */
   readonly blocked: Map<number, { readonly offset: number; readonly attempts: number }>;
+  /** What each partition that has had a batch is doing, for the progress watchdog (watchdog.ts). */
+  readonly activity: Map<number, PartitionActivity>;
+}
+
+/**
+ * The stages of a partition in the emulator, as the progress watchdog names them.
+ *
+ * @example
+ * PARTITION_STAGES.invoking; // 'invoking the function'
+ */
+export const PARTITION_STAGES = {
+  waiting: 'waiting for a batch from the broker',
+  invoking: 'invoking the function',
+  retrying: 'retrying a failed batch',
+  committing: 'committing its offset',
+} as const;
+
+/**
+ * One of {@link PARTITION_STAGES}.
+ *
+ * @example
+ * const stage: PartitionStage = 'invoking';
+ */
+export type PartitionStage = keyof typeof PARTITION_STAGES;
+
+/**
+ * What one partition is doing, and when it last moved forward.
+ *
+ * @example
+ * const a: PartitionActivity = { stage: 'invoking', since: Date.now(), progressAt: Date.now() };
+ */
+export interface PartitionActivity {
+  stage: PartitionStage;
+  /** When the stage began (ms since the epoch). */
+  since: number;
+  /** When the partition last committed an offset, or had its first batch (ms since the epoch). */
+  progressAt: number;
+}
+
+/**
+ * Records that `partition` entered `stage` (and, with `progressed`, that it just committed).
+ *
+ * @example
+ * enterStage(stats, 0, 'committing');
+ * await commit(next);
+ * enterStage(stats, 0, 'invoking', true);
+ */
+export function enterStage(stats: FunctionStats, partition: number, stage: PartitionStage, progressed = false): void {
+  const now = Date.now();
+  const a = stats.activity.get(partition);
+  if (!a) {
+    stats.activity.set(partition, { stage, since: now, progressAt: now });
+    return;
+  }
+  if (a.stage !== stage) {
+    a.stage = stage;
+    a.since = now;
+  }
+  if (progressed) a.progressAt = now;
 }
 
 /**
@@ -46,8 +110,10 @@ export function emptyStats(name: string): FunctionStats {
     poison: 0,
     failedToDeadLetter: 0,
     consumerRestarts: 0,
+    lost: 0,
     committed: new Map(),
     highWatermarks: new Map(),
     blocked: new Map(),
+    activity: new Map(),
   };
 }
