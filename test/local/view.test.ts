@@ -32,6 +32,13 @@ test('a partition held at a failing batch shows as BLOCKED with its offset and a
   );
 });
 
+test('records lost (gone from the broker before they were processed) show as LOST once there are any', () => {
+  const s = stats();
+  assert.doesNotMatch(statusLine(s, 0, 0), /LOST/);
+  s.lost = 960_000;
+  assert.match(statusLine(s, 0, 0), / {2}dlq 2 {2}LOST 960,000: gone from the broker before they were processed$/);
+});
+
 test('off a TTY the view prints plain timestamped lines, without cursor movement, and a last one when stopped', async () => {
   let out = '';
   const sink = Object.assign(
