@@ -63,7 +63,9 @@ export interface EmulatedFunction {
  * Emulates Lambda's Kafka event source mapping for one function against a real broker: one
  * consumer group, partitions processed strictly in order one batch at a time, events batched
  * across partitions in Lambda's event shape, offsets committed only after success, and failures
- * handled as the deployed mapping would (see `runPartition`, partition-loop.ts).
+ * handled as the deployed mapping would (see `runPartition`, partition-loop.ts). Records the broker
+ * deleted before they were processed are said and counted (`stats.lost`, losses.ts); a partition
+ * with records waiting that stops committing is named with its stage (`watchProgress`).
  *
  * @example
  * const fn = await emulateFunction({ kafka, brokers: '127.0.0.1:9092', handler, config });
