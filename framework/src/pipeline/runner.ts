@@ -11,7 +11,7 @@ import { createWindowOperator, type WindowOperator } from '../windows/operators/
 import { recordLetter } from './dead-letters.js';
 import type { Item, Pass } from './item.js';
 import { lateMessage, outputMessage, recordId } from './messages.js';
-import type { DeadLetter, LateOutput, OutputMessage, SourceBatch, SourceRecord } from './records.js';
+import { type DeadLetter, type LateOutput, letterOrigin, type OutputMessage, type SourceBatch, type SourceRecord } from './records.js';
 import { applyScoreStep } from './scoring.js';
 import { type BatchStats, newStats } from './stats.js';
 import { applyFunctionStep } from './steps.js';
@@ -132,6 +132,8 @@ export class PipelineRunner {
         if (skipped.size > 0) {
           records = records.filter((r) => !skipped.has(r.offset));
           for (const s of skipped.values()) if (s.index < limit) deadLetters.push(s.letter);
+          // In offset order, as if each had been rejected as it came.
+          deadLetters.sort((x, y) => letterOrigin(x).offset - letterOrigin(y).offset);
         }
         const pass: Pass = { functionName: this.functionName, tx, outputs: [], deadLetters, late: [], stats: newStats(limit) };
         pass.stats.poison = deadLetters.length;
