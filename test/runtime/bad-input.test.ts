@@ -248,6 +248,48 @@ for (const sc of stores) {
 }
 
 describe('deterministic and retriable partition failures', () => {
+  test('a window result whose state cannot be kept is dead-lettered itself; the record that closed its window and the later ones are processed', async () => {
+    const last = keyedState<number>('last');
+    const def = stream<{ v: number }>(TOPIC, { name: 'results', state: [last] })
+      .tumblingWindow('10s')
+      .aggregate(sum('v'), { name: 'total' })
+      .map(
+        (w) => {
+          last.set(w.value === 3 ? Number.NaN : w.value);
+          return w;
+        },
+        { name: 'keep' },
+      )
+      .to('out');
+    const store = new MemoryStore();
+    const r = await run(def, store, false, [
+      event(
+        records(
+          0,
+          [1_000, 2_000, 15_000, 25_000, 35_000].map((timestamp, i) => ({ key: 'a', value: { v: [1, 2, 5, 7, 1][i] }, timestamp })),
+        ),
+      ),
+    ]);
+    noBlock(r);
+    assert.deepEqual(
+      r.messages.map((m) => (m.value as { value: number }).value),
+      [5, 7],
+    );
+    assert.deepEqual(
+      r.letters.map((l) => [l.record.offset, l.stage, l.reason, l.result?.id]),
+      [
+        [
+          2,
+          'state',
+          'window result results:total:a:0:10000: keyed state "last" can only hold plain JSON data (numbers, strings, booleans, null, arrays, plain objects); this value holds NaN. Convert it first, e.g. a Date to date.getTime().',
+          'results:total:a:0:10000',
+        ],
+      ],
+    );
+    const stored = await store.read({ functionName: 'results', topic: TOPIC, partition: 0 }, 'keyed:last', ['a']);
+    assert.equal(stored.get('a')?.value, 7);
+  });
+
   const def = stream<{ v: number }>(TOPIC, { name: 'plain' }).tumblingWindow('10s').aggregate(sum('v'), { name: 'total' }).to('out');
   const input = event(
     records(5, [
