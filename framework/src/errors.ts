@@ -71,11 +71,13 @@ export class StateConflictError extends SluiceError {
 }
 
 /**
- * A user step threw something other than a poison declaration: the partition batch stops at that
- * record, and Lambda resumes there.
+ * A step threw something other than a poison declaration at one record. It is as retriable as
+ * its cause ({@link isRetriable}): an error that will recur (state the store cannot keep, a misuse
+ * found at run time) makes that record a dead letter; anything else (a user's `TypeError`) stops
+ * the partition batch at that record, and Lambda resumes there.
  *
  * @example
- * throw new StepError(42, 'parse', new TypeError('x is undefined'));
+ * throw new StepError(42, 'parse', new TypeError('x is undefined')); // retriable: the batch stops at 42
  */
 export class StepError extends SluiceError {
   override readonly name = 'StepError';
@@ -84,13 +86,14 @@ export class StepError extends SluiceError {
     readonly stage: string,
     cause: unknown,
   ) {
-    super(`step "${stage}" failed on the record at offset ${offset}: ${errorText(cause)}`, { retriable: true, cause });
+    super(`step "${stage}" failed on the record at offset ${offset}: ${errorText(cause)}`, { retriable: isRetriable(cause), cause });
   }
 }
 
 /**
- * A state value a store cannot keep (not plain JSON data, or over the store's size limit). It
- * will fail the same way on every retry.
+ * State a store cannot keep: a value that is not plain JSON data, an item over the store's size
+ * limit, or a key over its key size limit. It will fail the same way on every retry, so the record
+ * that caused it becomes a dead letter.
  *
  * @example
  * throw new StateValueError('keyed state "seen" holds NaN, which is not plain JSON data; …');
@@ -110,6 +113,20 @@ export class StateValueError extends SluiceError {
  */
 export class OnnxFormatError extends SluiceError {
   override readonly name = 'OnnxFormatError';
+}
+
+/**
+ * Whether running the same input again can succeed: the one place that tells a retriable failure
+ * (throttling, timeouts, conflicts, network: the partition fails and Lambda retries it) from a
+ * deterministic one (it would recur on every retry: the record becomes a dead letter). A
+ * SluiceError says so itself; anything else (a user's step threw it, or an SDK error no adapter
+ * translated) is retried, as Lambda would.
+ *
+ * @example
+ * if (!isRetriable(e)) deadLetter(record, errorText(e)); else throw e;
+ */
+export function isRetriable(e: unknown): boolean {
+  return e instanceof SluiceError ? e.retriable : true;
 }
 
 /**

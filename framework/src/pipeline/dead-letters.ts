@@ -6,7 +6,7 @@
  * letter shows its result in the event's record shape too, built by `runtime/msk-event.ts` only
  * if someone reads it (tests, user sinks). Sluice's own sinks read `result` and never build it.
  */
-import { resultRecord } from '../runtime/msk-event.js';
+import { type KafkaEventRecord, resultRecord } from '../runtime/msk-event.js';
 import type { DeadLetter, DeadResult, SourceRecord } from './records.js';
 
 /**
@@ -17,6 +17,17 @@ import type { DeadLetter, DeadResult, SourceRecord } from './records.js';
  */
 export function recordLetter(source: SourceRecord, stage: string, reason: string): DeadLetter {
   return { record: source.original, stage, reason };
+}
+
+/**
+ * A dead letter for a record as the event carried it, when none of it could be processed (its
+ * partition's state could not be read or written, for a reason no retry changes).
+ *
+ * @example
+ * deadLetters.push(eventLetter(event.records['readings-0'][0], 'state', 'DynamoDB refused …'));
+ */
+export function eventLetter(record: KafkaEventRecord, stage: string, reason: string): DeadLetter {
+  return { record, stage, reason };
 }
 
 /**

@@ -3,14 +3,15 @@
  * state transaction. Kafka's wire format never reaches here; `runtime/` decodes at the edge.
  */
 import type { FunctionStep, Manifest, OutputStep, ScoreStep, WindowStep } from '../define/manifest.js';
-import { StepError } from '../errors.js';
-import { keyedNamespace } from '../state/namespaces.js';
-import type { StateScope, StateStore } from '../state/store.js';
+import { errorText, StateValueError, StepError } from '../errors.js';
+import { isPartitionNamespace, keyedNamespace } from '../state/namespaces.js';
+import type { RejectedChange, StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
 import { createWindowOperator, type WindowOperator } from '../windows/operators/index.js';
+import { recordLetter } from './dead-letters.js';
 import type { Item, Pass } from './item.js';
 import { lateMessage, outputMessage, recordId } from './messages.js';
-import type { DeadLetter, LateOutput, OutputMessage, SourceBatch, SourceRecord } from './records.js';
+import { type DeadLetter, type LateOutput, letterOrigin, type OutputMessage, type SourceBatch, type SourceRecord } from './records.js';
 import { applyScoreStep } from './scoring.js';
 import { type BatchStats, newStats } from './stats.js';
 import { applyFunctionStep } from './steps.js';
@@ -60,11 +61,25 @@ type CompiledStep =
   | { kind: 'score'; step: ScoreStep }
   | { kind: 'to'; step: OutputStep };
 
+/** A record left out of a batch because it failed in a way no retry can change, and its dead letter. */
+interface Skipped {
+  readonly index: number;
+  readonly letter: DeadLetter;
+}
+
 /**
  * Runs a manifest over the decoded records of one partition batch, step by step over the whole
  * batch: each stateful step loads the state its records need in one read, then processes them
  * synchronously, in offset order. If a step fails at some record, the batch is run again up to
  * that record, so the state to commit holds exactly the records before it.
+ *
+ * A deterministic failure (one that would recur on every retry, see `isRetriable`: a key the
+ * store cannot hold, a keyed-state value that is not plain JSON, a misuse found at run time) is
+ * the record's instead: the batch is run again without that record, which becomes a dead letter
+ * with the error's text. Before it returns, the run asks the store whether it can keep the
+ * batch's changed state (`Transaction.check`); an item it cannot keep is blamed on the last record
+ * that changed it, which is left out the same way, so no output leaves for a record whose state
+ * cannot be committed.
  *
  * @example
  * const pipeline = new PipelineRunner(manifest, store, 'SensorSums');
@@ -101,6 +116,7 @@ export class PipelineRunner {
     const scope: StateScope = { functionName: this.functionName, topic, partition };
     let limit = batch.length;
     let failure: StepError | undefined;
+    const skipped = new Map<number, Skipped>();
     // A flush writes just after the input's last offset, so nothing downstream mistakes it for a replay.
     const flushAt = (opts.flushOffset ?? -1) + 0.5;
     // State is read as of just before the batch, so a retried or re-batched batch sees what its
@@ -108,13 +124,27 @@ export class PipelineRunner {
     const before = batch.length > 0 ? batch.offsetAt(0) : flushAt;
     for (;;) {
       const tx = new Transaction(this.store, scope, opts.deadline === undefined ? { before } : { deadline: opts.deadline, before });
+      let records: SourceRecord[] = [];
       try {
-        const { records, rejected } = batch.decode(limit);
-        const pass: Pass = { functionName: this.functionName, tx, outputs: [], deadLetters: rejected, late: [], stats: newStats(limit) };
-        pass.stats.poison = rejected.length;
+        const decoded = batch.decode(limit);
+        records = decoded.records;
+        const deadLetters = decoded.rejected;
+        if (skipped.size > 0) {
+          records = records.filter((r) => !skipped.has(r.offset));
+          for (const s of skipped.values()) if (s.index < limit) deadLetters.push(s.letter);
+          // In offset order, as if each had been rejected as it came.
+          deadLetters.sort((x, y) => letterOrigin(x).offset - letterOrigin(y).offset);
+        }
+        const pass: Pass = { functionName: this.functionName, tx, outputs: [], deadLetters, late: [], stats: newStats(limit) };
+        pass.stats.poison = deadLetters.length;
         await this.#run(records, pass, !failure && opts.flush === true ? flushAt : undefined);
         const first = limit > 0 ? batch.offsetAt(0) : opts.flush ? flushAt : -1;
         const last = limit > 0 ? batch.offsetAt(limit - 1) : opts.flush ? flushAt : -1;
+        const refused = tx.check({ firstOffset: first, lastOffset: last });
+        if (refused.length > 0) {
+          skipBlamed(refused, batch, limit, records, skipped);
+          continue;
+        }
         let committed = false;
         return {
           topic,
@@ -134,14 +164,15 @@ export class PipelineRunner {
         };
       } catch (e) {
         if (!(e instanceof StepError)) throw e;
-        failure = e;
-        let at = -1;
-        for (let i = 0; i < batch.length; i++) {
-          if (batch.offsetAt(i) === e.offset) {
-            at = i;
-            break;
-          }
+        const at = indexOf(batch, e.offset);
+        const record = e.retriable || at < 0 ? undefined : records.find((r) => r.offset === e.offset);
+        if (record) {
+          // It would fail the same way on every retry: the record's failure, not the partition's.
+          const stage = e.cause instanceof StateValueError ? 'state' : e.stage;
+          skipped.set(e.offset, { index: at, letter: recordLetter(record, stage, errorText(e.cause)) });
+          continue;
         }
+        failure = e;
         limit = at < 0 ? 0 : Math.min(at, limit - 1);
       }
     }
@@ -187,5 +218,31 @@ export class PipelineRunner {
     const { lateTopic } = this.manifest;
     if (lateTopic) for (const l of pass.late) pass.outputs.push(lateMessage(lateTopic, l));
     pass.stats.messagesOut = pass.outputs.length;
+  }
+}
+
+/** The index of the record at `offset` in the batch, or -1. */
+function indexOf(batch: SourceBatch, offset: number): number {
+  for (let i = 0; i < batch.length; i++) if (batch.offsetAt(i) === offset) return i;
+  return -1;
+}
+
+/**
+ * Leaves out, for the next run of the batch, the last record that changed each item the store
+ * refused: without it the item holds what the records before made of it. An item no single record
+ * can be blamed for (a partition-level item, a flush) fails the partition with the store's error.
+ */
+function skipBlamed(
+  refused: readonly RejectedChange[],
+  batch: SourceBatch,
+  limit: number,
+  records: readonly SourceRecord[],
+  skipped: Map<number, Skipped>,
+): void {
+  for (const { change, error } of refused) {
+    const at = isPartitionNamespace(change.namespace) ? -1 : indexOf(batch, change.offset);
+    const record = at < 0 || at >= limit ? undefined : records.find((r) => r.offset === change.offset);
+    if (!record) throw error;
+    skipped.set(record.offset, { index: at, letter: recordLetter(record, 'state', errorText(error)) });
   }
 }

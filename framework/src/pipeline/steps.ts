@@ -3,10 +3,10 @@
  * items. Steps are synchronous; keyed state is read through `withRecordState`.
  */
 import type { FunctionStep } from '../define/manifest.js';
-import { PoisonRecordError, SluiceError, StepError } from '../errors.js';
+import { errorText, isRetriable, PoisonRecordError, SluiceError, StateValueError, StepError } from '../errors.js';
 import { withRecordState } from '../state/keyed.js';
 import type { Transaction } from '../state/transaction.js';
-import { type Item, type Pass, poisonRecord, recordContext } from './item.js';
+import { type Item, type Pass, poisonItem, poisonRecord, recordContext } from './item.js';
 
 /**
  * Runs one function step over the items, in order. Poison goes to the dead-letter path; anything
@@ -36,6 +36,12 @@ export function applyFunctionStep(
     } catch (e) {
       if (e instanceof PoisonRecordError) {
         poisonRecord(pass, it, step.name, e.reason);
+        continue;
+      }
+      // A window result that fails for good is dead-lettered itself: leaving out the record that
+      // closed its window would only move the failure to the next record of its key.
+      if (it.windowId !== undefined && !isRetriable(e)) {
+        poisonItem(pass, it, e instanceof StateValueError ? 'state' : step.name, errorText(e));
         continue;
       }
       throw new StepError(it.offset, step.name, e);

@@ -2,14 +2,16 @@
  * One invocation as a unit: a Kafka event's partitions in, one report out. It owns the order
  * that makes outputs at-least-once and state exactly-once: outputs, then dead letters, leave
  * before any state is committed; a partition whose state cannot be read or committed fails whole
- * and Lambda retries it. `flush` goes through the same hand-off.
+ * and Lambda retries it, unless no retry could change that (`isRetriable`): then its records are
+ * dead letters with the error, and the partition goes on. `flush` goes through the same hand-off.
  */
 import type { Manifest } from '../define/manifest.js';
-import { errorText, SluiceError } from '../errors.js';
+import { errorText, isRetriable, SluiceError } from '../errors.js';
 import type { DeadLetterSink, OutputSink } from '../io/sinks.js';
-import type { LateOutput } from '../pipeline/records.js';
+import { eventLetter } from '../pipeline/dead-letters.js';
+import { type DeadLetter, type LateOutput, letterOrigin } from '../pipeline/records.js';
 import type { PartitionResult } from '../pipeline/runner.js';
-import { type BatchStats, sumStats } from '../pipeline/stats.js';
+import { type BatchStats, newStats, sumStats } from '../pipeline/stats.js';
 import type { StateStore } from '../state/store.js';
 import type { Logger } from './logger.js';
 import type { KafkaBatchResponse, PartitionBatch } from './msk-event.js';
@@ -79,7 +81,9 @@ export interface Invocation {
 /**
  * Runs an event's partitions side by side and delivers what they produced, in order: outputs,
  * then dead letters, then each partition's state. A partition that fails to read or commit its
- * state, or stops at a failing record, is listed in the response at the offset to retry from.
+ * state, or stops at a failing record, is listed in the response at the offset to retry from;
+ * when the failure is deterministic (the same on every retry), its records are dead-lettered
+ * with the error instead, so it never blocks the partition.
  * `remainingMs` (Lambda's remaining time) sets a deadline one second early, so a slow store
  * fails the batch cleanly rather than being cut off mid-write.
  *
@@ -105,6 +109,18 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
   const failed: PartitionFailure[] = [];
   for (const s of settled) {
     if ('error' in s) {
+      if (!isRetriable(s.error)) {
+        // No retry can read this partition's state: its records become dead letters, nothing is committed.
+        log.error({
+          sluice: 'partition-dead-lettered',
+          topic: s.p.topic,
+          partition: s.p.partition,
+          stage: 'read',
+          error: errorText(s.error),
+        });
+        done.push(deadPartition(s.p, s.error));
+        continue;
+      }
       // State could not be read: nothing of this partition is committed; Lambda retries it whole.
       log.error({ sluice: 'partition-failed', topic: s.p.topic, partition: s.p.partition, error: errorText(s.error) });
       failed.push({ topic: s.p.topic, partition: s.p.partition, stage: 'read', error: s.error });
@@ -112,29 +128,14 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
     } else done.push(s.result);
   }
   await handOff(run, done);
+  const uncommitted: DeadLetter[] = [];
   await Promise.all(
-    done.map(async (r) => {
-      try {
-        await r.commit();
-        if (r.failedOffset !== undefined) {
-          log.error({
-            sluice: 'record-failed',
-            topic: r.topic,
-            partition: r.partition,
-            offset: r.failedOffset,
-            step: r.failedStage,
-            error: errorText(r.error),
-          });
-          response.fail(r.topic, r.partition, r.failedOffset);
-        }
-      } catch (e) {
-        log.error({ sluice: 'commit-failed', topic: r.topic, partition: r.partition, error: errorText(e) });
-        failed.push({ topic: r.topic, partition: r.partition, stage: 'commit', error: e });
-        const first = partitions.find((p) => p.topic === r.topic && p.partition === r.partition)!;
-        response.fail(r.topic, r.partition, first.records[0].offset);
-      }
+    done.map((r) => {
+      const batch = partitions.find((p) => p.topic === r.topic && p.partition === r.partition);
+      return settle(log, r, batch, response, failed, uncommitted);
     }),
   );
+  if (uncommitted.length > 0) await runtime.deadLetters.send(uncommitted, manifest.name);
   const after = storeStats(runtime.store);
   const state = before && after ? Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]])) : undefined;
   if (state && !runtime.onBatch) {
@@ -179,6 +180,69 @@ async function handOff({ runtime, manifest }: Invocation, results: readonly Part
   if (messages.length > 0) await runtime.sink.send(messages);
   const letters = results.flatMap((r) => r.deadLetters);
   if (letters.length > 0) await runtime.deadLetters.send(letters, manifest.name);
+}
+
+/**
+ * Commits one partition's state and answers for it in the response: a retriable failure fails the
+ * partition from its first offset; a deterministic one dead-letters its records (into
+ * `uncommitted`); a batch that stopped at a failing record resumes there.
+ */
+async function settle(
+  log: Logger,
+  r: PartitionResult,
+  batch: PartitionBatch | undefined,
+  response: BatchResponse,
+  failed: PartitionFailure[],
+  uncommitted: DeadLetter[],
+): Promise<void> {
+  try {
+    await r.commit();
+  } catch (e) {
+    const { topic, partition } = r;
+    if (isRetriable(e) || !batch) {
+      log.error({ sluice: 'commit-failed', topic, partition, error: errorText(e) });
+      failed.push({ topic, partition, stage: 'commit', error: e });
+      response.fail(topic, partition, batch?.records[0].offset ?? r.failedOffset ?? 0);
+      return;
+    }
+    // The checks before hand-off let this through, and no retry could commit it: rather than block
+    // the partition, its records (their outputs have left) become dead letters.
+    log.error({ sluice: 'partition-dead-lettered', topic, partition, stage: 'commit', error: errorText(e) });
+    const lettered = new Set(r.deadLetters.map((d) => letterOrigin(d).offset));
+    const end = r.failedOffset ?? Infinity;
+    for (const rec of batch.records)
+      if (rec.offset < end && !lettered.has(rec.offset)) uncommitted.push(eventLetter(rec, 'state', errorText(e)));
+  }
+  if (r.failedOffset !== undefined) {
+    log.error({
+      sluice: 'record-failed',
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.failedOffset,
+      step: r.failedStage,
+      error: errorText(r.error),
+    });
+    response.fail(r.topic, r.partition, r.failedOffset);
+  }
+}
+
+/** A partition none of whose records could be processed, for a reason no retry changes: all dead letters. */
+function deadPartition(p: PartitionBatch, error: unknown): PartitionResult {
+  const reason = errorText(error);
+  const stats = newStats(p.records.length);
+  stats.poison = p.records.length;
+  return {
+    topic: p.topic,
+    partition: p.partition,
+    outputs: [],
+    deadLetters: p.records.map((r) => eventLetter(r, 'state', reason)),
+    late: [],
+    stats,
+    failedOffset: undefined,
+    failedStage: undefined,
+    error: undefined,
+    commit: async () => {},
+  };
 }
 
 /** A copy of a store's request counters, if it keeps any (the DynamoDB store does). */

@@ -1,10 +1,10 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
-import { ConfigError, SluiceError } from '../errors.js';
+import { ConfigError, errorText, SluiceError, StateValueError } from '../errors.js';
 import { defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
 import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from './dynamodb-table.js';
 import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
-import { type ItemLimit, type ItemPut, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
+import { type ItemLimit, type ItemPut, type KeyLimit, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
 
 /** One stored version: its offset and its attribute map as DynamoDB returned it (passed back untouched). */
 interface StoredVersion {
@@ -50,6 +50,15 @@ const ITEM_LIMIT: ItemLimit<StoredVersion> = {
     const json = version.av.M!.v?.S;
     return json === undefined ? 0 : Buffer.byteLength(json);
   },
+};
+
+/** DynamoDB's key limits: 1,024 bytes of sort key (`k:` + the record key), 2,048 of partition key. */
+const KEY_LIMIT: KeyLimit = {
+  maxKeyBytes: 1_024 - encodeKey('').length,
+  keyName: "DynamoDB's 1,024-byte sort key limit (less the 2-byte `k:` prefix)",
+  maxScopeBytes: 2_048,
+  scopeName: "DynamoDB's 2,048-byte partition key limit",
+  scopeBytes: (scope, namespace) => Buffer.byteLength(partitionKey(scope, namespace)),
 };
 
 const BATCH_GET_LIMIT = 100;
@@ -126,7 +135,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   constructor(opts: DynamoDBStoreOptions = {}) {
     // DynamoDB stores JSON.stringify's text, so values are not checked for plain JSON here: that
     // would newly reject values it keeps today (a Date is stored as its ISO string).
-    super({ format: dynamoVersions, itemLimit: ITEM_LIMIT });
+    super({ format: dynamoVersions, itemLimit: ITEM_LIMIT, keyLimit: KEY_LIMIT });
     const table = opts.table ?? readEnv('stateTable');
     if (!table) {
       throw new ConfigError(
@@ -141,7 +150,16 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
 
   async #send<T>(command: unknown, deadline: number): Promise<T> {
     const client = (this.#client ??= await defaultClient(this.#endpoint));
-    return sendWithRetries<T>(client, command, deadline, () => this.stats.retries++);
+    try {
+      return await sendWithRetries<T>(client, command, deadline, () => this.stats.retries++);
+    } catch (e) {
+      // A request DynamoDB refuses as invalid (a key or item it cannot hold that the checks did not
+      // catch) is refused again on every retry: deterministic, not a reason to retry the batch.
+      if ((e as { name?: unknown }).name === 'ValidationException') {
+        throw new StateValueError(`DynamoDB refused a state request of table "${this.table}" as invalid: ${errorText(e)}`, { cause: e });
+      }
+      throw e;
+    }
   }
 
   /** One deadline for the whole write set, key items and partition-level items alike. */

@@ -97,6 +97,30 @@ export interface StateStore {
   write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats>;
   /** Keys holding a value in a namespace: only for closing every window at the end of a finite input. */
   keys?(scope: StateScope, namespace: string): Promise<string[]>;
+  /**
+   * Why the store cannot keep state of `namespace` under `key` (over its key size limits), as a
+   * non-retriable error, or undefined. Cheap and local: a transaction asks before it reads a key,
+   * so a key the store cannot hold fails only the records that use it, never the partition's read.
+   */
+  checkKey?(scope: StateScope, namespace: string, key: string): Error | undefined;
+  /**
+   * The changes of a write set that `write` would refuse (values that are not plain JSON data,
+   * items over the store's size limit), each with its non-retriable error; empty if it would take
+   * them all. Nothing is written: a batch asks before its outputs leave, so the record whose state
+   * cannot be kept is found and left out instead of failing the commit.
+   */
+  checkWrite?(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): RejectedChange[];
+}
+
+/**
+ * A change a store cannot keep, and why.
+ *
+ * @example
+ * for (const { change, error } of store.checkWrite?.(scope, changes, bounds) ?? []) console.log(change.key, error.message);
+ */
+export interface RejectedChange {
+  readonly change: ItemChange;
+  readonly error: Error;
 }
 
 /**

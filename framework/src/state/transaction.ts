@@ -1,5 +1,5 @@
 import { SluiceError } from '../errors.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, WriteStats } from './store.js';
+import type { BatchBounds, ItemChange, RejectedChange, StateScope, StateStore, StoreCallOptions, WriteStats } from './store.js';
 
 /** One loaded item; only this module reads or writes its fields, through {@link NamespaceView}. */
 interface Entry {
@@ -28,6 +28,8 @@ interface Entry {
 export class Transaction {
   readonly #namespaces = new Map<string, View>();
   #committed = false;
+  /** The write set `check` looked at, which `commit` then writes. */
+  #checked: ItemChange[] | undefined;
 
   constructor(
     readonly store: StateStore,
@@ -46,11 +48,21 @@ export class Transaction {
     return ns;
   }
 
-  /** Reads the keys of a namespace that this transaction has not seen yet, in one store call. */
+  /**
+   * Reads the keys of a namespace that this transaction has not seen yet, in one store call. A key
+   * the store cannot hold (`StateStore.checkKey`) is not read: using it throws the store's error,
+   * so only the records that use it fail.
+   */
   async load(namespace: string, keys: Iterable<string>): Promise<void> {
     const ns = this.#view(namespace);
     const missing: string[] = [];
-    for (const k of keys) if (!ns.entries.has(k)) missing.push(k);
+    const check = this.store.checkKey?.bind(this.store);
+    for (const k of keys) {
+      if (ns.entries.has(k) || ns.refused?.has(k)) continue;
+      const refused = check?.(this.scope, namespace, k);
+      if (refused) (ns.refused ??= new Map()).set(k, refused);
+      else missing.push(k);
+    }
     if (missing.length === 0) return;
     const found = await this.store.read(this.scope, namespace, missing, this.opts);
     for (const k of missing) {
@@ -82,11 +94,21 @@ export class Transaction {
     return out;
   }
 
+  /**
+   * The changed items the store would refuse to write (`StateStore.checkWrite`), each with its
+   * error; nothing is written. `commit` then writes the write set as checked: change nothing in
+   * between.
+   */
+  check(bounds: BatchBounds): RejectedChange[] {
+    const changes = (this.#checked = this.changes());
+    return changes.length > 0 && this.store.checkWrite ? this.store.checkWrite(this.scope, changes, bounds) : [];
+  }
+
   /** Writes every changed item in one store call. A transaction commits at most once. */
   async commit(bounds: BatchBounds): Promise<WriteStats> {
     if (this.#committed) throw new SluiceError('a state transaction was committed twice; this is a bug in Sluice, please report it.');
     this.#committed = true;
-    const changes = this.changes();
+    const changes = this.#checked ?? this.changes();
     if (changes.length === 0) return { writeRequests: 0 };
     return this.store.write(this.scope, changes, bounds, this.opts);
   }
@@ -126,11 +148,15 @@ export interface NamespaceView {
 // The only implementation: Transaction fills `entries` on load and reads them back on commit.
 class View implements NamespaceView {
   readonly entries = new Map<string, Entry>();
+  /** Keys the store cannot hold, with its error: thrown at the record that uses one. */
+  refused: Map<string, Error> | undefined;
   constructor(readonly name: string) {}
 
   #entry(key: string): Entry {
     const e = this.entries.get(key);
     if (!e) {
+      const refused = this.refused?.get(key);
+      if (refused) throw refused;
       throw new SluiceError(
         `state key "${key}" of "${this.name}" was used before it was loaded; state can only be used for the key of the record being processed.`,
       );

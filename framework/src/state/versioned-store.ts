@@ -5,7 +5,8 @@
  * whose DynamoDB and cache layers only implement `_getRecord`/`_putRecord`).
  *
  * The base owns: which version a batch reads (`pickVersion`), stale reads, live and expired values,
- * the value checks (plain JSON data, an item size limit), which versions a write keeps
+ * the checks (key sizes, plain JSON data, an item size limit: `checkKey` and `checkWrite`, which
+ * a batch runs before its outputs leave, and `write` again), which versions a write keeps
  * (`keepVersions`), compare-and-set on the item as read, writing key items before partition-level
  * items, and counting conflicts into one StateConflictError. An adapter implements
  * {@link VersionedStore.getItems}, {@link VersionedStore.putItems} and
@@ -15,7 +16,7 @@
 import { StateConflictError, StateValueError } from '../errors.js';
 import { firstNonJson } from './json.js';
 import { isPartitionNamespace } from './namespaces.js';
-import type { BatchBounds, ItemChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
+import type { BatchBounds, ItemChange, RejectedChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
 import { keepVersions, pickVersion } from './versions.js';
 
 /**
@@ -57,7 +58,26 @@ export interface ItemLimit<V> {
 }
 
 /**
- * What a store's values must satisfy, checked before anything of a write set is written.
+ * A store's limits on the keys it stores items under, in UTF-8 bytes: the record key, and what
+ * the scope and namespace take together (DynamoDB: its sort key and partition key limits).
+ *
+ * @example
+ * const limit: KeyLimit = { maxKeyBytes: 1_022, keyName: "DynamoDB's 1,024-byte sort key limit (less the 2-byte `k:` prefix)",
+ *   maxScopeBytes: 2_048, scopeName: "DynamoDB's 2,048-byte partition key limit", scopeBytes: (scope, ns) => 0 };
+ */
+export interface KeyLimit {
+  readonly maxKeyBytes: number;
+  /** How an error names the key limit. */
+  readonly keyName: string;
+  readonly maxScopeBytes: number;
+  /** How an error names the scope limit. */
+  readonly scopeName: string;
+  /** UTF-8 bytes of the store's key for a scope and namespace. */
+  scopeBytes(scope: StateScope, namespace: string): number;
+}
+
+/**
+ * What a store's keys and values must satisfy, checked before anything of a write set is written.
  *
  * @example
  * const rules: StoreRules<Version> = { format: memoryVersions, plainJson: true };
@@ -68,6 +88,16 @@ export interface StoreRules<V extends { readonly o: number }> {
   readonly plainJson?: boolean;
   /** Reject items whose versions together exceed the limit. */
   readonly itemLimit?: ItemLimit<V>;
+  /** Reject keys over the store's key limits. */
+  readonly keyLimit?: KeyLimit;
+}
+
+/** A write set ready to put: key items, then partition-level items, or what refused it. */
+interface PreparedWrite<V, T> {
+  readonly bounds: BatchBounds;
+  readonly keyItems: ItemPut<V, T>[];
+  readonly partitionItems: ItemPut<V, T>[];
+  readonly rejected: RejectedChange[];
 }
 
 /**
@@ -114,13 +144,17 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
   readonly #format: VersionFormat<V>;
   readonly #plainJson: boolean;
   readonly #limit: ItemLimit<V> | undefined;
+  readonly #keyLimit: KeyLimit | undefined;
   /** The versions of an item never written: absent before any record. */
   #absent: readonly V[] | undefined;
+  /** Write sets checked by `checkWrite`, so `write` does not encode and check them again. */
+  readonly #prepared = new WeakMap<readonly ItemChange[], PreparedWrite<V, T>>();
 
   protected constructor(rules: StoreRules<V>) {
     this.#format = rules.format;
     this.#plainJson = rules.plainJson ?? false;
     this.#limit = rules.itemLimit;
+    this.#keyLimit = rules.keyLimit;
   }
 
   /**
@@ -160,29 +194,79 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
     return out;
   }
 
+  checkKey(scope: StateScope, namespace: string, key: string): StateValueError | undefined {
+    const limit = this.#keyLimit;
+    if (!limit) return undefined;
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: most keys need no counting.
+    if (key.length * 3 > limit.maxKeyBytes) {
+      const bytes = utf8Bytes(key);
+      if (bytes > limit.maxKeyBytes) {
+        return new StateValueError(
+          `the record key "${key.slice(0, 40)}…" is ${bytes} bytes, over ${limit.keyName}: state "${namespace}" of function "${scope.functionName}" ` +
+            `cannot be kept under it (a key may be at most ${limit.maxKeyBytes} bytes); use a shorter key, e.g. a hash of it, with key().`,
+        );
+      }
+    }
+    const scopeBytes = limit.scopeBytes(scope, namespace);
+    if (scopeBytes > limit.maxScopeBytes) {
+      return new StateValueError(
+        `state "${namespace}" of function "${scope.functionName}" on topic "${scope.topic}" needs a ${scopeBytes}-byte store key, over ${limit.scopeName}; ` +
+          `use shorter function, topic, window or state names.`,
+      );
+    }
+    return undefined;
+  }
+
+  checkWrite(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): RejectedChange[] {
+    const prepared = this.#prepare(scope, changes, bounds);
+    this.#prepared.set(changes, prepared);
+    return prepared.rejected;
+  }
+
   async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts: StoreCallOptions = {}): Promise<WriteStats> {
+    let prepared = this.#prepared.get(changes);
+    if (prepared) this.#prepared.delete(changes);
+    if (prepared?.bounds.firstOffset !== bounds.firstOffset || prepared.bounds.lastOffset !== bounds.lastOffset) {
+      prepared = this.#prepare(scope, changes, bounds);
+    }
     // Every check before any item is written: a value the store cannot keep fails the batch whole.
-    if (this.#plainJson) for (const c of changes) checkPlainJson(c);
+    if (prepared.rejected.length > 0) throw prepared.rejected[0].error;
+    const { keyItems, partitionItems } = prepared;
+    // Partition-level items (clocks, indexes of open windows) only once every key item is written,
+    // so a crash in between never leaves an index pointing at state that was not written.
+    let conflicts = keyItems.length > 0 ? await this.putItems(scope, keyItems, opts) : 0;
+    if (partitionItems.length > 0) conflicts += await this.putItems(scope, partitionItems, opts);
+    if (conflicts > 0) throw conflictError(scope, conflicts);
+    return { writeRequests: changes.length, conflicts };
+  }
+
+  /** Encodes a write set's new versions, decides the versions each item keeps, and checks them. */
+  #prepare(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds): PreparedWrite<V, T> {
     const format = this.#format;
     const limit = this.#limit;
     const absent = (this.#absent ??= [format.encode(-1, undefined, undefined)]);
     const keyItems: ItemPut<V, T>[] = [];
-    let partitionItems: ItemPut<V, T>[] | undefined;
+    const partitionItems: ItemPut<V, T>[] = [];
+    const rejected: RejectedChange[] = [];
     for (const c of changes) {
+      const notJson = this.#plainJson ? nonJsonError(c) : undefined;
+      if (notJson) {
+        rejected.push({ change: c, error: notJson });
+        continue;
+      }
       const expected = c.revision as RawItem<V, T> | undefined;
       const next = format.encode(c.offset, c.value, c.expiresAt);
       const versions = keepVersions(expected?.versions ?? absent, bounds.firstOffset, next);
-      if (limit) checkItemSize(limit, scope, c, versions, next);
+      const tooBig = limit ? itemSizeError(limit, scope, c, versions, next) : undefined;
+      if (tooBig) {
+        rejected.push({ change: c, error: tooBig });
+        continue;
+      }
       const put: ItemPut<V, T> = { change: c, versions, expected };
-      if (isPartitionNamespace(c.namespace)) (partitionItems ??= []).push(put);
+      if (isPartitionNamespace(c.namespace)) partitionItems.push(put);
       else keyItems.push(put);
     }
-    // Partition-level items (clocks, indexes of open windows) only once every key item is written,
-    // so a crash in between never leaves an index pointing at state that was not written.
-    let conflicts = keyItems.length > 0 ? await this.putItems(scope, keyItems, opts) : 0;
-    if (partitionItems) conflicts += await this.putItems(scope, partitionItems, opts);
-    if (conflicts > 0) throw conflictError(scope, conflicts);
-    return { writeRequests: changes.length, conflicts };
+    return { bounds, keyItems, partitionItems, rejected };
   }
 
   async keys(scope: StateScope, namespace: string): Promise<string[]> {
@@ -199,27 +283,51 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
   }
 }
 
-/** Rejects state a real store could not keep (functions, class instances, NaN…), naming the item. */
-function checkPlainJson(c: ItemChange): void {
-  if (c.value === undefined) return;
+/** The error for state a real store could not keep (functions, class instances, NaN…), naming the item. */
+function nonJsonError(c: ItemChange): StateValueError | undefined {
+  if (c.value === undefined) return undefined;
   const bad = firstNonJson(c.value);
-  if (bad !== undefined) {
-    throw new StateValueError(
-      `state "${c.namespace}" for key "${c.key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`,
-    );
-  }
+  if (bad === undefined) return undefined;
+  return new StateValueError(
+    `state "${c.namespace}" for key "${c.key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`,
+  );
 }
 
-/** Rejects an item whose versions (the new one with those kept for retries) exceed the store's limit. */
-function checkItemSize<V>(limit: ItemLimit<V>, scope: StateScope, c: ItemChange, versions: readonly V[], next: V): void {
+/** The error for an item whose versions (the new one with those kept for retries) exceed the store's limit. */
+function itemSizeError<V>(
+  limit: ItemLimit<V>,
+  scope: StateScope,
+  c: ItemChange,
+  versions: readonly V[],
+  next: V,
+): StateValueError | undefined {
   let bytes = 0;
   for (const v of versions) bytes += limit.versionOverheadBytes + limit.valueBytes(v);
-  if (bytes <= limit.maxBytes) return;
-  throw new StateValueError(
+  if (bytes <= limit.maxBytes) return undefined;
+  return new StateValueError(
     `state "${c.namespace}" of function "${scope.functionName}" for key "${c.key}" (partition ${scope.partition}) would be ${Math.round(bytes / 1024)} KB ` +
       `(the value is ${Math.round(limit.valueBytes(next) / 1024)} KB, kept with its version from before this batch for retries), over ${limit.name}; ` +
       `use a smaller window, or an aggregation that keeps less (e.g. count/sum instead of collect).`,
   );
+}
+
+/** Bytes of a string as UTF-8, without encoding it (the core does not use Node's Buffer). */
+function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      // A surrogate pair is one 4-byte character; a lone surrogate becomes U+FFFD (3 bytes).
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** The error for a read that finds only versions newer than its batch: the invocation is stale. */
