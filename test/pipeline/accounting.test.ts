@@ -2,7 +2,7 @@
 // add up to the records in, for every batch (see framework/src/pipeline/stats.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { poison, sluice, stream, sum } from 'sluice';
+import { poison, type Stream, sluice, stream, sum } from 'sluice';
 import type { BatchReport } from 'sluice/runtime';
 import { type InputRecord, runFunction, type TestRun } from 'sluice/testing';
 import { handler as fastVehicles } from '../../functions/fast-vehicles/handler.js';
@@ -104,6 +104,32 @@ describe('what counts as what', () => {
       [2, 3],
       'both are still reported late, with the windows they missed',
     );
+  });
+
+  test('every window kind: records late for their one window count as late, the rest as applied', async () => {
+    const kinds = {
+      tumbling: (x: Stream<{ v: number }>) => x.tumblingWindow('10s'),
+      sliding: (x: Stream<{ v: number }>) => x.slidingWindow('10s'),
+      session: (x: Stream<{ v: number }>) => x.sessionWindow('5s'),
+      tumblingByPartition: (x: Stream<{ v: number }>) => x.tumblingWindow('10s', { closeBy: 'partition' }),
+      count: (x: Stream<{ v: number }>) => x.tumblingCountWindow(3),
+    };
+    const times = [1, 30, 2, 31, 60, 3, 45, 61, 0, 90];
+    const input: InputRecord[] = times.map((s, i) => ({ key: i % 3 === 0 ? 'a' : 'b', value: { v: 1 }, timestamp: t(s) }));
+    for (const [kind, window] of Object.entries(kinds)) {
+      const run = await runFunction(
+        window(stream<{ v: number }>('in', { name: kind }))
+          .aggregate(sum('v'), { name: 'w' })
+          .to('out'),
+        input,
+        { batchSize: 4 },
+      );
+      const total = accounted(run);
+      assert.equal(total.late, run.late.length, `${kind}: one window per record, so one late report per late record`);
+      assert.equal(total.applied + total.late, input.length, kind);
+      if (kind === 'count') assert.equal(total.late, 0, 'count windows have no lateness');
+      else assert.ok(total.late > 0, `${kind}: the input has late records`);
+    }
   });
 
   test('a batch that stops at a failing record counts the records before it; the retry counts the rest', async () => {

@@ -6,6 +6,7 @@ import { type Duration, eventTime, sluice, source, stream, sum, to, tumblingWind
 import type { KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
 import { CaptureSink, type InputRecord, lambdaContext, runFunction, toEventRecord } from 'sluice/testing';
 import { deadLetterMessage } from '../../framework/src/io/kafka.js';
+import { kafkaTimestamp } from '../../framework/src/pipeline/records.js';
 import { unaccounted } from '../../framework/src/pipeline/stats.js';
 import { eventTimeLimit, eventTimeProblem } from '../../framework/src/windows/event-time.js';
 
@@ -200,6 +201,23 @@ describe('the clock guard', () => {
 });
 
 describe('eventTimeLimit and eventTimeProblem (pure)', () => {
+  test('kafkaTimestamp: epoch milliseconds pass, anything else is -1 (Kafka\'s "no timestamp")', () => {
+    const table: [unknown, number][] = [
+      [0, 0],
+      [1_767_225_600_000, 1_767_225_600_000],
+      [8.64e15, 8.64e15],
+      [8.64e15 + 1, -1],
+      [-1, -1],
+      [-5, -1],
+      [Number.NaN, -1],
+      [Infinity, -1],
+      [undefined, -1],
+      [null, -1],
+      ['1000', -1],
+    ];
+    for (const [input, out] of table) assert.equal(kafkaTimestamp(input), out, String(input));
+  });
+
   test('the limit is now + margin, or Infinity with the guard off', () => {
     assert.equal(eventTimeLimit(1_000, 500), 1_500);
     assert.equal(eventTimeLimit(1_000, false), Infinity);

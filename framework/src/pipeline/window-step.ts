@@ -55,6 +55,7 @@ export async function applyWindowStep(
         sub: '0',
         source: base.source,
         windowId: windowResultId(fn, step.name, r, base.sub),
+        fromWindow: true,
       });
     },
     late: (l) => {
