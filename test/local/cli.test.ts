@@ -56,6 +56,7 @@ test('sluice dev runs a serverless.yml function on its bundled sample', () => {
   }
   assert.match(r.stderr, /182 records in, 15 messages out \(15 window results\)/);
   assert.match(r.stderr, /1 late, 1 poison/);
+  assert.match(r.stderr, /\naccounted: 182 records in = 180 applied \+ 0 filtered \+ 1 late \+ 1 dead-lettered\n/);
   assert.match(r.stderr, /3 windows still open/);
   assert.match(r.stderr, /dead letter\s+sensor-counts-0@\d+\s+\[validate\] value must be a number/);
 });

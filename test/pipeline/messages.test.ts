@@ -55,8 +55,17 @@ test('a late message names its window and clock, its id first', () => {
 });
 
 test('stats of several partitions add up', () => {
-  const a = { recordsIn: 10, messagesOut: 2, windowsEmitted: 1, late: 1, poison: 0 };
-  const b = { recordsIn: 5, messagesOut: 0, windowsEmitted: 0, late: 0, poison: 2 };
-  assert.deepEqual(sumStats([a, b]), { recordsIn: 15, messagesOut: 2, windowsEmitted: 1, late: 1, poison: 2 });
+  const a = { recordsIn: 10, applied: 8, filtered: 1, late: 1, deadLettered: 0, messagesOut: 2, windowsEmitted: 1, poison: 0 };
+  const b = { recordsIn: 5, applied: 3, filtered: 0, late: 0, deadLettered: 2, messagesOut: 0, windowsEmitted: 0, poison: 2 };
+  assert.deepEqual(sumStats([a, b]), {
+    recordsIn: 15,
+    applied: 11,
+    filtered: 1,
+    late: 1,
+    deadLettered: 2,
+    messagesOut: 2,
+    windowsEmitted: 1,
+    poison: 2,
+  });
   assert.deepEqual(sumStats([]), newStats());
 });

@@ -72,7 +72,16 @@ describe('invoke', () => {
     const report = await invoke(run, partitionsOf(event));
     assert.deepEqual(journal.slice(0, 2), ['outputs 1', 'dead letters 2 of summed']);
     assert.deepEqual(journal.slice(2).sort(), ['commit in-0', 'commit in-1']);
-    assert.deepEqual(report.stats, { recordsIn: 5, messagesOut: 1, windowsEmitted: 1, late: 0, poison: 2 });
+    assert.deepEqual(report.stats, {
+      recordsIn: 5,
+      applied: 3,
+      filtered: 0,
+      late: 0,
+      deadLettered: 2,
+      messagesOut: 1,
+      windowsEmitted: 1,
+      poison: 2,
+    });
     assert.deepEqual(report.response, { batchItemFailures: [] });
     assert.deepEqual(
       report.partitions.map((p) => `${p.topic}-${p.partition}`),

@@ -8,7 +8,8 @@ import { createWindowOperator } from '../windows/operators/index.js';
 import type { WindowSpec } from '../windows/spec.js';
 import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
 import { type Binding, classRecord } from './metadata.js';
-import { scoreStep, sourceSpec, Stream } from './stream.js';
+import { SOURCE_OPTIONS, sourceSpec } from './source.js';
+import { scoreStep, Stream } from './stream.js';
 
 /**
  * A function definition: a decorated class or a function-first {@link Stream}.
@@ -49,10 +50,9 @@ function fromClass(cls: new () => object): LoadedDefinition {
     throw new ConfigError(`class ${className} has no @source('topic'); decorate it with @source('<topic>') so Sluice knows what it reads.`);
   }
   const { topic, options } = rec.source;
-  const known = ['key', 'value', 'validate', 'lateTopic', 'name'];
   for (const k of Object.keys(options)) {
-    if (!known.includes(k))
-      throw new ConfigError(`unknown option "${k}" in @source() of class ${className}; allowed: ${known.join(', ')}.`);
+    if (!SOURCE_OPTIONS.includes(k))
+      throw new ConfigError(`unknown option "${k}" in @source() of class ${className}; allowed: ${SOURCE_OPTIONS.join(', ')}.`);
   }
   const name = options.name ?? className;
   let instance: Record<string, unknown>;

@@ -106,10 +106,11 @@ export interface ScoreStep {
 export type Step = FunctionStep | WindowStep | ScoreStep | OutputStep;
 
 /**
- * The source of a manifest: its topic, the resolved key and value serializers and validation.
+ * The source of a manifest: its topic, the resolved key and value serializers, validation and
+ * the clock guard's margin.
  *
  * @example
- * const { topic, value } = manifestOf(SensorSums).source; // 'sensor-counts', the json serializer
+ * const { topic, value, maxClockSkewMs } = manifestOf(SensorSums).source; // 'sensor-counts', the json serializer, 3600000
  */
 export interface SourceSpec {
   readonly topic: string;
@@ -117,6 +118,11 @@ export interface SourceSpec {
   readonly value: Serializer<any>;
   /** Returns true, or a reason why the value is invalid (the record is then poison). */
   readonly validate?: (value: any) => true | string;
+  /**
+   * The clock guard: how far ahead of the wall clock a window takes an event time, in ms (one
+   * hour unless set), or false for no guard. See docs/windows.md.
+   */
+  readonly maxClockSkewMs: number | false;
 }
 
 /**

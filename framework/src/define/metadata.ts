@@ -1,6 +1,7 @@
 // Standard decorator metadata needs Symbol.metadata; Node 20 and 22 do not define it yet.
 (Symbol as { metadata?: symbol }).metadata ??= Symbol.for('Symbol.metadata');
 
+import type { Duration } from '../duration.js';
 import type { SerializerName, Serializer } from '../io/serializers.js';
 import type { StepKind } from './manifest.js';
 
@@ -47,6 +48,7 @@ export interface OutputOptions {
  *   value: 'json',
  *   validate: (v: SpeedReading) => Number.isFinite(v?.speed) || 'speed must be a finite number',
  *   lateTopic: 'late-speeds',
+ *   maxClockSkew: '15m',
  * })
  * class SpeedAverage {}
  */
@@ -61,6 +63,12 @@ export interface SourceOptions<T = unknown> {
   readonly lateTopic?: string;
   /** Name of the function in messages and state; defaults to the class name. */
   readonly name?: string;
+  /**
+   * The clock guard: a record whose event time is more than this ahead of the wall clock is
+   * dead-lettered by the window it reaches, and moves no window clock. Default `'1h'`; `false`
+   * turns the guard off (e.g. to replay data stamped in the future on purpose).
+   */
+  readonly maxClockSkew?: Duration | false;
 }
 
 export interface ClassRecord {

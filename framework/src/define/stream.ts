@@ -7,6 +7,7 @@ import { type AggregationResult, type AggregationSpec, type Aggregator, normaliz
 import { type CountWindowOptions, type TimeWindowOptions, type WindowSpec, windowSpecs } from '../windows/spec.js';
 import type { KeyedStateSpec, LateRecord, Manifest, RecordContext, Scorer, ScoreStep, SourceSpec, Step, StepKind } from './manifest.js';
 import type { OutputOptions, SourceOptions } from './metadata.js';
+import { SOURCE_OPTIONS, sourceSpec } from './source.js';
 
 /**
  * A window result: bounds plus `value` (one aggregator) or one field per named aggregator.
@@ -237,7 +238,7 @@ export interface StreamOptions<T> extends SourceOptions<T> {
 export function stream<T = unknown>(topic: string, opts: StreamOptions<T> = {}): Stream<T> {
   if (typeof topic !== 'string' || topic.length === 0)
     throw new ConfigError(`stream() needs a source topic name; received ${describe(topic)}.`);
-  const known = ['key', 'value', 'validate', 'lateTopic', 'name', 'state'];
+  const known = [...SOURCE_OPTIONS, 'state'];
   for (const k of Object.keys(opts)) {
     if (!known.includes(k)) throw new ConfigError(`unknown option "${k}" for stream("${topic}"); allowed: ${known.join(', ')}.`);
   }
@@ -254,27 +255,6 @@ export function stream<T = unknown>(topic: string, opts: StreamOptions<T> = {}):
     return { name: h.name, ...(h.ttlMs !== undefined ? { ttlMs: h.ttlMs } : {}) };
   });
   return new Stream<T>(name, sourceSpec(topic, opts, `stream "${name}"`), [], state, opts.lateTopic);
-}
-
-/** @internal Validates source options into a {@link SourceSpec}. */
-export function sourceSpec(topic: string, opts: SourceOptions<any>, where: string): SourceSpec {
-  const validate = opts.validate;
-  if (validate !== undefined && typeof validate !== 'function') {
-    throw new ConfigError(`validate of ${where} must be a function (value) => true | 'reason'; received ${describe(validate)}.`);
-  }
-  return {
-    topic,
-    key: resolveSerializer(opts.key, 'string', `key serializer of ${where}`),
-    value: resolveSerializer(opts.value, 'json', `value serializer of ${where}`),
-    ...(validate
-      ? {
-          validate: (v: unknown) => {
-            const r = validate(v);
-            return r === true ? true : typeof r === 'string' ? r : `rejected by validate() of ${where}`;
-          },
-        }
-      : {}),
-  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Message, Producer } from 'kafkajs';
 import type { Manifest, OutputStep } from '../define/manifest.js';
 import { deadLetterId, SLUICE_ID_HEADER } from '../pipeline/messages.js';
-import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
+import { type DeadLetter, kafkaTimestamp, type OutputMessage } from '../pipeline/records.js';
 import { json, string, type Serializer } from './serializers.js';
 import type { DeadLetterSink, OutputSink } from './sinks.js';
 
@@ -113,7 +113,8 @@ export function deadLetterMessage(d: DeadLetter, functionName: string): Message 
     message = {
       key: r.key == null ? null : Buffer.from(r.key, 'base64'),
       value: r.value == null ? null : Buffer.from(r.value, 'base64'),
-      timestamp: String(r.timestamp),
+      // A record dead-lettered for a missing or invalid timestamp must still be sendable: -1 is Kafka's "none".
+      timestamp: String(kafkaTimestamp(r.timestamp)),
       headers,
     };
   }

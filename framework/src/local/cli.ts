@@ -5,6 +5,7 @@ import { SLUICE_ENV } from '../env.js';
 import { errorText, SluiceError, StateConflictError } from '../errors.js';
 import { CaptureSink } from '../io/sinks.js';
 import { type DeadLetter, letterOrigin, type OutputMessage } from '../pipeline/records.js';
+import { type BatchStats, newStats, sumStats } from '../pipeline/stats.js';
 import { lambdaContext } from '../runtime/lambda-context.js';
 import { type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
 import { MemoryStore } from '../state/memory-store.js';
@@ -125,6 +126,7 @@ async function dev(args: string[]): Promise<number> {
   const capture = new CaptureSink();
   let late = 0;
   let windowsEmitted = 0;
+  let counted = newStats();
   // A durable table that already holds this function's state past these offsets (an earlier run
   // of the same file): every batch would be refused as stale, so stop at the first one.
   let rewound: Error | undefined;
@@ -150,6 +152,7 @@ async function dev(args: string[]): Promise<number> {
     onBatch: (r) => {
       rewound ??= r.failed.find((f) => f.stage === 'read' && f.error instanceof StateConflictError)?.error as Error | undefined;
       windowsEmitted += r.stats.windowsEmitted;
+      counted = sumStats([counted, r.stats]);
       for (const l of r.late) {
         late++;
         if (!values.quiet)
@@ -206,6 +209,7 @@ async function dev(args: string[]): Promise<number> {
         (windowsEmitted ? ` (${windowsEmitted} window results)` : ''),
       `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` +
         (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
+      accountingLine(records.length, counted, failures),
       open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
       values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
     ]
@@ -233,6 +237,16 @@ async function invoke(args: string[]): Promise<number> {
   for (const d of capture.deadLetters) console.log(letterLine(d));
   console.log(`response: ${JSON.stringify(response)}`);
   return response.batchItemFailures.length > 0 ? 1 : 0;
+}
+
+/** Where every input record went: the four outcomes add up to the records in (see pipeline/stats.ts). */
+function accountingLine(recordsIn: number, s: BatchStats, failedEveryRetry: number): string {
+  const dead = s.deadLettered + failedEveryRetry;
+  const missing = recordsIn - (s.applied + s.filtered + s.late + dead);
+  return (
+    `accounted: ${recordsIn} records in = ${s.applied} applied + ${s.filtered} filtered + ${s.late} late + ${dead} dead-lettered` +
+    (missing === 0 ? '' : ` (${missing} not accounted for: a Sluice bug, please report it with this input)`)
+  );
 }
 
 function position(d: DeadLetter): string {

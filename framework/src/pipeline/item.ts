@@ -6,13 +6,14 @@ import type { RecordContext } from '../define/manifest.js';
 import type { Transaction } from '../state/transaction.js';
 import { recordLetter, resultLetter } from './dead-letters.js';
 import { type DeadLetter, type LateOutput, type OutputMessage, SourceRecord } from './records.js';
-import type { BatchStats } from './stats.js';
+import { type BatchStats, OUTCOME, type Outcome } from './stats.js';
 
 /**
  * A value on its way through the steps. `sub` is its path among the children of one record:
  * `0` for the record itself, `3` for the fourth child of an expand, `3.1` for a child of that.
  * A window result's `source` is the record that closed its window. A {@link SourceRecord} is the
- * first item of its own path.
+ * first item of its own path; window results, and what later steps make of them, are not an input
+ * record's path (`fromWindow`), so they settle no input record's outcome.
  *
  * @example
  * const child: Item = { key: it.key, value: v, ts: it.ts, offset: it.offset, sub: '0.1', source: it.source };
@@ -26,6 +27,18 @@ export interface Item {
   readonly source: SourceRecord;
   /** Set on window results: the deterministic id of the result. */
   readonly windowId?: string;
+  /** True on window results and on the children an `expand` makes of them. */
+  readonly fromWindow?: boolean;
+}
+
+/**
+ * Settles the outcome of the input record an item is the path of (nothing for a window result).
+ *
+ * @example
+ * if (!keep) settleItem(it, OUTCOME.filtered);
+ */
+export function settleItem(it: Item, o: Outcome): void {
+  if (it.fromWindow !== true) it.source.settle(o);
 }
 
 /**
@@ -46,7 +59,8 @@ export interface Pass {
 
 /**
  * Dead-letters an item as the source record it came from (a window result: the record that
- * closed its window).
+ * closed its window). A record or expand child settles its input record as dead-lettered; a
+ * window result does not (the records in its window were applied).
  *
  * @example
  * poisonRecord(pass, it, step.name, e.reason);
@@ -54,6 +68,7 @@ export interface Pass {
 export function poisonRecord(pass: Pass, it: Item, stage: string, reason: string): void {
   pass.deadLetters.push(recordLetter(it.source, stage, reason));
   pass.stats.poison++;
+  settleItem(it, OUTCOME.deadLettered);
 }
 
 /**

@@ -4,6 +4,27 @@
  */
 import type { RecordPosition } from '../errors.js';
 import type { KafkaEventRecord } from '../runtime/msk-event.js';
+import type { Outcome } from './stats.js';
+
+/** Kafka's "no timestamp" (`RecordBatch.NO_TIMESTAMP`). */
+const NO_TIMESTAMP = -1;
+/** The largest time a JavaScript Date can hold (year 275760). */
+const MAX_TIMESTAMP = 8.64e15;
+
+/**
+ * A record timestamp as the core uses it: the value if it is epoch milliseconds (a number from 0
+ * to year 275760), else -1, Kafka's own "no timestamp". Missing, non-numeric, NaN and negative
+ * timestamps all become -1, once, here: a window then dead-letters the record (it has no event
+ * time), and an output made from it carries -1, which Kafka stores as "no timestamp".
+ *
+ * @example
+ * kafkaTimestamp(1_700_000_000_000); // 1700000000000
+ * kafkaTimestamp(undefined);         // -1
+ * kafkaTimestamp(Number.NaN);        // -1
+ */
+export function kafkaTimestamp(t: unknown): number {
+  return typeof t === 'number' && t >= 0 && t <= MAX_TIMESTAMP ? t : NO_TIMESTAMP;
+}
 
 /**
  * How the edge turns a record's headers into text (the core does not know their encoding).
@@ -33,8 +54,10 @@ export class SourceRecord {
   declare readonly original: KafkaEventRecord;
   declare key: string | null;
   declare value: unknown;
-  /** Event time: the record's timestamp until a timestamp step sets it. */
+  /** Event time: the record's timestamp ({@link kafkaTimestamp}: -1 if it has none) until a timestamp step sets it. */
   declare ts: number;
+  /** How the record's path through the steps ended so far (see pipeline/stats.ts); 0 while on its way. */
+  declare outcome: Outcome;
   declare private readonly headersOf: HeadersOf;
   declare private decoded: Record<string, string> | undefined;
 
@@ -42,9 +65,15 @@ export class SourceRecord {
     this.original = original;
     this.key = key;
     this.value = value;
-    this.ts = original.timestamp;
+    this.ts = kafkaTimestamp(original.timestamp);
+    this.outcome = 0;
     this.headersOf = headersOf;
     this.decoded = undefined;
+  }
+
+  /** Records an outcome of (part of) this record; the strongest one wins (see `OUTCOME`). */
+  settle(o: Outcome): void {
+    if (o > this.outcome) this.outcome = o;
   }
 
   get topic(): string {
@@ -56,6 +85,7 @@ export class SourceRecord {
   get offset(): number {
     return this.original.offset;
   }
+  /** The timestamp as the event carried it (possibly invalid; `ts` holds the checked one). */
   get timestamp(): number {
     return this.original.timestamp;
   }

@@ -13,7 +13,7 @@ import type { Item, Pass } from './item.js';
 import { lateMessage, outputMessage, recordId } from './messages.js';
 import { type DeadLetter, type LateOutput, letterOrigin, type OutputMessage, type SourceBatch, type SourceRecord } from './records.js';
 import { applyScoreStep } from './scoring.js';
-import { type BatchStats, newStats } from './stats.js';
+import { type BatchStats, countOutcomes, newStats } from './stats.js';
 import { applyFunctionStep } from './steps.js';
 import { applyWindowStep } from './window-step.js';
 
@@ -137,6 +137,7 @@ export class PipelineRunner {
         }
         const pass: Pass = { functionName: this.functionName, tx, outputs: [], deadLetters, late: [], stats: newStats(limit) };
         pass.stats.poison = deadLetters.length;
+        pass.stats.deadLettered = deadLetters.length;
         await this.#run(records, pass, !failure && opts.flush === true ? flushAt : undefined);
         const first = limit > 0 ? batch.offsetAt(0) : opts.flush ? flushAt : -1;
         const last = limit > 0 ? batch.offsetAt(limit - 1) : opts.flush ? flushAt : -1;
@@ -200,7 +201,7 @@ export class PipelineRunner {
       } else if (cs.kind === 'score') {
         items = await applyScoreStep(cs.step, items, pass);
       } else if (cs.kind === 'window') {
-        items = await applyWindowStep(cs.step, cs.op, items, pass, this.store, flush);
+        items = await applyWindowStep(cs.step, cs.op, items, pass, this.store, flush, this.manifest.source.maxClockSkewMs);
         // Window results may carry keys no earlier step loaded (partition-clock closes, flush).
         keysLoaded = false;
       } else {
@@ -215,6 +216,7 @@ export class PipelineRunner {
         }
       }
     }
+    countOutcomes(pass.stats, records, items);
     const { lateTopic } = this.manifest;
     if (lateTopic) for (const l of pass.late) pass.outputs.push(lateMessage(lateTopic, l));
     pass.stats.messagesOut = pass.outputs.length;

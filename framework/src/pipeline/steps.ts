@@ -6,11 +6,13 @@ import type { FunctionStep } from '../define/manifest.js';
 import { errorText, isRetriable, PoisonRecordError, SluiceError, StateValueError, StepError } from '../errors.js';
 import { withRecordState } from '../state/keyed.js';
 import type { Transaction } from '../state/transaction.js';
-import { type Item, type Pass, poisonItem, poisonRecord, recordContext } from './item.js';
+import { type Item, type Pass, poisonItem, poisonRecord, recordContext, settleItem } from './item.js';
+import { OUTCOME } from './stats.js';
 
 /**
  * Runs one function step over the items, in order. Poison goes to the dead-letter path; anything
- * else thrown stops the batch at that record (a {@link StepError}).
+ * else thrown stops the batch at that record (a {@link StepError}). A record a `filter` drops, or
+ * an `expand` turns into nothing, settles as filtered.
  *
  * @example
  * items = applyFunctionStep(step, items, pass, views);
@@ -53,6 +55,7 @@ export function applyFunctionStep(
         break;
       case 'filter':
         if (result) out.push(it);
+        else settleItem(it, OUTCOME.filtered);
         break;
       case 'update':
         out.push(it);
@@ -68,9 +71,12 @@ export function applyFunctionStep(
         let n = 0;
         // First-level children are numbered 0, 1, …; deeper ones extend their parent's path.
         const prefix = it.sub === '0' ? '' : `${it.sub}.`;
+        const fromWindow = it.fromWindow === true;
         for (const v of result as Iterable<unknown>) {
-          out.push({ key: it.key, value: v, ts: it.ts, offset: it.offset, sub: `${prefix}${n++}`, source: it.source });
+          out.push({ key: it.key, value: v, ts: it.ts, offset: it.offset, sub: `${prefix}${n++}`, source: it.source, fromWindow });
         }
+        // Nothing to go on with: counted as filtered (see pipeline/stats.ts).
+        if (n === 0) settleItem(it, OUTCOME.filtered);
         break;
       }
       case 'key':

@@ -1,22 +1,30 @@
 /**
  * A window step: feeds the batch's items to its window operator and turns what the operator
- * emits into items (results) and late reports.
+ * emits into items (results) and late reports. It is where event time is used, so it is where an
+ * item without a valid one, or with one too far ahead of the wall clock, is dead-lettered (see
+ * `windows/event-time.ts`).
  */
 import type { LateRecord, WindowStep } from '../define/manifest.js';
 import { SluiceError, StepError } from '../errors.js';
 import type { StateStore } from '../state/store.js';
+import { eventTimeLimit, eventTimeProblem } from '../windows/event-time.js';
 import type { WindowOperator, WindowSink } from '../windows/operators/index.js';
-import { type Item, type Pass, poisonRecord, positionRecord } from './item.js';
+import { type Item, type Pass, poisonRecord, positionRecord, settleItem } from './item.js';
 import { lateId, windowResultId } from './messages.js';
 import type { LateOutput } from './records.js';
+import { OUTCOME } from './stats.js';
 
 /**
  * Runs the items through a window operator, in order: each result becomes an item (carrying its
  * id, at the offset of the record that produced it), each late record is reported once (and
- * handed to `onLate`). With `flush`, every open window of the partition is closed at that offset.
+ * handed to `onLate`). An item without a key, without a valid event time (-1: no Kafka timestamp
+ * and no timestamp step) or with one more than `maxClockSkewMs` ahead of the wall clock is
+ * dead-lettered before the operator sees it, so it moves no clock. A record the operator takes
+ * settles as applied, one late for every window it belongs to as late. With `flush`, every open
+ * window of the partition is closed at that offset.
  *
  * @example
- * items = await applyWindowStep(step, op, items, pass, store, undefined);
+ * items = await applyWindowStep(step, op, items, pass, store, undefined, manifest.source.maxClockSkewMs);
  */
 export async function applyWindowStep(
   step: WindowStep,
@@ -26,6 +34,8 @@ export async function applyWindowStep(
   store: StateStore,
   /** With a value: close every open window, writing at this offset (just after the input's last). */
   flush: number | undefined,
+  /** The clock guard's margin (the source's `maxClockSkew`), or false for none. */
+  maxClockSkewMs: number | false,
 ): Promise<Item[]> {
   const { tx, stats, functionName: fn } = pass;
   const keys = new Set<string>();
@@ -45,10 +55,10 @@ export async function applyWindowStep(
         sub: '0',
         source: base.source,
         windowId: windowResultId(fn, step.name, r, base.sub),
+        fromWindow: true,
       });
     },
     late: (l) => {
-      stats.late++;
       const { source, sub } = current!;
       const entry: LateOutput = {
         window: step.name,
@@ -71,19 +81,29 @@ export async function applyWindowStep(
       }
     },
   };
+  // One wall-clock reading per run of the step: every item of the batch is judged against it.
+  const now = Date.now();
+  const limit = eventTimeLimit(now, maxClockSkewMs);
   for (let i = 0; i < items.length; i++) {
     const it = items[i];
     if (it.key === null) {
       poisonRecord(pass, it, step.name, `window "${step.name}" needs a record key, and this record has none; set one with key()`);
       continue;
     }
+    const ts = it.ts;
+    if (ts < 0 || ts > limit) {
+      poisonRecord(pass, it, step.name, eventTimeProblem(ts, it.source.timestamp, step.name, limit, now, maxClockSkewMs)!);
+      continue;
+    }
     current = it;
+    let taken: boolean;
     try {
-      op.process(tx, it as { key: string; value: unknown; ts: number; offset: number }, sink);
+      taken = op.process(tx, it as { key: string; value: unknown; ts: number; offset: number }, sink);
     } catch (e) {
       if (e instanceof StepError) throw e;
       throw new StepError(it.offset, step.name, e);
     }
+    settleItem(it, taken ? OUTCOME.applied : OUTCOME.late);
   }
   const lastItem = items[items.length - 1];
   if (lastItem) {

@@ -2,7 +2,9 @@
  * The edge's decoding: each record of Lambda's Kafka event becomes a {@link SourceRecord} once,
  * with key and value deserialized by the manifest's source serializers and the record as it
  * arrived kept beside them for the dead-letter path (as Powertools' Kafka consumer does). A record
- * that cannot be deserialized or fails validation becomes a dead letter here.
+ * that cannot be deserialized or fails validation becomes a dead letter here. Its timestamp is
+ * checked as it becomes a SourceRecord (`kafkaTimestamp`: -1 when missing or invalid); whether a
+ * record without one can be processed is decided where event time is used, by the window step.
  */
 import type { SourceSpec } from '../define/manifest.js';
 import { errorText } from '../errors.js';

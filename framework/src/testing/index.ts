@@ -17,7 +17,7 @@ import type { Definition } from '../define/build.js';
 import { CaptureSink } from '../io/sinks.js';
 import type { DeadLetter, LateOutput, OutputMessage } from '../pipeline/records.js';
 import { sluice, type SluiceHandler } from '../runtime/handler.js';
-import type { Runtime } from '../runtime/invoke.js';
+import type { BatchReport, Runtime } from '../runtime/invoke.js';
 import { lambdaContext } from '../runtime/lambda-context.js';
 import type { LogEntry, Logger } from '../runtime/logger.js';
 import { type InputRecord, type KafkaBatchResponse, type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
@@ -63,6 +63,8 @@ export interface TestRun {
   readonly late: LateOutput[];
   readonly deadLetters: DeadLetter[];
   readonly responses: KafkaBatchResponse[];
+  /** One report per invocation: its stats add up (`recordsIn === applied + filtered + late + deadLettered`). */
+  readonly reports: BatchReport[];
   readonly store: StateStore;
   /** Output values sent to one topic, in order. */
   values(topic: string): unknown[];
@@ -86,13 +88,17 @@ export async function runFunction(
   const handler = isHandler(target) ? target : sluice(target);
   const capture = new CaptureSink();
   const late: LateOutput[] = [];
+  const reports: BatchReport[] = [];
   const store = opts.store ?? new MemoryStore();
   const previous: Partial<Runtime> = { ...handler.sluice.runtime, onBatch: handler.sluice.runtime.onBatch };
   handler.sluice.configure({
     store,
     sink: capture,
     deadLetters: capture,
-    onBatch: (r) => late.push(...r.late),
+    onBatch: (r) => {
+      late.push(...r.late);
+      reports.push(r);
+    },
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
   const responses: KafkaBatchResponse[] = [];
@@ -115,6 +121,7 @@ export async function runFunction(
     late,
     deadLetters: capture.deadLetters,
     responses,
+    reports,
     store,
     values: (t) => capture.messages.filter((m) => m.topic === t).map((m) => m.value),
     state: () => (store instanceof MemoryStore ? store.dump() : {}),

@@ -136,8 +136,12 @@ export abstract class WindowOperator {
     if (this.byPartition) await tx.load(this.partitionNamespace, [PARTITION_ITEM]);
   }
 
-  /** Applies one record of the batch, in offset order: a replayed record changes nothing. */
-  abstract process(tx: Transaction, input: WindowInput, sink: WindowSink): void;
+  /**
+   * Applies one record of the batch, in offset order: a replayed record changes nothing. Returns
+   * whether the record was taken (into at least one window, or by an earlier run: a replay), and
+   * false when it was late for every window it belongs to.
+   */
+  abstract process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean;
 
   /** After the batch: with the partition clock, close windows of keys the batch did not touch. */
   async finish(tx: Transaction, sink: WindowSink, lastOffset: number): Promise<void> {

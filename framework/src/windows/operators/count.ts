@@ -38,11 +38,11 @@ export class CountWindowOperator extends WindowOperator {
     this.#step = spec.kind === 'tumblingCount' ? spec.count : spec.kind === 'hoppingCount' ? spec.step : 1;
   }
 
-  process(tx: Transaction, input: WindowInput, sink: WindowSink): void {
+  process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
     const st = ns.modify(key, offset, newCountState);
-    if (st === undefined) return;
+    if (st === undefined) return true;
     const i = st.n++;
     const w = st.w;
     const count = this.#count;
@@ -60,6 +60,7 @@ export class CountWindowOperator extends WindowOperator {
       }
     }
     st.w = w.filter((x) => !isCountWindowFull(x[0], i, count));
+    return true;
   }
 
   protected expire(ns: NamespaceView, key: string, threshold: number, offset: number, sink: WindowSink): void {

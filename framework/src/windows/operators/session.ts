@@ -41,7 +41,7 @@ export class SessionWindowOperator extends WindowOperator {
     this.#grace = spec.graceMs;
   }
 
-  process(tx: Transaction, input: WindowInput, sink: WindowSink): void {
+  process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
     const partitionClock = this.partitionClock(tx, input);
@@ -49,7 +49,7 @@ export class SessionWindowOperator extends WindowOperator {
     if (st === undefined) {
       // As for time windows: re-index the key in a partition item that may have missed it.
       this.reindex(tx, key, ns.get(key), offset);
-      return;
+      return true;
     }
     if (ts > st.c) st.c = ts;
     const clock = this.byPartition ? partitionClock : st.c;
@@ -64,7 +64,7 @@ export class SessionWindowOperator extends WindowOperator {
     if (joined === undefined) {
       if (isClosed(sessionEnd(ts, gap), threshold)) {
         sink.late({ input, windows: [[ts, sessionEnd(ts, gap)]], clock });
-        return;
+        return false;
       }
       session = [ts, ts, this.initAccs()];
       let at = w.findIndex((s) => s[0] > ts);
@@ -88,6 +88,7 @@ export class SessionWindowOperator extends WindowOperator {
     }
     this.expire(ns, key, threshold, offset, sink);
     this.reindex(tx, key, st, offset);
+    return true;
   }
 
   protected expire(ns: NamespaceView, key: string, threshold: number, offset: number, sink: WindowSink): void {

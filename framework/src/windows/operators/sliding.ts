@@ -48,16 +48,16 @@ export class SlidingWindowOperator extends WindowOperator {
     this.#grace = spec.graceMs;
   }
 
-  process(tx: Transaction, input: WindowInput, sink: WindowSink): void {
+  process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
     const st = ns.modify(key, offset, newSlidingState);
-    if (st === undefined) return;
+    if (st === undefined) return true;
     if (ts > st.c) st.c = ts;
     const threshold = closeThreshold(st.c, this.#grace);
     if (isSlidingLate(ts, threshold, this.#size)) {
       sink.late({ input, windows: [[slidingWindowStart(ts, this.#size), ts]], clock: st.c });
-      return;
+      return false;
     }
     st.r.push([ts, input.value, offset]);
     if (!isSlidingClosed(ts, threshold) && !st.e.includes(ts)) {
@@ -69,6 +69,7 @@ export class SlidingWindowOperator extends WindowOperator {
       for (const end of st.e) if (inSlidingWindow(ts, end, this.#size)) this.#emit(st, key, end, offset, false, sink);
     }
     this.expire(ns, key, threshold, offset, sink);
+    return true;
   }
 
   #emit(st: SlidingState, key: string, end: number, offset: number, final: boolean, sink: WindowSink): void {

@@ -36,7 +36,7 @@ export class TimeWindowOperator extends WindowOperator {
     this.#grace = spec.graceMs;
   }
 
-  process(tx: Transaction, input: WindowInput, sink: WindowSink): void {
+  process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
     const partitionClock = this.byPartition ? this.partitionClock(tx, input) : -1;
@@ -45,7 +45,7 @@ export class TimeWindowOperator extends WindowOperator {
       // The key's item already holds this record, the partition item may not (a crash wrote one
       // and not the other): index the key again, or its windows never close by the partition clock.
       this.reindex(tx, key, ns.get(key), offset);
-      return;
+      return true;
     }
     if (ts > st.c) st.c = ts;
     const clock = this.byPartition ? partitionClock : st.c;
@@ -54,6 +54,7 @@ export class TimeWindowOperator extends WindowOperator {
     const step = this.#step;
     const current = this.spec.emit === 'current';
     let missed: [number, number][] | undefined;
+    let accepted = false;
     const w = st.w;
     // Oldest window first, so w stays sorted by start.
     const newest = newestWindowStart(ts, step);
@@ -77,11 +78,13 @@ export class TimeWindowOperator extends WindowOperator {
       }
       if (!win) w.push((win = [start, end, this.initAccs()]));
       this.addTo(win[2], input.value, ts, offset);
+      accepted = true;
       if (current) sink.result({ key, start, end, value: this.result(start, end, win[2]), offset, final: false });
     }
     if (missed) sink.late({ input, windows: missed, clock });
     if (w.length > 0 && isClosed(w[0][1], threshold)) this.expire(ns, key, threshold, offset, sink);
     this.reindex(tx, key, st, offset);
+    return accepted;
   }
 
   protected expire(ns: NamespaceView, key: string, threshold: number, offset: number, sink: WindowSink): void {
