@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { collect, keyedState, SluiceError, sluice, stream, sum } from 'sluice';
-import { type BatchReport, type DeadLetter, type KafkaEvent, type KafkaEventRecord, manifestOf } from 'sluice/runtime';
+import { type BatchReport, type DeadLetter, type KafkaEvent, type KafkaEventRecord, manifestOf, unaccounted } from 'sluice/runtime';
 import { MemoryStore } from 'sluice/state';
 import { CaptureLogger, CaptureSink, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
@@ -91,6 +91,8 @@ const noBlock = (r: Awaited<ReturnType<typeof run>>) => {
   );
   assert.deepEqual(r.logger.at('error'), [], 'no partition failed');
   for (const report of r.reports) assert.deepEqual(report.failed, []);
+  // Every record in is applied, filtered, late or dead-lettered: none vanishes.
+  for (const report of r.reports) assert.equal(unaccounted(report.stats), 0, `unaccounted records in ${JSON.stringify(report.stats)}`);
 };
 
 for (const sc of stores) {

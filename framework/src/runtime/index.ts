@@ -14,6 +14,7 @@ export { toMs } from '../duration.js';
 export { logOutputSink, logDeadLetterSink, logOutputs, logDeadLetters } from '../io/sinks.js';
 export { consoleLogger } from './logger.js';
 export { partitionsOf } from './msk-event.js';
+export { unaccounted } from '../pipeline/stats.js';
 
 export type {
   Manifest,
@@ -28,6 +29,7 @@ export type {
 } from '../define/manifest.js';
 export type { OutputSink, DeadLetterSink } from '../io/sinks.js';
 export type { OutputMessage, DeadLetter, LateOutput } from '../pipeline/records.js';
+export type { BatchStats } from '../pipeline/stats.js';
 export type { WindowSpec } from '../windows/spec.js';
 export type { Runtime, BatchReport, PartitionFailure } from './invoke.js';
 export type { LogEntry, Logger } from './logger.js';
