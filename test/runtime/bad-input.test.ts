@@ -18,7 +18,7 @@ const TOPIC = 'in';
 interface StoreCase {
   readonly name: string;
   readonly dynamodb: boolean;
-  readonly make: () => Promise<StateStore>;
+  readonly make: (opts?: { maxValueBytes?: number }) => Promise<StateStore>;
   readonly availability: { skip?: string };
 }
 
@@ -29,8 +29,12 @@ const stores: StoreCase[] = [
     name: 'DynamoDB Local',
     dynamodb: true,
     // A table per test: nothing one test leaves behind is read by another.
-    make: async () => {
-      const store = new DynamoDBStore({ table: `sluice-bad-input-${process.pid}-${Date.now()}-${tables++}`, endpoint: dynamodbEndpoint });
+    make: async (opts = {}) => {
+      const store = new DynamoDBStore({
+        table: `sluice-bad-input-${process.pid}-${Date.now()}-${tables++}`,
+        endpoint: dynamodbEndpoint,
+        ...opts,
+      });
       await store.ensureTable();
       return store;
     },
@@ -183,7 +187,7 @@ for (const sc of stores) {
         ]);
       });
 
-      test('state over the item size limit for one key among others (a collect() that grows past 400 KB)', async () => {
+      test('state over the value cap for one key among others (a collect() that grows past a 380 KB cap)', async () => {
         const def = stream<{ p: string }>(TOPIC, { name: 'sessions' })
           .tumblingWindow('1h', { closeBy: 'partition' })
           .aggregate(
@@ -204,18 +208,18 @@ for (const sc of stores) {
           { key: 'b', value: { p: 'b2' }, timestamp: 600_000 },
         ]);
         const closer = records(batch.length, [{ key: 'a', value: { p: 'a3' }, timestamp: 7_200_000 }]);
-        const store = await sc.make();
+        const store = await sc.make({ maxValueBytes: 380 * 1024 });
         const r = await run(def, store, partialBatch, [event(batch), event(closer)]);
         noBlock(r);
         const out = results(r.messages) as Record<string, string[]>;
         assert.deepEqual(out.a, ['a1', 'a2']);
         assert.deepEqual(out.b, ['b1', 'b2']);
         if (!sc.dynamodb) {
-          assert.equal(out.busy.length, 450, 'the memory store has no item size limit');
+          assert.equal(out.busy.length, 450, 'the memory store has no size limit');
           assert.deepEqual(r.letters, []);
           return;
         }
-        // The clicks kept are the first ones; each later one would have made the item too big.
+        // The clicks kept are the first ones; each later one would have taken the value over the cap.
         const kept = out.busy.length;
         assert.ok(kept > 300 && kept < 400, `kept ${kept} clicks`);
         assert.deepEqual(
@@ -231,11 +235,11 @@ for (const sc of stores) {
         const namespace = new PartitionRunner(manifestOf(def), store).windows[0].namespace.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         for (const l of letters) {
           const m = new RegExp(
-            `^state "${namespace}" of function "sessions" for key "busy" \\(partition 0\\) would be (\\d+) KB ` +
-              `\\(the value is (\\d+) KB, kept with its version from before this batch for retries\\), over DynamoDB's 400 KB item limit; ` +
-              'use a smaller window, or an aggregation that keeps less \\(e\\.g\\. count/sum instead of collect\\)\\.$',
+            `^state "${namespace}" of function "sessions" for key "busy" \\(partition 0\\) would hold (\\d+) bytes, ` +
+              'over the state value cap of the DynamoDB store \\(DynamoDBStoreOptions\\.maxValueBytes\\) \\(389120 bytes\\); ' +
+              'use a smaller window, or an aggregation that keeps less \\(e\\.g\\. count/sum instead of collect\\), or raise the cap\\.$',
           ).exec(l.reason);
-          assert.ok(m && Number(m[1]) >= 380, `reason: ${l.reason.slice(0, 300)}`);
+          assert.ok(m && Number(m[1]) > 380 * 1024, `reason: ${l.reason.slice(0, 300)}`);
         }
         assert.deepEqual(
           r.reports.map((x) => [x.stats.recordsIn, x.stats.poison]),

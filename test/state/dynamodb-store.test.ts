@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
+import { type AttributeValue, DynamoDBClient, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { SluiceError, StateConflictError } from 'sluice';
 import { MemoryStore, type StoredItem } from 'sluice/state';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
@@ -7,6 +8,48 @@ import type { StateScope, StateStore } from '../../framework/src/state/store.js'
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
 const endpoint = dynamodbEndpoint;
+
+let rawClient: DynamoDBClient | undefined;
+/** A client of its own, for looking at the table as it is. */
+function client(): DynamoDBClient {
+  return (rawClient ??= new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  }));
+}
+
+/** Every item of a namespace of `scope`, heads and chunks, as stored. */
+async function itemsOf(table: string, namespace: string): Promise<Record<string, AttributeValue>[]> {
+  const out: Record<string, AttributeValue>[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const res = await client().send(
+      new QueryCommand({
+        TableName: table,
+        ConsistentRead: true,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: `fn#readings#3#${namespace}` } },
+        ExclusiveStartKey: start,
+      }),
+    );
+    out.push(...(res.Items ?? []));
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
+
+/** A client that crashes (as a killed invocation would) on its `n`th PutItem, counting from 1. */
+function failingPut(n: number): DynamoDBClient {
+  let puts = 0;
+  return {
+    send(command: unknown) {
+      if (command instanceof PutItemCommand && ++puts === n) return Promise.reject(new Error(`injected crash at PutItem ${n}`));
+      return client().send(command as never);
+    },
+  } as unknown as DynamoDBClient;
+}
 
 const scope: StateScope = { functionName: 'fn', topic: 'readings', partition: 3 };
 
@@ -179,27 +222,85 @@ describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
     assert.equal(store.stats.conditionalCheckFailures - failuresBefore, 1);
   });
 
-  test('state over the 400 KB item limit is rejected naming the function, key and state; nothing is truncated', async () => {
+  test('a value over 64 KB is split over chunk items, written before its head; small values stay inline', async () => {
+    const big = { list: Array.from({ length: 1_200 }, (_, i) => `${i}`.padStart(1_000, 'é')) }; // about 2.4 MB of JSON
+    await store.write(
+      scope,
+      [
+        { namespace: 'window:collector', key: 'busy', value: big, offset: 1 },
+        { namespace: 'window:collector', key: 'small', value: [1], offset: 1 },
+      ],
+      { firstOffset: 1, lastOffset: 1 },
+    );
+    const items = await itemsOf(store.table, 'window:collector');
+    const bytes = Buffer.byteLength(JSON.stringify(big));
+    const chunks = items.filter((i) => i.sk.S!.startsWith('c:'));
+    assert.equal(chunks.length, Math.ceil(bytes / (384 * 1024)), `${bytes} bytes in chunks of 384 KB`);
+    const head = items.find((i) => i.sk.S === 'k:busy')!;
+    const version = head.h.L!.at(-1)!;
+    assert.deepEqual(Object.keys(version.M!).sort(), ['b', 'c', 'o', 't', 'w']);
+    assert.equal(version.M!.b.N, String(bytes));
+    assert.ok(Number(version.M!.t.N) >= Number(head.ttl.N) + 3 * 86_400 - 1, 'chunks outlive the head by three days');
+    for (const c of chunks) assert.equal(c.ttl.N, version.M!.t.N);
+    assert.deepEqual(items.find((i) => i.sk.S === 'k:small')!.h.L!.at(-1)!.M!.v, { S: '[1]' }, 'inline, as before');
+    // Another store instance (a new container) reads it back exact, and keys() lists heads only.
+    const fresh = new DynamoDBStore({ table: store.table, endpoint });
+    assert.deepEqual(await readOne(fresh, 'window:collector', 'busy', 2), { value: big, offset: 1 });
+    assert.deepEqual((await fresh.keys(scope, 'window:collector')).sort(), ['busy', 'small']);
+    // The next batch keeps the version it read for retries, by reference: its chunks are not written again.
+    const writesBefore = store.stats.writeRequests;
+    await writeOne(store, 'window:collector', 'busy', { ...big, more: 1 }, 5, 2);
+    assert.equal(store.stats.writeRequests - writesBefore, chunks.length + 1, "the new version's chunks and the head");
+    assert.deepEqual(await readOne(fresh, 'window:collector', 'busy', 2), { value: big, offset: 1 }, 'a retry of the batch from 2');
+    assert.deepEqual(await readOne(fresh, 'window:collector', 'busy', 6), { value: { ...big, more: 1 }, offset: 5 });
+  });
+
+  test('a crash between chunk writes and the head leaves the item as it was; the retry writes it whole', async () => {
+    const value = ['x'.repeat(1_000_000)];
+    await writeOne(store, 'window:crash', 'k', ['before'], 1);
+    for (const failAt of [1, 3, 4]) {
+      // 1,000,000 bytes: 3 chunks, then the head (the 4th put).
+      const crashing = new DynamoDBStore({ table: store.table, endpoint, client: failingPut(failAt) });
+      await assert.rejects(writeOne(crashing, 'window:crash', 'k', value, 9, 2), /injected crash at PutItem/);
+      assert.deepEqual(await readOne(store, 'window:crash', 'k', 2), { value: ['before'], offset: 1 }, `crash at put ${failAt}`);
+      assert.deepEqual(await readOne(store, 'window:crash', 'k'), { value: ['before'], offset: 1 }, 'nothing references the chunks');
+    }
+    await writeOne(store, 'window:crash', 'k', value, 9, 2);
+    assert.deepEqual(await readOne(store, 'window:crash', 'k', 10), { value, offset: 9 });
+    const chunks = (await itemsOf(store.table, 'window:crash')).filter((i) => i.sk.S!.startsWith('c:'));
+    // Chunks are put in parallel: the other two of a crashed attempt land anyway. Orphans are left to TTL.
+    assert.equal(chunks.length, 2 + 2 + 3 + 3, 'orphans of the three crashed attempts, and the chunks of the one that committed');
+  });
+
+  test('chunks that are gone before their expiry fail the read as a conflict (retried)', async () => {
+    await writeOne(store, 'window:gone', 'k', ['y'.repeat(100_000)], 1);
+    const { DeleteItemCommand } = await import('@aws-sdk/client-dynamodb');
+    const chunk = (await itemsOf(store.table, 'window:gone')).find((i) => i.sk.S!.startsWith('c:'))!;
+    await client().send(new DeleteItemCommand({ TableName: store.table, Key: { pk: chunk.pk, sk: chunk.sk } }));
     await assert.rejects(
-      store.write(scope, [{ namespace: 'window:collector', key: 'busy', value: ['x'.repeat(400 * 1024)], offset: 1 }], {
-        firstOffset: 1,
-        lastOffset: 1,
-      }),
+      readOne(store, 'window:gone', 'k', 2),
       (e: unknown) =>
-        e instanceof SluiceError &&
-        !e.retriable &&
-        /state "window:collector" of function "fn" for key "busy" \(partition 3\) would be 400 KB .*over DynamoDB's 400 KB item limit/.test(
+        e instanceof StateConflictError &&
+        e.retriable &&
+        /^state "window:gone" of function "fn" for key "k" \(partition 3\): 1 chunk item\(s\) of its version at offset 1 are missing/.test(
           e.message,
         ),
     );
-    assert.deepEqual(await store.read(scope, 'window:collector', ['busy']), new Map());
-    // 150 KB fits; 250 KB on top of the 150 KB version a retry may need does not.
-    await writeOne(store, 'window:collector', 'growing', ['x'.repeat(150 * 1024)], 1);
+  });
+
+  test('a value over the cap is rejected naming the function, key, state and cap; nothing is truncated or written', async () => {
+    const capped = new DynamoDBStore({ table: store.table, endpoint, maxValueBytes: 200 * 1024 });
+    await writeOne(capped, 'window:capped', 'growing', ['x'.repeat(150 * 1024)], 1);
     await assert.rejects(
-      writeOne(store, 'window:collector', 'growing', ['x'.repeat(250 * 1024)], 2),
-      /would be 400 KB \(the value is 250 KB, kept with its version from before this batch for retries\)/,
+      writeOne(capped, 'window:capped', 'growing', ['x'.repeat(250 * 1024)], 2),
+      (e: unknown) =>
+        e instanceof SluiceError &&
+        !e.retriable &&
+        /^state "window:capped" of function "fn" for key "growing" \(partition 3\) would hold 256004 bytes, over the state value cap .*\(204800 bytes\)/.test(
+          e.message,
+        ),
     );
-    assert.deepEqual((await readOne(store, 'window:collector', 'growing'))?.offset, 1);
+    assert.deepEqual((await readOne(store, 'window:capped', 'growing'))?.offset, 1);
   });
 
   test('needs a table name, and says where to set it', () => {

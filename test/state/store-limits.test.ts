@@ -92,14 +92,32 @@ describe('checkWrite', () => {
     assert.deepEqual(store.dump(), {});
   });
 
-  test('DynamoDB: an item over the size limit, counted with the version kept for retries', () => {
-    const store = offline();
-    const big = ['x'.repeat(390 * 1024)];
-    const [r] = store.checkWrite(scope, [change('small', 1), change('busy', big)], { firstOffset: 1, lastOffset: 1 });
+  test('DynamoDB: a value over the cap (maxValueBytes, 6 MiB by default), counted in UTF-8 bytes of JSON; a 390 KB value is fine', () => {
+    const big = (bytes: number) => ['x'.repeat(bytes - 4)]; // ["…"] takes 4 bytes of JSON
+    assert.deepEqual(offline().checkWrite(scope, [change('busy', big(390 * 1024))], { firstOffset: 1, lastOffset: 1 }), []);
+    assert.deepEqual(offline().checkWrite(scope, [change('busy', big(6 * 1024 * 1024))], { firstOffset: 1, lastOffset: 1 }), []);
+    const [r, ...more] = offline().checkWrite(scope, [change('small', 1), change('busy', big(6 * 1024 * 1024 + 1))], {
+      firstOffset: 1,
+      lastOffset: 1,
+    });
+    assert.deepEqual(more, []);
     assert.equal(r.change.key, 'busy');
-    assert.match(
+    assert.ok(r.error instanceof StateValueError && !r.error.retriable);
+    assert.equal(
       r.error.message,
-      /^state "keyed:k" of function "fn" for key "busy" \(partition 0\) would be 390 KB .*over DynamoDB's 400 KB item limit/,
+      'state "keyed:k" of function "fn" for key "busy" (partition 0) would hold 6291457 bytes, over the state value cap of the DynamoDB store ' +
+        '(DynamoDBStoreOptions.maxValueBytes) (6291456 bytes); use a smaller window, or an aggregation that keeps less (e.g. count/sum instead of collect), or raise the cap.',
+    );
+    const capped = new DynamoDBStore({ table: 'never-used', endpoint: 'http://127.0.0.1:1', maxValueBytes: 1_000 });
+    assert.deepEqual(
+      capped
+        .checkWrite(scope, [change('a', big(1_000)), change('b', big(1_001)), change('c', 'é'.repeat(499)), change('d', 'é'.repeat(500))], {
+          firstOffset: 1,
+          lastOffset: 1,
+        })
+        .map((x) => x.change.key),
+      ['b', 'd'],
+      '"é" takes 2 bytes: 499 of them and the quotes are 1,000 bytes, 500 are 1,002',
     );
   });
 

@@ -249,8 +249,12 @@ describe('value checks: a value the store cannot keep fails the whole write, ret
     assert.equal((store.dump()['fn/protocol/1/window:big'].k.value as string[])[0].length, 500 * 1024);
   });
 
-  test('DynamoDB: an item over its size limit', dynamo, async () => {
-    const store = new DynamoDBStore({ table: `sluice-protocol-${process.pid}-${Date.now()}-v`, endpoint: dynamodbEndpoint });
+  test('DynamoDB: a value over its cap', dynamo, async () => {
+    const store = new DynamoDBStore({
+      table: `sluice-protocol-${process.pid}-${Date.now()}-v`,
+      endpoint: dynamodbEndpoint,
+      maxValueBytes: 300 * 1024,
+    });
     await store.ensureTable();
     await assert.rejects(
       store.write(
@@ -261,7 +265,7 @@ describe('value checks: a value the store cannot keep fails the whole write, ret
         ],
         { firstOffset: 1, lastOffset: 1 },
       ),
-      (e: unknown) => e instanceof StateValueError && !e.retriable && /would be 390 KB .*over DynamoDB's 400 KB item limit/.test(e.message),
+      (e: unknown) => e instanceof StateValueError && !e.retriable && /would hold 399364 bytes, over the state value cap/.test(e.message),
     );
     assert.deepEqual(await store.read(scope, 'keyed:ok', ['fine']), new Map(), 'nothing written, not even the valid item');
   });

@@ -1,56 +1,25 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
-import { ConfigError, errorText, SluiceError, StateValueError } from '../errors.js';
+import { ConfigError, errorText, SluiceError, StateConflictError, StateValueError } from '../errors.js';
 import { defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
 import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from './dynamodb-table.js';
+import {
+  CHUNK_TTL_MARGIN_MS,
+  chunkInfo,
+  chunkItems,
+  chunkSortKey,
+  DEFAULT_MAX_VALUE_BYTES,
+  dynamoVersions,
+  ITEM_LIMIT,
+  isChunked,
+  type StoredVersion,
+  valueLimit,
+} from './dynamodb-values.js';
 import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
-import { type ItemLimit, type ItemPut, type KeyLimit, type RawItem, VersionedStore, type VersionFormat } from './versioned-store.js';
-
-/** One stored version: its offset and its attribute map as DynamoDB returned it (passed back untouched). */
-interface StoredVersion {
-  readonly o: number;
-  readonly av: AttributeValue;
-}
+import { type ItemPut, type KeyLimit, type RawItem, VersionedStore } from './versioned-store.js';
 
 /** An item as read: its versions and its write count `n`, which the conditional put compares. */
 type DynamoItem = RawItem<StoredVersion, string>;
-
-/**
- * Versions as attribute maps `{ o: N, v: S (the value's JSON), e: N }`. Decoding parses only the
- * version a batch reads; the versions a write keeps go back as they came, so a write encodes one
- * value per item, never the ones kept for retries.
- */
-const dynamoVersions: VersionFormat<StoredVersion> = {
-  encode(o, value, e) {
-    const m: Record<string, AttributeValue> = { o: { N: String(o) } };
-    const json = value === undefined ? undefined : JSON.stringify(value);
-    if (json !== undefined) m.v = { S: json };
-    if (e !== undefined) m.e = { N: String(e) };
-    return { o, av: { M: m } };
-  },
-  decode(version) {
-    const json = version.av.M!.v?.S;
-    return json === undefined ? undefined : JSON.parse(json);
-  },
-  holdsValue: (version) => version.av.M!.v !== undefined,
-  expiresAt(version) {
-    const e = version.av.M!.e?.N;
-    return e === undefined ? undefined : Number(e);
-  },
-};
-
-/** DynamoDB's 400 KB per item, counted on the values' JSON plus a fixed cost per version. */
-const ITEM_LIMIT: ItemLimit<StoredVersion> = {
-  // Less room for the key and bookkeeping attributes.
-  maxBytes: 380 * 1024,
-  // Attribute names and numbers per stored version, on top of its value's JSON.
-  versionOverheadBytes: 48,
-  name: "DynamoDB's 400 KB item limit",
-  valueBytes(version) {
-    const json = version.av.M!.v?.S;
-    return json === undefined ? 0 : Buffer.byteLength(json);
-  },
-};
 
 /** DynamoDB's key limits: 1,024 bytes of sort key (`k:` + the record key), 2,048 of partition key. */
 const KEY_LIMIT: KeyLimit = {
@@ -83,6 +52,12 @@ export interface DynamoDBStoreOptions {
   readonly client?: DynamoDBClient;
   /** Items without their own expiry (windows, tombstones) expire this long after their last write. */
   readonly retentionMs?: number;
+  /**
+   * The most bytes of JSON one value (a key's window or keyed state) may take; default 6 MiB.
+   * Values over 64 KB are split over chunk items; a record that would take a value over this cap
+   * is a dead letter, before any output leaves for it.
+   */
+  readonly maxValueBytes?: number;
 }
 
 /**
@@ -105,8 +80,11 @@ export interface DynamoDBStats {
  * partition key `pk` = function#topic#partition#namespace, sort key
  * `sk` = `k:` + record key, the versions in `h` (a list of maps: input offset `o`, value as JSON
  * `v` unless absent, expiry `e` if any; see `versions.ts`), the write count in `n`, and `ttl`.
+ * A value over 64 KB is kept in chunk items written before the head (`dynamodb-values.ts`), up to
+ * `maxValueBytes`.
  *
- * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel. Each changed item is one
+ * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel (then the chunks of the
+ * versions picked, if any are chunked). Each changed item is one
  * `PutItem` conditional on the write count read (`ConditionalCheckFailedException` is a conflict,
  * which the base counts); throttling and network errors are retried with backoff within the
  * invocation's time, then raised as a retriable SluiceError. Items also get a `ttl`: the latest
@@ -135,7 +113,12 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   constructor(opts: DynamoDBStoreOptions = {}) {
     // DynamoDB stores JSON.stringify's text, so values are not checked for plain JSON here: that
     // would newly reject values it keeps today (a Date is stored as its ISO string).
-    super({ format: dynamoVersions, itemLimit: ITEM_LIMIT, keyLimit: KEY_LIMIT });
+    super({
+      format: dynamoVersions,
+      itemLimit: ITEM_LIMIT,
+      keyLimit: KEY_LIMIT,
+      valueLimit: valueLimit(opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
+    });
     const table = opts.table ?? readEnv('stateTable');
     if (!table) {
       throw new ConfigError(
@@ -179,14 +162,63 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     opts: StoreCallOptions,
     found: (key: string, item: DynamoItem) => void,
   ): Promise<void> {
-    const { BatchGetItemCommand } = await sdk();
-    const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const pk = partitionKey(scope, namespace);
-    const chunks: string[][] = [];
-    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) chunks.push(keys.slice(i, i + BATCH_GET_LIMIT) as string[]);
+    await this.#batchGet(
+      keys.map((k) => ({ pk: { S: pk }, sk: { S: encodeKey(k) } })),
+      'sk, n, h',
+      opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS,
+      (item) => found(decodeKey(item.sk.S!), { versions: storedVersions(item.h), token: item.n.N! }),
+    );
+  }
+
+  /** Reads the chunks of the picked versions that keep their value in chunk items. */
+  protected override async loadValues(
+    scope: StateScope,
+    namespace: string,
+    picked: readonly { readonly key: string; readonly version: StoredVersion }[],
+    opts: StoreCallOptions,
+  ): Promise<void> {
+    const pk = partitionKey(scope, namespace);
+    const wanted: Record<string, AttributeValue>[] = [];
+    const parts = new Map<string, Uint8Array>();
+    const chunked: { key: string; version: StoredVersion }[] = [];
+    for (const p of picked) {
+      if (!isChunked(p.version) || p.version.json !== undefined) continue;
+      chunked.push(p);
+      const { count } = chunkInfo(p.version);
+      for (let i = 0; i < count; i++) wanted.push({ pk: { S: pk }, sk: { S: chunkSortKey(p.version, i) } });
+    }
+    if (wanted.length === 0) return;
+    await this.#batchGet(wanted, 'sk, d', opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS, (item) => parts.set(item.sk.S!, item.d.B!));
+    const now = Date.now();
+    for (const { key, version } of chunked) {
+      const { count, ttl } = chunkInfo(version);
+      const data: Uint8Array[] = [];
+      for (let i = 0; i < count; i++) {
+        const d = parts.get(chunkSortKey(version, i));
+        if (d) data.push(d);
+      }
+      if (data.length === count) version.json = Buffer.concat(data).toString('utf8');
+      // Chunks are deleted only by TTL: gone before it, something else deleted them.
+      else if (ttl * 1000 > now) throw missingChunksError(scope, namespace, key, version, count - data.length);
+      // Expired with its chunks (a head DynamoDB's lazy TTL has not removed yet): absent, as the item would be.
+      else version.json = null;
+    }
+  }
+
+  /** Consistent BatchGetItems of up to 100 keys, in parallel, retrying unprocessed keys until the deadline. */
+  async #batchGet(
+    keys: readonly Record<string, AttributeValue>[],
+    projection: string,
+    deadline: number,
+    found: (item: Record<string, AttributeValue>) => void,
+  ): Promise<void> {
+    const { BatchGetItemCommand } = await sdk();
+    const requests: Record<string, AttributeValue>[][] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) requests.push(keys.slice(i, i + BATCH_GET_LIMIT));
     await Promise.all(
-      chunks.map(async (chunk) => {
-        let pending: Record<string, AttributeValue>[] = chunk.map((k) => ({ pk: { S: pk }, sk: { S: encodeKey(k) } }));
+      requests.map(async (request) => {
+        let pending = request;
         for (let attempt = 0; pending.length > 0; attempt++) {
           this.stats.readRequests++;
           const res = await this.#send<{
@@ -195,17 +227,16 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
             ConsumedCapacity?: { CapacityUnits?: number }[];
           }>(
             new BatchGetItemCommand({
-              RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: 'sk, n, h' } },
+              RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection } },
               ReturnConsumedCapacity: 'TOTAL',
             }),
             deadline,
           );
           for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
-          for (const item of res.Responses?.[this.table] ?? []) {
-            found(decodeKey(item.sk.S!), { versions: storedVersions(item.h), token: item.n.N! });
-          }
+          for (const item of res.Responses?.[this.table] ?? []) found(item);
           pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
           if (pending.length > 0) {
+            // A response is at most 16 MB: chunk reads come back in parts, which is no throttling.
             if (Date.now() >= deadline)
               throw new SluiceError('DynamoDB left keys unprocessed until the invocation ran out of time; Lambda will retry the batch.', {
                 retriable: true,
@@ -226,13 +257,17 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     const put = async ({ change, versions, expected }: ItemPut<StoredVersion, string>) => {
       let expires = 0;
       for (const v of versions) expires = Math.max(expires, dynamoVersions.expiresAt(v) ?? now + this.#retentionMs);
+      const pk = partitionKey(scope, change.namespace);
+      // A chunked value's chunks before the head that references them: a crash in between leaves
+      // only chunks nothing references, which TTL removes.
+      for (const v of versions) if (v.chunks) await this.#putChunks(v, pk, Math.ceil((expires + CHUNK_TTL_MARGIN_MS) / 1000), deadline);
       this.stats.writeRequests++;
       try {
         const res = await this.#send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(
           new PutItemCommand({
             TableName: this.table,
             Item: {
-              pk: { S: partitionKey(scope, change.namespace) },
+              pk: { S: pk },
               sk: { S: encodeKey(change.key) },
               n: { N: String(Number(expected?.token ?? 0) + 1) },
               // The versions read are passed back as DynamoDB returned them: only the new one is encoded.
@@ -258,6 +293,21 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     return conflicts;
   }
 
+  /** Puts a new version's chunk items, in parallel and unconditionally: no other write has its write id. */
+  async #putChunks(version: StoredVersion, pk: string, ttl: number, deadline: number): Promise<void> {
+    const { PutItemCommand } = await sdk();
+    await Promise.all(
+      chunkItems(version, pk, ttl).map(async (Item) => {
+        this.stats.writeRequests++;
+        const res = await this.#send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(
+          new PutItemCommand({ TableName: this.table, Item, ReturnConsumedCapacity: 'TOTAL' }),
+          deadline,
+        );
+        this.stats.consumedWriteUnits += res.ConsumedCapacity?.CapacityUnits ?? 0;
+      }),
+    );
+  }
+
   protected async listItems(
     scope: StateScope,
     namespace: string,
@@ -270,8 +320,9 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
         new QueryCommand({
           TableName: this.table,
           ConsistentRead: true,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) } },
+          // Heads only: chunk items (`c:`) are not keys.
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :k)',
+          ExpressionAttributeValues: { ':pk': { S: partitionKey(scope, namespace) }, ':k': { S: encodeKey('') } },
           ProjectionExpression: 'sk, h',
           ...(start ? { ExclusiveStartKey: start } : {}),
         }),
@@ -326,4 +377,18 @@ function decodeKey(sk: string): string {
 
 function partitionKey(scope: StateScope, namespace: string): string {
   return `${scope.functionName}#${scope.topic}#${scope.partition}#${namespace}`;
+}
+
+/** The error for a picked version whose chunks are gone before their expiry: retried, as a conflict. */
+function missingChunksError(
+  scope: StateScope,
+  namespace: string,
+  key: string,
+  version: StoredVersion,
+  missing: number,
+): StateConflictError {
+  return new StateConflictError(
+    `state "${namespace}" of function "${scope.functionName}" for key "${key}" (partition ${scope.partition}): ${missing} chunk item(s) of its version ` +
+      `at offset ${version.o} are missing though the item references them; chunk items must only be removed by TTL. Lambda will retry the batch.`,
+  );
 }

@@ -11,7 +11,11 @@
  * items, and counting conflicts into one StateConflictError. An adapter implements
  * {@link VersionedStore.getItems}, {@link VersionedStore.putItems} and
  * {@link VersionedStore.listItems}, encodes versions with a {@link VersionFormat}, and translates
- * its SDK's errors (a failed conditional write is a conflict, not an error).
+ * its SDK's errors (a failed conditional write is a conflict, not an error). An adapter that keeps
+ * large values outside the item (DynamoDB's chunk items) also implements
+ * {@link VersionedStore.loadValues}, which fetches the values of the versions a read picked.
+ *
+ * Over 350 lines because it is one concept: every rule of the protocol, and the errors that name them.
  */
 import { StateConflictError, StateValueError } from '../errors.js';
 import { firstNonJson } from './json.js';
@@ -41,6 +45,21 @@ export interface VersionFormat<V extends { readonly o: number }> {
 }
 
 /**
+ * A store's cap on one value (a version's whole value, wherever the store keeps it): DynamoDB's
+ * configurable `maxValueBytes`. Checked before outputs leave, like the item limit.
+ *
+ * @example
+ * const cap: ValueLimit<StoredVersion> = { maxBytes: 6 * 1024 * 1024, name: 'the state value cap of 6 MB', valueBytes: (v) => 0 };
+ */
+export interface ValueLimit<V> {
+  readonly maxBytes: number;
+  /** How an error names the cap and where to raise it. */
+  readonly name: string;
+  /** Bytes of the version's whole value. */
+  valueBytes(version: V): number;
+}
+
+/**
  * A store's limit on the size of one item (all its versions): DynamoDB's 400 KB.
  *
  * @example
@@ -53,7 +72,7 @@ export interface ItemLimit<V> {
   readonly versionOverheadBytes: number;
   /** How an error names the limit, e.g. `DynamoDB's 400 KB item limit`. */
   readonly name: string;
-  /** Bytes of the version's encoded value. */
+  /** Bytes of the version's encoded value in the item itself (a value kept in other items: none). */
   valueBytes(version: V): number;
 }
 
@@ -88,6 +107,8 @@ export interface StoreRules<V extends { readonly o: number }> {
   readonly plainJson?: boolean;
   /** Reject items whose versions together exceed the limit. */
   readonly itemLimit?: ItemLimit<V>;
+  /** Reject values over the cap. */
+  readonly valueLimit?: ValueLimit<V>;
   /** Reject keys over the store's key limits. */
   readonly keyLimit?: KeyLimit;
 }
@@ -144,6 +165,7 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
   readonly #format: VersionFormat<V>;
   readonly #plainJson: boolean;
   readonly #limit: ItemLimit<V> | undefined;
+  readonly #valueLimit: ValueLimit<V> | undefined;
   readonly #keyLimit: KeyLimit | undefined;
   /** The versions of an item never written: absent before any record. */
   #absent: readonly V[] | undefined;
@@ -154,6 +176,7 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
     this.#format = rules.format;
     this.#plainJson = rules.plainJson ?? false;
     this.#limit = rules.itemLimit;
+    this.#valueLimit = rules.valueLimit;
     this.#keyLimit = rules.keyLimit;
   }
 
@@ -175,6 +198,17 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
    */
   protected abstract putItems(scope: StateScope, puts: readonly ItemPut<V, T>[], opts: StoreCallOptions): Promise<number>;
 
+  /**
+   * Fetches what `format.decode` needs of the versions a read picked, for stores that keep some
+   * values outside the item (the others leave it out). Called with the live versions only.
+   */
+  protected loadValues?(
+    scope: StateScope,
+    namespace: string,
+    picked: readonly { readonly key: string; readonly version: V }[],
+    opts: StoreCallOptions,
+  ): Promise<void>;
+
   /** Hands `found` every item of a namespace with its versions. */
   protected abstract listItems(scope: StateScope, namespace: string, found: (key: string, versions: readonly V[]) => void): Promise<void>;
 
@@ -183,14 +217,21 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
     const format = this.#format;
     const before = opts.before;
     let now: number | undefined;
+    const load = this.loadValues;
+    const picked: { key: string; version: V; item: RawItem<V, T> }[] | undefined = load ? [] : undefined;
     await this.getItems(scope, namespace, keys, opts, (key, item) => {
       const version = pickVersion(item.versions, before);
       if (!version) throw staleReadError(scope, namespace, key, item.versions[0]?.o ?? -1, before!);
       // Stores delete expired items lazily (DynamoDB within days): an expired value reads as absent.
       const e = format.expiresAt(version);
       const expired = e !== undefined && e < (now ??= Date.now());
-      out.set(key, { value: expired ? undefined : format.decode(version), offset: version.o, revision: item });
+      if (picked && !expired) picked.push({ key, version, item });
+      else out.set(key, { value: expired ? undefined : format.decode(version), offset: version.o, revision: item });
     });
+    if (picked && picked.length > 0) {
+      await load!.call(this, scope, namespace, picked, opts);
+      for (const { key, version, item } of picked) out.set(key, { value: format.decode(version), offset: version.o, revision: item });
+    }
     return out;
   }
 
@@ -257,7 +298,9 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
       const expected = c.revision as RawItem<V, T> | undefined;
       const next = format.encode(c.offset, c.value, c.expiresAt);
       const versions = keepVersions(expected?.versions ?? absent, bounds.firstOffset, next);
-      const tooBig = limit ? itemSizeError(limit, scope, c, versions, next) : undefined;
+      const tooBig =
+        (this.#valueLimit && valueSizeError(this.#valueLimit, scope, c, next)) ||
+        (limit ? itemSizeError(limit, scope, c, versions, next) : undefined);
       if (tooBig) {
         rejected.push({ change: c, error: tooBig });
         continue;
@@ -290,6 +333,16 @@ function nonJsonError(c: ItemChange): StateValueError | undefined {
   if (bad === undefined) return undefined;
   return new StateValueError(
     `state "${c.namespace}" for key "${c.key}" holds ${bad}, which is not plain JSON data; keep state as numbers, strings, booleans, null, arrays and plain objects.`,
+  );
+}
+
+/** The error for a value over the store's cap, wherever the store would keep it. */
+function valueSizeError<V>(cap: ValueLimit<V>, scope: StateScope, c: ItemChange, next: V): StateValueError | undefined {
+  const bytes = cap.valueBytes(next);
+  if (bytes <= cap.maxBytes) return undefined;
+  return new StateValueError(
+    `state "${c.namespace}" of function "${scope.functionName}" for key "${c.key}" (partition ${scope.partition}) would hold ${bytes} bytes, ` +
+      `over ${cap.name} (${cap.maxBytes} bytes); use a smaller window, or an aggregation that keeps less (e.g. count/sum instead of collect), or raise the cap.`,
   );
 }
 
