@@ -7,7 +7,7 @@
  * const client = await defaultClient('http://127.0.0.1:8000');
  * await sendWithRetries(client, new DescribeTableCommand({ TableName: 't' }), Date.now() + 5_000);
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { errorText, SluiceError } from '../errors.js';
 
 let sdkModule: Promise<typeof import('@aws-sdk/client-dynamodb')> | undefined;
@@ -89,4 +89,67 @@ function isTransient(e: unknown): boolean {
   const status = err.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
   return ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE'].includes(err.code ?? '') || /socket hang up|ECONNRESET/.test(errorText(e));
+}
+
+/** BatchGetItem allows at most 100 keys per request. */
+const BATCH_GET_LIMIT = 100;
+
+/** The request counters a read updates (the store's stats). */
+export interface ReadCounters {
+  readRequests: number;
+  consumedReadUnits: number;
+  retries: number;
+}
+
+/**
+ * Consistent BatchGetItems of up to 100 keys, in parallel, retrying unprocessed keys (a response
+ * is at most 16 MB, so large chunk reads come back in parts) until the deadline; then a retriable
+ * SluiceError.
+ *
+ * @example
+ * await batchGetConsistent((c, d) => sendWithRetries(client, c, d), 'sluice-state', stats, keys, 'sk, n, h', deadline, (item) => seen.push(item));
+ */
+export async function batchGetConsistent(
+  send: <T>(command: unknown, deadline: number) => Promise<T>,
+  table: string,
+  counters: ReadCounters,
+  keys: readonly Record<string, AttributeValue>[],
+  projection: string,
+  deadline: number,
+  found: (item: Record<string, AttributeValue>) => void,
+): Promise<void> {
+  const { BatchGetItemCommand } = await sdk();
+  const requests: Record<string, AttributeValue>[][] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) requests.push(keys.slice(i, i + BATCH_GET_LIMIT));
+  await Promise.all(
+    requests.map(async (request) => {
+      let pending = request;
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        counters.readRequests++;
+        const res = await send<{
+          Responses?: Record<string, Record<string, AttributeValue>[]>;
+          UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>;
+          ConsumedCapacity?: { CapacityUnits?: number }[];
+        }>(
+          new BatchGetItemCommand({
+            RequestItems: { [table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+          deadline,
+        );
+        for (const c of res.ConsumedCapacity ?? []) counters.consumedReadUnits += c.CapacityUnits ?? 0;
+        for (const item of res.Responses?.[table] ?? []) found(item);
+        pending = res.UnprocessedKeys?.[table]?.Keys ?? [];
+        if (pending.length > 0) {
+          if (Date.now() >= deadline) {
+            throw new SluiceError('DynamoDB left keys unprocessed until the invocation ran out of time; Lambda will retry the batch.', {
+              retriable: true,
+            });
+          }
+          counters.retries++;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(1_000, 50 * 2 ** attempt)));
+        }
+      }
+    }),
+  );
 }

@@ -1,7 +1,7 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
-import { ConfigError, errorText, SluiceError, StateConflictError, StateValueError } from '../errors.js';
-import { defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
+import { ConfigError, errorText, StateConflictError, StateValueError } from '../errors.js';
+import { batchGetConsistent, defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
 import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from './dynamodb-table.js';
 import {
   CHUNK_TTL_MARGIN_MS,
@@ -30,7 +30,6 @@ const KEY_LIMIT: KeyLimit = {
   scopeBytes: (scope, namespace) => Buffer.byteLength(partitionKey(scope, namespace)),
 };
 
-const BATCH_GET_LIMIT = 100;
 const WRITE_CONCURRENCY = 25;
 /** How long a read or a write may retry throttled requests when the caller gives no deadline. */
 const DEFAULT_DEADLINE_MS = 60_000;
@@ -163,7 +162,10 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     found: (key: string, item: DynamoItem) => void,
   ): Promise<void> {
     const pk = partitionKey(scope, namespace);
-    await this.#batchGet(
+    await batchGetConsistent(
+      (command, deadline) => this.#send(command, deadline),
+      this.table,
+      this.stats,
       keys.map((k) => ({ pk: { S: pk }, sk: { S: encodeKey(k) } })),
       'sk, n, h',
       opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS,
@@ -189,7 +191,15 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
       for (let i = 0; i < count; i++) wanted.push({ pk: { S: pk }, sk: { S: chunkSortKey(p.version, i) } });
     }
     if (wanted.length === 0) return;
-    await this.#batchGet(wanted, 'sk, d', opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS, (item) => parts.set(item.sk.S!, item.d.B!));
+    await batchGetConsistent(
+      (command, deadline) => this.#send(command, deadline),
+      this.table,
+      this.stats,
+      wanted,
+      'sk, d',
+      opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS,
+      (item) => parts.set(item.sk.S!, item.d.B!),
+    );
     const now = Date.now();
     for (const { key, version } of chunked) {
       const { count, ttl } = chunkInfo(version);
@@ -204,49 +214,6 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
       // Expired with its chunks (a head DynamoDB's lazy TTL has not removed yet): absent, as the item would be.
       else version.json = null;
     }
-  }
-
-  /** Consistent BatchGetItems of up to 100 keys, in parallel, retrying unprocessed keys until the deadline. */
-  async #batchGet(
-    keys: readonly Record<string, AttributeValue>[],
-    projection: string,
-    deadline: number,
-    found: (item: Record<string, AttributeValue>) => void,
-  ): Promise<void> {
-    const { BatchGetItemCommand } = await sdk();
-    const requests: Record<string, AttributeValue>[][] = [];
-    for (let i = 0; i < keys.length; i += BATCH_GET_LIMIT) requests.push(keys.slice(i, i + BATCH_GET_LIMIT));
-    await Promise.all(
-      requests.map(async (request) => {
-        let pending = request;
-        for (let attempt = 0; pending.length > 0; attempt++) {
-          this.stats.readRequests++;
-          const res = await this.#send<{
-            Responses?: Record<string, Record<string, AttributeValue>[]>;
-            UnprocessedKeys?: Record<string, { Keys?: Record<string, AttributeValue>[] }>;
-            ConsumedCapacity?: { CapacityUnits?: number }[];
-          }>(
-            new BatchGetItemCommand({
-              RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: projection } },
-              ReturnConsumedCapacity: 'TOTAL',
-            }),
-            deadline,
-          );
-          for (const c of res.ConsumedCapacity ?? []) this.stats.consumedReadUnits += c.CapacityUnits ?? 0;
-          for (const item of res.Responses?.[this.table] ?? []) found(item);
-          pending = res.UnprocessedKeys?.[this.table]?.Keys ?? [];
-          if (pending.length > 0) {
-            // A response is at most 16 MB: chunk reads come back in parts, which is no throttling.
-            if (Date.now() >= deadline)
-              throw new SluiceError('DynamoDB left keys unprocessed until the invocation ran out of time; Lambda will retry the batch.', {
-                retriable: true,
-              });
-            this.stats.retries++;
-            await new Promise((r) => setTimeout(r, Math.random() * Math.min(1_000, 50 * 2 ** attempt)));
-          }
-        }
-      }),
-    );
   }
 
   protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, string>[], opts: StoreCallOptions): Promise<number> {
