@@ -8,15 +8,21 @@
  *                          [--store both|memory|dynamodb] [--workloads sensor-sums,sessions,…]
  *
  * `--crashes` is the number of crashes to inject per store (default 500). Progress goes to stderr.
+ * Then, per store, every bad-input case of test/support/bad-inputs.ts through the real handler in
+ * both deployment modes (issue 11).
  * With `--json`, stdout gets one detail line per store, then as its last line
- * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …}`.
+ * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …,
+ *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0}`
+ * (`unaccounted`: input records in no outcome, over every batch of the workloads and the bad inputs).
  * Exits 1 when a result was lost or applied twice, a stale invocation overwrote newer state,
- * something failed that was not injected, or fewer crashes than asked for fit in the time limit.
+ * something failed that was not injected, fewer crashes than asked for fit in the time limit, or
+ * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted.
  * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
  */
 import { parseArgs } from 'node:util';
 import { endpointOpen } from './infra/port.js';
 import { DynamoDBStore, MemoryStore } from 'sluice/state';
+import { type BadInputFigures, runBadInputs } from '../test/faults/bad-inputs.js';
 import { dropTable, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
 
 const { values: args } = parseArgs({
@@ -79,7 +85,15 @@ if (stores.includes('dynamodb') && !(await endpointOpen(endpoint))) {
 }
 
 const results: SuiteResult[] = [];
-let table: string | undefined;
+const badInputs: (BadInputFigures & { store: string })[] = [];
+const tables: string[] = [];
+const newTable = async () => {
+  const table = `sluice-faults-${Date.now()}-${process.pid}-${tables.length}`;
+  tables.push(table);
+  const store = new DynamoDBStore({ table, endpoint });
+  await store.ensureTable();
+  return store;
+};
 try {
   for (const [i, kind] of stores.entries()) {
     // Memory is fast; give DynamoDB what memory leaves of its share.
@@ -87,10 +101,8 @@ try {
     const deadline = Date.now() + (kind === 'memory' && stores.length > 1 ? Math.min(share, limitMs / 4) : share);
     let shared: DynamoDBStore | undefined;
     if (kind === 'dynamodb') {
-      table = `sluice-faults-${Date.now()}-${process.pid}`;
-      shared = new DynamoDBStore({ table, endpoint });
-      await shared.ensureTable();
-      console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${table}`);
+      shared = await newTable();
+      console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${tables.at(-1)}`);
     }
     results.push(
       await runSuite({
@@ -103,9 +115,16 @@ try {
         onProgress: (line) => console.error(line),
       }),
     );
+    const figures = await runBadInputs(kind as 'memory' | 'dynamodb', async () =>
+      kind === 'dynamodb' ? await newTable() : new MemoryStore(),
+    );
+    badInputs.push({ store: kind, ...figures });
+    console.error(
+      `test:faults: ${kind}: ${figures.badInputs} bad-input runs, blocked partitions ${figures.blockedPartitions}, innocent dead letters ${figures.innocentDeadLetters}, unaccounted ${figures.unaccounted}`,
+    );
   }
 } finally {
-  if (table) await dropTable(endpoint, table);
+  for (const table of tables) await dropTable(endpoint, table);
 }
 
 const totals: Totals = { crashPoints: 0, replays: 0, staleInvocations: 0, lost: 0, appliedTwice: 0, duplicateEmits: 0 };
@@ -125,6 +144,19 @@ for (const r of results) {
     `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,
   );
 }
+const bad = { badInputs: 0, blockedPartitions: 0, innocentDeadLetters: 0, unaccounted: 0 };
+for (const r of results) bad.unaccounted += r.unaccounted;
+for (const b of badInputs) {
+  bad.badInputs += b.badInputs;
+  bad.blockedPartitions += b.blockedPartitions;
+  bad.innocentDeadLetters += b.innocentDeadLetters;
+  bad.unaccounted += b.unaccounted;
+  for (const p of b.problems.slice(0, 5)) problems.push(`${b.store}: bad input: ${p}`);
+}
+if (bad.blockedPartitions > 0) problems.push(`bad inputs blocked ${bad.blockedPartitions} partition(s).`);
+if (bad.innocentDeadLetters > 0) problems.push(`bad inputs took ${bad.innocentDeadLetters} innocent record(s) to the dead-letter path.`);
+if (bad.unaccounted > 0)
+  problems.push(`${bad.unaccounted} input record(s) were counted in no outcome (applied, filtered, late, dead-lettered).`);
 for (const p of problems) console.error(`test:faults: ${p}`);
 console.error(`test:faults: ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
 
@@ -133,10 +165,11 @@ if (args.json) {
     const { failures, unexpectedErrors, ...detail } = r;
     console.log(JSON.stringify({ ...detail, unexpectedErrors: unexpectedErrors.length, failures: failures.slice(0, 10) }));
   }
-  console.log(JSON.stringify(totals));
+  console.log(JSON.stringify({ ...totals, ...bad }));
 } else {
   console.log(
-    `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}`,
+    `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}; ` +
+      `bad inputs ${bad.badInputs}, blocked partitions ${bad.blockedPartitions}, innocent dead letters ${bad.innocentDeadLetters}, unaccounted ${bad.unaccounted}`,
   );
 }
 process.exitCode = totals.lost > 0 || totals.appliedTwice > 0 || problems.length > 0 ? 1 : 0;

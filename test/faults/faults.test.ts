@@ -24,7 +24,9 @@ import {
   type SuiteResult,
   workloads,
 } from './harness.js';
+import { badInputCases, judge, run } from '../support/bad-inputs.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
+import { runBadInputs } from './bad-inputs.js';
 
 const endpoint = dynamodbEndpoint;
 
@@ -50,6 +52,8 @@ function assertExactlyOnce(r: SuiteResult, crashes: number): void {
   assert.equal(r.staleOverwrites, 0, 'a stale invocation overwrote newer state');
   assert.equal(r.lost, 0, `results lost: ${explain(r)}`);
   assert.equal(r.appliedTwice, 0, `results or state differ from the reference: ${explain(r)}`);
+  assert.ok(r.batches > 0, 'invocations reported their stats');
+  assert.equal(r.unaccounted, 0, 'every record of every batch is applied, filtered, late or dead-lettered');
 }
 
 const CRASHES = 60;
@@ -88,6 +92,30 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
         await dropTable(endpoint, table);
       }
     });
+  });
+});
+
+describe('bad inputs (issue 11)', () => {
+  test('every bad-input case in both modes, in-memory store: no partition blocked, no innocent dead letter, nothing unaccounted', async () => {
+    const figures = await runBadInputs('memory', async () => new MemoryStore());
+    assert.deepEqual(figures, {
+      badInputs: 2 * badInputCases.length,
+      blockedPartitions: 0,
+      innocentDeadLetters: 0,
+      unaccounted: 0,
+      problems: [],
+    });
+  });
+
+  test('the figures count what goes wrong: innocent dead letters, a blocked partition, a record in no outcome', async () => {
+    const first = badInputCases.find((c) => c.name.startsWith('duplicate offsets'))!;
+    const r = await run(first.definition, new MemoryStore(), true, first.events());
+    const everything = { ...r, letters: r.letters.concat(r.letters.map((l) => ({ ...l, record: { ...l.record, offset: 0 } }))) };
+    assert.equal(judge(first, everything, 'memory').innocentDeadLetters, 2);
+    const blocked = { ...r, responses: [{ batchItemFailures: [{ itemIdentifier: { partition: 'in-0', offset: 0 } }] }] };
+    assert.equal(judge(first, blocked, 'memory').blockedPartitions, 1);
+    const vanished = { ...r, reports: r.reports.map((x) => ({ ...x, stats: { ...x.stats, applied: x.stats.applied - 1 } })) };
+    assert.equal(judge(first, vanished, 'memory').unaccounted, 1);
   });
 });
 

@@ -47,6 +47,7 @@ import {
   type Manifest,
   type OutputMessage,
   loadDefinition,
+  unaccounted,
 } from 'sluice/runtime';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
@@ -550,6 +551,9 @@ export interface Run {
   /** State at the end of the input, before the flush, and after it. */
   readonly stateAtEnd: StateSnapshot;
   readonly stateAfterFlush: StateSnapshot;
+  /** Invocations that reported, and input records of theirs counted in no outcome (must be 0). */
+  readonly batches: number;
+  readonly unaccounted: number;
 }
 
 /** Stored values with a value (no tombstones), by `partition/namespace`, then key. */
@@ -635,6 +639,10 @@ class Capture {
       this.deadLetters.push(...letters);
     },
   };
+
+  /** Invocations that reported (`onBatch`), and their records in no outcome (must be 0). */
+  batches = 0;
+  unaccounted = 0;
 }
 
 const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
@@ -642,7 +650,16 @@ const silentLogger: Logger = { error: () => undefined, warn: () => undefined, in
 function handlerFor(definition: Definition, store: StateStore, capture: Capture): SluiceHandler {
   const handler = sluice(definition);
   // Thousands of injected failures would drown the output: the suite reads its results, not logs.
-  handler.sluice.configure({ store, sink: capture.sink, deadLetters: capture.letters, logger: silentLogger });
+  handler.sluice.configure({
+    store,
+    sink: capture.sink,
+    deadLetters: capture.letters,
+    logger: silentLogger,
+    onBatch: (report) => {
+      capture.batches++;
+      capture.unaccounted += unaccounted(report.stats);
+    },
+  });
   return handler;
 }
 
@@ -676,6 +693,8 @@ export async function runReference(workload: Workload, records: readonly InputRe
     emitted,
     flushed: capture.messages,
     deadLetters: capture.deadLetters,
+    batches: capture.batches,
+    unaccounted: capture.unaccounted,
     store,
     stateAtEnd,
     stateAfterFlush: await readState(store, manifest, topic, partitions),
@@ -919,6 +938,8 @@ export async function runWithFaults(
     emitted,
     flushed: capture.messages,
     deadLetters: capture.deadLetters,
+    batches: capture.batches,
+    unaccounted: capture.unaccounted,
     store,
     stats,
     stateAtEnd,
@@ -1050,6 +1071,9 @@ export interface SuiteResult extends Totals {
   valueDiffs: number;
   stateDiffs: number;
   results: number;
+  /** Invocations of the reference and faulted runs that reported, and their unaccounted records. */
+  batches: number;
+  unaccounted: number;
   unexpectedErrors: string[];
   /** Differences by workload, with examples, when there are any. */
   failures: {
@@ -1111,6 +1135,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     valueDiffs: 0,
     stateDiffs: 0,
     results: 0,
+    batches: 0,
+    unaccounted: 0,
     unexpectedErrors: [],
     failures: [],
     ms: 0,
@@ -1144,6 +1170,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         result[k] += s[k];
       for (const k of ['lost', 'lostUntilFlush', 'valueDiffs', 'stateDiffs', 'appliedTwice', 'duplicateEmits', 'results'] as const)
         result[k] += v[k];
+      result.batches += reference.batches + run.batches;
+      result.unaccounted += reference.unaccounted + run.unaccounted;
       result.unexpectedErrors.push(...s.unexpectedErrors.map((e) => `${workload.name} seed ${seed}: ${e}`));
       if (v.lost > 0 || v.appliedTwice > 0)
         result.failures.push({

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { isUtf8 } from 'node:buffer';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { bytes, ConfigError, json, type Serializer, string } from 'sluice';
-import { resolveSerializer, SERIALIZER_NAMES } from '../../framework/src/io/serializers.js';
+import { MAX_JSON_DEPTH, resolveSerializer, SERIALIZER_NAMES } from '../../framework/src/io/serializers.js';
 
 /** Deterministic pseudo-random numbers (mulberry32), so a failing payload can be reproduced. */
 function prng(seed: number): () => number {
@@ -35,6 +36,25 @@ function randomBytes(length: number, seed: number): Buffer {
   const b = Buffer.alloc(length);
   for (let i = 0; i < length; i++) b[i] = Math.floor(rnd() * 256);
   return b;
+}
+
+/** What a call gave: its value, or its error's class and message. */
+function outcome(f: () => unknown): unknown {
+  try {
+    return { value: f() };
+  } catch (e) {
+    return { error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+/** Both decoding paths of a serializer on the same base64 text: the same value, or the same error. */
+function sameOutcome(s: Serializer<unknown>, b64: string): unknown {
+  const fast = outcome(() => s.deserializeBase64!(b64));
+  assert.deepEqual(
+    fast,
+    outcome(() => s.deserialize(Buffer.from(b64, 'base64'))),
+  );
+  return fast;
 }
 
 /** Both decoding paths of a serializer, on the same base64 text. */
@@ -114,10 +134,38 @@ describe('json', () => {
         } catch (e) {
           slowError = e;
         }
-        if (slowError) assert.throws(() => json.deserializeBase64!(b64), SyntaxError);
+        if (slowError)
+          assert.deepEqual(
+            outcome(() => json.deserializeBase64!(b64)),
+            outcome(() => json.deserialize(Buffer.from(raw))),
+          );
         else assert.deepEqual(json.deserializeBase64!(b64), slow);
       }),
     );
+  });
+
+  test('bytes that are not UTF-8 are refused, not read as U+FFFD (issue 11)', () => {
+    const b64 = Buffer.from([0x7b, 0x22, 0x73, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]).toString('base64'); // {"s":"\xff"}
+    assert.deepEqual(sameOutcome(json, b64), {
+      error:
+        "PoisonRecordError: the 9 bytes are not valid UTF-8 text (0x7b 0x22 0x73 0x22 0x3a 0x22 0xff 0x22 …); read binary data with the 'bytes' serializer.",
+    });
+    assert.deepEqual(sameOutcome(json, Buffer.from('{"s":"\ufffd"}').toString('base64')), { value: { s: '\ufffd' } });
+  });
+
+  test(`values nested deeper than ${MAX_JSON_DEPTH} levels are refused, not left to overflow the stack later (issue 11)`, () => {
+    const deep = (n: number) => Buffer.from(`${'['.repeat(n)}${']'.repeat(n)}`).toString('base64');
+    assert.deepEqual(sameOutcome(json, deep(MAX_JSON_DEPTH)), {
+      value: JSON.parse(`${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}`),
+    });
+    const refused = {
+      error: `PoisonRecordError: the JSON value is nested deeper than ${MAX_JSON_DEPTH} levels (arrays and objects in one another, at character ${MAX_JSON_DEPTH}); flatten it, or read it with the 'string' serializer and parse it yourself.`,
+    };
+    assert.deepEqual(sameOutcome(json, deep(MAX_JSON_DEPTH + 1)), refused);
+    assert.deepEqual(sameOutcome(json, deep(100_000)), refused);
+    // Brackets inside strings, and escaped quotes, are text.
+    const text = `{"a":"\\"${'['.repeat(5_000)}","b":[{"c":"]]]"}]}`;
+    assert.deepEqual(sameOutcome(json, Buffer.from(text).toString('base64')), { value: JSON.parse(text) });
   });
 });
 
@@ -144,8 +192,10 @@ describe('string', () => {
     );
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (raw) => {
-        const { fast, slow } = bothPaths(string, Buffer.from(raw).toString('base64'));
-        assert.equal(fast, slow);
+        const got = sameOutcome(string, Buffer.from(raw).toString('base64'));
+        // Valid UTF-8 reads as its text; anything else is refused (issue 11), never U+FFFD.
+        if (isUtf8(raw)) assert.deepEqual(got, { value: Buffer.from(raw).toString('utf8') });
+        else assert.match((got as { error: string }).error, /^PoisonRecordError: the \d+ bytes are not valid UTF-8 text/);
       }),
     );
   });
@@ -161,9 +211,15 @@ describe('string', () => {
 
   test('deserializeBase64 equals deserialize on random bytes beyond 64 KB and 1 MB', () => {
     for (const [i, size] of SIZES.entries()) {
-      const b64 = randomBytes(size, 200 + i).toString('base64');
-      const { fast, slow } = bothPaths(string, b64);
-      assert.equal(fast, slow, `bytes ${i} (${size} bytes)`);
+      const raw = randomBytes(size, 200 + i);
+      const got = sameOutcome(string, raw.toString('base64'));
+      if (isUtf8(raw)) assert.deepEqual(got, { value: raw.toString('utf8') }, `bytes ${i} (${size} bytes)`);
+      else
+        assert.match(
+          (got as { error: string }).error,
+          /^PoisonRecordError: the \d+ bytes are not valid UTF-8 text/,
+          `bytes ${i} (${size} bytes)`,
+        );
     }
   });
 });

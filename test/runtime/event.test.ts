@@ -151,7 +151,8 @@ describe('handler on real Lambda payloads', () => {
   });
 
   test('decodes the self-managed Kafka sample event the same way', async () => {
-    const { handler, seen } = recorder('mytopic', { value: 'string' });
+    // The sample's key is not UTF-8 text: the string key serializer would refuse it (issue 11).
+    const { handler, seen } = recorder('mytopic', { key: 'bytes', value: 'string' });
     const response = await handler(fixture('self-managed-kafka-event.json'), ctx);
     assert.deepEqual(response, { batchItemFailures: [] });
     const [one] = seen();
@@ -161,7 +162,7 @@ describe('handler on real Lambda payloads', () => {
   });
 
   test('a text value under the default JSON serializer is a dead letter, not a failed batch', async () => {
-    const { handler, sink } = recorder('mytopic');
+    const { handler, sink } = recorder('mytopic', { key: 'bytes' });
     const response = await handler(fixture('msk-event.json'), ctx);
     assert.deepEqual(response, { batchItemFailures: [] });
     assert.equal(sink.messages.length, 0);
@@ -170,6 +171,21 @@ describe('handler on real Lambda payloads', () => {
     assert.deepEqual([letter.record.topic, letter.record.partition, letter.record.offset], ['mytopic', 0, 15]);
     assert.equal(letter.stage, 'deserialize value');
     assert.match(letter.reason, /^value is not valid json/);
+  });
+
+  test("the sample's key, which is not UTF-8, is a dead letter under the default string key serializer (issue 11)", async () => {
+    const { handler, sink } = recorder('mytopic', { value: 'string' });
+    assert.deepEqual(await handler(fixture('msk-event.json'), ctx), { batchItemFailures: [] });
+    assert.deepEqual(
+      sink.deadLetters.map((l) => [l.record.offset, l.stage, l.reason]),
+      [
+        [
+          15,
+          'deserialize key',
+          "key is not valid string: the 22 bytes are not valid UTF-8 text (0x69 0xb7 0x03 0x10 0x58 0x21 0x88 0x92 …); read binary data with the 'bytes' serializer.",
+        ],
+      ],
+    );
   });
 
   test('decodes each record of a multi-partition event with its own headers, in offset order', async () => {

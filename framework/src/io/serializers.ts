@@ -1,4 +1,5 @@
-import { ConfigError } from '../errors.js';
+import { isUtf8 } from 'node:buffer';
+import { ConfigError, PoisonRecordError } from '../errors.js';
 
 /**
  * Turns Kafka bytes into values and back. `deserialize` throws on bad input; the runtime turns
@@ -27,7 +28,8 @@ let scratch = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Decodes base64 text to a UTF-8 string through one reused buffer, instead of allocating a
- * Buffer per key and value (the hot path of every record).
+ * Buffer per key and value (the hot path of every record). Throws a {@link PoisonRecordError}
+ * when the bytes are not valid UTF-8, as {@link utf8Text} does.
  *
  * @example
  * base64ToUtf8('czE='); // 's1'
@@ -35,11 +37,68 @@ let scratch = Buffer.allocUnsafe(64 * 1024);
 export function base64ToUtf8(b64: string): string {
   const max = (b64.length * 3) >>> 2;
   if (max > scratch.length) {
-    if (max > SCRATCH_LIMIT) return Buffer.from(b64, 'base64').toString('utf8');
+    if (max > SCRATCH_LIMIT) return utf8Text(Buffer.from(b64, 'base64'));
     scratch = Buffer.allocUnsafe(Math.min(SCRATCH_LIMIT, max * 2));
   }
   const n = scratch.write(b64, 'base64');
-  return scratch.toString('utf8', 0, n);
+  return utf8Text(scratch, n);
+}
+
+/**
+ * The UTF-8 text of `bytes[0, end)`. Bytes that are not UTF-8 throw a {@link PoisonRecordError}
+ * rather than becoming U+FFFD: two different binary keys would otherwise become one key.
+ *
+ * @example
+ * utf8Text(Buffer.from('Zürich')); // 'Zürich'
+ * utf8Text(Buffer.from([0x61, 0xff])); // throws: the 2 bytes are not valid UTF-8 text (0x61 0xff); …
+ */
+export function utf8Text(bytes: Buffer, end = bytes.length): string {
+  const text = bytes.toString('utf8', 0, end);
+  // Node turns invalid bytes into U+FFFD; only text that holds one needs the exact check.
+  if (text.indexOf('\uFFFD') !== -1 && !isUtf8(bytes.subarray(0, end))) {
+    const head = [...bytes.subarray(0, Math.min(end, 8))].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
+    throw new PoisonRecordError(
+      `the ${end} bytes are not valid UTF-8 text (${head}${end > 8 ? ' …' : ''}); read binary data with the 'bytes' serializer.`,
+    );
+  }
+  return text;
+}
+
+/**
+ * How deeply JSON values may nest (arrays and objects in one another). Deeper values would
+ * overflow the stack wherever a value is copied or written (outputs, state), so the json
+ * serializer refuses them as it reads them.
+ *
+ * @example
+ * json.deserialize(Buffer.from('['.repeat(100_000) + ']'.repeat(100_000))); // throws: nested deeper than 1000 levels
+ */
+export const MAX_JSON_DEPTH = 1_000;
+
+/** JSON.parse, refusing values nested deeper than {@link MAX_JSON_DEPTH} (V8's parser itself does not overflow). */
+function parseJson(text: string): unknown {
+  const value = JSON.parse(text);
+  // Nesting deeper than the limit takes at least two characters per level: short texts are safe.
+  if (text.length > 2 * MAX_JSON_DEPTH) checkDepth(text);
+  return value;
+}
+
+function checkDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) {
+        throw new PoisonRecordError(
+          `the JSON value is nested deeper than ${MAX_JSON_DEPTH} levels (arrays and objects in one another, at character ${i}); flatten it, or read it with the 'string' serializer and parse it yourself.`,
+        );
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
 }
 
 /**
@@ -58,7 +117,8 @@ export const SERIALIZER_NAMES = ['json', 'string', 'bytes'] as const;
 export type SerializerName = (typeof SERIALIZER_NAMES)[number];
 
 /**
- * JSON (UTF-8). The default for values.
+ * JSON (UTF-8). The default for values. Bytes that are not UTF-8, and values nested deeper than
+ * {@link MAX_JSON_DEPTH}, throw a {@link PoisonRecordError}: the record becomes a dead letter.
  *
  * @example
  * json.serialize({ speed: 12 }).toString(); // '{"speed":12}'
@@ -66,13 +126,14 @@ export type SerializerName = (typeof SERIALIZER_NAMES)[number];
  */
 export const json: Serializer = {
   name: 'json',
-  deserialize: (bytes) => JSON.parse(bytes.toString('utf8')),
-  deserializeBase64: (b64) => JSON.parse(base64ToUtf8(b64)),
+  deserialize: (bytes) => parseJson(utf8Text(bytes)),
+  deserializeBase64: (b64) => parseJson(base64ToUtf8(b64)),
   serialize: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
 };
 
 /**
- * UTF-8 text. The default for keys.
+ * UTF-8 text. The default for keys. Bytes that are not UTF-8 throw a {@link PoisonRecordError}
+ * (use `bytes` for binary keys and values).
  *
  * @example
  * string.deserialize(Buffer.from('sensor-1')); // 'sensor-1'
@@ -80,7 +141,7 @@ export const json: Serializer = {
  */
 export const string: Serializer<string> = {
   name: 'string',
-  deserialize: (bytes) => bytes.toString('utf8'),
+  deserialize: (bytes) => utf8Text(bytes),
   deserializeBase64: base64ToUtf8,
   serialize: (value) => Buffer.from(String(value), 'utf8'),
 };

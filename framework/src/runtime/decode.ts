@@ -5,6 +5,8 @@
  * that cannot be deserialized or fails validation becomes a dead letter here. Its timestamp is
  * checked as it becomes a SourceRecord (`kafkaTimestamp`: -1 when missing or invalid); whether a
  * record without one can be processed is decided where event time is used, by the window step.
+ * A second record at an offset already seen in the batch (which Lambda never sends) is a dead
+ * letter too, so each offset is processed once.
  */
 import type { SourceSpec } from '../define/manifest.js';
 import { errorText } from '../errors.js';
@@ -47,6 +49,10 @@ export class SourceDecoder {
     const valueFast = source.value.deserializeBase64?.bind(source.value);
     for (let i = 0; i < end; i++) {
       const r = records[i];
+      if (i > 0 && r.offset === records[i - 1].offset) {
+        rejected.push(rejectedLetter(r, 'offset', duplicateReason(r)));
+        continue;
+      }
       let key: string | null = null;
       let value: unknown = null;
       try {
@@ -88,6 +94,15 @@ export class SourceDecoder {
     }
     return { records: out, rejected };
   }
+}
+
+/**
+ * Lambda never sends an offset twice in one event; if an event does (built by hand, or changed on
+ * the way), the first record at the offset is processed and each later one is left out with this
+ * reason: an offset is a record's identity for exactly-once state and for the retry position.
+ */
+function duplicateReason(r: KafkaEventRecord): string {
+  return `offset ${r.offset} of ${r.topic}-${r.partition} comes more than once in this event; the first record at that offset was processed and this one left out (Lambda's Kafka event never repeats an offset: check how the event was built).`;
 }
 
 function rejectedLetter(r: KafkaEventRecord, stage: string, reason: string): DeadLetter {

@@ -82,7 +82,10 @@ export interface PartitionBatch {
 
 /**
  * Splits a Kafka event into its partitions, each sorted by offset. Throws a SluiceError naming the
- * problem when the event is not a Kafka event at all.
+ * problem when the event is not a Kafka event as Lambda sends it (no `records` object, a group
+ * that is not an array or not named `<topic>-<partition>`, a record without a whole-number
+ * offset): such an event was built by hand or changed on the way, and no record of it can be
+ * placed, so none is processed.
  *
  * @example
  * for (const p of partitionsOf(event)) console.log(p.topic, p.partition, p.records.length);
@@ -96,15 +99,38 @@ export function partitionsOf(event: unknown): PartitionBatch[] {
   }
   const out: PartitionBatch[] = [];
   for (const [group, records] of Object.entries(e.records)) {
-    if (!Array.isArray(records) || records.length === 0) continue;
-    const first = records[0] as KafkaEventRecord;
-    const topic = typeof first.topic === 'string' ? first.topic : group.slice(0, group.lastIndexOf('-'));
-    const partition = typeof first.partition === 'number' ? first.partition : Number(group.slice(group.lastIndexOf('-') + 1));
+    if (!Array.isArray(records)) throw malformed(`records[${JSON.stringify(group)}] is ${typeName(records)}, not an array of records`);
+    const named = GROUP_NAME.exec(group);
+    if (!named) throw malformed(`records[${JSON.stringify(group)}] is not named <topic>-<partition> (e.g. "readings-0")`);
+    if (records.length === 0) continue;
     let sorted = true;
-    for (let i = 1; i < records.length; i++) if (records[i].offset < records[i - 1].offset) sorted = false;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as KafkaEventRecord | null;
+      if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.offset) || r.offset < 0) {
+        throw malformed(
+          `record ${i} of records[${JSON.stringify(group)}] has offset ${typeof r === 'object' && r !== null ? JSON.stringify(r.offset) : `(it is ${typeName(r)})`}, not a whole number of at least 0`,
+        );
+      }
+      if (i > 0 && r.offset < records[i - 1].offset) sorted = false;
+    }
+    const first = records[0] as KafkaEventRecord;
+    const topic = typeof first.topic === 'string' ? first.topic : named[1];
+    const partition = typeof first.partition === 'number' ? first.partition : Number(named[2]);
     out.push({ topic, partition, records: sorted ? records : [...records].sort((a, b) => a.offset - b.offset) });
   }
   return out;
+}
+
+const GROUP_NAME = /^(.+)-(\d+)$/;
+
+function malformed(what: string): SluiceError {
+  return new SluiceError(
+    `the Lambda event is not a Kafka event as Lambda sends it: ${what}; no record of it was processed. Check how the event was built (sluice/testing's toKafkaEvents builds valid ones).`,
+  );
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 /**
