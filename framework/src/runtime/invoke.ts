@@ -231,6 +231,7 @@ function deadPartition(p: PartitionBatch, error: unknown): PartitionResult {
   const reason = errorText(error);
   const stats = newStats(p.records.length);
   stats.poison = p.records.length;
+  stats.deadLettered = p.records.length;
   return {
     topic: p.topic,
     partition: p.partition,

@@ -14,7 +14,12 @@ export function cloneJson(v: unknown): unknown {
     return out;
   }
   const out: Record<string, unknown> = {};
-  for (const k in v as Record<string, unknown>) out[k] = cloneJson((v as Record<string, unknown>)[k]);
+  for (const k in v as Record<string, unknown>) {
+    const x = cloneJson((v as Record<string, unknown>)[k]);
+    // Assigning `__proto__` would set the copy's prototype: keep it as the data it is (JSON.parse does).
+    if (k === '__proto__') Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+    else out[k] = x;
+  }
   return out;
 }
 
