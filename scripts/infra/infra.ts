@@ -7,9 +7,12 @@
  * Jars are fetched once with Maven into $SLUICE_CACHE (default ~/.cache/sluice), outside git.
  * Runtime files (data, logs, pids) live in .cache/infra of the checkout.
  * Ports: SLUICE_KAFKA_PORT (9092), SLUICE_KAFKA_CONTROLLER_PORT (9093), SLUICE_DYNAMODB_PORT (8000).
+ * DynamoDB Local keeps its tables in memory; with SLUICE_DYNAMODB_PERSIST=1, in .cache/infra/dynamodb/data,
+ * so that they survive a restart (bench:soak --kill dynamodb needs that).
  * Needs a JDK 17+ (java for both; javac once, for the DynamoDB Local launcher) and Maven.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -222,17 +225,21 @@ async function upDynamo() {
   const lib = fetchJars('dynamodb-pom.xml', path.join(cache, `dynamodb-local-${DYNAMODB_VERSION}`), '.complete');
   const jar = readdirSync(lib).find((f) => /^DynamoDBLocal-.*\.jar$/.test(f));
   if (!jar) throw new Error(`DynamoDBLocal jar not found in ${lib}; delete that folder to fetch again.`);
-  // DynamoDB Local's ServerRunner binds every interface; our launcher binds 127.0.0.1 only.
-  const launcher = path.join(lib, 'launcher');
+  // DynamoDB Local's ServerRunner binds every interface; our launcher binds 127.0.0.1 only. Its
+  // class is cached per version of its source.
+  const source = path.join(here, 'LoopbackDynamoDB.java');
+  const launcher = path.join(lib, `launcher-${createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12)}`);
   if (!existsSync(path.join(launcher, 'LoopbackDynamoDB.class'))) {
     requireJavac();
     mkdirSync(launcher, { recursive: true });
-    execFileSync('javac', ['-d', launcher, '-cp', `${lib}/*`, path.join(here, 'LoopbackDynamoDB.java')], {
+    execFileSync('javac', ['-d', launcher, '-cp', `${lib}/*`, source], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
   }
   const dir = path.join(runDir, 'dynamodb');
   mkdirSync(dir, { recursive: true });
+  const persist = process.env.SLUICE_DYNAMODB_PERSIST === '1' ? [path.join(dir, 'data')] : [];
+  for (const d of persist) mkdirSync(d, { recursive: true });
   const pid = startJava(
     'dynamodb',
     [
@@ -242,11 +249,12 @@ async function upDynamo() {
       `${lib}/*${path.delimiter}${launcher}`,
       'LoopbackDynamoDB',
       String(endpoints.dynamodbPort),
+      ...persist,
     ],
     dir,
   );
   await waitFor('dynamodb', () => portOpen('127.0.0.1', endpoints.dynamodbPort), pid, path.join(runDir, 'dynamodb.out'));
-  log(`dynamodb up (pid ${pid}) on ${endpoints.dynamodb}`);
+  log(`dynamodb up (pid ${pid}) on ${endpoints.dynamodb}${persist.length > 0 ? `, tables kept in ${persist[0]}` : ''}`);
 }
 
 async function down(s: Service) {
