@@ -18,6 +18,7 @@ import { esmConfig } from '../framework/src/config/event-source-mapping.js';
 import { readServerless } from '../framework/src/config/serverless-yml.js';
 import { loadHandler } from '../framework/src/local/functions.js';
 import { referenceSums, sensorStream } from './data.js';
+import { freshTopics, produceSensorStream } from './kafka-data.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,36 +68,9 @@ const config = {
   ...(values['batch-size'] ? { batchSize: Number(values['batch-size']) } : {}),
 };
 
-const existing = new Set(await admin.listTopics());
-const reset = [INPUT, output, config.deadLetterTopic].filter((t) => existing.has(t));
-if (reset.length > 0) {
-  await admin.deleteTopics({ topics: reset, timeout: 30_000 });
-  for (let i = 0; i < 100 && (await admin.listTopics()).some((t) => reset.includes(t)); i++) await new Promise((r) => setTimeout(r, 200));
-}
-// Retention off: the records carry 2026 timestamps, and a broker with time-based retention
-// deletes the segments while they are consumed (issue 11).
-const keep = [{ name: 'retention.ms', value: '-1' }];
-await admin.createTopics({
-  topics: [
-    { topic: INPUT, numPartitions: 4, configEntries: keep },
-    { topic: output, numPartitions: 4, configEntries: keep },
-  ],
-  waitForLeaders: true,
-});
-
+await freshTopics(admin, [INPUT, output, config.deadLetterTopic], [INPUT, output]);
 log(`producing ${N.toLocaleString()} records (${KEYS} keys, 4 partitions) to ${INPUT}…`);
-const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-await producer.connect();
-let batch: { key: string; value: string; timestamp: string; partition: number }[] = [];
-for (const r of sensorStream(N, KEYS, 4)) {
-  batch.push({ key: r.key!, value: JSON.stringify(r.value), timestamp: String(r.timestamp), partition: r.partition });
-  if (batch.length === 20_000) {
-    await producer.send({ topic: INPUT, acks: -1, messages: batch });
-    batch = [];
-  }
-}
-if (batch.length > 0) await producer.send({ topic: INPUT, acks: -1, messages: batch });
-await producer.disconnect();
+await produceSensorStream(kafka, INPUT, N, KEYS);
 log('produced');
 const expected = referenceSums(sensorStream(N, KEYS, 4));
 log(

@@ -33,6 +33,7 @@ import { devStateStore } from '../framework/src/local/state-option.js';
 import { SLUICE_ID_HEADER } from '../framework/src/pipeline/messages.js';
 import { portOpen } from '../scripts/infra/port.js';
 import { referenceSums, sensorStream } from './data.js';
+import { freshTopics, produceSensorStream } from './kafka-data.js';
 
 const { values } = parseArgs({
   options: {
@@ -125,33 +126,9 @@ const store = await devStateStore(
   service.service,
 );
 
-const existing = new Set(await admin.listTopics());
-const reset = [...new Set([INPUT, output, config.deadLetterTopic, config.onFailureTopic])].filter(
-  (t): t is string => !!t && existing.has(t),
-);
-if (reset.length > 0) {
-  await admin.deleteTopics({ topics: reset, timeout: 30_000 });
-  for (let i = 0; i < 100 && (await admin.listTopics()).some((t) => reset.includes(t)); i++) await sleep(200);
-}
-const keep = [{ name: 'retention.ms', value: '-1' }];
-await admin.createTopics({
-  topics: [INPUT, output].map((topic) => ({ topic, numPartitions: 4, configEntries: keep })),
-  waitForLeaders: true,
-});
-
+await freshTopics(admin, [INPUT, output, config.deadLetterTopic, config.onFailureTopic], [INPUT, output]);
 log(`producing ${N.toLocaleString()} records (${KEYS} keys, 4 partitions) to ${INPUT}…`);
-const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-await producer.connect();
-let batch: { key: string; value: string; timestamp: string; partition: number }[] = [];
-for (const r of sensorStream(N, KEYS, 4)) {
-  batch.push({ key: r.key!, value: JSON.stringify(r.value), timestamp: String(r.timestamp), partition: r.partition });
-  if (batch.length === 20_000) {
-    await producer.send({ topic: INPUT, acks: -1, messages: batch });
-    batch = [];
-  }
-}
-if (batch.length > 0) await producer.send({ topic: INPUT, acks: -1, messages: batch });
-await producer.disconnect();
+await produceSensorStream(kafka, INPUT, N, KEYS);
 const ends = new Map((await admin.fetchTopicOffsets(INPUT)).map((o) => [o.partition, Number(o.high)]));
 
 // The reference, window by window: `key|start` → sum (bench/data.ts's referenceSums, kept per window).
