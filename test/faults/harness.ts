@@ -1039,7 +1039,7 @@ export interface FaultOptions {
   readonly staleChance?: number;
   /**
    * The throttle between the store and its client (or around the MemoryStore), if the store was
-   * built with one; storms then start with `stormChance` per invocation and last 1 to 3.
+   * built with one; storms then start with `stormChance` per invocation and last 1 or 2.
    */
   readonly throttle?: Throttle;
   readonly stormChance?: number;
@@ -1090,7 +1090,7 @@ export async function runWithFaults(
   const sinkFailChance = opts.sinkFailChance ?? 0.05;
   const stepFailChance = opts.stepFailChance ?? 0.08;
   const staleChance = opts.staleChance ?? 0.12;
-  const stormChance = opts.throttle ? (opts.stormChance ?? 0.02) : 0;
+  const stormChance = opts.throttle ? (opts.stormChance ?? 0.015) : 0;
   const outageChance = opts.outageChance ?? 0.025;
   const timeoutChance = opts.timeoutChance ?? 0.05;
   const throttle = opts.throttle;
@@ -1276,13 +1276,13 @@ export async function runWithFaults(
     capture.outageCut = draw[6] < 0.5 ? 0 : draw[7];
     capture.sendFailed = false;
     if (storm.left === 0 && draw[8] < stormChance) {
-      storm = { left: 1 + Math.floor(draw[9] * 3), share: [0.3, 0.3, 0.5, 0.8, 1][Math.floor(draw[10] * 5)] };
+      storm = { left: 1 + Math.floor(draw[9] * 2), share: [0.3, 0.3, 0.5, 0.9][Math.floor(draw[10] * 4)] };
       stats.storms++;
     }
     if (throttle) throttle.share = storm.left > 0 ? storm.share : 0;
     // In a storm, a short invocation timeout: the deadline (1 s before it) sometimes runs out.
     // (A timed-out invocation is not throttled: its cut point, not its deadline, ends it.)
-    const context = lambdaContext(workload.name, storm.left > 0 && !cut ? 1_030 + Math.floor(draw[11] * 120) : undefined);
+    const context = lambdaContext(workload.name, storm.left > 0 && !cut ? 1_020 + Math.floor(draw[11] * 80) : undefined);
     const s = stale;
     if (!cut && s?.variant === 'interleaved' && batches.has(s.partition)) {
       // Both have read the same state; the stale one writes first, in the middle of this one.
