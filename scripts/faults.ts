@@ -1,8 +1,9 @@
 /**
  * The exactly-once fault-injection suite (issue 4, Acceptance): the workloads of
  * test/faults/harness.ts under injected crashes in the middle of state writes, replays with random
- * re-batching and concurrent stale invocations, against DynamoDB Local and the in-memory store,
- * compared with a run without faults.
+ * re-batching and concurrent stale invocations, and (issue 11) DynamoDB throttling storms, Kafka
+ * broker outages while outputs are sent, and invocations cut off by their timeout, against
+ * DynamoDB Local and the in-memory store, compared with a run without faults.
  *
  *   npm run test:faults -- [--json] [--seed N] [--crashes N] [--time-limit SECONDS]
  *                          [--store both|memory|dynamodb] [--workloads sensor-sums,sessions,…]
@@ -12,10 +13,13 @@
  * both deployment modes (issue 11).
  * With `--json`, stdout gets one detail line per store, then as its last line
  * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …,
+ *   "throttledCalls": …, "produceFailures": …, "timeouts": …,
  *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0}`
  * (`unaccounted`: input records in no outcome, over every batch of the workloads and the bad inputs).
  * Exits 1 when a result was lost or applied twice, a stale invocation overwrote newer state,
- * something failed that was not injected, fewer crashes than asked for fit in the time limit, or
+ * something failed that was not injected, state was committed after a failed send, a fault class
+ * was never injected (throttled calls, produce failures, timeouts), fewer crashes than asked for
+ * fit in the time limit, or
  * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted.
  * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
  */
@@ -23,7 +27,16 @@ import { parseArgs } from 'node:util';
 import { endpointOpen } from './infra/port.js';
 import { DynamoDBStore, MemoryStore } from 'sluice/state';
 import { type BadInputFigures, runBadInputs } from '../test/faults/bad-inputs.js';
-import { dropTable, runSuite, type SuiteResult, type Totals, type Workload, workloads } from '../test/faults/harness.js';
+import {
+  dropTable,
+  runSuite,
+  type SuiteResult,
+  Throttle,
+  throttledDynamoDBStore,
+  type Totals,
+  type Workload,
+  workloads,
+} from '../test/faults/harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -99,10 +112,13 @@ try {
     // Memory is fast; give DynamoDB what memory leaves of its share.
     const share = (limitMs - (Date.now() - started)) / (stores.length - i);
     const deadline = Date.now() + (kind === 'memory' && stores.length > 1 ? Math.min(share, limitMs / 4) : share);
+    const throttle = new Throttle();
     let shared: DynamoDBStore | undefined;
     if (kind === 'dynamodb') {
-      shared = await newTable();
-      console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${tables.at(-1)}`);
+      const table = `sluice-faults-${Date.now()}-${process.pid}-${tables.length}`;
+      tables.push(table);
+      shared = await throttledDynamoDBStore(endpoint, table, throttle);
+      console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${table}`);
     }
     results.push(
       await runSuite({
@@ -111,10 +127,12 @@ try {
         crashPoints: crashes,
         deadline,
         workloads: selected,
-        store: () => shared ?? new MemoryStore(),
+        throttle,
+        store: () => shared ?? throttle.store(new MemoryStore()),
         onProgress: (line) => console.error(line),
       }),
     );
+    throttle.close();
     const figures = await runBadInputs(kind as 'memory' | 'dynamodb', async () =>
       kind === 'dynamodb' ? await newTable() : new MemoryStore(),
     );
@@ -127,13 +145,29 @@ try {
   for (const table of tables) await dropTable(endpoint, table);
 }
 
-const totals: Totals = { crashPoints: 0, replays: 0, staleInvocations: 0, lost: 0, appliedTwice: 0, duplicateEmits: 0 };
+const totals: Totals = {
+  crashPoints: 0,
+  replays: 0,
+  staleInvocations: 0,
+  lost: 0,
+  appliedTwice: 0,
+  duplicateEmits: 0,
+  throttledCalls: 0,
+  produceFailures: 0,
+  timeouts: 0,
+};
 const problems: string[] = [];
 for (const r of results) {
   for (const k of Object.keys(totals) as (keyof Totals)[]) totals[k] += r[k];
   if (r.crashPoints < crashes)
     problems.push(`${r.store}: only ${r.crashPoints} of ${crashes} crashes fit in the time limit; raise --time-limit or lower --crashes.`);
   if (r.staleOverwrites > 0) problems.push(`${r.store}: stale invocations overwrote newer state ${r.staleOverwrites} time(s).`);
+  if (r.commitsAfterFailedSend > 0)
+    problems.push(`${r.store}: state was committed after the invocation's output send failed, ${r.commitsAfterFailedSend} time(s).`);
+  // A run of a few hundred invocations injects each class many times; a tiny one may miss one.
+  for (const k of ['throttledCalls', 'produceFailures', 'timeouts'] as const)
+    if (r[k] === 0 && r.invocations >= 500)
+      problems.push(`${r.store}: no ${k} were injected; the run was too short to exercise that fault class.`);
   for (const e of r.unexpectedErrors.slice(0, 5)) problems.push(`${r.store}: not injected: ${e.split('\n')[0]}`);
   for (const f of r.failures.slice(0, 5)) {
     problems.push(
@@ -141,7 +175,10 @@ for (const r of results) {
     );
   }
   console.error(
-    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,
+    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), ` +
+      `${r.storms} throttling storms (${r.throttledCalls} calls throttled, ${r.throttleExhausted} out of time), ${r.outages} broker outages (${r.produceFailures} failed sends), ` +
+      `${r.timeouts} timeouts (${r.timeoutsBeforeOutputs} before outputs, ${r.timeoutsBeforeCommit} before the commit, ${r.timeoutsMidCommit} mid-commit; ${r.timeoutsResumed} resumed), ` +
+      `lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,
   );
 }
 const bad = { badInputs: 0, blockedPartitions: 0, innocentDeadLetters: 0, unaccounted: 0 };
@@ -168,7 +205,8 @@ if (args.json) {
   console.log(JSON.stringify({ ...totals, ...bad }));
 } else {
   console.log(
-    `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}; ` +
+    `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, throttled calls ${totals.throttledCalls}, produce failures ${totals.produceFailures}, timeouts ${totals.timeouts}, ` +
+      `lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}; ` +
       `bad inputs ${bad.badInputs}, blocked partitions ${bad.blockedPartitions}, innocent dead letters ${bad.innocentDeadLetters}, unaccounted ${bad.unaccounted}`,
   );
 }

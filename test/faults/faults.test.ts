@@ -1,7 +1,8 @@
 /**
  * Exactly-once under faults, small: the suite of `npm run test:faults` with about 60 injected
- * crashes per store, plus proof that its checks fail on a broken store, plus the minimal
- * reproductions of what the suite found.
+ * crashes per store (and, more often than there, throttling storms, broker outages and
+ * timeouts), plus proof that its checks fail on a broken store, plus the minimal reproductions of
+ * what the suite found.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -10,7 +11,6 @@ import { CaptureLogger, CaptureSink } from 'sluice/testing';
 import { MemoryStore } from 'sluice/state';
 import type { KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
 import { lambdaContext, toEventRecord } from 'sluice/testing';
-import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { isPartitionNamespace, isWindowNamespace } from '../../framework/src/state/namespaces.js';
 import {
   compare,
@@ -22,6 +22,9 @@ import {
   runSuite,
   runWithFaults,
   type SuiteResult,
+  Throttle,
+  throttledDynamoDBStore,
+  timeoutCut,
   workloads,
 } from './harness.js';
 import { badInputCases, judge, run } from '../support/bad-inputs.js';
@@ -47,6 +50,18 @@ function assertExactlyOnce(r: SuiteResult, crashes: number): void {
     `stale invocations ran (${r.staleInvocations}) and some were fenced (${r.staleFenced})`,
   );
   assert.ok(r.stepFailures > 0 && r.sinkFailures > 0, 'steps and the output sink failed too');
+  assert.ok(r.storms > 0 && r.throttledCalls > 0, `throttling storms rejected calls (${r.storms} storms, ${r.throttledCalls} calls)`);
+  assert.ok(r.throttleExhausted > 0, 'some storms outlasted the deadline: the invocation failed retriably and was retried');
+  assert.ok(r.outages > 0 && r.produceFailures > 0, `the broker was down while outputs were sent (${r.produceFailures} failed sends)`);
+  assert.equal(r.commitsAfterFailedSend, 0, 'no state is committed in an invocation whose send failed');
+  assert.ok(
+    r.timeoutsBeforeOutputs > 0 && r.timeoutsBeforeCommit > 0 && r.timeoutsMidCommit > 0,
+    `timeouts cut invocations off before outputs, before the commit and mid-commit (${r.timeoutsBeforeOutputs}, ${r.timeoutsBeforeCommit}, ${r.timeoutsMidCommit})`,
+  );
+  assert.ok(
+    r.timeoutsResumed > 0 && r.timeoutsResumed < r.timeouts,
+    'some timed-out invocations resumed beside their retries, others never did',
+  );
   assert.ok(r.duplicateEmits > 0, 'retries emit some results again');
   assert.deepEqual(r.unexpectedErrors, []);
   assert.equal(r.staleOverwrites, 0, 'a stale invocation overwrote newer state');
@@ -57,17 +72,22 @@ function assertExactlyOnce(r: SuiteResult, crashes: number): void {
 }
 
 const CRASHES = 60;
+// A small run: the issue 11 fault classes more often than in `npm run test:faults`, so each shows up.
+const FAULTS = { stormChance: 0.04, outageChance: 0.05, timeoutChance: 0.12 };
 const dynamodb = await dynamodbAvailability();
 const allWorkloads = Object.values(workloads);
 
 describe('exactly-once under crashes, replays and stale invocations', () => {
   test('in-memory store', async () => {
+    const throttle = new Throttle();
     const r = await runSuite({
       label: 'memory',
       seed: 11,
       crashPoints: CRASHES,
       deadline: Date.now() + 15_000,
-      store: () => new MemoryStore(),
+      store: () => throttle.store(new MemoryStore()),
+      throttle,
+      faults: FAULTS,
       workloads: allWorkloads,
     });
     assertExactlyOnce(r, CRASHES);
@@ -76,8 +96,8 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
   describe('DynamoDB Local', dynamodb, () => {
     test('DynamoDB store', async () => {
       const table = `sluice-faults-test-${process.pid}-${Date.now()}`;
-      const store = new DynamoDBStore({ table, endpoint });
-      await store.ensureTable();
+      const throttle = new Throttle();
+      const store = await throttledDynamoDBStore(endpoint, table, throttle);
       try {
         const r = await runSuite({
           label: 'dynamodb',
@@ -85,10 +105,13 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
           crashPoints: CRASHES,
           deadline: Date.now() + 25_000,
           store: () => store,
+          throttle,
+          faults: FAULTS,
           workloads: allWorkloads,
         });
         assertExactlyOnce(r, CRASHES);
       } finally {
+        throttle.close();
         await dropTable(endpoint, table);
       }
     });
@@ -130,6 +153,57 @@ describe('the checks can fail', () => {
       const v = compare(reference, run);
       assert.ok(v.appliedTwice > 0 && v.stateDiffs > 0 && v.valueDiffs > 0, `${workload.name}: ${JSON.stringify(v)}`);
     }
+  });
+
+  test("a throttling storm: the store's retries absorb a share of rejections, and give up retriably when the deadline runs out", async () => {
+    const throttle = new Throttle();
+    const inner = new MemoryStore();
+    const store = throttle.store(inner);
+    const scope = { functionName: 'f', topic: 't', partition: 0 };
+    const changes = [{ namespace: 'w', key: 'a', value: 1, offset: 3 }];
+    throttle.share = 1;
+    await store.read(scope, 'w', ['a']);
+    assert.equal(throttle.throttledCalls, 0, 'only calls made during a storm are throttled');
+    throttle.share = 0.5;
+    await throttle.during(async () => {
+      for (let i = 0; i < 8; i++) await store.read(scope, 'w', ['a'], { deadline: Date.now() + 5_000 });
+    });
+    assert.ok(throttle.throttledCalls > 0, 'calls were rejected and retried');
+    throttle.share = 1;
+    const e = await throttle
+      .during(() => store.write(scope, changes, { firstOffset: 3, lastOffset: 3 }, { deadline: Date.now() + 60 }))
+      .then(
+        () => assert.fail('a write throttled past its deadline must fail'),
+        (error: unknown) => error,
+      );
+    assert.match(String((e as Error).message), /DynamoDB kept failing \(ProvisionedThroughputExceededException|ThrottlingException/);
+    assert.equal((e as { retriable?: boolean }).retriable, true, 'Lambda retries the batch');
+    assert.ok(throttle.owns(e), 'the harness recognizes its own rejection behind the error');
+    assert.ok(!throttle.owns(new Error('x')));
+    assert.deepEqual(inner.dump(), {}, 'nothing was written');
+  });
+
+  test('a timeout mid-commit: some items land, the rest only if the invocation resumes', async () => {
+    const inner = new MemoryStore();
+    const store = new FaultyStore(inner, emptyStats());
+    const scope = { functionName: 'f', topic: 't', partition: 0 };
+    const changes = [
+      { namespace: 'w#partition', key: 'partition', value: 'p', offset: 3 },
+      { namespace: 'w', key: 'a', value: 1, offset: 3 },
+      { namespace: 'w', key: 'b', value: 2, offset: 3 },
+    ];
+    // cut 0.5 of n + 1 = 4 slots: k = 2, the two key items (partition-level items come last).
+    const cut = timeoutCut('mid-commit', 0.5, 1);
+    store.cutPlan = cut;
+    let settled = false;
+    const write = store.write(scope, changes, { firstOffset: 3, lastOffset: 3 }).finally(() => (settled = true));
+    await cut.freeze.arrived;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, 'the write stopped where the timeout hit');
+    assert.deepEqual(Object.keys(inner.dump()), ['f/t/0/w'], 'the two key items landed, not the partition item');
+    cut.freeze.open();
+    await write;
+    assert.deepEqual(Object.keys(inner.dump()).sort(), ['f/t/0/w', 'f/t/0/w#partition'], 'resumed, it writes the rest');
   });
 
   test('a crash leaves some items written and others not, then throws', async () => {

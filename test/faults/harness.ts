@@ -12,20 +12,33 @@
  *   with a partial batch response);
  * - stale invocations: a second container runs a batch of the same partition at the same time
  *   as the live one and writes late, either after the live one moved on, or in the middle of the
- *   live one's invocation; it must be fenced and never overwrite newer state.
+ *   live one's invocation; it must be fenced and never overwrite newer state;
+ * - DynamoDB throttling storms (issue 11): for a few invocations, a share of state calls is
+ *   rejected as throughput exceeded ({@link Throttle}); the store's own retries absorb most, and
+ *   when the invocation's deadline runs out the partition fails retriably and is retried;
+ * - Kafka broker outages (issue 11): for a few invocations every output and dead-letter send fails
+ *   as kafkajs fails when the broker is unavailable, after handing over a share of its messages;
+ *   no state may be committed in an invocation whose send failed;
+ * - timeouts (issue 11): an invocation is cut off before its outputs, between its outputs and its
+ *   commit, or in the middle of its commit (some items written); Lambda retries the event while
+ *   the abandoned one is either gone for good or resumes later beside the retries, as a stale one.
  * Every retry starts at the failed (or first) offset with a new random batch size.
  *
  * The same records run once through the handler with no faults and one batch size (the
  * reference). {@link compare} then counts results lost, results or state that differ from the
  * reference (a record applied twice, or not at all), and duplicate emits.
  *
- * Deterministic for a seed: every fault is drawn by the driver before the invocation it hits.
+ * Deterministic for a seed: every fault is drawn by the driver before the invocation it hits,
+ * except which state calls a throttling storm rejects and whether the store's retries outlast the
+ * deadline (they depend on call order and on time).
  *
  * @example
  * const reference = await runReference(workloads.sensorSums, records, 'sensor-counts.s1');
  * const run = await runWithFaults(workloads.sensorSums, records, 'sensor-counts.s1', new MemoryStore(), { seed: 1 });
  * const verdict = await compare(workloads.sensorSums, reference, run); // { lost: 0, appliedTwice: 0, duplicateEmits: 7, … }
  */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { type Definition, type SluiceHandler, count, keyedState, mean, sluice, StateConflictError, stream, sum } from 'sluice';
@@ -51,6 +64,8 @@ import {
 } from 'sluice/runtime';
 import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
+import { sendWithRetries } from '../../framework/src/state/dynamodb-client.js';
+import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';
@@ -140,6 +155,21 @@ export interface FaultStats {
   staleOverwrites: number;
   /** StateConflictErrors the live invocations met (they lost a race with a stale one). */
   liveConflicts: number;
+  /** Throttling storms started, state calls rejected in them, and store calls that ran out of time retrying. */
+  storms: number;
+  throttledCalls: number;
+  throttleExhausted: number;
+  /** Broker outages started, and output or dead-letter sends that failed in them. */
+  outages: number;
+  produceFailures: number;
+  /** State writes of an invocation after its output or dead-letter send failed (must be 0). */
+  commitsAfterFailedSend: number;
+  /** Invocations cut off by their timeout, by where, and how many of them resumed later. */
+  timeouts: number;
+  timeoutsBeforeOutputs: number;
+  timeoutsBeforeCommit: number;
+  timeoutsMidCommit: number;
+  timeoutsResumed: number;
   /** Anything thrown that the harness did not inject. */
   unexpectedErrors: string[];
 }
@@ -159,6 +189,17 @@ export function emptyStats(): FaultStats {
     staleFenced: 0,
     staleOverwrites: 0,
     liveConflicts: 0,
+    storms: 0,
+    throttledCalls: 0,
+    throttleExhausted: 0,
+    outages: 0,
+    produceFailures: 0,
+    commitsAfterFailedSend: 0,
+    timeouts: 0,
+    timeoutsBeforeOutputs: 0,
+    timeoutsBeforeCommit: 0,
+    timeoutsMidCommit: 0,
+    timeoutsResumed: 0,
     unexpectedErrors: [],
   };
 }
@@ -179,6 +220,183 @@ class Hold {
   open(): void {
     this.#open();
   }
+}
+
+/**
+ * Where a timed-out invocation stops: the whole process freezes at the first cut point it reaches
+ * (everything after waits too) until the driver resumes it, or kills it: then nothing after the
+ * cut point ever happens (each waiting call throws {@link Killed}, so the handler ends at once).
+ */
+class Freeze {
+  #arrive!: () => void;
+  #open!: () => void;
+  #kill!: (e: Error) => void;
+  readonly arrived = new Promise<void>((r) => (this.#arrive = r));
+  readonly opened = new Promise<void>((resolve, reject) => {
+    this.#open = resolve;
+    this.#kill = reject;
+  });
+  stopped = false;
+  /** The timeout hits here. */
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.#arrive();
+    }
+    return this.opened;
+  }
+  /** Anything the invocation does after it stopped waits for the resume. */
+  async pass(): Promise<void> {
+    if (this.stopped) await this.opened;
+  }
+  open(): void {
+    this.#open();
+  }
+  kill(): void {
+    this.#kill(new Killed('the invocation timed out and its container was stopped'));
+  }
+}
+
+/** What a killed invocation's calls after its cut point throw: nothing after it happens. */
+class Killed extends Error {
+  override readonly name = 'Killed';
+}
+
+/** Where a timeout cuts an invocation off (issue 11). */
+export type CutPoint = 'before-outputs' | 'before-commit' | 'mid-commit';
+
+/** A timeout: the point, and for `mid-commit` which items land first (as a {@link CrashPlan}). */
+interface CutPlan {
+  readonly point: CutPoint;
+  readonly freeze: Freeze;
+  readonly cut: number;
+  readonly order: number;
+}
+
+/**
+ * A timeout at `point`; `freeze.arrived` resolves when the invocation stops there, `freeze.open()`
+ * resumes it.
+ *
+ * @example
+ * store.cutPlan = timeoutCut('mid-commit', 0.5, 1); // half the items land, then the write stops
+ */
+export function timeoutCut(point: CutPoint, cut: number, order: number): CutPlan {
+  return { point, freeze: new Freeze(), cut, order };
+}
+
+// ---------- throttling storms ----------
+
+const THROTTLE_MESSAGE =
+  'The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.';
+
+/**
+ * DynamoDB throttling storms: while `share` > 0, that share of state calls is rejected with an
+ * error shaped as the AWS SDK v3 raises throughput exceeded (name, `$fault`, `$metadata` with
+ * HTTP 400; no `$retryable`, as the SDK's ProvisionedThroughputExceededException). Put it
+ * around DynamoDB Local's client ({@link throttledClient}: the store's real retries run) or around
+ * a MemoryStore ({@link Throttle.store}: each call through the same `sendWithRetries`).
+ *
+ * @example
+ * const throttle = new Throttle();
+ * const store = throttle.store(new MemoryStore());
+ * throttle.share = 0.3; // a storm: 30% of calls are rejected until it is set back to 0
+ */
+export class Throttle {
+  /** Share of calls rejected, of those made {@link Throttle.during} a storm; 0 outside one. */
+  share = 0;
+  /** Calls rejected as throughput exceeded. */
+  throttledCalls = 0;
+  #rng = new Rng(1);
+  readonly #errors = new WeakSet<object>();
+  readonly #scope = new AsyncLocalStorage<boolean>();
+  /** Clients of {@link throttledDynamoDBStore}, destroyed by {@link Throttle.close}. */
+  readonly clients: { destroy(): void }[] = [];
+
+  /** Destroys the DynamoDB clients made for this throttle (their open sockets keep a process alive). */
+  close(): void {
+    for (const c of this.clients.splice(0)) c.destroy();
+  }
+
+  /** Draws which calls are rejected from this seed on. */
+  reseed(seed: number): void {
+    this.#rng = new Rng(seed ^ 0x5bd1e995);
+  }
+
+  /**
+   * Runs `work` (a live invocation) where storms reach it. Other invocations (stale ones, with a
+   * deadline a minute away) are not throttled: a storm of every call would hold them for that long.
+   */
+  during<T>(work: () => Promise<T>): Promise<T> {
+    return this.#scope.run(true, work);
+  }
+
+  /** Throws a throughput-exceeded error for a share of calls while a storm lasts. */
+  check(): void {
+    if (this.share <= 0 || this.#scope.getStore() !== true || !this.#rng.chance(this.share)) return;
+    this.throttledCalls++;
+    const provisioned = this.#rng.chance(0.8);
+    const e = Object.assign(new Error(provisioned ? THROTTLE_MESSAGE : 'Rate of requests exceeds the allowed throughput.'), {
+      name: provisioned ? 'ProvisionedThroughputExceededException' : 'ThrottlingException',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400, requestId: 'THROTTLED', attempts: 1, totalRetryDelay: 0 },
+    });
+    this.#errors.add(e);
+    throw e;
+  }
+
+  /** Whether `e`, or an error it was caused by, is one of this throttle's rejections. */
+  owns(e: unknown): boolean {
+    for (let x = e, depth = 0; x !== null && typeof x === 'object' && depth < 6; x = (x as { cause?: unknown }).cause, depth++) {
+      if (this.#errors.has(x)) return true;
+    }
+    return false;
+  }
+
+  /** A store whose every call goes through the state store's real retry loop, against this throttle. */
+  store(inner: StateStore): StateStore {
+    const client = {
+      send: async (call: () => Promise<unknown>) => {
+        this.check();
+        return call();
+      },
+    };
+    const send = <T>(call: () => Promise<T>, deadline: number | undefined) =>
+      sendWithRetries<T>(client as never, call, deadline ?? Date.now() + 60_000);
+    return {
+      kind: `throttled(${inner.kind})`,
+      durable: inner.durable,
+      read: (scope, namespace, keys, opts) => send(() => inner.read(scope, namespace, keys, opts), opts?.deadline),
+      write: (scope, changes, bounds, opts) => send(() => inner.write(scope, changes, bounds, opts), opts?.deadline),
+      keys: (scope, namespace) => inner.keys!(scope, namespace),
+    };
+  }
+}
+
+/**
+ * A DynamoDBStore on DynamoDB Local whose client rejects the calls `throttle` says, so the store's
+ * own retries (`sendWithRetries`) meet the storms. Creates the table.
+ *
+ * @example
+ * const store = await throttledDynamoDBStore('http://127.0.0.1:8000', 'sluice-faults-1', new Throttle());
+ */
+export async function throttledDynamoDBStore(endpoint: string, table: string, throttle: Throttle): Promise<DynamoDBStore> {
+  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+  const real = new DynamoDBClient({
+    endpoint,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1, // as the store's own client: Sluice retries itself
+  });
+  throttle.clients.push(real);
+  const client = {
+    send: async (command: unknown) => {
+      throttle.check();
+      return real.send(command as never);
+    },
+  };
+  const store = new DynamoDBStore({ table, endpoint, client: client as unknown as DynamoDBClient });
+  await store.ensureTable();
+  return store;
 }
 
 /**
@@ -210,6 +428,12 @@ export class FaultyStore implements StateStore {
   fenced = false;
   /** Whether a read was refused (only versions newer than the batch) since the flag was last cleared. */
   readRefused = false;
+  /** The storms' throttle: its rejections, and the retries that outlast the deadline, are injected. */
+  throttle: Throttle | undefined;
+  /** A timed-out invocation's store: where it stops (see {@link Freeze}). */
+  cutPlan: CutPlan | undefined;
+  /** Runs before every write (the check that no state is committed after a failed send). */
+  beforeCommit: (() => void) | undefined;
 
   constructor(
     readonly inner: StateStore,
@@ -221,6 +445,7 @@ export class FaultyStore implements StateStore {
 
   async read(scope: StateScope, namespace: string, keys: readonly string[], opts?: StoreCallOptions): Promise<Map<string, StoredItem>> {
     if (this.hold?.on === 'read') await this.hold.gate.pass();
+    await this.cutPlan?.freeze.pass();
     try {
       return await this.inner.read(scope, namespace, keys, opts);
     } catch (e) {
@@ -228,12 +453,15 @@ export class FaultyStore implements StateStore {
         // Only versions newer than this batch's start: the partition has moved past it.
         this.fenced = true;
         this.readRefused = true;
-      } else {
-        // The handler only logs it (and the partition is retried forever): keep the cause.
-        this.stats.unexpectedErrors.push(`state read failed: ${(e as Error)?.stack ?? String(e)}`);
-      }
+      } else this.#failed('read', e);
       throw e;
     }
+  }
+
+  /** Counts a failure the harness injected; keeps the cause of any other (the handler only logs it). */
+  #failed(what: 'read' | 'write', e: unknown): void {
+    if (this.throttle?.owns(e)) this.stats.throttleExhausted++;
+    else this.stats.unexpectedErrors.push(`state ${what} failed: ${(e as Error)?.stack ?? String(e)}`);
   }
 
   async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
@@ -243,12 +471,38 @@ export class FaultyStore implements StateStore {
       this.beforeWrite = undefined;
       await race.run();
     }
+    this.beforeCommit?.();
+    const cut = this.cutPlan;
+    if (cut && !cut.freeze.stopped) {
+      if (cut.point === 'mid-commit') return this.#cutOff(scope, changes, bounds, cut, opts);
+      await cut.freeze.stop();
+    } else await cut?.freeze.pass();
     const plan = this.plans.get(scope.partition);
     if (plan) {
       this.plans.delete(scope.partition);
       return this.#crash(scope, changes, bounds, plan, opts);
     }
     return this.probe ? this.#probed(scope, changes, bounds, opts) : this.#write(scope, changes, bounds, opts);
+  }
+
+  /**
+   * A timeout in the middle of a write: k of the n items land, then the invocation stops; if it
+   * is resumed, it writes the rest (a stale writer by then, to be fenced where the retries moved on).
+   */
+  async #cutOff(
+    scope: StateScope,
+    changes: readonly ItemChange[],
+    bounds: BatchBounds,
+    cut: CutPlan,
+    opts?: StoreCallOptions,
+  ): Promise<WriteStats> {
+    const ordered = crashOrder(changes, cut.order);
+    const k = Math.min(ordered.length, Math.floor(cut.cut * (ordered.length + 1)));
+    if (k > 0) await this.#write(scope, ordered.slice(0, k), bounds, opts);
+    await cut.freeze.stop();
+    const rest = ordered.slice(k);
+    if (rest.length > 0) await (this.probe ? this.#probed(scope, rest, bounds, opts) : this.#write(scope, rest, bounds, opts));
+    return { writeRequests: changes.length, conflicts: 0 };
   }
 
   async keys(scope: StateScope, namespace: string): Promise<string[]> {
@@ -260,7 +514,7 @@ export class FaultyStore implements StateStore {
       return await this.inner.write(scope, changes, bounds, opts);
     } catch (e) {
       if (e instanceof StateConflictError) this.fenced = true;
-      else this.stats.unexpectedErrors.push(`state write failed: ${(e as Error)?.stack ?? String(e)}`);
+      else this.#failed('write', e);
       throw e;
     }
   }
@@ -272,16 +526,7 @@ export class FaultyStore implements StateStore {
     plan: CrashPlan,
     opts?: StoreCallOptions,
   ): Promise<never> {
-    // A real store writes key items in parallel (any subset may land) and partition-level items
-    // only after every key item: a crash keeps a prefix of that order.
-    // Sorted first, so the items that land do not depend on the order a store lists keys in.
-    const order = new Rng(plan.order);
-    const sorted = [...changes].sort((x, y) =>
-      x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1,
-    );
-    const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
-    const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace)));
-    const ordered = [...keyItems, ...partitionItems];
+    const ordered = crashOrder(changes, plan.order);
     const k = Math.min(ordered.length, Math.floor(plan.cut * (ordered.length + 1)));
     this.stats.crashPoints++;
     if (k === 0) this.stats.crashesBeforeAnyItem++;
@@ -292,7 +537,7 @@ export class FaultyStore implements StateStore {
         await this.inner.write(scope, ordered.slice(0, k), bounds, opts);
       } catch (e) {
         if (!(e instanceof StateConflictError)) {
-          this.stats.unexpectedErrors.push(`state write failed: ${(e as Error)?.stack ?? String(e)}`);
+          this.#failed('write', e);
           throw e;
         }
         this.fenced = true;
@@ -320,6 +565,19 @@ export class FaultyStore implements StateStore {
       }
     }
   }
+}
+
+/**
+ * The order a crash keeps a prefix of: a real store writes key items in parallel (any subset may
+ * land) and partition-level items only after every key item. Sorted first, so the items that land
+ * do not depend on the order a store lists keys in.
+ */
+function crashOrder(changes: readonly ItemChange[], seed: number): ItemChange[] {
+  const order = new Rng(seed);
+  const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
+  const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
+  const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace)));
+  return [...keyItems, ...partitionItems];
 }
 
 async function snapshot(store: StateStore, scope: StateScope, changes: readonly ItemChange[]): Promise<Map<string, StoredItem>> {
@@ -619,16 +877,27 @@ class Capture {
   /** With a value in [0, 1]: the next send hands over that share of its messages, then fails. */
   failNext: number | undefined;
   onFailure: (() => void) | undefined;
+  /** While true the broker is unavailable: every send hands over `outageCut` of its messages, then fails. */
+  outage = false;
+  outageCut = 0;
+  onOutageFailure: (() => void) | undefined;
+  /** Set by any failed send; the driver clears it before each invocation. */
+  sendFailed = false;
 
   readonly sink = {
     send: async (messages: readonly OutputMessage[]) => {
-      const cut = this.failNext;
+      const cut = this.outage ? this.outageCut : this.failNext;
       this.failNext = undefined;
       if (cut === undefined) {
         this.messages.push(...messages);
         return;
       }
       this.messages.push(...messages.slice(0, Math.floor(cut * (messages.length + 1))));
+      this.sendFailed = true;
+      if (this.outage) {
+        this.onOutageFailure?.();
+        throw brokerUnavailable(cut);
+      }
       this.onFailure?.();
       throw new Error('injected output failure: the producer lost its connection');
     },
@@ -636,6 +905,12 @@ class Capture {
 
   readonly letters = {
     send: async (letters: readonly DeadLetter[]) => {
+      if (this.outage) {
+        // The dead-letter topic is on the same cluster.
+        this.sendFailed = true;
+        this.onOutageFailure?.();
+        throw brokerUnavailable(0);
+      }
       this.deadLetters.push(...letters);
     },
   };
@@ -645,15 +920,62 @@ class Capture {
   unaccounted = 0;
 }
 
+/**
+ * What kafkajs throws when the broker is unavailable: a connection error, or (after its own
+ * retries) KafkaJSNumberOfRetriesExceeded with the connection error as its cause.
+ */
+function brokerUnavailable(share: number): Error {
+  const connection = Object.assign(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'), {
+    name: 'KafkaJSConnectionError',
+    retriable: true,
+    broker: '127.0.0.1:9092',
+    code: 'ECONNREFUSED',
+  });
+  if (share < 0.5) return connection;
+  return Object.assign(new Error(connection.message, { cause: connection }), {
+    name: 'KafkaJSNumberOfRetriesExceeded',
+    retriable: false,
+    retryCount: 5,
+    retryTime: 3_000,
+  });
+}
+
+/** Whether the handler threw for a reason the harness injected (a failed send). */
+function injectedSendFailure(e: unknown): boolean {
+  const name = (e as Error)?.name;
+  return (
+    name === 'KafkaJSConnectionError' || name === 'KafkaJSNumberOfRetriesExceeded' || /^injected output failure/.test((e as Error)?.message)
+  );
+}
+
 const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
 
-function handlerFor(definition: Definition, store: StateStore, capture: Capture): SluiceHandler {
+/** A handler on `store`; with `cut`, its sends stop there too (a timed-out invocation's container). */
+function handlerFor(definition: Definition, store: StateStore, capture: Capture, cut?: CutPlan): SluiceHandler {
   const handler = sluice(definition);
+  const handOff = async () => {
+    if (cut?.point === 'before-outputs') await cut.freeze.stop();
+    else await cut?.freeze.pass();
+  };
   // Thousands of injected failures would drown the output: the suite reads its results, not logs.
   handler.sluice.configure({
     store,
-    sink: capture.sink,
-    deadLetters: capture.letters,
+    sink: cut
+      ? {
+          send: async (messages) => {
+            await handOff();
+            return capture.sink.send(messages);
+          },
+        }
+      : capture.sink,
+    deadLetters: cut
+      ? {
+          send: async (letters) => {
+            await handOff();
+            return capture.letters.send(letters);
+          },
+        }
+      : capture.letters,
     logger: silentLogger,
     onBatch: (report) => {
       capture.batches++;
@@ -715,6 +1037,16 @@ export interface FaultOptions {
   readonly stepFailChance?: number;
   /** Chance, before an invocation, of starting a stale one. */
   readonly staleChance?: number;
+  /**
+   * The throttle between the store and its client (or around the MemoryStore), if the store was
+   * built with one; storms then start with `stormChance` per invocation and last 1 or 2.
+   */
+  readonly throttle?: Throttle;
+  readonly stormChance?: number;
+  /** Chance, per invocation, that the broker becomes unavailable for the next 1 to 3 invocations. */
+  readonly outageChance?: number;
+  /** Chance that an invocation is cut off by its timeout. */
+  readonly timeoutChance?: number;
   /** Wraps the store the live invocations use (the broken-store check). */
   readonly wrap?: (store: StateStore) => StateStore;
   /** Called after each invocation, for progress. */
@@ -750,20 +1082,34 @@ export async function runWithFaults(
   opts: FaultOptions,
 ): Promise<Run & { stats: FaultStats }> {
   const rng = new Rng(opts.seed);
+  // Workloads of a round share a seed: the name makes their storms, outages and timeouts differ.
+  const extra = new Rng(opts.seed ^ partitionOf(workload.name, 2 ** 30));
   const maxBatch = opts.maxBatch ?? 24;
   const crashChance = opts.crashChance ?? 0.3;
   const fatalShare = opts.fatalShare ?? 0.4;
   const sinkFailChance = opts.sinkFailChance ?? 0.05;
   const stepFailChance = opts.stepFailChance ?? 0.08;
   const staleChance = opts.staleChance ?? 0.12;
+  const stormChance = opts.throttle ? (opts.stormChance ?? 0.015) : 0;
+  const outageChance = opts.outageChance ?? 0.025;
+  const timeoutChance = opts.timeoutChance ?? 0.05;
+  const throttle = opts.throttle;
+  throttle?.reseed(opts.seed);
+  const throttledBefore = throttle?.throttledCalls ?? 0;
 
   const stats = emptyStats();
   const capture = new Capture();
   capture.onFailure = () => stats.sinkFailures++;
+  capture.onOutageFailure = () => stats.produceFailures++;
   const shared = opts.wrap ? opts.wrap(store) : store;
   const live = new FaultyStore(shared, stats);
+  live.throttle = throttle;
+  live.beforeCommit = () => {
+    if (capture.sendFailed) stats.commitsAfterFailedSend++;
+  };
   const staleStore = new FaultyStore(shared, stats);
   staleStore.probe = !opts.wrap;
+  staleStore.throttle = throttle;
   const handler = handlerFor(workload.definition, live, capture);
   // Another container: its own handler instance on the same table.
   const staleHandler = handlerFor(workload.definition, staleStore, capture);
@@ -777,6 +1123,10 @@ export async function runWithFaults(
   const history = new Map(partitions.map((p) => [p, [0]]));
   const remaining = () => partitions.filter((p) => pos.get(p)! < logs.get(p)!.length);
   let stale: Stale | undefined;
+  /** Timed-out invocations that will resume, and after how many more live invocations. */
+  const frozen: { cut: CutPlan; done: Promise<void>; wait: number }[] = [];
+  let storm = { left: 0, share: 0 };
+  let outageLeft = 0;
 
   const unexpected = (where: string, e: unknown) => {
     stats.unexpectedErrors.push(`${where}: ${(e as Error)?.stack ?? String(e)}`);
@@ -813,6 +1163,64 @@ export async function runWithFaults(
     stale = { variant, partition, gate, done, wait: variant === 'interleaved' ? 0 : rng.int(1, 4), released: false };
   };
 
+  /**
+   * A live invocation that its timeout cuts off: it runs in a container of its own (Lambda starts
+   * the retry elsewhere) and stops at its cut point. If it finishes before reaching it, it did not
+   * time out and answers as any invocation. Otherwise it is gone for good, or resumes later.
+   */
+  const runCut = async (
+    cut: CutPlan,
+    batches: ReadonlyMap<number, readonly KafkaEventRecord[]>,
+    resume: number,
+    wait: number,
+  ): Promise<{ response?: KafkaBatchResponse; threw?: unknown; timedOut: boolean }> => {
+    const store = new FaultyStore(shared, stats);
+    store.probe = !opts.wrap;
+    store.throttle = throttle;
+    store.cutPlan = cut;
+    store.beforeCommit = live.beforeCommit;
+    const doomed = handlerFor(workload.definition, store, capture, cut);
+    type Outcome = { response?: KafkaBatchResponse; threw?: unknown; timedOut: boolean };
+    const done: Promise<Outcome> = doomed(kafkaEvent(topic, batches), lambdaContext(workload.name) as never).then(
+      (response) => ({ response, timedOut: false }),
+      (threw: unknown) => ({ threw, timedOut: false }),
+    );
+    const first = await Promise.race([cut.freeze.arrived.then(() => undefined), done]);
+    // It read where its partitions were committed: it must have found its state.
+    if (store.readRefused) unexpected('timed-out invocation', new Error('a live batch was refused its state as stale'));
+    if (first) return first;
+    stats.timeouts++;
+    if (cut.point === 'before-outputs') stats.timeoutsBeforeOutputs++;
+    else if (cut.point === 'before-commit') stats.timeoutsBeforeCommit++;
+    else stats.timeoutsMidCommit++;
+    if (resume < 0.5) {
+      frozen.push({
+        cut,
+        wait: Math.floor(wait * 4),
+        done: done.then((outcome) => {
+          if (outcome.threw !== undefined && !injectedSendFailure(outcome.threw)) unexpected('resumed timed-out invocation', outcome.threw);
+        }),
+      });
+    } else {
+      // Gone for good: it ends now, having done nothing after its cut point.
+      cut.freeze.kill();
+      const outcome = await done;
+      if (outcome.threw !== undefined && !(outcome.threw instanceof Killed)) unexpected('killed timed-out invocation', outcome.threw);
+    }
+    return { timedOut: true };
+  };
+
+  /** Resumes the timed-out invocations whose time has come (all of them with `all`), one by one. */
+  const resumeFrozen = async (all: boolean): Promise<void> => {
+    for (const f of [...frozen]) {
+      if (!all && f.wait-- > 0) continue;
+      frozen.splice(frozen.indexOf(f), 1);
+      stats.timeoutsResumed++;
+      f.cut.freeze.open();
+      await f.done;
+    }
+  };
+
   const releaseStale = async (): Promise<void> => {
     const s = stale;
     if (!s) return;
@@ -828,6 +1236,17 @@ export async function runWithFaults(
     const chosen = open.filter(() => rng.chance(0.7));
     if (chosen.length === 0) chosen.push(rng.pick(open));
     const batches = new Map<number, KafkaEventRecord[]>();
+    // The issue 11 classes draw from their own generator, the same number of values every time,
+    // so the other faults of a seed stay what they were.
+    const draw = Array.from({ length: 12 }, () => extra.next());
+    const cut =
+      draw[0] < timeoutChance
+        ? timeoutCut(
+            (['before-outputs', 'before-commit', 'mid-commit'] as const)[Math.floor(draw[1] * 3)],
+            draw[2],
+            Math.floor(draw[3] * 2 ** 31),
+          )
+        : undefined;
     for (const p of chosen) {
       const at = pos.get(p)!;
       const batch = logs.get(p)!.slice(at, at + rng.int(1, maxBatch));
@@ -844,8 +1263,28 @@ export async function runWithFaults(
       }
     }
     if (rng.chance(sinkFailChance)) capture.failNext = rng.next();
+    if (cut) {
+      // Its timeout is this invocation's fault.
+      live.plans.clear();
+      capture.failNext = undefined;
+    }
+    if (outageLeft === 0 && draw[4] < outageChance) {
+      outageLeft = 1 + Math.floor(draw[5] * 3);
+      stats.outages++;
+    }
+    capture.outage = outageLeft > 0;
+    capture.outageCut = draw[6] < 0.5 ? 0 : draw[7];
+    capture.sendFailed = false;
+    if (storm.left === 0 && draw[8] < stormChance) {
+      storm = { left: 1 + Math.floor(draw[9] * 2), share: [0.3, 0.3, 0.5, 0.9][Math.floor(draw[10] * 4)] };
+      stats.storms++;
+    }
+    if (throttle) throttle.share = storm.left > 0 ? storm.share : 0;
+    // In a storm, a short invocation timeout: the deadline (1 s before it) sometimes runs out.
+    // (A timed-out invocation is not throttled: its cut point, not its deadline, ends it.)
+    const context = lambdaContext(workload.name, storm.left > 0 && !cut ? 1_020 + Math.floor(draw[11] * 80) : undefined);
     const s = stale;
-    if (s?.variant === 'interleaved' && batches.has(s.partition)) {
+    if (!cut && s?.variant === 'interleaved' && batches.has(s.partition)) {
       // Both have read the same state; the stale one writes first, in the middle of this one.
       live.beforeWrite = { partition: s.partition, run: releaseStale };
     }
@@ -853,11 +1292,20 @@ export async function runWithFaults(
     const hitsBefore = stepFaults.hits;
     let response: KafkaBatchResponse | undefined;
     let threw: unknown;
-    try {
-      response = await handler(kafkaEvent(topic, batches), lambdaContext(workload.name) as never);
-    } catch (e) {
-      threw = e;
+    let timedOut = false;
+    if (cut) ({ response, threw, timedOut } = await runCut(cut, batches, draw[2], draw[3]));
+    else {
+      try {
+        const event = kafkaEvent(topic, batches);
+        response = await (throttle ? throttle.during(() => handler(event, context as never)) : handler(event, context as never));
+      } catch (e) {
+        threw = e;
+      }
     }
+    if (throttle) throttle.share = 0;
+    if (storm.left > 0) storm.left--;
+    if (outageLeft > 0) outageLeft--;
+    capture.outage = false;
     stats.stepFailures += stepFaults.hits - hitsBefore;
     stepFaults.failing.clear();
     live.plans.clear();
@@ -870,8 +1318,8 @@ export async function runWithFaults(
     live.readRefused = false;
     const fatal = live.crashedFatally;
     live.crashedFatally = false;
-    if (threw !== undefined && !/^injected output failure/.test((threw as Error)?.message)) unexpected('live invocation', threw);
-    if (fatal || threw !== undefined || !response) return; // Lambda retries the whole event.
+    if (threw !== undefined && !injectedSendFailure(threw)) unexpected('live invocation', threw);
+    if (fatal || timedOut || threw !== undefined || !response) return; // Lambda retries the whole event.
     for (const [p, batch] of batches) {
       const failure = response.batchItemFailures.find((f) => f.itemIdentifier.partition === `${topic}-${p}`);
       const at = failure ? batch.findIndex((r) => r.offset === failure.itemIdentifier.offset) : batch.length;
@@ -904,12 +1352,15 @@ export async function runWithFaults(
     if (!stale && rng.chance(staleChance)) await startStale();
     await invoke();
     if (stale && !stale.released && stale.wait-- <= 0) await releaseStale();
+    await resumeFrozen(false);
     const now = [...pos.values()].reduce((a, b) => a + b, 0);
     sinceProgress = now > progress ? 0 : sinceProgress + 1;
     progress = now;
     opts.onInvocation?.(stats);
   }
   await releaseStale();
+  await resumeFrozen(true);
+  stats.throttledCalls = (throttle?.throttledCalls ?? 0) - throttledBefore;
 
   const stateAtEnd = await readState(store, manifest, topic, partitions);
   const emitted = capture.messages.splice(0);
@@ -1052,6 +1503,10 @@ export interface Totals {
   lost: number;
   appliedTwice: number;
   duplicateEmits: number;
+  /** State calls rejected as throughput exceeded, sends failed while the broker was down, invocations cut off by their timeout. */
+  throttledCalls: number;
+  produceFailures: number;
+  timeouts: number;
 }
 
 /** One store's totals, with the detail. */
@@ -1067,6 +1522,14 @@ export interface SuiteResult extends Totals {
   sinkFailures: number;
   stepFailures: number;
   liveConflicts: number;
+  storms: number;
+  throttleExhausted: number;
+  outages: number;
+  commitsAfterFailedSend: number;
+  timeoutsBeforeOutputs: number;
+  timeoutsBeforeCommit: number;
+  timeoutsMidCommit: number;
+  timeoutsResumed: number;
   lostUntilFlush: number;
   valueDiffs: number;
   stateDiffs: number;
@@ -1099,6 +1562,8 @@ export interface SuiteOptions {
   readonly faults?: Partial<FaultOptions>;
   /** The store for one scenario (a fresh MemoryStore, or the run's DynamoDB table). */
   readonly store: () => StateStore;
+  /** The throttle the store was built with ({@link Throttle.store}, {@link throttledDynamoDBStore}): storms are injected. */
+  readonly throttle?: Throttle;
   readonly label: string;
   readonly onProgress?: (line: string) => void;
 }
@@ -1131,6 +1596,17 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     sinkFailures: 0,
     stepFailures: 0,
     liveConflicts: 0,
+    throttledCalls: 0,
+    produceFailures: 0,
+    timeouts: 0,
+    storms: 0,
+    throttleExhausted: 0,
+    outages: 0,
+    commitsAfterFailedSend: 0,
+    timeoutsBeforeOutputs: 0,
+    timeoutsBeforeCommit: 0,
+    timeoutsMidCommit: 0,
+    timeoutsResumed: 0,
     lostUntilFlush: 0,
     valueDiffs: 0,
     stateDiffs: 0,
@@ -1149,7 +1625,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       // A topic per scenario, so scenarios sharing a table never share state.
       const topic = `${loadDefinition(workload.definition).manifest.source.topic}.seed${opts.seed}.r${round}`;
       const reference = await runReference(workload, records, topic);
-      const run = await runWithFaults(workload, records, topic, opts.store(), { ...opts.faults, seed });
+      const run = await runWithFaults(workload, records, topic, opts.store(), { ...opts.faults, seed, throttle: opts.throttle });
       const v = compare(reference, run);
       const s = run.stats;
       result.scenarios++;
@@ -1166,6 +1642,17 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         'sinkFailures',
         'stepFailures',
         'liveConflicts',
+        'storms',
+        'throttledCalls',
+        'throttleExhausted',
+        'outages',
+        'produceFailures',
+        'commitsAfterFailedSend',
+        'timeouts',
+        'timeoutsBeforeOutputs',
+        'timeoutsBeforeCommit',
+        'timeoutsMidCommit',
+        'timeoutsResumed',
       ] as const)
         result[k] += s[k];
       for (const k of ['lost', 'lostUntilFlush', 'valueDiffs', 'stateDiffs', 'appliedTwice', 'duplicateEmits', 'results'] as const)
@@ -1184,7 +1671,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
           examples: v.examples,
         });
       opts.onProgress?.(
-        `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced)` +
+        `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced), ${s.throttledCalls} throttled, ${s.produceFailures} produce failures, ${s.timeouts} timeouts` +
           ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, duplicates ${v.duplicateEmits} | total crashes ${result.crashPoints}/${opts.crashPoints}`,
       );
     }
