@@ -2,7 +2,8 @@
  * The exactly-once fault-injection suite (issue 4, Acceptance): the workloads of
  * test/faults/harness.ts under injected crashes in the middle of state writes, replays with random
  * re-batching and concurrent stale invocations, and (issue 11) DynamoDB throttling storms, Kafka
- * broker outages while outputs are sent, and invocations cut off by their timeout, against
+ * broker outages while outputs are sent, invocations cut off by their timeout, and state over
+ * 64 KB (chunked on DynamoDB, with crashes between its chunk puts and its head put), against
  * DynamoDB Local and the in-memory store, compared with a run without faults.
  *
  *   npm run test:faults -- [--json] [--seed N] [--crashes N] [--time-limit SECONDS]
@@ -13,13 +14,14 @@
  * both deployment modes (issue 11).
  * With `--json`, stdout gets one detail line per store, then as its last line
  * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …,
- *   "throttledCalls": …, "produceFailures": …, "timeouts": …,
+ *   "throttledCalls": …, "produceFailures": …, "timeouts": …, "chunkedValues": …,
  *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0}`
- * (`unaccounted`: input records in no outcome, over every batch of the workloads and the bad inputs).
+ * (`unaccounted`: input records in no outcome, over every batch of the workloads and the bad inputs;
+ * `chunkedValues`: state versions the DynamoDB store kept in chunk items, counted at its client).
  * Exits 1 when a result was lost or applied twice, a stale invocation overwrote newer state,
  * something failed that was not injected, state was committed after a failed send, a fault class
  * was never injected (throttled calls, produce failures, timeouts), fewer crashes than asked for
- * fit in the time limit, or
+ * fit in the time limit, the DynamoDB run chunked no value although the big-state workload ran, or
  * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted.
  * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
  */
@@ -28,6 +30,7 @@ import { endpointOpen } from './infra/port.js';
 import { DynamoDBStore, MemoryStore } from 'sluice/state';
 import { type BadInputFigures, runBadInputs } from '../test/faults/bad-inputs.js';
 import {
+  ChunkCrash,
   dropTable,
   runSuite,
   type SuiteResult,
@@ -113,11 +116,12 @@ try {
     const share = (limitMs - (Date.now() - started)) / (stores.length - i);
     const deadline = Date.now() + (kind === 'memory' && stores.length > 1 ? Math.min(share, limitMs / 4) : share);
     const throttle = new Throttle();
+    const chunkCrash = new ChunkCrash();
     let shared: DynamoDBStore | undefined;
     if (kind === 'dynamodb') {
       const table = `sluice-faults-${Date.now()}-${process.pid}-${tables.length}`;
       tables.push(table);
-      shared = await throttledDynamoDBStore(endpoint, table, throttle);
+      shared = await throttledDynamoDBStore(endpoint, table, throttle, chunkCrash);
       console.error(`test:faults: DynamoDB Local at ${endpoint}, table ${table}`);
     }
     results.push(
@@ -128,6 +132,7 @@ try {
         deadline,
         workloads: selected,
         throttle,
+        chunkCrash,
         store: () => shared ?? throttle.store(new MemoryStore()),
         onProgress: (line) => console.error(line),
       }),
@@ -155,6 +160,7 @@ const totals: Totals = {
   throttledCalls: 0,
   produceFailures: 0,
   timeouts: 0,
+  chunkedValues: 0,
 };
 const problems: string[] = [];
 for (const r of results) {
@@ -168,6 +174,14 @@ for (const r of results) {
   for (const k of ['throttledCalls', 'produceFailures', 'timeouts'] as const)
     if (r[k] === 0 && r.invocations >= 500)
       problems.push(`${r.store}: no ${k} were injected; the run was too short to exercise that fault class.`);
+  // The big-state workload's values chunk on DynamoDB: a run that wrote none did not test large state.
+  if (
+    r.store === 'dynamodb' &&
+    r.scenarios > selected.indexOf(workloads.bigState) &&
+    selected.includes(workloads.bigState) &&
+    r.chunkedValues === 0
+  )
+    problems.push(`${r.store}: no state value was chunked (over 64 KB); large state was not exercised.`);
   for (const e of r.unexpectedErrors.slice(0, 5)) problems.push(`${r.store}: not injected: ${e.split('\n')[0]}`);
   for (const f of r.failures.slice(0, 5)) {
     problems.push(
@@ -175,7 +189,7 @@ for (const r of results) {
     );
   }
   console.error(
-    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item), ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), ` +
+    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item, ${r.crashesBetweenChunks} between chunk puts, ${r.crashesBeforeHead} between chunks and head), ${r.chunkedValues} chunked values, ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), ` +
       `${r.storms} throttling storms (${r.throttledCalls} calls throttled, ${r.throttleExhausted} out of time), ${r.outages} broker outages (${r.produceFailures} failed sends), ` +
       `${r.timeouts} timeouts (${r.timeoutsBeforeOutputs} before outputs, ${r.timeoutsBeforeCommit} before the commit, ${r.timeoutsMidCommit} mid-commit; ${r.timeoutsResumed} resumed), ` +
       `lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,

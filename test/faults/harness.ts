@@ -37,11 +37,23 @@
  * const run = await runWithFaults(workloads.sensorSums, records, 'sensor-counts.s1', new MemoryStore(), { seed: 1 });
  * const verdict = await compare(workloads.sensorSums, reference, run); // { lost: 0, appliedTwice: 0, duplicateEmits: 7, … }
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
-import { type Definition, type SluiceHandler, count, keyedState, mean, sluice, StateConflictError, stream, sum } from 'sluice';
+import {
+  collect,
+  count,
+  type Definition,
+  keyedState,
+  max,
+  mean,
+  type SluiceHandler,
+  sluice,
+  StateConflictError,
+  stream,
+  sum,
+} from 'sluice';
 import {
   type BatchBounds,
   type ItemChange,
@@ -66,6 +78,7 @@ import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 import { sendWithRetries } from '../../framework/src/state/dynamodb-client.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
+import { INLINE_MAX_BYTES } from '../../framework/src/state/dynamodb-values.js';
 import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';
@@ -142,6 +155,11 @@ export interface FaultStats {
   crashPoints: number;
   crashesBeforeAnyItem: number;
   crashesAfterEveryItem: number;
+  /** Crashes inside the DynamoDB store's write of a chunked value: between its chunk puts, or after them and before its head. */
+  crashesBetweenChunks: number;
+  crashesBeforeHead: number;
+  /** Versions the DynamoDB store wrote in chunk items (values over 64 KB), retries and stale writes included. */
+  chunkedValues: number;
   /** Crashes that killed the whole invocation (Lambda retries every partition of the event). */
   fatalCrashes: number;
   sinkFailures: number;
@@ -181,6 +199,9 @@ export function emptyStats(): FaultStats {
     crashPoints: 0,
     crashesBeforeAnyItem: 0,
     crashesAfterEveryItem: 0,
+    crashesBetweenChunks: 0,
+    crashesBeforeHead: 0,
+    chunkedValues: 0,
     fatalCrashes: 0,
     sinkFailures: 0,
     stepFailures: 0,
@@ -372,14 +393,88 @@ export class Throttle {
   }
 }
 
+// ---------- crashes inside a chunked write ----------
+
+/** Where a crash inside the DynamoDB store's write of a chunked value hits. */
+export type ChunkCrashPoint = 'between-chunks' | 'before-head';
+
+interface ArmedChunkCrash {
+  readonly point: ChunkCrashPoint;
+  fired: ChunkCrashPoint | undefined;
+  /** Write ids of the chunk items this write sent. */
+  readonly sent: Set<string>;
+  readonly inFlight: Set<Promise<unknown>>;
+}
+
+/**
+ * Crashes inside the DynamoDB store's write of a value over 64 KB, which it keeps in chunk items
+ * put before the head item that references them (`dynamodb-values.ts`): armed for one write
+ * ({@link ChunkCrash.during}), the client throws {@link InjectedCrash} on a chunk put after a
+ * value's first (`between-chunks`: some chunks written, not all; a one-chunk value goes on to the
+ * next point) or on the head put that references chunks this write put (`before-head`: every
+ * chunk written, no head); after that, every call of the write throws, as the process is gone.
+ * Sends already in flight land. Also counts the chunked versions written on its client.
+ *
+ * @example
+ * const chunks = new ChunkCrash();
+ * const store = await throttledDynamoDBStore(endpoint, table, new Throttle(), chunks);
+ * const { fired } = await chunks.during('before-head', () => store.write(scope, changes, bounds));
+ */
+export class ChunkCrash {
+  /** Versions whose chunks were written (their chunk 0 put succeeded), on every write of the client. */
+  chunkedValues = 0;
+  readonly #armed = new AsyncLocalStorage<ArmedChunkCrash>();
+
+  /** Runs one store write with the crash armed; then waits for its sends still in flight. */
+  async during(point: ChunkCrashPoint, work: () => Promise<unknown>): Promise<{ fired: ChunkCrashPoint | undefined; error?: unknown }> {
+    const armed: ArmedChunkCrash = { point, fired: undefined, sent: new Set(), inFlight: new Set() };
+    try {
+      await this.#armed.run(armed, work);
+      return { fired: armed.fired };
+    } catch (error) {
+      return { fired: armed.fired, error };
+    } finally {
+      await Promise.allSettled([...armed.inFlight]);
+    }
+  }
+
+  /** The client's `send`, through this: `next` sends the command. */
+  async send(command: unknown, next: () => Promise<unknown>): Promise<unknown> {
+    const armed = this.#armed.getStore();
+    const item = (command as { input?: { Item?: Record<string, AttributeValue> } }).input?.Item;
+    const sk = item?.sk?.S;
+    const chunk = sk?.startsWith('c:')
+      ? { id: sk.slice(2, sk.lastIndexOf('#')), index: Number(sk.slice(sk.lastIndexOf('#') + 1)) }
+      : undefined;
+    if (armed) {
+      if (armed.fired) throw new InjectedCrash(`injected crash: a call after the crash ${armed.fired}`);
+      if (chunk && chunk.index > 0 && armed.point === 'between-chunks') armed.fired = 'between-chunks';
+      else if (sk?.startsWith('k:') && item!.h?.L?.some((v) => armed.sent.has(v.M?.w?.S ?? ''))) armed.fired = 'before-head';
+      if (armed.fired) throw new InjectedCrash(`injected crash inside a chunked write (${armed.fired}, at ${sk})`);
+      if (chunk) armed.sent.add(chunk.id);
+    }
+    const sending = next();
+    armed?.inFlight.add(sending);
+    const res = await sending;
+    if (chunk?.index === 0) this.chunkedValues++;
+    return res;
+  }
+}
+
 /**
  * A DynamoDBStore on DynamoDB Local whose client rejects the calls `throttle` says, so the store's
- * own retries (`sendWithRetries`) meet the storms. Creates the table.
+ * own retries (`sendWithRetries`) meet the storms, and crashes inside chunked writes where
+ * `chunks` is armed. Creates the table.
  *
  * @example
  * const store = await throttledDynamoDBStore('http://127.0.0.1:8000', 'sluice-faults-1', new Throttle());
  */
-export async function throttledDynamoDBStore(endpoint: string, table: string, throttle: Throttle): Promise<DynamoDBStore> {
+export async function throttledDynamoDBStore(
+  endpoint: string,
+  table: string,
+  throttle: Throttle,
+  chunks: ChunkCrash = new ChunkCrash(),
+): Promise<DynamoDBStore> {
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const real = new DynamoDBClient({
     endpoint,
@@ -391,7 +486,7 @@ export async function throttledDynamoDBStore(endpoint: string, table: string, th
   const client = {
     send: async (command: unknown) => {
       throttle.check();
-      return real.send(command as never);
+      return chunks.send(command, () => real.send(command as never));
     },
   };
   const store = new DynamoDBStore({ table, endpoint, client: client as unknown as DynamoDBClient });
@@ -434,6 +529,8 @@ export class FaultyStore implements StateStore {
   cutPlan: CutPlan | undefined;
   /** Runs before every write (the check that no state is committed after a failed send). */
   beforeCommit: (() => void) | undefined;
+  /** On DynamoDB: half the crashes of writes holding a value over 64 KB hit inside the store's write. */
+  chunkCrash: ChunkCrash | undefined;
 
   constructor(
     readonly inner: StateStore,
@@ -526,6 +623,7 @@ export class FaultyStore implements StateStore {
     plan: CrashPlan,
     opts?: StoreCallOptions,
   ): Promise<never> {
+    if (this.chunkCrash && plan.order % 2 === 0 && changes.some(chunkSized)) return this.#crashInside(scope, changes, bounds, plan, opts);
     const ordered = crashOrder(changes, plan.order);
     const k = Math.min(ordered.length, Math.floor(plan.cut * (ordered.length + 1)));
     this.stats.crashPoints++;
@@ -549,6 +647,39 @@ export class FaultyStore implements StateStore {
     );
   }
 
+  /**
+   * A crash inside the store's write of a chunked value ({@link ChunkCrash}): the whole write set
+   * goes to the store, which dies between a value's chunk puts or between its chunks and its head.
+   * Other items of the set land or not, as their puts ran before or after that point.
+   */
+  async #crashInside(
+    scope: StateScope,
+    changes: readonly ItemChange[],
+    bounds: BatchBounds,
+    plan: CrashPlan,
+    opts?: StoreCallOptions,
+  ): Promise<never> {
+    this.stats.crashPoints++;
+    if (plan.fatal) this.stats.fatalCrashes++;
+    const point = plan.cut < 0.5 ? 'between-chunks' : 'before-head';
+    const { fired, error } = await this.chunkCrash!.during(point, () => this.inner.write(scope, changes, bounds, opts));
+    if (error !== undefined && !(error instanceof InjectedCrash)) {
+      if (!(error instanceof StateConflictError)) {
+        this.#failed('write', error);
+        throw error;
+      }
+      this.fenced = true;
+    }
+    if (fired === 'between-chunks') this.stats.crashesBetweenChunks++;
+    else if (fired === 'before-head') this.stats.crashesBeforeHead++;
+    // The value was refused or conflicted before its chunks, or the write ended before the point.
+    else if (error === undefined) this.stats.crashesAfterEveryItem++;
+    if (plan.fatal) this.crashedFatally = true;
+    throw new InjectedCrash(
+      `injected crash inside a chunked write${fired ? ` (${fired})` : ''} (${scope.topic}-${scope.partition}, offsets ${bounds.firstOffset}..${bounds.lastOffset})`,
+    );
+  }
+
   /** Writes, then checks that no item whose stored offset was as new or newer was changed. */
   async #probed(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
     const before = await snapshot(this.inner, scope, changes);
@@ -565,6 +696,11 @@ export class FaultyStore implements StateStore {
       }
     }
   }
+}
+
+/** Whether the DynamoDB store keeps this change's value in chunk items (over 64 KB of JSON). */
+function chunkSized(change: ItemChange): boolean {
+  return change.value !== undefined && Buffer.byteLength(JSON.stringify(change.value)) > INLINE_MAX_BYTES;
 }
 
 /**
@@ -687,6 +823,46 @@ function readings(
 }
 
 const runningTotal = keyedState<number>('total');
+/** Every note a user sent: the busy user's grows to ~480 KB, chunked on DynamoDB. */
+const notesSoFar = keyedState<string[]>('notes');
+
+/** Characters of the big workload's notes: multi-byte ones too, so chunk boundaries cut characters. */
+const NOTE_ALPHABET = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;-', 'é', 'ß', '€', '→', '😀'];
+
+/** A note of about `chars` characters (1 to 4 UTF-8 bytes each, mostly 1), different for every draw. */
+function note(rng: Rng, prefix: string, chars: number): string {
+  const parts: string[] = [prefix];
+  for (let i = 0; i < chars; i++) parts.push(rng.chance(0.9) ? NOTE_ALPHABET[rng.int(0, 66)] : rng.pick(NOTE_ALPHABET));
+  return parts.join('');
+}
+
+/**
+ * Records of the big-state workload: a busy user sends 70 notes of ~7 KB (one session of 40, a
+ * gap, one of 30), three others short notes with sessions that end; arrival roughly in event time.
+ */
+function bigNotes(seed: number): InputRecord[] {
+  const rng = new Rng(seed);
+  const out: InputRecord[] = [];
+  let busyAt = SAMPLE_START + 360_000;
+  for (let i = 0; i < 70; i++) {
+    busyAt += i === 40 ? 60_000 : rng.int(200, 2_000);
+    out.push({
+      key: 'busy',
+      value: { user: 'busy', note: note(rng, `busy#${i}:`, 6_000) },
+      timestamp: busyAt,
+      partition: partitionOf('busy', 2),
+    });
+  }
+  const users = ['u1', 'u2', 'u3'];
+  const clock = new Map(users.map((u) => [u, SAMPLE_START + 360_000 + rng.int(0, 20_000)]));
+  for (let i = 0; i < 50; i++) {
+    const user = rng.pick(users);
+    const t = clock.get(user)! + (rng.chance(0.25) ? rng.int(31_000, 60_000) : rng.int(500, 10_000));
+    clock.set(user, t);
+    out.push({ key: user, value: { user, note: note(rng, `${user}#${i}:`, 200) }, timestamp: t, partition: partitionOf(user, 2) });
+  }
+  return out.sort((a, b) => a.timestamp + rng.int(0, 4_000) - b.timestamp);
+}
 
 /**
  * The example workloads (their own definitions and sample data, plus seeded data) and three of the
@@ -790,6 +966,28 @@ export const workloads = {
       const rng = new Rng(seed);
       return readings(rng, 200, SAMPLE_START, () => ({ value: rng.int(0, 9) }), { stepMs: 250, jitterMs: 600, keys: 5 });
     },
+  },
+  /**
+   * Large state (issue 11): keyed state holding every note of a user, and sessions that collect
+   * them; the busy user's values grow to ~480 KB, so the DynamoDB store keeps them in chunk items
+   * (one, then two, per version).
+   */
+  bigState: {
+    name: 'big-state',
+    definition: stream<{ user: string; note: string }>('notes', { name: 'BigState', state: [notesSoFar] })
+      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+      .map(
+        (r) => {
+          const notes = [...(notesSoFar.get() ?? []), r.note];
+          notesSoFar.set(notes);
+          return { ...r, sent: notes.length };
+        },
+        { name: 'remember' },
+      )
+      .sessionWindow('30s', { grace: '5s' })
+      .aggregate({ n: count(), notes: collect((r: { note: string }) => r.note), sent: max('sent') }, { name: 'session' })
+      .to('note-sessions'),
+    records: bigNotes,
   },
 } satisfies Record<string, Workload>;
 
@@ -1043,6 +1241,8 @@ export interface FaultOptions {
    */
   readonly throttle?: Throttle;
   readonly stormChance?: number;
+  /** The crash inside chunked writes the DynamoDB store's client was built with: half the crashes of writes of large values hit there. */
+  readonly chunkCrash?: ChunkCrash;
   /** Chance, per invocation, that the broker becomes unavailable for the next 1 to 3 invocations. */
   readonly outageChance?: number;
   /** Chance that an invocation is cut off by its timeout. */
@@ -1096,6 +1296,7 @@ export async function runWithFaults(
   const throttle = opts.throttle;
   throttle?.reseed(opts.seed);
   const throttledBefore = throttle?.throttledCalls ?? 0;
+  const chunkedBefore = opts.chunkCrash?.chunkedValues ?? 0;
 
   const stats = emptyStats();
   const capture = new Capture();
@@ -1104,6 +1305,7 @@ export async function runWithFaults(
   const shared = opts.wrap ? opts.wrap(store) : store;
   const live = new FaultyStore(shared, stats);
   live.throttle = throttle;
+  live.chunkCrash = opts.chunkCrash;
   live.beforeCommit = () => {
     if (capture.sendFailed) stats.commitsAfterFailedSend++;
   };
@@ -1361,6 +1563,7 @@ export async function runWithFaults(
   await releaseStale();
   await resumeFrozen(true);
   stats.throttledCalls = (throttle?.throttledCalls ?? 0) - throttledBefore;
+  stats.chunkedValues = (opts.chunkCrash?.chunkedValues ?? 0) - chunkedBefore;
 
   const stateAtEnd = await readState(store, manifest, topic, partitions);
   const emitted = capture.messages.splice(0);
@@ -1507,6 +1710,8 @@ export interface Totals {
   throttledCalls: number;
   produceFailures: number;
   timeouts: number;
+  /** Versions the DynamoDB store kept in chunk items (values over 64 KB): 0 means large state was not exercised. */
+  chunkedValues: number;
 }
 
 /** One store's totals, with the detail. */
@@ -1519,6 +1724,8 @@ export interface SuiteResult extends Totals {
   fatalCrashes: number;
   crashesBeforeAnyItem: number;
   crashesAfterEveryItem: number;
+  crashesBetweenChunks: number;
+  crashesBeforeHead: number;
   sinkFailures: number;
   stepFailures: number;
   liveConflicts: number;
@@ -1564,6 +1771,8 @@ export interface SuiteOptions {
   readonly store: () => StateStore;
   /** The throttle the store was built with ({@link Throttle.store}, {@link throttledDynamoDBStore}): storms are injected. */
   readonly throttle?: Throttle;
+  /** The DynamoDB store's crash inside chunked writes ({@link throttledDynamoDBStore}). */
+  readonly chunkCrash?: ChunkCrash;
   readonly label: string;
   readonly onProgress?: (line: string) => void;
 }
@@ -1593,6 +1802,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     fatalCrashes: 0,
     crashesBeforeAnyItem: 0,
     crashesAfterEveryItem: 0,
+    crashesBetweenChunks: 0,
+    crashesBeforeHead: 0,
+    chunkedValues: 0,
     sinkFailures: 0,
     stepFailures: 0,
     liveConflicts: 0,
@@ -1625,7 +1837,12 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       // A topic per scenario, so scenarios sharing a table never share state.
       const topic = `${loadDefinition(workload.definition).manifest.source.topic}.seed${opts.seed}.r${round}`;
       const reference = await runReference(workload, records, topic);
-      const run = await runWithFaults(workload, records, topic, opts.store(), { ...opts.faults, seed, throttle: opts.throttle });
+      const run = await runWithFaults(workload, records, topic, opts.store(), {
+        ...opts.faults,
+        seed,
+        throttle: opts.throttle,
+        chunkCrash: opts.chunkCrash,
+      });
       const v = compare(reference, run);
       const s = run.stats;
       result.scenarios++;
@@ -1639,6 +1856,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         'fatalCrashes',
         'crashesBeforeAnyItem',
         'crashesAfterEveryItem',
+        'crashesBetweenChunks',
+        'crashesBeforeHead',
+        'chunkedValues',
         'sinkFailures',
         'stepFailures',
         'liveConflicts',
@@ -1672,6 +1892,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         });
       opts.onProgress?.(
         `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced), ${s.throttledCalls} throttled, ${s.produceFailures} produce failures, ${s.timeouts} timeouts` +
+          (s.chunkedValues > 0
+            ? `, ${s.chunkedValues} chunked values (${s.crashesBetweenChunks + s.crashesBeforeHead} crashes inside them)`
+            : '') +
           ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, duplicates ${v.duplicateEmits} | total crashes ${result.crashPoints}/${opts.crashPoints}`,
       );
     }
