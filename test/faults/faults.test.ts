@@ -13,6 +13,7 @@ import type { KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
 import { lambdaContext, toEventRecord } from 'sluice/testing';
 import { isPartitionNamespace, isWindowNamespace } from '../../framework/src/state/namespaces.js';
 import {
+  ChunkCrash,
   compare,
   dropTable,
   emptyStats,
@@ -115,6 +116,37 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
         await dropTable(endpoint, table);
       }
     });
+
+    test('state over 64 KB: chunked, with crashes between chunk puts and between the chunks and the head', async () => {
+      const table = `sluice-faults-big-${process.pid}-${Date.now()}`;
+      const throttle = new Throttle();
+      const chunkCrash = new ChunkCrash();
+      const store = await throttledDynamoDBStore(endpoint, table, throttle, chunkCrash);
+      try {
+        const r = await runSuite({
+          label: 'dynamodb',
+          seed: 11,
+          crashPoints: 30,
+          deadline: Date.now() + 20_000,
+          store: () => store,
+          throttle,
+          chunkCrash,
+          workloads: [workloads.bigState],
+        });
+        assert.ok(r.chunkedValues > 20, `chunked versions written: ${r.chunkedValues}`);
+        assert.equal(r.chunkedValues, chunkCrash.chunkedValues);
+        assert.ok(r.crashesBetweenChunks > 0 && r.crashesBeforeHead > 0, `crashes inside chunked writes: ${JSON.stringify(r)}`);
+        assert.ok(r.replays > 0 && r.staleInvocations > 0);
+        assert.deepEqual(r.unexpectedErrors, []);
+        assert.equal(r.staleOverwrites, 0);
+        assert.equal(r.lost, 0, `results lost: ${explain(r)}`);
+        assert.equal(r.appliedTwice, 0, `results or state differ from the reference: ${explain(r)}`);
+        assert.equal(r.unaccounted, 0);
+      } finally {
+        throttle.close();
+        await dropTable(endpoint, table);
+      }
+    });
   });
 });
 
@@ -204,6 +236,41 @@ describe('the checks can fail', () => {
     cut.freeze.open();
     await write;
     assert.deepEqual(Object.keys(inner.dump()).sort(), ['f/t/0/w', 'f/t/0/w#partition'], 'resumed, it writes the rest');
+  });
+
+  test('a crash inside a chunked write: chunks land, the head does not, the value reads as before', async (t) => {
+    if (dynamodb.skip) return t.skip(String(dynamodb.skip));
+    const table = `sluice-faults-chunk-${process.pid}-${Date.now()}`;
+    const throttle = new Throttle();
+    const chunkCrash = new ChunkCrash();
+    const store = await throttledDynamoDBStore(endpoint, table, throttle, chunkCrash);
+    try {
+      const scope = { functionName: 'f', topic: 't', partition: 0 };
+      const big = 'é'.repeat(250_000); // 500 KB of UTF-8: two chunks
+      await store.write(scope, [{ namespace: 'w', key: 'a', value: [1], offset: 3 }], { firstOffset: 3, lastOffset: 3 });
+      const before = (await store.read(scope, 'w', ['a'])).get('a')!;
+      for (const point of ['between-chunks', 'before-head'] as const) {
+        const { fired, error } = await chunkCrash.during(point, () =>
+          store.write(scope, [{ namespace: 'w', key: 'a', value: [big], offset: 4, revision: before.revision }], {
+            firstOffset: 4,
+            lastOffset: 4,
+          }),
+        );
+        assert.equal(fired, point);
+        assert.equal((error as Error).name, 'InjectedCrash');
+        assert.deepEqual((await store.read(scope, 'w', ['a'])).get('a')?.value, [1], 'the head still holds the old value');
+      }
+      assert.equal(chunkCrash.chunkedValues, 0, 'no head references the chunks written');
+      await store.write(scope, [{ namespace: 'w', key: 'a', value: [big], offset: 4, revision: before.revision }], {
+        firstOffset: 4,
+        lastOffset: 4,
+      });
+      assert.deepEqual((await store.read(scope, 'w', ['a'])).get('a')?.value, [big]);
+      assert.equal(chunkCrash.chunkedValues, 1);
+    } finally {
+      throttle.close();
+      await dropTable(endpoint, table);
+    }
   });
 
   test('a crash leaves some items written and others not, then throws', async () => {
