@@ -1,3 +1,8 @@
+/**
+ * The DynamoDB adapter of the state protocol: get, put and list items, large values in chunk
+ * items. One concept, a little over 350 lines; the client, its retries and paged reads live in
+ * `dynamodb-client.ts`, the value layout in `dynamodb-values.ts`, the table shape in `dynamodb-table.ts`.
+ */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
 import { ConfigError, errorText, StateConflictError, StateValueError } from '../errors.js';

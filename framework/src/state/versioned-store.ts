@@ -1,5 +1,6 @@
 /**
- * The versioned, fenced state protocol, in one place. Both stores extend {@link VersionedStore};
+ * The versioned, fenced state protocol, in one place (one concept, over 350 lines on purpose: the
+ * protocol split across files is what this base replaced). Both stores extend {@link VersionedStore};
  * it decides everything a store must get right for exactly-once state, and the adapters only move
  * items in and out of their storage (the shape of Powertools idempotency's `BasePersistenceLayer`,
  * whose DynamoDB and cache layers only implement `_getRecord`/`_putRecord`).
