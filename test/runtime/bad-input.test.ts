@@ -3,16 +3,16 @@
 // real reason, its partition is never blocked, and the records around it come out right.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { collect, keyedState, SluiceError, sluice, stream, sum } from 'sluice';
-import { type BatchReport, type DeadLetter, type KafkaEvent, type KafkaEventRecord, manifestOf, unaccounted } from 'sluice/runtime';
+import { collect, keyedState, SluiceError, type sluice, stream, sum } from 'sluice';
+import { type DeadLetter, type KafkaEvent, type KafkaEventRecord, manifestOf, unaccounted } from 'sluice/runtime';
 import { MemoryStore } from 'sluice/state';
-import { CaptureLogger, CaptureSink, lambdaContext, toEventRecord } from 'sluice/testing';
+import { toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import type { StateStore } from '../../framework/src/state/store.js';
+import { run as runCase } from '../support/bad-inputs.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 
-const ctx = lambdaContext('bad-input-test') as never;
 const TOPIC = 'in';
 
 interface StoreCase {
@@ -51,28 +51,11 @@ function event(rs: KafkaEventRecord[]): KafkaEvent {
   return { eventSource: 'aws:kafka', records: { [`${TOPIC}-0`]: rs } } as KafkaEvent;
 }
 
-/**
- * Runs events through a fresh handler of `def`, as deployed with SLUICE_PARTIAL_BATCH set to
- * `partialBatch` (false: no provisioned pollers, where any failure throws and Lambda retries the
- * whole batch). A throw fails the test: no bad input may block a partition.
- */
+/** The shared bad-input runner (test/support/bad-inputs.ts), except that a throw fails the test: no bad input may block a partition. */
 async function run(def: Parameters<typeof sluice>[0], store: StateStore, partialBatch: boolean, events: KafkaEvent[]) {
-  const handler = sluice(def);
-  const sink = new CaptureSink();
-  const letters = new CaptureSink();
-  const logger = new CaptureLogger();
-  const reports: BatchReport[] = [];
-  handler.sluice.configure({ store, sink, deadLetters: letters, logger, onBatch: (r) => reports.push(r) });
-  const saved = process.env.SLUICE_PARTIAL_BATCH;
-  process.env.SLUICE_PARTIAL_BATCH = String(partialBatch);
-  try {
-    const responses = [];
-    for (const e of events) responses.push(await handler(e, ctx));
-    return { responses, messages: sink.messages, letters: letters.deadLetters, logger, reports };
-  } finally {
-    if (saved === undefined) delete process.env.SLUICE_PARTIAL_BATCH;
-    else process.env.SLUICE_PARTIAL_BATCH = saved;
-  }
+  const r = await runCase(def, store, partialBatch, events);
+  if (r.error !== undefined) throw r.error;
+  return r;
 }
 
 /** What a test asserts about dead letters: where they came from, the stage and the reason. */
