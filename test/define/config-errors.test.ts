@@ -76,7 +76,7 @@ describe('window options', () => {
         stream<number>('t')
           .tumblingWindow('10s', untyped({ grce: '2s' }))
           .aggregate(sum(), { name: 'total' }),
-      /unknown option "grce" for tumblingWindow "total"; allowed: grace, emit, closeBy\./,
+      /unknown option "grce" for tumblingWindow "total"; allowed: grace, emit, closeBy, idle\./,
     );
   });
 
@@ -86,7 +86,7 @@ describe('window options', () => {
         stream<number>('t')
           .tumblingCountWindow(10, untyped({ grace: '1s' }))
           .aggregate(sum(), { name: 'batch' }),
-      /unknown option "grace" for tumblingCountWindow "batch"; allowed: emit\./,
+      /unknown option "grace" for tumblingCountWindow "batch"; allowed: emit, idle\./,
     );
   });
 
@@ -322,14 +322,14 @@ describe('@source', () => {
     }
     configError(
       () => sluice(Typo),
-      /^unknown option "valu" in @source\(\) of class Typo; allowed: key, value, validate, lateTopic, name, maxClockSkew\.$/,
+      /^unknown option "valu" in @source\(\) of class Typo; allowed: key, value, validate, lateTopic, name, maxClockSkew, idle\.$/,
     );
   });
 
   test('an unknown stream() option fails when the chain starts', () => {
     configError(
       () => stream('t', untyped({ valu: 'json' })),
-      /^unknown option "valu" for stream\("t"\); allowed: key, value, validate, lateTopic, name, maxClockSkew, state\.$/,
+      /^unknown option "valu" for stream\("t"\); allowed: key, value, validate, lateTopic, name, maxClockSkew, idle, state\.$/,
     );
   });
 

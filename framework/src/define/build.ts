@@ -140,8 +140,17 @@ function fromClass(cls: new () => object): LoadedDefinition {
   return { manifest: checkManifest(manifest), instance };
 }
 
+/** The source's idle default given to every window that sets no `idle` of its own. */
+function withIdleDefault(m: Manifest): Manifest {
+  const idleMs = m.source.idleMs;
+  if (idleMs === undefined) return m;
+  const steps = m.steps.map((s) => (s.kind === 'window' && s.window.idleMs === undefined ? { ...s, window: { ...s.window, idleMs } } : s));
+  return { ...m, steps };
+}
+
 /** Whole-manifest checks shared by both forms. */
-export function checkManifest(m: Manifest): Manifest {
+export function checkManifest(input: Manifest): Manifest {
+  const m = withIdleDefault(input);
   const names = new Set<string>();
   for (const s of m.steps) {
     if (s.kind !== 'window') continue;

@@ -123,6 +123,8 @@ export interface SourceSpec {
    * hour unless set), or false for no guard. See docs/windows.md.
    */
   readonly maxClockSkewMs: number | false;
+  /** The idle allowance of windows that set none, in ms (`idle` of the source); absent: off. */
+  readonly idleMs?: number;
 }
 
 /**

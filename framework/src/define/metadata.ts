@@ -69,6 +69,11 @@ export interface SourceOptions<T = unknown> {
    * turns the guard off (e.g. to replay data stamped in the future on purpose).
    */
   readonly maxClockSkew?: Duration | false;
+  /**
+   * The idle allowance of every window that sets none (see the windows' `idle`): once a partition
+   * is caught up and quiet this long, its open windows close. Off by default.
+   */
+  readonly idle?: Duration | false;
 }
 
 export interface ClassRecord {

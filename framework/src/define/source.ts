@@ -6,6 +6,7 @@ import { toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from '../windows/event-time.js';
+import { idleMs } from '../windows/spec.js';
 import type { SourceSpec } from './manifest.js';
 import type { SourceOptions } from './metadata.js';
 
@@ -15,7 +16,7 @@ import type { SourceOptions } from './metadata.js';
  * @example
  * SOURCE_OPTIONS.includes('maxClockSkew'); // true
  */
-export const SOURCE_OPTIONS: readonly string[] = ['key', 'value', 'validate', 'lateTopic', 'name', 'maxClockSkew'];
+export const SOURCE_OPTIONS: readonly string[] = ['key', 'value', 'validate', 'lateTopic', 'name', 'maxClockSkew', 'idle'];
 
 /**
  * Validates source options into a {@link SourceSpec}; throws a ConfigError naming the option,
@@ -34,6 +35,7 @@ export function sourceSpec(topic: string, opts: SourceOptions<any>, where: strin
     key: resolveSerializer(opts.key, 'string', `key serializer of ${where}`),
     value: resolveSerializer(opts.value, 'json', `value serializer of ${where}`),
     maxClockSkewMs: maxClockSkew(opts.maxClockSkew, where),
+    ...idleDefault(opts.idle, where),
     ...(validate
       ? {
           validate: (v: unknown) => {
@@ -43,6 +45,11 @@ export function sourceSpec(topic: string, opts: SourceOptions<any>, where: strin
         }
       : {}),
   };
+}
+
+function idleDefault(value: unknown, where: string): { idleMs?: number } {
+  const ms = idleMs(value, `idle of ${where}`);
+  return typeof ms === 'number' ? { idleMs: ms } : {};
 }
 
 function maxClockSkew(value: unknown, where: string): number | false {

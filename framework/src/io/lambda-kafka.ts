@@ -1,4 +1,4 @@
-import type { KafkaConfig, Producer, SASLOptions } from 'kafkajs';
+import type { Admin, Kafka, KafkaConfig, Producer, SASLOptions } from 'kafkajs';
 import type { Manifest } from '../define/manifest.js';
 import { KAFKA_AUTH_MODES, readEnv, SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
@@ -29,6 +29,7 @@ import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from
 export class LambdaKafka {
   #brokers: string | undefined;
   #producer: Promise<Producer> | undefined;
+  #admin: Promise<Admin> | undefined;
 
   /** The brokers of the current invocation's event (the first one seen wins for the container). */
   useBrokers(bootstrapServers: string | undefined): void {
@@ -50,6 +51,25 @@ export class LambdaKafka {
     };
   }
 
+  /**
+   * Every partition of `topic` with its end offset, for idle ticks (one ListOffsets request through
+   * an admin client kept for the container).
+   */
+  async endOffsets(topic: string): Promise<Map<number, number>> {
+    const admin = await (this.#admin ??= this.#createAdmin().catch((e) => {
+      this.#admin = undefined;
+      throw e;
+    }));
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+  }
+
+  async #createAdmin(): Promise<Admin> {
+    const admin = (await this.#kafka()).admin();
+    await admin.connect();
+    return admin;
+  }
+
   #connect(): Promise<Producer> {
     this.#producer ??= this.#create().catch((e) => {
       this.#producer = undefined; // the next invocation tries again
@@ -59,7 +79,13 @@ export class LambdaKafka {
   }
 
   async #create(): Promise<Producer> {
-    const brokers = this.#brokers;
+    const producer = (await this.#kafka()).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    await producer.connect();
+    return producer;
+  }
+
+  async #kafka(): Promise<Kafka> {
+    const brokers = this.#brokers ?? (readEnv('kafkaBrokers') || undefined);
     if (!brokers)
       throw new ConfigError(
         `no Kafka brokers to produce outputs to: the event has no bootstrapServers and ${SLUICE_ENV.kafkaBrokers} is not set.`,
@@ -79,9 +105,7 @@ export class LambdaKafka {
     };
     const sasl = await saslOptions();
     if (sasl) config.sasl = sasl;
-    const producer = new Kafka(config).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-    await producer.connect();
-    return producer;
+    return new Kafka(config);
   }
 }
 

@@ -4,10 +4,13 @@
  */
 import type { FunctionStep, Manifest, OutputStep, ScoreStep, WindowStep } from '../define/manifest.js';
 import { errorText, StateValueError, StepError } from '../errors.js';
-import { isPartitionNamespace, keyedNamespace } from '../state/namespaces.js';
-import type { RejectedChange, StateScope, StateStore } from '../state/store.js';
+import { cloneJson } from '../state/json.js';
+import { IDLE_ITEM, idleNamespace, isPartitionNamespace, keyedNamespace } from '../state/namespaces.js';
+import type { RejectedChange, StateScope, StateStore, StoredItem } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
+import type { IdleWindow } from '../windows/idle.js';
 import { createWindowOperator, type WindowOperator } from '../windows/operators/index.js';
+import { readIdleForBatch, recordIdle } from './idle.js';
 import { recordLetter } from './dead-letters.js';
 import type { Item, Pass } from './item.js';
 import { lateMessage, outputMessage, recordId } from './messages.js';
@@ -15,7 +18,7 @@ import { type DeadLetter, type LateOutput, letterOrigin, type OutputMessage, typ
 import { applyScoreStep } from './scoring.js';
 import { type BatchStats, countOutcomes, newStats } from './stats.js';
 import { applyFunctionStep } from './steps.js';
-import { applyWindowStep } from './window-step.js';
+import { applyWindowStep, type WindowTiming } from './window-step.js';
 
 /**
  * What one partition batch produced. Nothing is stored until `commit` runs.
@@ -44,7 +47,10 @@ export interface PartitionResult {
 /**
  * How a batch runs: `flush` closes every open window at the end (a finite input ending; needs a
  * store that can list its keys), writing state just after `flushOffset`, the input's last offset;
- * `deadline` (epoch ms) bounds the state store's calls.
+ * `tickAt` runs an idle tick instead of records: it closes what the idle floors make due, writing
+ * at that position (just after the partition's last applied offset, see `pipeline/idle.ts`);
+ * `deadline` (epoch ms) bounds the state store's calls; `now` is the wall clock (default
+ * `Date.now()`): a record's arrival for idle closing, and the clock guard's reference.
  *
  * @example
  * await pipeline.run(topic, partition, batch, { deadline: Date.now() + 5_000 });
@@ -52,7 +58,9 @@ export interface PartitionResult {
 export interface RunOptions {
   readonly flush?: boolean;
   readonly flushOffset?: number;
+  readonly tickAt?: number;
   readonly deadline?: number;
+  readonly now?: number;
 }
 
 type CompiledStep =
@@ -90,6 +98,8 @@ interface Skipped {
 export class PipelineRunner {
   readonly #steps: CompiledStep[];
   readonly #keyedNamespaces: string[];
+  /** Window operators with idle closing: the runner reads and writes the partition's idle item for them. */
+  readonly #idleOps: WindowOperator[];
 
   constructor(
     readonly manifest: Manifest,
@@ -104,11 +114,17 @@ export class PipelineRunner {
       return { kind: 'fn', step };
     });
     this.#keyedNamespaces = manifest.state.map((s) => keyedNamespace(s.name));
+    this.#idleOps = this.windows.filter((op) => op.idleMs !== undefined);
   }
 
   /** The window operators, for the dev summary and `--flush`. */
   get windows(): WindowOperator[] {
     return this.#steps.flatMap((s) => (s.kind === 'window' ? [s.op] : []));
+  }
+
+  /** The windows with idle closing, as a tick's rules see them (empty: the function needs no ticks). */
+  get idleWindows(): IdleWindow[] {
+    return this.#idleOps.map((op) => op.idleWindow!);
   }
 
   /** Processes one partition's batch (in offset order); see {@link RunOptions}. */
@@ -119,11 +135,17 @@ export class PipelineRunner {
     const skipped = new Map<number, Skipped>();
     // A flush writes just after the input's last offset, so nothing downstream mistakes it for a replay.
     const flushAt = (opts.flushOffset ?? -1) + 0.5;
+    const tick = batch.length === 0 ? opts.tickAt : undefined;
+    const now = opts.now ?? Date.now();
     // State is read as of just before the batch, so a retried or re-batched batch sees what its
-    // first run saw (see state/versions.ts); a flush alone reads just after the input's end.
-    const before = batch.length > 0 ? batch.offsetAt(0) : flushAt;
+    // first run saw (see state/versions.ts); a flush alone reads just after the input's end, a
+    // tick just before the next record (seeing earlier ticks at its own position).
+    const before = batch.length > 0 ? batch.offsetAt(0) : tick !== undefined ? tick + 0.5 : flushAt;
+    const callOpts = opts.deadline === undefined ? { before } : { deadline: opts.deadline, before };
+    const idle = this.#idleOps.length > 0 ? await this.#readIdle(scope, batch.length > 0, callOpts) : undefined;
     for (;;) {
-      const tx = new Transaction(this.store, scope, opts.deadline === undefined ? { before } : { deadline: opts.deadline, before });
+      const tx = new Transaction(this.store, scope, { ...callOpts, rewrite: tick !== undefined });
+      if (idle) tx.seed(idleNamespace(), IDLE_ITEM, idle.item && { ...idle.item, value: cloneJson(idle.item.value) });
       let records: SourceRecord[] = [];
       try {
         const decoded = batch.decode(limit);
@@ -138,9 +160,20 @@ export class PipelineRunner {
         const pass: Pass = { functionName: this.functionName, tx, outputs: [], deadLetters, late: [], stats: newStats(limit) };
         pass.stats.poison = deadLetters.length;
         pass.stats.deadLettered = deadLetters.length;
-        await this.#run(records, pass, !failure && opts.flush === true ? flushAt : undefined);
-        const first = limit > 0 ? batch.offsetAt(0) : opts.flush ? flushAt : -1;
-        const last = limit > 0 ? batch.offsetAt(limit - 1) : opts.flush ? flushAt : -1;
+        const timing: WindowTiming = {
+          now,
+          maxClockSkewMs: this.manifest.source.maxClockSkewMs,
+          ...(!failure && opts.flush === true ? { flush: flushAt } : {}),
+          ...(!failure && tick !== undefined ? { tick } : {}),
+        };
+        await this.#run(records, pass, timing);
+        const position = tick ?? (opts.flush ? flushAt : -1);
+        const first = limit > 0 ? batch.offsetAt(0) : position;
+        const last = limit > 0 ? batch.offsetAt(limit - 1) : position;
+        if (idle) {
+          if (limit > 0) recordIdle(tx, this.#idleOps, last, { last, now });
+          else if (tick !== undefined) recordIdle(tx, this.#idleOps, tick, undefined);
+        }
         const refused = tx.check({ firstOffset: first, lastOffset: last });
         if (refused.length > 0) {
           skipBlamed(refused, batch, limit, records, skipped);
@@ -179,7 +212,13 @@ export class PipelineRunner {
     }
   }
 
-  async #run(records: SourceRecord[], pass: Pass, flush: number | undefined): Promise<void> {
+  /** The idle item as of the batch's start (a batch vetoes a tick's proposal first, see `idle.ts`). */
+  async #readIdle(scope: StateScope, batch: boolean, opts: { before: number; deadline?: number }): Promise<{ item: StoredItem | undefined }> {
+    if (batch) return { item: await readIdleForBatch(this.store, scope, opts) };
+    return { item: (await this.store.read(scope, idleNamespace(), [IDLE_ITEM], opts)).get(IDLE_ITEM) };
+  }
+
+  async #run(records: SourceRecord[], pass: Pass, timing: WindowTiming): Promise<void> {
     const { tx } = pass;
     // Decoded records are the first items: steps update them in place (see SourceRecord).
     let items: Item[] = records;
@@ -201,7 +240,7 @@ export class PipelineRunner {
       } else if (cs.kind === 'score') {
         items = await applyScoreStep(cs.step, items, pass);
       } else if (cs.kind === 'window') {
-        items = await applyWindowStep(cs.step, cs.op, items, pass, this.store, flush, this.manifest.source.maxClockSkewMs);
+        items = await applyWindowStep(cs.step, cs.op, items, pass, this.store, timing);
         // Window results may carry keys no earlier step loaded (partition-clock closes, flush).
         keysLoaded = false;
       } else {

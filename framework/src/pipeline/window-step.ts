@@ -15,16 +15,32 @@ import type { LateOutput } from './records.js';
 import { OUTCOME } from './stats.js';
 
 /**
+ * When a window step runs: the wall clock (`now`, for the clock guard), the clock guard's margin
+ * (the source's `maxClockSkew`, or false for none), and for a run without records where it writes:
+ * `flush` closes every open window (end of a finite input), `tick` closes what the idle floors
+ * make due (an idle tick), both at that position just after the partition's last offset.
+ *
+ * @example
+ * const timing: WindowTiming = { now: Date.now(), maxClockSkewMs: 3_600_000 };
+ */
+export interface WindowTiming {
+  readonly now: number;
+  readonly maxClockSkewMs: number | false;
+  readonly flush?: number;
+  readonly tick?: number;
+}
+
+/**
  * Runs the items through a window operator, in order: each result becomes an item (carrying its
  * id, at the offset of the record that produced it), each late record is reported once (and
  * handed to `onLate`). An item without a key, without a valid event time (-1: no Kafka timestamp
  * and no timestamp step) or with one more than `maxClockSkewMs` ahead of the wall clock is
  * dead-lettered before the operator sees it, so it moves no clock. A record the operator takes
- * settles as applied, one late for every window it belongs to as late. With `flush`, every open
- * window of the partition is closed at that offset.
+ * settles as applied, one late for every window it belongs to as late. With `timing.flush`, every
+ * open window of the partition is closed at that offset; with `timing.tick`, the due ones.
  *
  * @example
- * items = await applyWindowStep(step, op, items, pass, store, undefined, manifest.source.maxClockSkewMs);
+ * items = await applyWindowStep(step, op, items, pass, store, { now: Date.now(), maxClockSkewMs: manifest.source.maxClockSkewMs });
  */
 export async function applyWindowStep(
   step: WindowStep,
@@ -32,11 +48,9 @@ export async function applyWindowStep(
   items: Item[],
   pass: Pass,
   store: StateStore,
-  /** With a value: close every open window, writing at this offset (just after the input's last). */
-  flush: number | undefined,
-  /** The clock guard's margin (the source's `maxClockSkew`), or false for none. */
-  maxClockSkewMs: number | false,
+  timing: WindowTiming,
 ): Promise<Item[]> {
+  const { now, maxClockSkewMs, flush, tick } = timing;
   const { tx, stats, functionName: fn } = pass;
   const keys = new Set<string>();
   for (const it of items) if (it.key !== null) keys.add(it.key);
@@ -81,8 +95,7 @@ export async function applyWindowStep(
       }
     },
   };
-  // One wall-clock reading per run of the step: every item of the batch is judged against it.
-  const now = Date.now();
+  // One wall-clock reading per run of the batch: every item is judged against it.
   const limit = eventTimeLimit(now, maxClockSkewMs);
   for (let i = 0; i < items.length; i++) {
     const it = items[i];
@@ -109,6 +122,9 @@ export async function applyWindowStep(
   if (lastItem) {
     current = lastItem;
     await op.finish(tx, sink, lastItem.offset);
+  } else if (tick !== undefined) {
+    current = positionRecord(tx.scope.topic, tx.scope.partition, tick);
+    await op.finish(tx, sink, tick);
   }
   if (flush !== undefined) {
     if (!store.keys) {

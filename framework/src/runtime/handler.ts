@@ -3,6 +3,7 @@ import type { Context } from 'aws-lambda';
 import { type Definition, loadDefinition } from '../define/build.js';
 import type { Manifest } from '../define/manifest.js';
 import { readEnv } from '../env.js';
+import { SluiceError } from '../errors.js';
 import { defaultSinks } from '../io/lambda-kafka.js';
 import type { PartitionResult } from '../pipeline/runner.js';
 import { DynamoDBStore } from '../state/dynamodb-store.js';
@@ -13,6 +14,7 @@ import { consoleLogger } from './logger.js';
 import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './msk-event.js';
 import { PartitionRunner } from './partition-runner.js';
 import { answer } from './response.js';
+import { type EndOffsets, isTickEvent, type TickReport, tick } from './tick.js';
 
 /**
  * What a Sluice handler carries besides being a Lambda handler, as `handler.sluice`.
@@ -32,6 +34,12 @@ export interface SluiceAttachment {
    * `lastOffset` is the input's last offset in that partition: state is written at it.
    */
   flush(topic: string, partition: number, lastOffset: number): Promise<PartitionResult>;
+  /**
+   * Runs one idle tick at wall-clock `now` (default: the runtime's clock), asking `offsets`
+   * (default: the runtime's, the Kafka cluster when deployed) for the partitions' end offsets.
+   * What the deployed schedule's `{ "sluice": "tick" }` event runs.
+   */
+  tick(opts?: { readonly now?: number; readonly offsets?: EndOffsets }): Promise<TickReport>;
 }
 
 /**
@@ -63,8 +71,24 @@ export function sluice(definition: Definition): SluiceHandler {
   const runtime: Runtime = { store, sink: defaults.sink, deadLetters: defaults.deadLetters, logger: consoleLogger };
   const run: { -readonly [K in keyof Invocation]: Invocation[K] } = { manifest, runtime, runner: new PartitionRunner(manifest, store) };
 
+  const runTick = (opts: { readonly now?: number; readonly offsets?: EndOffsets } = {}, remainingMs?: number): Promise<TickReport> => {
+    const offsets = opts.offsets ?? runtime.offsets ?? defaults.kafka;
+    if (!offsets) {
+      throw new SluiceError(
+        `function "${manifest.name}" got a tick but has no way to read its partitions' end offsets: deployed by the plugin it asks the Kafka cluster; locally run ticks through \`sluice dev --brokers\` or runFunction's \`ticks\`.`,
+      );
+    }
+    return tick(run, offsets, opts.now ?? (runtime.clock ?? Date.now)(), remainingMs);
+  };
+
   let warned = false;
   const base = async (event: KafkaEvent, context?: Context): Promise<KafkaBatchResponse> => {
+    const remaining = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
+    if (isTickEvent(event)) {
+      // The schedule's tick: answered with what it did (the schedule ignores the answer).
+      const report = await runTick({}, remaining);
+      return { batchItemFailures: [], tick: { windowsClosed: report.windowsClosed, partitions: report.partitions } } as KafkaBatchResponse;
+    }
     defaults.kafka?.useBrokers(event.bootstrapServers);
     if (!warned && process.env.AWS_LAMBDA_FUNCTION_NAME && !runtime.store.durable && stateful) {
       warned = true;
@@ -74,7 +98,6 @@ export function sluice(definition: Definition): SluiceHandler {
       });
     }
     const partitions = partitionsOf(event);
-    const remaining = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
     const report = await invoke(run, partitions, remaining);
     return answer(report.response);
   };
@@ -88,6 +111,7 @@ export function sluice(definition: Definition): SluiceHandler {
       if (next.store) run.runner = new PartitionRunner(manifest, runtime.store);
     },
     flush: (topic, partition, lastOffset) => flushPartition(run, topic, partition, lastOffset),
+    tick: (opts) => runTick(opts),
   };
   Object.defineProperty(handler, 'sluice', { value: attachment, enumerable: false });
   return handler;

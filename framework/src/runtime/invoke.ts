@@ -17,6 +17,7 @@ import type { Logger } from './logger.js';
 import type { KafkaBatchResponse, PartitionBatch } from './msk-event.js';
 import type { PartitionRunner } from './partition-runner.js';
 import { BatchResponse } from './response.js';
+import type { EndOffsets, TickReport } from './tick.js';
 
 /**
  * The adapters a handler runs with. Lambda gets defaults; `sluice dev` and tests swap them.
@@ -33,6 +34,16 @@ export interface Runtime {
   logger: Logger;
   /** Called after each invocation with what it did (the dev view and metrics use it). */
   onBatch?: (report: BatchReport) => void;
+  /** Called after each idle tick with what it did. */
+  onTick?: (report: TickReport) => void;
+  /**
+   * The wall clock (epoch ms), `Date.now` unless swapped: when records arrive (for idle closing),
+   * the clock guard's reference, and a tick's time. Tests and `sluice dev` swap it so idle closing
+   * runs without sleeping.
+   */
+  clock?: () => number;
+  /** Where ticks learn each partition's end offset: the Kafka cluster when deployed. */
+  offsets?: EndOffsets;
 }
 
 /**
@@ -96,9 +107,10 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
   const log = runtime.logger;
   const deadline = remainingMs === undefined ? undefined : Date.now() + Math.max(0, remainingMs - 1_000);
   const before = storeStats(runtime.store);
+  const now = (runtime.clock ?? Date.now)();
   const settled = await Promise.all(
     partitions.map((p) =>
-      runner.run(p.topic, p.partition, p.records, deadline === undefined ? {} : { deadline }).then(
+      runner.run(p.topic, p.partition, p.records, { now, ...(deadline === undefined ? {} : { deadline }) }).then(
         (result) => ({ p, result }),
         (error: unknown) => ({ p, error }),
       ),
@@ -162,7 +174,7 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
  * await flushPartition(invocation, 'sensor-counts', 0, 99);
  */
 export async function flushPartition(run: Invocation, topic: string, partition: number, lastOffset: number): Promise<PartitionResult> {
-  const result = await run.runner.run(topic, partition, [], { flush: true, flushOffset: lastOffset });
+  const result = await run.runner.run(topic, partition, [], { flush: true, flushOffset: lastOffset, now: (run.runtime.clock ?? Date.now)() });
   if (result.failedOffset !== undefined) {
     throw new SluiceError(
       `closing the open windows of ${topic}-${partition} failed in step "${result.failedStage}": ${errorText(result.error)}`,
@@ -246,8 +258,13 @@ function deadPartition(p: PartitionBatch, error: unknown): PartitionResult {
   };
 }
 
-/** A copy of a store's request counters, if it keeps any (the DynamoDB store does). */
-function storeStats(store: StateStore): Record<string, number> | undefined {
+/**
+ * A copy of a store's request counters, if it keeps any (the DynamoDB store does).
+ *
+ * @example
+ * const before = storeStats(runtime.store);
+ */
+export function storeStats(store: StateStore): Record<string, number> | undefined {
   const stats = (store as { stats?: Record<string, number> }).stats;
   return stats ? { ...stats } : undefined;
 }

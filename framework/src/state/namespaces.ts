@@ -11,6 +11,7 @@
  */
 
 const KEYED = 'keyed:';
+const IDLE = 'idle';
 const WINDOW = 'window:';
 const PARTITION_SUFFIX = '#partition';
 
@@ -37,4 +38,19 @@ export function partitionNamespace(namespace: string): string {
 /** Whether a namespace holds partition-level items, which a store writes after key items. */
 export function isPartitionNamespace(namespace: string): boolean {
   return namespace.endsWith(PARTITION_SUFFIX);
+}
+
+/** The key of the idle item in {@link idleNamespace}. */
+export const IDLE_ITEM = 'idle';
+
+/**
+ * The namespace of a partition's idle item (what idle closing knows of the partition: its last
+ * applied offset, when it arrived, each idle window's clock and earliest due position, and the
+ * floors ticks set), partition-level so it is written after key items.
+ *
+ * @example
+ * idleNamespace(); // 'idle#partition'
+ */
+export function idleNamespace(): string {
+  return partitionNamespace(IDLE);
 }

@@ -1,5 +1,17 @@
 import { SluiceError } from '../errors.js';
-import type { BatchBounds, ItemChange, RejectedChange, StateScope, StateStore, StoreCallOptions, WriteStats } from './store.js';
+import type { BatchBounds, ItemChange, RejectedChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
+
+/**
+ * Options of a transaction: the store call options, and `rewrite` for an idle tick, which writes
+ * at its own position (just after the partition's last offset) again each time it closes more:
+ * its changes replace a version at that same position instead of being taken for a replay.
+ *
+ * @example
+ * new Transaction(store, scope, { before: 42, rewrite: true });
+ */
+export interface TransactionOptions extends StoreCallOptions {
+  readonly rewrite?: boolean;
+}
 
 /** One loaded item; only this module reads or writes its fields, through {@link NamespaceView}. */
 interface Entry {
@@ -31,11 +43,15 @@ export class Transaction {
   /** The write set `check` looked at, which `commit` then writes. */
   #checked: ItemChange[] | undefined;
 
+  readonly #rewrite: boolean;
+
   constructor(
     readonly store: StateStore,
     readonly scope: StateScope,
-    readonly opts: StoreCallOptions = {},
-  ) {}
+    readonly opts: TransactionOptions = {},
+  ) {
+    this.#rewrite = opts.rewrite === true;
+  }
 
   /** The view of one namespace (created on first use). */
   namespace(name: string): NamespaceView {
@@ -65,17 +81,19 @@ export class Transaction {
     }
     if (missing.length === 0) return;
     const found = await this.store.read(this.scope, namespace, missing, this.opts);
-    for (const k of missing) {
-      const item = found.get(k);
-      ns.entries.set(k, {
-        value: item?.value,
-        persistedOffset: item ? item.offset : -1,
-        revision: item?.revision,
-        offset: item ? item.offset : -1,
-        dirty: false,
-        expiresAt: undefined,
-      });
-    }
+    for (const k of missing) this.seed(namespace, k, found.get(k));
+  }
+
+  /** Takes an item read outside the transaction (undefined: absent) as if `load` had read it. */
+  seed(namespace: string, key: string, item: StoredItem | undefined): void {
+    this.#view(namespace).entries.set(key, {
+      value: item?.value,
+      persistedOffset: item ? item.offset : -1,
+      revision: item?.revision,
+      offset: item ? item.offset : -1,
+      dirty: false,
+      expiresAt: undefined,
+    });
   }
 
   /** The changed items, as one write set. */
@@ -84,7 +102,7 @@ export class Transaction {
     for (const ns of this.#namespaces.values()) {
       for (const [key, e] of ns.entries) {
         // Nothing newer than what is stored was applied: writing would only trip the fence.
-        if (!e.dirty || e.offset <= e.persistedOffset) continue;
+        if (!e.dirty || e.offset < e.persistedOffset || (e.offset === e.persistedOffset && !this.#rewrite)) continue;
         const change: ItemChange = { namespace: ns.name, key, value: e.value, offset: e.offset };
         if (e.expiresAt !== undefined) (change as { expiresAt?: number }).expiresAt = e.expiresAt;
         if (e.revision !== undefined) (change as { revision?: unknown }).revision = e.revision;

@@ -21,6 +21,7 @@ import type { BatchReport, Runtime } from '../runtime/invoke.js';
 import { lambdaContext } from '../runtime/lambda-context.js';
 import type { LogEntry, Logger } from '../runtime/logger.js';
 import { type InputRecord, type KafkaBatchResponse, type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
+import type { EndOffsets, TickReport } from '../runtime/tick.js';
 import { type ItemSnapshot, MemoryStore } from '../state/memory-store.js';
 import type { StateStore } from '../state/store.js';
 
@@ -29,6 +30,8 @@ export { toKafkaEvents, toEventRecord } from '../runtime/msk-event.js';
 export { CaptureSink } from '../io/sinks.js';
 export { lambdaContext } from '../runtime/lambda-context.js';
 export type { LogEntry, Logger } from '../runtime/logger.js';
+export type { EndOffsets, TickReport, TickPartitionReport } from '../runtime/tick.js';
+export { TICK_EVENT } from '../runtime/tick.js';
 
 /**
  * Options of {@link runFunction}.
@@ -48,6 +51,16 @@ export interface RunOptions {
   readonly startOffset?: number;
   /** Where the handler's log entries go during the run, e.g. a {@link CaptureLogger} (default: the handler's own). */
   readonly logger?: Logger;
+  /**
+   * The wall clock during the run (epoch ms), read once per invocation: when records arrive, for
+   * idle closing and the clock guard (default `Date.now`).
+   */
+  readonly wallClock?: () => number;
+  /**
+   * Idle ticks to run after the input (before `flush`), at these wall-clock times, as the deployed
+   * schedule would: each partition of the input counts as caught up at its last record.
+   */
+  readonly ticks?: readonly number[];
 }
 
 /**
@@ -65,6 +78,8 @@ export interface TestRun {
   readonly responses: KafkaBatchResponse[];
   /** One report per invocation: its stats add up (`recordsIn === applied + filtered + late + deadLettered`). */
   readonly reports: BatchReport[];
+  /** One report per tick of `ticks`, in order. */
+  readonly ticks: TickReport[];
   readonly store: StateStore;
   /** Output values sent to one topic, in order. */
   values(topic: string): unknown[];
@@ -90,7 +105,8 @@ export async function runFunction(
   const late: LateOutput[] = [];
   const reports: BatchReport[] = [];
   const store = opts.store ?? new MemoryStore();
-  const previous: Partial<Runtime> = { ...handler.sluice.runtime, onBatch: handler.sluice.runtime.onBatch };
+  const was = handler.sluice.runtime;
+  const previous: Partial<Runtime> = { ...was, onBatch: was.onBatch, clock: was.clock };
   handler.sluice.configure({
     store,
     sink: capture,
@@ -100,7 +116,9 @@ export async function runFunction(
       reports.push(r);
     },
     ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.wallClock ? { clock: opts.wallClock } : {}),
   });
+  const ticks: TickReport[] = [];
   const responses: KafkaBatchResponse[] = [];
   const topic = handler.sluice.manifest.source.topic;
   const ctx = lambdaContext(handler.sluice.manifest.name);
@@ -108,9 +126,12 @@ export async function runFunction(
     for (const event of toKafkaEvents(records, { topic, batchSize: opts.batchSize ?? 100, startOffset: opts.startOffset ?? 0 })) {
       responses.push(await handler(event as KafkaEvent, ctx as never));
     }
+    const counts = new Map<number, number>();
+    for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
+    const ends = new Map([...counts].map(([p, n]) => [p, (opts.startOffset ?? 0) + n]));
+    const offsets: EndOffsets = { endOffsets: async () => ends };
+    for (const now of opts.ticks ?? []) ticks.push(await handler.sluice.tick({ now, offsets }));
     if (opts.flush) {
-      const counts = new Map<number, number>();
-      for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
       for (const [p, n] of counts) await handler.sluice.flush(topic, p, (opts.startOffset ?? 0) + n - 1);
     }
   } finally {
@@ -122,6 +143,7 @@ export async function runFunction(
     deadLetters: capture.deadLetters,
     responses,
     reports,
+    ticks,
     store,
     values: (t) => capture.messages.filter((m) => m.topic === t).map((m) => m.value),
     state: () => (store instanceof MemoryStore ? store.dump() : {}),

@@ -47,6 +47,12 @@ export interface TimeWindowOptions {
   readonly emit?: EmitMode;
   /** Default `'key'`. */
   readonly closeBy?: ClosingStrategy;
+  /**
+   * Idle closing: once the partition is caught up and quiet this long, its event time moves with
+   * the wall clock and the windows still open close (see docs/windows.md). Off unless set here or
+   * as the source's `idle` default; `false` turns the default off for this window.
+   */
+  readonly idle?: Duration | false;
 }
 
 /**
@@ -57,10 +63,17 @@ export interface TimeWindowOptions {
  */
 export interface CountWindowOptions {
   readonly emit?: EmitMode;
+  /** Idle flush: once the partition is caught up and quiet this long, partial windows are emitted. */
+  readonly idle?: Duration | false;
 }
 
 interface Common {
   readonly emit: EmitMode;
+  /**
+   * The idle allowance in ms; false: off; absent: the source's `idle` default, resolved at load
+   * (`checkManifest`), so operators see a number or nothing.
+   */
+  readonly idleMs?: number | false;
 }
 interface TimeCommon extends Common {
   readonly graceMs: number;
@@ -83,8 +96,8 @@ export type WindowSpec =
   | (Common & { readonly kind: 'hoppingCount'; readonly count: number; readonly step: number })
   | (Common & { readonly kind: 'slidingCount'; readonly count: number });
 
-const TIME_OPTIONS = ['grace', 'emit', 'closeBy'] as const;
-const COUNT_OPTIONS = ['emit'] as const;
+const TIME_OPTIONS = ['grace', 'emit', 'closeBy', 'idle'] as const;
+const COUNT_OPTIONS = ['emit', 'idle'] as const;
 
 function checkOptions(opts: unknown, allowed: readonly string[], where: string): Record<string, unknown> {
   if (opts === undefined) return {};
@@ -115,7 +128,48 @@ function timeCommon(opts: unknown, where: string) {
     graceMs: o.grace === undefined ? 0 : toMs(o.grace, `grace of ${where}`),
     emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`),
     closeBy: oneOf(o.closeBy, CLOSING_STRATEGIES, 'key', `closeBy of ${where}`),
+    ...idleOption(o.idle, `idle of ${where}`),
   };
+}
+
+function countCommon(opts: unknown, where: string) {
+  const o = checkOptions(opts, COUNT_OPTIONS, where);
+  return { emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`), ...idleOption(o.idle, `idle of ${where}`) };
+}
+
+/**
+ * Validates an idle allowance (a window's `idle`, or the source's default): a duration over zero,
+ * or false for off.
+ *
+ * @example
+ * idleMs('30s', 'idle of sessionWindow "visits"'); // 30000
+ */
+export function idleMs(value: unknown, what: string): number | false | undefined {
+  if (value === undefined || value === false) return value;
+  const fix = `give how long a caught-up partition must be quiet before its windows close, such as '30s' or '5m', or false for off`;
+  let ms: number;
+  try {
+    ms = toMs(value, what);
+  } catch {
+    throw new ConfigError(`${what} must be a duration or false; received ${describe(value)}; ${fix}.`);
+  }
+  if (ms === 0) throw new ConfigError(`${what} must be more than 0 (received ${describe(value)}); ${fix}.`);
+  return ms;
+}
+
+function idleOption(value: unknown, what: string): { idleMs?: number | false } {
+  const ms = idleMs(value, what);
+  return ms === undefined ? {} : { idleMs: ms };
+}
+
+/**
+ * The idle allowance a window runs with: its own, else the source's default; undefined for off.
+ *
+ * @example
+ * idleAllowance({ kind: 'session', gapMs: 30_000, graceMs: 0, emit: 'final', closeBy: 'key', idleMs: 10_000 }); // 10000
+ */
+export function idleAllowance(w: WindowSpec): number | undefined {
+  return typeof w.idleMs === 'number' ? w.idleMs : undefined;
 }
 
 function positiveMs(value: unknown, what: string): number {
@@ -181,30 +235,19 @@ export const windowSpecs = {
     return { kind: 'session', gapMs, ...timeCommon(opts, where) };
   },
   tumblingCount(count: unknown, opts: unknown, where: string): WindowSpec {
-    const o = checkOptions(opts, COUNT_OPTIONS, where);
-    return {
-      kind: 'tumblingCount',
-      count: positiveInt(count, `count of ${where}`),
-      emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`),
-    };
+    return { kind: 'tumblingCount', count: positiveInt(count, `count of ${where}`), ...countCommon(opts, where) };
   },
   hoppingCount(count: unknown, step: unknown, opts: unknown, where: string): WindowSpec {
-    const o = checkOptions(opts, COUNT_OPTIONS, where);
     const n = positiveInt(count, `count of ${where}`, 2);
     const s = positiveInt(step, `step of ${where}`);
     if (s >= n)
       throw new ConfigError(
         `step (${s}) of ${where} must be smaller than its count (${n}); with step = count use tumblingCountWindow(${n}).`,
       );
-    return { kind: 'hoppingCount', count: n, step: s, emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`) };
+    return { kind: 'hoppingCount', count: n, step: s, ...countCommon(opts, where) };
   },
   slidingCount(count: unknown, opts: unknown, where: string): WindowSpec {
-    const o = checkOptions(opts, COUNT_OPTIONS, where);
-    return {
-      kind: 'slidingCount',
-      count: positiveInt(count, `count of ${where}`, 2),
-      emit: oneOf(o.emit, EMIT_MODES, 'final', `emit of ${where}`),
-    };
+    return { kind: 'slidingCount', count: positiveInt(count, `count of ${where}`, 2), ...countCommon(opts, where) };
   },
 };
 

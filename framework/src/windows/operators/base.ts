@@ -4,11 +4,12 @@
  * the accumulators of a window's aggregations. The window kinds live beside this file, one each;
  * their math is the pure functions of `../assign.ts`.
  */
-import { partitionNamespace, windowNamespace } from '../../state/namespaces.js';
+import { IDLE_ITEM, idleNamespace, partitionNamespace, windowNamespace } from '../../state/namespaces.js';
 import type { NamespaceView, Transaction } from '../../state/transaction.js';
 import type { Aggregator } from '../aggregators.js';
 import { closeThreshold, isClosed } from '../assign.js';
-import { type WindowSpec, windowSignature } from '../spec.js';
+import { floorOf, type IdleState, type IdleWindow } from '../idle.js';
+import { idleAllowance, type WindowSpec, windowSignature } from '../spec.js';
 
 /**
  * A record as a window sees it: its key, value, event time and source offset.
@@ -86,7 +87,7 @@ export interface WindowAggregations {
  */
 export type Accs = unknown[];
 
-/** Partition clock and, per key, the earliest end among its open windows. */
+/** Partition clock and, per key, the earliest due position (end) among its open windows. */
 interface PartitionState {
   c: number;
   k: Record<string, number>;
@@ -114,6 +115,10 @@ function newPartitionState(): PartitionState {
 export abstract class WindowOperator {
   readonly namespace: string;
   readonly partitionNamespace: string;
+  /** The idle allowance (ms), or undefined: no idle closing. */
+  readonly idleMs: number | undefined;
+  /** Each batch's idle floor (-1: none), set by `load`: operators are shared by concurrent batches. */
+  readonly #floors = new WeakMap<Transaction, number>();
 
   constructor(
     readonly spec: WindowSpec,
@@ -124,16 +129,74 @@ export abstract class WindowOperator {
     const aggregations = aggs.entries.map(([n, a]) => `${n}=${a.signature ?? a.kind ?? 'custom'}`).join(',');
     this.namespace = windowNamespace(name, `${windowSignature(spec)}:${aggregations}`);
     this.partitionNamespace = partitionNamespace(this.namespace);
+    this.idleMs = idleAllowance(spec);
   }
 
   get byPartition(): boolean {
     return 'closeBy' in this.spec && this.spec.closeBy === 'partition';
   }
 
-  /** Loads the state the given keys need. Called once per batch before `process`. */
+  /** Whether the operator keeps the partition item (clock and index of open windows): partition clock or idle closing. */
+  get indexed(): boolean {
+    return this.byPartition || this.idleMs !== undefined;
+  }
+
+  /** The window as idle closing's rules see it, or undefined without idle closing. */
+  get idleWindow(): IdleWindow | undefined {
+    if (this.idleMs === undefined) return undefined;
+    const count = !('graceMs' in this.spec);
+    return { namespace: this.namespace, idleMs: this.idleMs, kind: count ? 'count' : 'time', graceMs: this.grace };
+  }
+
+  protected get grace(): number {
+    return 'graceMs' in this.spec ? this.spec.graceMs : 0;
+  }
+
+  /**
+   * Loads the state the given keys need, and the batch's idle floor from the partition's idle item
+   * (loaded by the runner first). Called once per batch before `process`.
+   */
   async load(tx: Transaction, keys: Iterable<string>): Promise<void> {
     await tx.load(this.namespace, keys);
-    if (this.byPartition) await tx.load(this.partitionNamespace, [PARTITION_ITEM]);
+    if (this.indexed) await tx.load(this.partitionNamespace, [PARTITION_ITEM]);
+    if (this.idleMs !== undefined) {
+      const idle = tx.namespace(idleNamespace());
+      this.#floors.set(tx, floorOf(idle.has(IDLE_ITEM) ? (idle.get(IDLE_ITEM) as IdleState | undefined) : undefined, this.namespace));
+    }
+  }
+
+  /** The batch's idle floor: an event time every clock is at least (count windows: an offset); -1 for none. */
+  protected floor(tx: Transaction): number {
+    return this.#floors.get(tx) ?? -1;
+  }
+
+  /** A clock raised to the batch's idle floor. */
+  protected clockAtLeastFloor(tx: Transaction, clock: number): number {
+    const f = this.floor(tx);
+    return f > clock ? f : clock;
+  }
+
+  /**
+   * The position at or below which indexed keys are due at the end of a batch (undefined: none):
+   * the partition clock's threshold with `closeBy: 'partition'`, at least the idle floor's.
+   */
+  protected dueThreshold(partitionClock: number, floor: number): number | undefined {
+    const clock = Math.max(this.byPartition ? partitionClock : -1, floor);
+    return clock < 0 ? undefined : closeThreshold(clock, this.grace);
+  }
+
+  /**
+   * The partition's clock and its earliest due position, for the idle item: [-1, null] when the
+   * window has taken nothing; undefined when this run did not reach the window (nothing changed).
+   */
+  idleSummary(tx: Transaction): [number, number | null] | undefined {
+    const pns = tx.namespace(this.partitionNamespace);
+    if (!pns.has(PARTITION_ITEM)) return undefined;
+    const p = pns.get(PARTITION_ITEM) as PartitionState | undefined;
+    if (!p) return [-1, null];
+    let due: number | null = null;
+    for (const k in p.k) if (due === null || p.k[k] < due) due = p.k[k];
+    return [p.c, due];
   }
 
   /**
@@ -143,13 +206,17 @@ export abstract class WindowOperator {
    */
   abstract process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean;
 
-  /** After the batch: with the partition clock, close windows of keys the batch did not touch. */
+  /**
+   * After the batch (or in a tick): close the due windows of keys the batch did not touch, by the
+   * partition clock and the idle floor, found through the partition item's index.
+   */
   async finish(tx: Transaction, sink: WindowSink, lastOffset: number): Promise<void> {
-    if (!this.byPartition) return;
+    if (!this.indexed) return;
     const pns = tx.namespace(this.partitionNamespace);
     const p = pns.get(PARTITION_ITEM) as PartitionState | undefined;
     if (!p) return;
-    const threshold = closeThreshold(p.c, (this.spec as { graceMs: number }).graceMs);
+    const threshold = this.dueThreshold(p.c, this.floor(tx));
+    if (threshold === undefined) return;
     const due = Object.keys(p.k).filter((k) => isClosed(p.k[k], threshold));
     if (due.length === 0) return;
     await tx.load(this.namespace, due);
@@ -166,7 +233,7 @@ export abstract class WindowOperator {
     const ns = tx.namespace(this.namespace);
     for (const key of [...keys].sort()) {
       this.expire(ns, key, Infinity, lastOffset, sink);
-      if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, ns.get(key), lastOffset);
+      if (this.indexed) this.index(tx.namespace(this.partitionNamespace), key, ns.get(key), lastOffset);
     }
   }
 
@@ -186,9 +253,9 @@ export abstract class WindowOperator {
     pns.touch(PARTITION_ITEM, offset);
   }
 
-  /** {@link index} in this batch's partition item, when windows close by the partition clock. */
+  /** {@link index} in this batch's partition item, when the operator keeps one ({@link indexed}). */
   protected reindex(tx: Transaction, key: string, state: unknown, offset: number): void {
-    if (this.byPartition) this.index(tx.namespace(this.partitionNamespace), key, state, offset);
+    if (this.indexed) this.index(tx.namespace(this.partitionNamespace), key, state, offset);
   }
 
   /**
@@ -196,7 +263,7 @@ export abstract class WindowOperator {
    * the per-key replay check: the partition item is fenced by its own offset.
    */
   protected partitionClock(tx: Transaction, input: WindowInput): number {
-    if (!this.byPartition) return -1;
+    if (!this.indexed) return -1;
     const pns = tx.namespace(this.partitionNamespace);
     let p = pns.get(PARTITION_ITEM) as PartitionState | undefined;
     if (!p) pns.set(PARTITION_ITEM, (p = newPartitionState()), input.offset);

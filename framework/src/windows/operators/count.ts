@@ -8,10 +8,17 @@ import { isCountWindowFull, newestWindowStart, oldestWindowStart } from '../assi
 import type { WindowSpec } from '../spec.js';
 import { type Accs, type WindowAggregations, type WindowInput, WindowOperator, type WindowSink } from './base.js';
 
-/** Per-key state of count windows: records seen and open windows [firstIndex, minTs, maxTs, accumulators]. */
+/**
+ * Per-key state of count windows: records seen, open windows [firstIndex, minTs, maxTs,
+ * accumulators] (indices counted from `b`), and for idle flushing the offset of the key's last
+ * record `o` and the index `b` its windows restarted from after a flush (state from before idle
+ * flushing has neither: -1 and 0).
+ */
 interface CountState {
   n: number;
   w: [number, number, number, Accs][];
+  o?: number;
+  b?: number;
 }
 
 function newCountState(): CountState {
@@ -41,9 +48,18 @@ export class CountWindowOperator extends WindowOperator {
   process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
+    // Keeps the partition item (where idle flushing indexes keys) when idle flushing is on.
+    this.partitionClock(tx, input);
     const st = ns.modify(key, offset, newCountState);
-    if (st === undefined) return true;
-    const i = st.n++;
+    if (st === undefined) {
+      this.reindex(tx, key, ns.get(key), offset);
+      return true;
+    }
+    // Windows the key had open when an idle tick's floor (an offset) was set are flushed first.
+    const floor = this.floor(tx);
+    if (floor >= 0 && st.w.length > 0 && (st.o ?? -1) <= floor) this.expire(ns, key, floor, offset, sink);
+    const base = st.b ?? 0;
+    const i = st.n++ - base;
     const w = st.w;
     const count = this.#count;
     const step = this.#step;
@@ -56,29 +72,44 @@ export class CountWindowOperator extends WindowOperator {
       this.addTo(win[3], input.value, ts, offset);
       const full = isCountWindowFull(first, i, count);
       if (this.spec.emit === 'current' || full) {
-        sink.result({ key, start: win[1], end: win[2], value: this.result(win[1], win[2], win[3]), offset, final: full, seq: first });
+        const seq = first + base;
+        sink.result({ key, start: win[1], end: win[2], value: this.result(win[1], win[2], win[3]), offset, final: full, seq });
       }
     }
     st.w = w.filter((x) => !isCountWindowFull(x[0], i, count));
+    st.o = offset;
+    this.reindex(tx, key, st, offset);
     return true;
   }
 
+  /**
+   * Flushes the key's open (partial) windows if its last record is at or before `threshold`, an
+   * offset: the idle floor, or Infinity at the end of a finite input (--flush). Its next record
+   * starts new windows, numbered after the flushed ones.
+   */
   protected expire(ns: NamespaceView, key: string, threshold: number, offset: number, sink: WindowSink): void {
-    // Count windows close on their count alone; only the end of a finite input (--flush) closes them early.
-    if (threshold !== Infinity) return;
     const st = ns.get(key) as CountState | undefined;
-    if (!st || st.w.length === 0) return;
+    if (!st || st.w.length === 0 || (st.o ?? -1) > threshold) return;
+    const base = st.b ?? 0;
     // With emit 'current' every update was already sent: close silently, as time windows do.
     if (this.spec.emit === 'final') {
       for (const [first, startTs, endTs, accs] of st.w) {
-        sink.result({ key, start: startTs, end: endTs, value: this.result(startTs, endTs, accs), offset, final: true, seq: first });
+        sink.result({ key, start: startTs, end: endTs, value: this.result(startTs, endTs, accs), offset, final: true, seq: first + base });
       }
     }
     st.w = [];
+    st.b = st.n;
     ns.touch(key, offset);
   }
 
-  protected earliestEnd(): number | undefined {
-    return undefined;
+  /** Idle windows are indexed by the offset of the key's last record (see {@link dueThreshold}). */
+  protected earliestEnd(state: unknown): number | undefined {
+    const st = state as CountState | undefined;
+    return st && st.w.length > 0 ? (st.o ?? -1) : undefined;
+  }
+
+  /** The idle floor is an offset: keys whose last record is at or before it are due. */
+  protected override dueThreshold(_partitionClock: number, floor: number): number | undefined {
+    return floor < 0 ? undefined : floor;
   }
 }

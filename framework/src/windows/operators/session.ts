@@ -52,12 +52,12 @@ export class SessionWindowOperator extends WindowOperator {
       return true;
     }
     if (ts > st.c) st.c = ts;
-    const clock = this.byPartition ? partitionClock : st.c;
+    const clock = this.clockAtLeastFloor(tx, this.byPartition ? partitionClock : st.c);
     const threshold = closeThreshold(clock, this.#grace);
     const gap = this.#gap;
-    // Other keys may have advanced the partition clock past this key's sessions: close those
-    // before joining, so a record never lands in a session that is already closed.
-    if (this.byPartition) this.expire(ns, key, threshold, offset, sink);
+    // Other keys (or an idle floor) may have advanced the clock past this key's sessions: close
+    // those before joining, so a record never lands in a session that is already closed.
+    if (this.byPartition || clock > st.c) this.expire(ns, key, threshold, offset, sink);
     const w = st.w;
     const joined = joinedSessions(w, ts, gap);
     let session: [number, number, Accs];

@@ -51,12 +51,19 @@ export class SlidingWindowOperator extends WindowOperator {
   process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
+    this.partitionClock(tx, input);
     const st = ns.modify(key, offset, newSlidingState);
-    if (st === undefined) return true;
+    if (st === undefined) {
+      this.reindex(tx, key, ns.get(key), offset);
+      return true;
+    }
     if (ts > st.c) st.c = ts;
-    const threshold = closeThreshold(st.c, this.#grace);
+    const clock = this.clockAtLeastFloor(tx, st.c);
+    const threshold = closeThreshold(clock, this.#grace);
     if (isSlidingLate(ts, threshold, this.#size)) {
-      sink.late({ input, windows: [[slidingWindowStart(ts, this.#size), ts]], clock: st.c });
+      sink.late({ input, windows: [[slidingWindowStart(ts, this.#size), ts]], clock });
+      this.expire(ns, key, threshold, offset, sink);
+      this.reindex(tx, key, st, offset);
       return false;
     }
     st.r.push([ts, input.value, offset]);
@@ -69,6 +76,7 @@ export class SlidingWindowOperator extends WindowOperator {
       for (const end of st.e) if (inSlidingWindow(ts, end, this.#size)) this.#emit(st, key, end, offset, false, sink);
     }
     this.expire(ns, key, threshold, offset, sink);
+    this.reindex(tx, key, st, offset);
     return true;
   }
 
@@ -93,7 +101,9 @@ export class SlidingWindowOperator extends WindowOperator {
     if (n > 0) ns.touch(key, offset);
   }
 
-  protected earliestEnd(): number | undefined {
-    return undefined;
+  /** The earliest open window's end + 1: due positions close at `<= threshold`, sliding ends at `< threshold`. */
+  protected earliestEnd(state: unknown): number | undefined {
+    const st = state as SlidingState | undefined;
+    return st && st.e.length > 0 ? st.e[0] + 1 : undefined;
   }
 }

@@ -39,7 +39,7 @@ export class TimeWindowOperator extends WindowOperator {
   process(tx: Transaction, input: WindowInput, sink: WindowSink): boolean {
     const ns = tx.namespace(this.namespace);
     const { key, ts, offset } = input;
-    const partitionClock = this.byPartition ? this.partitionClock(tx, input) : -1;
+    const partitionClock = this.partitionClock(tx, input);
     const st = ns.modify(key, offset, newTimeState);
     if (st === undefined) {
       // The key's item already holds this record, the partition item may not (a crash wrote one
@@ -48,7 +48,7 @@ export class TimeWindowOperator extends WindowOperator {
       return true;
     }
     if (ts > st.c) st.c = ts;
-    const clock = this.byPartition ? partitionClock : st.c;
+    const clock = this.clockAtLeastFloor(tx, this.byPartition ? partitionClock : st.c);
     const threshold = closeThreshold(clock, this.#grace);
     const size = this.#size;
     const step = this.#step;
