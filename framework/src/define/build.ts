@@ -6,7 +6,7 @@ import { KeyedState } from '../state/keyed.js';
 import { normalizeAggregations } from '../windows/aggregators.js';
 import { createWindowOperator } from '../windows/operators/index.js';
 import type { WindowSpec } from '../windows/spec.js';
-import type { KeyedStateSpec, Manifest, Step } from './manifest.js';
+import type { KeyedStateSpec, Manifest, Step, WindowStep } from './manifest.js';
 import { type Binding, classRecord } from './metadata.js';
 import { SOURCE_OPTIONS, sourceSpec } from './source.js';
 import { scoreStep, Stream } from './stream.js';
@@ -148,6 +148,30 @@ function withIdleDefault(m: Manifest): Manifest {
   return { ...m, steps };
 }
 
+/**
+ * Idle closing emits window results from a tick, where no record fences what later steps do
+ * with them: another window, or keyed state, after an idle window could apply a result twice
+ * after a tick that crashed half-way. Refused at load until ticks fence them.
+ */
+function checkIdleWindows(m: Manifest): void {
+  const first = m.steps.findIndex((s) => s.kind === 'window' && typeof s.window.idleMs === 'number');
+  if (first < 0) return;
+  const idle = m.steps[first] as WindowStep;
+  const later = m.steps.slice(first + 1).find((s) => s.kind === 'window');
+  if (later) {
+    throw new ConfigError(
+      `window "${idle.name}" of function "${m.name}" closes when idle, and window "${later.name}" follows it; a window after an idle window is not supported. ` +
+        `Turn idle off on one of them (idle: false), or split the function in two at a topic.`,
+    );
+  }
+  if (m.state.length > 0 && m.steps.slice(first + 1).some((s) => s.kind !== 'to' && s.kind !== 'score')) {
+    throw new ConfigError(
+      `window "${idle.name}" of function "${m.name}" closes when idle, and the function has keyed state (${m.state.map((s) => `"${s.name}"`).join(', ')}) that steps after the window could use; ` +
+        `keyed state after an idle window is not supported. Move the keyed-state steps before the window, turn idle off (idle: false), or split the function at a topic.`,
+    );
+  }
+}
+
 /** Whole-manifest checks shared by both forms. */
 export function checkManifest(input: Manifest): Manifest {
   const m = withIdleDefault(input);
@@ -163,6 +187,7 @@ export function checkManifest(input: Manifest): Manifest {
     // Operators check what only they know (session merge, sliding closing); fail here, at load.
     createWindowOperator(s.window, s.aggregations, s.name);
   }
+  checkIdleWindows(m);
   const stateNames = new Set<string>();
   for (const s of m.state) {
     if (stateNames.has(s.name)) throw new ConfigError(`keyed state "${s.name}" is declared twice on function "${m.name}".`);

@@ -213,7 +213,11 @@ export class PipelineRunner {
   }
 
   /** The idle item as of the batch's start (a batch vetoes a tick's proposal first, see `idle.ts`). */
-  async #readIdle(scope: StateScope, batch: boolean, opts: { before: number; deadline?: number }): Promise<{ item: StoredItem | undefined }> {
+  async #readIdle(
+    scope: StateScope,
+    batch: boolean,
+    opts: { before: number; deadline?: number },
+  ): Promise<{ item: StoredItem | undefined }> {
     if (batch) return { item: await readIdleForBatch(this.store, scope, opts) };
     return { item: (await this.store.read(scope, idleNamespace(), [IDLE_ITEM], opts)).get(IDLE_ITEM) };
   }

@@ -174,7 +174,11 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
  * await flushPartition(invocation, 'sensor-counts', 0, 99);
  */
 export async function flushPartition(run: Invocation, topic: string, partition: number, lastOffset: number): Promise<PartitionResult> {
-  const result = await run.runner.run(topic, partition, [], { flush: true, flushOffset: lastOffset, now: (run.runtime.clock ?? Date.now)() });
+  const result = await run.runner.run(topic, partition, [], {
+    flush: true,
+    flushOffset: lastOffset,
+    now: (run.runtime.clock ?? Date.now)(),
+  });
   if (result.failedOffset !== undefined) {
     throw new SluiceError(
       `closing the open windows of ${topic}-${partition} failed in step "${result.failedStage}": ${errorText(result.error)}`,

@@ -133,7 +133,12 @@ export async function tick(run: Invocation, offsets: EndOffsets, now: number, re
         let error = d.error;
         if (d.result && !error) error = await commit(d.result);
         if (error) {
-          runtime.logger[isRetriable(error) ? 'warn' : 'error']({ sluice: 'tick-failed', topic, partition: d.partition, error: errorText(error) });
+          runtime.logger[isRetriable(error) ? 'warn' : 'error']({
+            sluice: 'tick-failed',
+            topic,
+            partition: d.partition,
+            error: errorText(error),
+          });
         }
         const windowsClosed = d.result && !error ? d.result.stats.windowsEmitted : 0;
         reports.push({ topic, partition: d.partition, decision: d.decision, windowsClosed, ...(error ? { error: errorText(error) } : {}) });

@@ -173,7 +173,7 @@ export abstract class WindowOperator {
   /** A clock raised to the batch's idle floor. */
   protected clockAtLeastFloor(tx: Transaction, clock: number): number {
     const f = this.floor(tx);
-    return f > clock ? f : clock;
+    return Math.max(f, clock);
   }
 
   /**
