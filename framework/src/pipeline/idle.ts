@@ -28,6 +28,7 @@ import { StateConflictError } from '../errors.js';
 import { IDLE_ITEM, idleNamespace } from '../state/namespaces.js';
 import type { StateScope, StateStore, StoreCallOptions, StoredItem } from '../state/store.js';
 import type { Transaction } from '../state/transaction.js';
+import { KEEP_ALL_VERSIONS } from '../state/versions.js';
 import { type IdleState, type IdleWindow, pendingCloses, proposeFloors } from '../windows/idle.js';
 import type { WindowOperator } from '../windows/operators/index.js';
 
@@ -53,7 +54,7 @@ export async function readIdleForBatch(store: StateStore, scope: StateScope, opt
       // At the proposal's own position: the version is replaced, never added after the batch's start.
       const at = item.offset;
       await store.write(scope, [{ namespace: NS, key: IDLE_ITEM, value: vetoed, offset: at, revision: item.revision }], {
-        firstOffset: at,
+        firstOffset: KEEP_ALL_VERSIONS,
         lastOffset: at,
       });
     } catch (e) {
@@ -142,7 +143,7 @@ export async function decideTick(
     return pendingCloses(state, windows) ? { action: 'close', at, proposed: false } : { action: 'skip', reason: 'lagging' };
   }
   const { t: _stale, ...base } = state;
-  const bounds = { firstOffset: at, lastOffset: at };
+  const bounds = { firstOffset: KEEP_ALL_VERSIONS, lastOffset: at };
   const proposal: IdleState = { ...base, t: { n: now, f: floors } };
   try {
     await store.write(scope, [{ namespace: NS, key: IDLE_ITEM, value: proposal, offset: at, revision: item.revision }], bounds, opts);

@@ -8,6 +8,7 @@ import { cloneJson } from '../state/json.js';
 import { IDLE_ITEM, idleNamespace, isPartitionNamespace, keyedNamespace } from '../state/namespaces.js';
 import type { RejectedChange, StateScope, StateStore, StoredItem } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
+import { KEEP_ALL_VERSIONS } from '../state/versions.js';
 import type { IdleWindow } from '../windows/idle.js';
 import { createWindowOperator, type WindowOperator } from '../windows/operators/index.js';
 import { readIdleForBatch, recordIdle } from './idle.js';
@@ -168,7 +169,8 @@ export class PipelineRunner {
         };
         await this.#run(records, pass, timing);
         const position = tick ?? (opts.flush ? flushAt : -1);
-        const first = limit > 0 ? batch.offsetAt(0) : position;
+        // A tick keeps every older version: Lambda may still retry the batch before it.
+        const first = limit > 0 ? batch.offsetAt(0) : tick !== undefined ? KEEP_ALL_VERSIONS : position;
         const last = limit > 0 ? batch.offsetAt(limit - 1) : position;
         if (idle) {
           if (limit > 0) recordIdle(tx, this.#idleOps, last, { last, now });

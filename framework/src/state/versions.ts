@@ -74,6 +74,18 @@ export function keepVersions<T extends { readonly o: number }>(versions: readonl
 }
 
 /**
+ * The first offset of a write that must drop no version: an idle tick's (and a veto of a tick's
+ * proposal), which is placed after the partition's last offset but cannot know whether Lambda
+ * will still retry the batch before it, whose retry reads the versions from before that batch.
+ * With it, {@link keepVersions} keeps every version and adds (or replaces) its own; the next
+ * batch's write drops what it no longer needs.
+ *
+ * @example
+ * keepVersions([{ o: -1 }, { o: 41 }], KEEP_ALL_VERSIONS, { o: 41.5 }); // [{ o: -1 }, { o: 41 }, { o: 41.5 }]
+ */
+export const KEEP_ALL_VERSIONS = Number.NEGATIVE_INFINITY;
+
+/**
  * The value a version holds now: absent once its expiry has passed.
  *
  * @example
