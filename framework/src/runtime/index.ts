@@ -14,6 +14,7 @@ export { toMs } from '../duration.js';
 export { logOutputSink, logDeadLetterSink, logOutputs, logDeadLetters } from '../io/sinks.js';
 export { consoleLogger } from './logger.js';
 export { partitionsOf } from './msk-event.js';
+export { TICK_EVENT, isTickEvent } from './tick.js';
 export { unaccounted } from '../pipeline/stats.js';
 
 export type {
@@ -34,3 +35,4 @@ export type { WindowSpec } from '../windows/spec.js';
 export type { Runtime, BatchReport, PartitionFailure } from './invoke.js';
 export type { LogEntry, Logger } from './logger.js';
 export type { KafkaEvent, KafkaBatchResponse, KafkaEventRecord, PartitionBatch } from './msk-event.js';
+export type { EndOffsets, TickReport, TickPartitionReport } from './tick.js';
