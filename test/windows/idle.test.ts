@@ -243,6 +243,30 @@ describe('count windows: idle flush of partial windows', () => {
   });
 });
 
+describe('hopping and sliding count windows: idle flush of every open window', () => {
+  for (const kind of ['hoppingCount', 'slidingCount'] as const) {
+    test(`${kind}: what a flush emits, then windows numbered after the flushed ones`, async () => {
+      const s = stream<{ v: number }>('in', { name: 'f' });
+      const def = (kind === 'slidingCount' ? s.slidingCountWindow(3, { idle: '10s' }) : s.hoppingCountWindow(4, 2, { idle: '10s' }))
+        .aggregate(aggs, { name: 'w' })
+        .to('out');
+      const five = [1, 2, 3, 4, 5].map((t) => rec('a', t));
+      const store = new MemoryStore();
+      const first = healthy(await runFunction(def, five, { store, wallClock: () => T, ticks: around(T + 10_000) }));
+      const flushed = await runFunction(def, five, { flush: true });
+      assert.deepEqual(closedPerTick(first), [0, first.ticks[1].windowsClosed]);
+      assert.ok(first.ticks[1].windowsClosed >= 2, 'more than one open window flushed');
+      assert.deepEqual(ids(finals(first)), ids(finals(flushed)));
+      assert.deepEqual(first.values('out'), flushed.values('out'));
+      const next = healthy(await runFunction(def, five, { store, startOffset: 5, wallClock: () => T + 60_000, ticks: [T + 70_000] }));
+      const seqs = ids(finals(next)).map((id) => Number(id.split('#')[1]));
+      assert.ok(seqs.length > 0 && seqs.every((n) => n >= 5), `windows after the flush: ${seqs}`);
+      const all = [...ids(finals(first)), ...ids(finals(next))];
+      assert.equal(new Set(all).size, all.length, 'ids are unique across flushes');
+    });
+  }
+});
+
 describe('ticks that must do nothing', () => {
   const def = stream<{ v: number }>('in', { name: 'f' }).tumblingWindow('10s', { idle: '30s' }).aggregate(aggs, { name: 'w' }).to('out');
 
@@ -258,6 +282,33 @@ describe('ticks that must do nothing', () => {
     assert.equal(r.replayed, 0);
     // Caught up, the same wall time closes both keys' windows.
     assert.equal(r.after[0].windowsClosed, 2);
+  });
+
+  test('a caught-up partition closes while another, with records waiting, does not', async () => {
+    // Events of two records per partition: partition 0 is applied whole by the first; partition 1
+    // still has a batch waiting after the second.
+    const records = [
+      rec('a', 1_000),
+      rec('a', 2_000),
+      rec('c', 1_000, 1, 1),
+      rec('c', 2_000, 1, 1),
+      rec('c', 3_000, 1, 1),
+      rec('c', 4_000, 1, 1),
+    ];
+    const far = T + 86_400_000;
+    const r = await replay(sluice(def) as SluiceHandler, records, { batchSize: 2, clock: () => T, between: (i) => (i === 1 ? [far] : []) });
+    assert.equal(r.invocations, 3);
+    assert.deepEqual(
+      r.between[0].partitions.map((p) => [p.partition, p.decision.action, p.windowsClosed]),
+      [
+        [0, 'close', 1],
+        [1, 'skip', 0],
+      ],
+    );
+    assert.deepEqual(
+      r.outputs.map((m) => [m.key, m.value]),
+      [['a', { start: 0, end: 10_000, n: 2, total: 2 }]],
+    );
   });
 
   test('a tick that finds nothing due writes nothing', async () => {
