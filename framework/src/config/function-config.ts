@@ -171,7 +171,9 @@ export function functionConfig(
 function serviceTick(defaults: ServiceSluiceOptions | undefined): number | false {
   if (defaults === undefined || defaults === null) return DEFAULT_TICK_MS;
   if (typeof defaults !== 'object' || Array.isArray(defaults))
-    throw new ConfigError(`custom.sluice in serverless.yml must be an object such as { tick: '5 minutes' }; received ${JSON.stringify(defaults)}.`);
+    throw new ConfigError(
+      `custom.sluice in serverless.yml must be an object such as { tick: '5 minutes' }; received ${JSON.stringify(defaults)}.`,
+    );
   for (const k of Object.keys(defaults)) {
     if (!SERVICE_OPTIONS.includes(k))
       throw new ConfigError(

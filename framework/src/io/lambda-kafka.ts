@@ -114,20 +114,20 @@ export class LambdaKafka {
 
   /** The MSK cluster's brokers, asked once per container; undefined when no cluster is configured. */
   async #lookUpBrokers(): Promise<string | undefined> {
-    // Compiled out of unauthenticated self-managed functions (the auth mode is a build constant);
-    // loaded only by a container that got a tick before any Kafka event.
-    if (process.env.SLUICE_KAFKA_AUTH === 'none') return undefined;
     const clusterArn = readEnv('kafkaClusterArn');
-    if (!clusterArn) return undefined;
-    this.#lookup ??= import('./msk-brokers.js')
-      .then(({ mskBootstrapBrokers }) =>
-        mskBootstrapBrokers({ clusterArn, auth: (process.env.SLUICE_KAFKA_AUTH ?? 'none') as KafkaAuthMode, tls: readEnv('kafkaTls') === 'true' }),
-      )
-      .catch((e) => {
-        this.#lookup = undefined;
-        throw e;
-      });
-    return this.#lookup;
+    // A branch on the build constant (not an early return): esbuild drops the branch, and the
+    // chunk it imports, from unauthenticated self-managed functions, which never have a cluster ARN.
+    if (process.env.SLUICE_KAFKA_AUTH !== 'none' && clusterArn) {
+      const auth = (process.env.SLUICE_KAFKA_AUTH ?? 'none') as KafkaAuthMode;
+      this.#lookup ??= import('./msk-brokers.js')
+        .then(({ mskBootstrapBrokers }) => mskBootstrapBrokers({ clusterArn, auth, tls: readEnv('kafkaTls') === 'true' }))
+        .catch((e) => {
+          this.#lookup = undefined;
+          throw e;
+        });
+      return this.#lookup;
+    }
+    return undefined;
   }
 }
 

@@ -125,6 +125,8 @@ function tickEventOptions(event: unknown): { now?: number } {
   const now = (event as { now?: unknown }).now;
   if (now === undefined) return {};
   if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0)
-    throw new ConfigError(`the tick event's "now" must be epoch milliseconds (a whole number), or absent for the clock; received ${JSON.stringify(now)}.`);
+    throw new ConfigError(
+      `the tick event's "now" must be epoch milliseconds (a whole number), or absent for the clock; received ${JSON.stringify(now)}.`,
+    );
   return { now };
 }

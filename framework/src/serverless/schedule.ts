@@ -62,7 +62,12 @@ export function addTickSchedule(r: Template['Resources'], f: TemplateFunction): 
   const permissionId = `${base}SluiceTickPermission`;
   r[permissionId] = {
     Type: 'AWS::Lambda::Permission',
-    Properties: { Action: 'lambda:InvokeFunction', FunctionName: fn, Principal: 'events.amazonaws.com', SourceArn: { 'Fn::GetAtt': [ruleId, 'Arn'] } },
+    Properties: {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: fn,
+      Principal: 'events.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [ruleId, 'Arn'] },
+    },
   };
   const added = [ruleId, permissionId];
   const configured = Object.values(r).some(
