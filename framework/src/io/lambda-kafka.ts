@@ -147,7 +147,11 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
       throw new ConfigError(
         `${SLUICE_ENV.kafkaAuth}=scram needs ${SLUICE_ENV.kafkaSecretArn}, the Secrets Manager secret with the SASL/SCRAM username and password.`,
       );
-    const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
+    const secrets = (await import('@aws-sdk/client-secrets-manager')) as typeof import('@aws-sdk/client-secrets-manager') & {
+      default?: typeof import('@aws-sdk/client-secrets-manager');
+    };
+    const { SecretsManagerClient, GetSecretValueCommand } = secrets.default ?? secrets;
     const res = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
     const { username, password } = JSON.parse(res.SecretString ?? '{}') as { username?: string; password?: string };
     if (!username || !password)

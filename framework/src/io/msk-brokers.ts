@@ -33,7 +33,11 @@ export async function mskBootstrapBrokers(opts: {
   const [, partition, region] = arn;
   const url = new URL(opts.endpoint ?? `https://kafka.${region}.amazonaws.com${partition === 'aws-cn' ? '.cn' : ''}`);
   const path = `/v1/clusters/${encodeURIComponent(opts.clusterArn)}/bootstrap-brokers`;
-  const { SignatureV4 } = await import('@smithy/signature-v4');
+  // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
+  const signing = (await import('@smithy/signature-v4')) as typeof import('@smithy/signature-v4') & {
+    default?: typeof import('@smithy/signature-v4');
+  };
+  const { SignatureV4 } = signing.default ?? signing;
   const signer = new SignatureV4({ service: 'kafka', region, credentials: opts.credentials ?? credentialsFromEnv(), sha256: Sha256 });
   const signed = await signer.sign({
     method: 'GET',

@@ -21,7 +21,11 @@ export async function mskIamToken(opts: {
   signingDate?: Date;
   userAgent?: string;
 }): Promise<{ token: string; expiresAt: number }> {
-  const { SignatureV4 } = await import('@smithy/signature-v4');
+  // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
+  const signing = (await import('@smithy/signature-v4')) as typeof import('@smithy/signature-v4') & {
+    default?: typeof import('@smithy/signature-v4');
+  };
+  const { SignatureV4 } = signing.default ?? signing;
   const credentials = opts.credentials ?? credentialsFromEnv();
   const hostname = `kafka.${opts.region}.amazonaws.com`;
   const signer = new SignatureV4({ service: 'kafka-cluster', region: opts.region, credentials, sha256: Sha256, applyChecksum: false });
