@@ -7,7 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { unzipTo } from '../../framework/src/build/zip.js';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
 import { runFunction, toKafkaEvents } from '../../framework/src/testing/index.js';
@@ -142,6 +144,59 @@ describe('sls package: the example service', () => {
     assert.equal(env('SpeedDashaverageLambdaFunction').SLUICE_PARTIAL_BATCH, 'false');
     assert.equal(env('SensorDashsumsLambdaFunction').SLUICE_KAFKA_AUTH, 'iam');
     assert.equal(r.IamRoleLambdaExecution, undefined, 'the shared role is gone');
+  });
+
+  test('ticks: only the function with idle windows (sessions) gets a schedule, with the tick input, every minute by default', () => {
+    const r = template(root).Resources;
+    const scheduled = Object.entries(r).filter(([, x]) =>
+      ['AWS::Events::Rule', 'AWS::Lambda::Permission', 'AWS::Lambda::EventInvokeConfig'].includes(x.Type),
+    );
+    assert.deepEqual(scheduled.map(([id]) => id).sort(), [
+      'SessionsSluiceTickInvokeConfig',
+      'SessionsSluiceTickPermission',
+      'SessionsSluiceTickRule',
+    ]);
+    const rule = r.SessionsSluiceTickRule.Properties;
+    assert.equal(rule.ScheduleExpression, 'rate(1 minute)');
+    assert.deepEqual(
+      rule.Targets.map((t: any) => [t.Arn, JSON.parse(t.Input), t.RetryPolicy.MaximumRetryAttempts]),
+      [[{ 'Fn::GetAtt': ['SessionsLambdaFunction', 'Arn'] }, { sluice: 'tick' }, 0]],
+    );
+    assert.deepEqual(r.SessionsSluiceTickPermission.Properties.SourceArn, { 'Fn::GetAtt': ['SessionsSluiceTickRule', 'Arn'] });
+    assert.equal(r.SessionsSluiceTickInvokeConfig.Properties.MaximumRetryAttempts, 0);
+    const env = (id: string) => r[id].Properties.Environment.Variables;
+    assert.match(
+      String(env('SessionsLambdaFunction').SLUICE_KAFKA_CLUSTER_ARN),
+      /^arn:aws:kafka:us-east-1:123456789012:cluster\/sluice-demo\//,
+    );
+    assert.equal(env('SensorDashsumsLambdaFunction').SLUICE_KAFKA_CLUSTER_ARN, undefined);
+  });
+
+  test('the packaged MSK clients sign: an IAM token, and the broker lookup of a container that only got ticks', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-zip-'));
+    const server = http.createServer((req, res) => {
+      const signed = /^AWS4-HMAC-SHA256 Credential=AKID\/\d{8}\/us-east-1\/kafka\/aws4_request/.test(String(req.headers.authorization));
+      res.writeHead(signed ? 200 : 403).end(JSON.stringify({ bootstrapBrokerStringSaslIam: 'b-1:9098' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const files = await unzipTo(path.join(root, '.serverless/sluice-sessions.zip'), dir);
+      const chunk = (name: string) =>
+        import(pathToFileURL(path.join(dir, files.find((f) => f.startsWith(`chunks/${name}-`) && f.endsWith('.mjs'))!)).href);
+      const credentials = { accessKeyId: 'AKID', secretAccessKey: 'secret' };
+      const { token } = await (await chunk('msk-iam')).mskIamToken({ region: 'us-east-1', credentials });
+      assert.match(
+        Buffer.from(token, 'base64url').toString(),
+        /^https:\/\/kafka\.us-east-1\.amazonaws\.com\/\?Action=kafka-cluster%3AConnect&/,
+      );
+      const endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const clusterArn = 'arn:aws:kafka:us-east-1:123456789012:cluster/c/u';
+      const found = await (await chunk('msk-brokers')).mskBootstrapBrokers({ clusterArn, auth: 'iam', tls: true, credentials, endpoint });
+      assert.equal(found, 'b-1:9098');
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('IAM: one role per function; no wildcard resource for DynamoDB or kafka-cluster actions; DynamoDB only on the state table', () => {
@@ -594,6 +649,11 @@ describe('sls package: bad configuration fails, naming the function and the opti
       'a retry limit without provisioned pollers',
       `  sums: { handler: functions/sums.handler, sluice: { maximumRetryAttempts: 2 }, ${msk} }`,
       /functions\.sums\.sluice\.maximumRetryAttempts needs functions\.sums\.sluice\.provisionedPollers/,
+    ],
+    [
+      'a tick period EventBridge cannot run',
+      `  sums: { handler: functions/sums.handler, sluice: { tick: 10s }, ${msk} }`,
+      /functions\.sums\.sluice\.tick must be a tick period; received "10s"; give a whole number of minutes, at least one .*or false to run no schedule/,
     ],
     [
       'a missing handler file',
