@@ -502,6 +502,7 @@ describe('the packaged sessions example, ticked as its deployed schedule would',
     let tickTimes: number[];
     const tickMs: number[] = [];
     let second: RieHandle | undefined;
+    let tickReports: string[] = [];
     try {
       assert.deepEqual(await invoke(first, batch, 'batch', arrivedFrom), { batchItemFailures: [] });
       const arrivedBy = Date.now();
@@ -516,6 +517,9 @@ describe('the packaged sessions example, ticked as its deployed schedule would',
         reports.push(await invoke(second, { ...event, now }, `tick ${i + 1}`, now));
         tickMs.push(Date.now() - began);
       }
+      tickReports = [...second.logs().matchAll(/^REPORT .*?(?:Init Duration: ([\d.]+) ms\t)?Duration: ([\d.]+) ms/gm)].map(
+        (m) => `${m[2]} ms${m[1] ? ` (+${m[1]} ms init)` : ''}`,
+      );
       assert.deepEqual(
         reports.map((x) => x.tick?.windowsClosed),
         [1, 1, 0],
@@ -561,7 +565,7 @@ describe('the packaged sessions example, ticked as its deployed schedule would',
       rmSync(taskDir, { recursive: true, force: true });
     }
     process.stderr.write(
-      `packaged ticks: ${JSON.stringify({ tickRoundTripMs: tickMs, tickTimesAfterArrival: tickTimes!.map((t) => t - arrivedFrom) })}\n`,
+      `packaged ticks: ${JSON.stringify({ tickRoundTripMs: tickMs, tickDurations: tickReports, tickTimesAfterArrival: tickTimes!.map((t) => t - arrivedFrom) })}\n`,
     );
   });
 });
