@@ -36,6 +36,10 @@ class SluiceServerlessPlugin {
       utils.log ??
       Object.assign((m) => console.log(m), { notice: (m) => console.log(m), warning: (m) => console.warn(m), verbose: () => {} });
     serverless.configSchemaHandler?.defineFunctionProperties('aws', { properties: { sluice: SLUICE_FUNCTION_SCHEMA } });
+    // custom.sluice: the service-wide defaults (only the tick period; config/function-config.ts checks it).
+    serverless.configSchemaHandler?.defineCustomProperties?.({
+      properties: { sluice: { type: 'object', properties: { tick: SLUICE_FUNCTION_SCHEMA.properties.tick }, additionalProperties: false } },
+    });
     // Serverless v3's schema predates the nodejs22.x runtime that Sluice deploys to.
     const runtimes = serverless.configSchemaHandler?.schema?.definitions?.awsLambdaRuntime?.enum;
     if (Array.isArray(runtimes) && !runtimes.includes('nodejs22.x')) runtimes.push('nodejs22.x');

@@ -14,8 +14,16 @@ export const SLUICE_ENV = {
   dynamodbEndpoint: 'SLUICE_DYNAMODB_ENDPOINT',
   /** `kafka`: outputs and dead letters are produced to Kafka; anything else logs them. */
   outputs: 'SLUICE_OUTPUTS',
-  /** Brokers to produce to, overriding the event's `bootstrapServers`. */
+  /**
+   * Brokers to produce to and read end offsets from, overriding the event's `bootstrapServers`;
+   * the plugin sets it from a self-managed `kafka` event, so a container that only got ticks has them.
+   */
   kafkaBrokers: 'SLUICE_KAFKA_BROKERS',
+  /**
+   * The MSK cluster of an `msk` event, for a function with idle windows: a container that only got
+   * ticks asks it for its brokers (kafka:GetBootstrapBrokers, `io/msk-brokers.ts`).
+   */
+  kafkaClusterArn: 'SLUICE_KAFKA_CLUSTER_ARN',
   /** `none`, `iam` or `scram` (see {@link KAFKA_AUTH_MODES}). Compiled into bundles as a constant. */
   kafkaAuth: 'SLUICE_KAFKA_AUTH',
   /** `true` to connect to the brokers over TLS. */

@@ -64,7 +64,7 @@ test("messages quote the schema's ranges", () => {
   );
   assert.throws(
     () => readSluiceOptions('functions.fn', { pollers: 1 }),
-    /allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers\./,
+    /allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers, tick\./,
   );
 });
 
@@ -149,6 +149,7 @@ test("Sluice's defaults: consumer group, dead-letter topic, and a kafka:// on-fa
     deadLetterTopic: 'orders.totals.dlq',
     onFailure: 'kafka://orders.totals.dlq',
     provisionedPollers: { minimum: 1, maximum: 2 },
+    tickMs: 60_000,
   });
 });
 

@@ -7,15 +7,22 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { unzipTo } from '../../framework/src/build/zip.js';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
-import { runFunction } from '../../framework/src/testing/index.js';
+import { runFunction, toKafkaEvents } from '../../framework/src/testing/index.js';
+import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
+import { EMULATOR_PATH, type RieHandle, startRie } from '../../scripts/rie/rie.js';
+import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 import { protoModel } from '../model/proto.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 // Checked before any suite starts: the suites below block the event loop while sls runs.
 const kafkaAvailable = await kafkaAvailability();
+const dynamodbAvailable = await dynamodbAvailability();
+const tickAvailable = kafkaAvailable.skip ? kafkaAvailable : dynamodbAvailable;
 const slsBin = path.join(root, 'node_modules/serverless/bin/serverless.js');
 const examples = ['sensor-sums', 'speed-average', 'fast-vehicles', 'sessions', 'transport-mode'];
 
@@ -137,6 +144,59 @@ describe('sls package: the example service', () => {
     assert.equal(env('SpeedDashaverageLambdaFunction').SLUICE_PARTIAL_BATCH, 'false');
     assert.equal(env('SensorDashsumsLambdaFunction').SLUICE_KAFKA_AUTH, 'iam');
     assert.equal(r.IamRoleLambdaExecution, undefined, 'the shared role is gone');
+  });
+
+  test('ticks: only the function with idle windows (sessions) gets a schedule, with the tick input, every minute by default', () => {
+    const r = template(root).Resources;
+    const scheduled = Object.entries(r).filter(([, x]) =>
+      ['AWS::Events::Rule', 'AWS::Lambda::Permission', 'AWS::Lambda::EventInvokeConfig'].includes(x.Type),
+    );
+    assert.deepEqual(scheduled.map(([id]) => id).sort(), [
+      'SessionsSluiceTickInvokeConfig',
+      'SessionsSluiceTickPermission',
+      'SessionsSluiceTickRule',
+    ]);
+    const rule = r.SessionsSluiceTickRule.Properties;
+    assert.equal(rule.ScheduleExpression, 'rate(1 minute)');
+    assert.deepEqual(
+      rule.Targets.map((t: any) => [t.Arn, JSON.parse(t.Input), t.RetryPolicy.MaximumRetryAttempts]),
+      [[{ 'Fn::GetAtt': ['SessionsLambdaFunction', 'Arn'] }, { sluice: 'tick' }, 0]],
+    );
+    assert.deepEqual(r.SessionsSluiceTickPermission.Properties.SourceArn, { 'Fn::GetAtt': ['SessionsSluiceTickRule', 'Arn'] });
+    assert.equal(r.SessionsSluiceTickInvokeConfig.Properties.MaximumRetryAttempts, 0);
+    const env = (id: string) => r[id].Properties.Environment.Variables;
+    assert.match(
+      String(env('SessionsLambdaFunction').SLUICE_KAFKA_CLUSTER_ARN),
+      /^arn:aws:kafka:us-east-1:123456789012:cluster\/sluice-demo\//,
+    );
+    assert.equal(env('SensorDashsumsLambdaFunction').SLUICE_KAFKA_CLUSTER_ARN, undefined);
+  });
+
+  test('the packaged MSK clients sign: an IAM token, and the broker lookup of a container that only got ticks', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-zip-'));
+    const server = http.createServer((req, res) => {
+      const signed = /^AWS4-HMAC-SHA256 Credential=AKID\/\d{8}\/us-east-1\/kafka\/aws4_request/.test(String(req.headers.authorization));
+      res.writeHead(signed ? 200 : 403).end(JSON.stringify({ bootstrapBrokerStringSaslIam: 'b-1:9098' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const files = await unzipTo(path.join(root, '.serverless/sluice-sessions.zip'), dir);
+      const chunk = (name: string) =>
+        import(pathToFileURL(path.join(dir, files.find((f) => f.startsWith(`chunks/${name}-`) && f.endsWith('.mjs'))!)).href);
+      const credentials = { accessKeyId: 'AKID', secretAccessKey: 'secret' };
+      const { token } = await (await chunk('msk-iam')).mskIamToken({ region: 'us-east-1', credentials });
+      assert.match(
+        Buffer.from(token, 'base64url').toString(),
+        /^https:\/\/kafka\.us-east-1\.amazonaws\.com\/\?Action=kafka-cluster%3AConnect&/,
+      );
+      const endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const clusterArn = 'arn:aws:kafka:us-east-1:123456789012:cluster/c/u';
+      const found = await (await chunk('msk-brokers')).mskBootstrapBrokers({ clusterArn, auth: 'iam', tls: true, credentials, endpoint });
+      assert.equal(found, 'b-1:9098');
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('IAM: one role per function; no wildcard resource for DynamoDB or kafka-cluster actions; DynamoDB only on the state table', () => {
@@ -330,6 +390,186 @@ describe('sls package: a self-managed Kafka service, run from the zip against th
   });
 });
 
+describe('the packaged sessions example, ticked as its deployed schedule would', tickAvailable, () => {
+  // The zip of the sessions example (test/fixtures/deploy-project: pkg-sessions re-exports
+  // functions/sessions/handler.ts) run under the Lambda Runtime Interface Emulator (the plain-Node
+  // stand-in unless SLUICE_RIE_BIN names the official binary), with the environment of its template.
+  // The clock: the sample is shifted so its last click is now and arrives now (real time, in the
+  // bundle), and the ticks carry their wall-clock time as `now`, so minutes of schedule pass in
+  // seconds; the end offsets come from the real broker, so the topic is the example's own, `clicks`
+  // (created if missing, never deleted: another test producing to it at the same time would hold
+  // the partition busy, and this test would say so by timing out on unclosed sessions).
+  test('after the last click, every session is emitted once, within idle + one tick of when it could close', async () => {
+    const project = path.join(root, 'test/fixtures/deploy-project');
+    const zip = path.join(project, '.serverless/sluice-pkg-sessions.zip');
+    // Packaged by the self-managed suite above; packaged here when this test runs alone.
+    if (!existsSync(zip)) assert.equal(sls(project, 'package').code, 0);
+    const r = template(project).Resources;
+    const rule = r.PkgDashsessionsSluiceTickRule.Properties;
+    const event = JSON.parse(rule.Targets[0].Input);
+    assert.deepEqual(event, { sluice: 'tick' });
+    const rate = /^rate\((\d+) minutes?\)$/.exec(rule.ScheduleExpression);
+    assert.ok(rate, rule.ScheduleExpression);
+    const period = Number(rate[1]) * 60_000;
+    assert.equal(period, 120_000, "the function's own tick: 2 minutes, over the service's 5");
+    const env = r.PkgDashsessionsLambdaFunction.Properties.Environment.Variables as Record<string, unknown>;
+    assert.equal(env.SLUICE_KAFKA_BROKERS, brokers, 'a container that only gets ticks knows the brokers');
+
+    const sample: { key: string; value: { user: string; page: string }; timestamp: number }[] = readFileSync(
+      path.join(root, 'functions/sessions/sample.jsonl'),
+      'utf8',
+    )
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const t0 = Date.now();
+    const shift = t0 - Math.max(...sample.map((c) => c.timestamp));
+    const clicks = sample.map((c) => ({ ...c, timestamp: c.timestamp + shift }));
+
+    const kafka = kafkaClient();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin
+      .createTopics({
+        topics: [{ topic: 'clicks', numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] }],
+        waitForLeaders: true,
+      })
+      .finally(() => admin.disconnect());
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const [sent] = await producer
+      .send({
+        topic: 'clicks',
+        acks: -1,
+        messages: clicks.map((c) => ({ key: c.key, value: JSON.stringify(c.value), timestamp: String(c.timestamp), partition: 0 })),
+      })
+      .finally(() => producer.disconnect());
+    const firstOffset = Number(sent.baseOffset);
+
+    const table = `sluice-pkg-ticks-${process.pid}-${Date.now()}`;
+    await new DynamoDBStore({ table, endpoint: dynamodbEndpoint }).ensureTable();
+    const taskDir = mkdtempSync(path.join(tmpdir(), 'sluice-ticks-'));
+    await unzipTo(zip, taskDir);
+    const fnEnv: Record<string, string> = {
+      ...Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string')),
+      // Results as log lines, read per invocation, rather than on the shared output topic; the
+      // offsets reader is there all the same (what a tick needs does not depend on the outputs).
+      SLUICE_OUTPUTS: 'log',
+      SLUICE_STATE_TABLE: table,
+      SLUICE_DYNAMODB_ENDPOINT: dynamodbEndpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    };
+    const start = () =>
+      startRie({
+        taskDir,
+        handler: 'functions/pkg-sessions/handler.handler',
+        functionName: 'sluice-pkg-dev-pkg-sessions',
+        env: fnEnv,
+        timeoutSeconds: 10,
+        ...(process.env.SLUICE_RIE_BIN ? {} : { binary: EMULATOR_PATH }),
+      });
+    type Session = { key: string; value: { start: number; end: number; clicks: number; pages: string[]; seconds: number }; id: string };
+    const emitted: { session: Session; by: string; at: number; container: RieHandle }[] = [];
+    // The function writes its results before it answers, into the pipe the emulator's REPORT line
+    // follows them in: once that line is there, so are they.
+    const seen = new Map<RieHandle, number>();
+    const invoke = async (rie: RieHandle, ev: unknown, by: string, at: number) => {
+      const response = await rie.invoke(ev).catch((e) => assert.fail(`${by}: ${e}\n${rie.logs()}`));
+      const n = (seen.get(rie) ?? 0) + 1;
+      seen.set(rie, n);
+      for (let i = 0; (rie.logs().match(/^REPORT RequestId/gm) ?? []).length < n; i++) {
+        assert.ok(i < 100, `no REPORT line for invocation ${n}:\n${rie.logs()}`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const lines = rie
+        .logs()
+        .split('\n')
+        .filter((l) => l.startsWith('{"sluice":"output"'));
+      const before = emitted.filter((e) => e.container === rie).length;
+      for (const l of lines.slice(before)) emitted.push({ session: JSON.parse(l) as Session, by, at, container: rie });
+      return response as {
+        batchItemFailures: unknown[];
+        tick?: { windowsClosed: number; partitions: { partition: number; decision: { action: string; reason?: string } }[] };
+      };
+    };
+
+    const first = await start();
+    const [batch, ...more] = [...toKafkaEvents(clicks, { topic: 'clicks', startOffset: firstOffset })];
+    assert.equal(more.length, 0);
+    const arrivedFrom = Date.now();
+    let tickTimes: number[];
+    const tickMs: number[] = [];
+    let second: RieHandle | undefined;
+    let tickReports: string[] = [];
+    try {
+      assert.deepEqual(await invoke(first, batch, 'batch', arrivedFrom), { batchItemFailures: [] });
+      const arrivedBy = Date.now();
+      await first.stop();
+      // A new container: it gets only ticks, so no Kafka event ever told it where the brokers are.
+      second = await start();
+      // The schedule's phase is arbitrary: this one ticks between the two users' sessions' due times.
+      tickTimes = [0, 1, 2].map((k) => arrivedBy + 30_000 + k * period);
+      const reports = [];
+      for (const [i, now] of tickTimes.entries()) {
+        const began = Date.now();
+        reports.push(await invoke(second, { ...event, now }, `tick ${i + 1}`, now));
+        tickMs.push(Date.now() - began);
+      }
+      tickReports = [...second.logs().matchAll(/^REPORT .*?(?:Init Duration: ([\d.]+) ms\t)?Duration: ([\d.]+) ms/gm)].map(
+        (m) => `${m[2]} ms${m[1] ? ` (+${m[1]} ms init)` : ''}`,
+      );
+      assert.deepEqual(
+        reports.map((x) => x.tick?.windowsClosed),
+        [1, 1, 0],
+        JSON.stringify(reports),
+      );
+      assert.deepEqual(
+        reports.map((x) => x.tick?.partitions.find((p) => p.partition === 0)?.decision.action),
+        ['close', 'close', 'skip'],
+      );
+
+      // Every session once: those later clicks closed in the batch, the last ones by ticks; the
+      // same results, ids included, as the function in the repo gives when its input ends.
+      const { handler: inRepo } = await import('../../functions/sessions/handler.js');
+      const reference = await runFunction(inRepo, clicks, { flush: true });
+      const key = (s: { key: string | null; value: unknown }) => JSON.stringify([s.key, s.value]);
+      assert.deepEqual(emitted.map((e) => key(e.session)).sort(), reference.outputs.map(key).sort());
+      assert.deepEqual(emitted.map((e) => e.session.id).sort(), reference.outputs.map((o) => o.id).sort());
+      assert.equal(emitted.filter((e) => e.by === 'batch').length, 4, 'two sessions per user closed by their own later clicks');
+
+      // When a session could close: its end + grace (5 s) in event time, which the partition's
+      // newest event time (the last click, t0) maps to its arrival; never before the partition has
+      // been quiet for idle (10 s). It must come out no earlier than that plus idle, and no later
+      // than that plus idle and one tick period.
+      const idle = 10_000;
+      const grace = 5_000;
+      for (const user of ['bo', 'ana']) {
+        const last = emitted.filter((e) => e.session.key === user).sort((a, b) => b.session.value.end - a.session.value.end)[0];
+        assert.match(last.by, /^tick/, `${user}'s last session is closed by a tick`);
+        const due = Math.max(last.session.value.end + grace, t0) - t0;
+        assert.ok(last.at >= arrivedFrom + due + idle, `${user}: emitted at ${last.at - arrivedFrom} ms, before ${due + idle} ms`);
+        assert.ok(last.at <= arrivedBy + due + idle + period, `${user}: emitted ${last.at - arrivedBy - due} ms after it could close`);
+      }
+      assert.deepEqual(
+        emitted.filter((e) => e.by !== 'batch').map((e) => [e.by, e.session.key]),
+        [
+          ['tick 1', 'bo'],
+          ['tick 2', 'ana'],
+        ],
+      );
+    } finally {
+      await first.stop();
+      await second?.stop();
+      rmSync(taskDir, { recursive: true, force: true });
+    }
+    process.stderr.write(
+      `packaged ticks: ${JSON.stringify({ tickRoundTripMs: tickMs, tickDurations: tickReports, tickTimesAfterArrival: tickTimes!.map((t) => t - arrivedFrom) })}\n`,
+    );
+  });
+});
+
 describe('sls sluice dev: the emulator from the Serverless CLI', kafkaAvailable, () => {
   test('runs a function of serverless.yml against the broker and stops cleanly on Ctrl-C', async () => {
     const project = path.join(root, 'test/fixtures/deploy-project');
@@ -413,6 +653,11 @@ describe('sls package: bad configuration fails, naming the function and the opti
       'a retry limit without provisioned pollers',
       `  sums: { handler: functions/sums.handler, sluice: { maximumRetryAttempts: 2 }, ${msk} }`,
       /functions\.sums\.sluice\.maximumRetryAttempts needs functions\.sums\.sluice\.provisionedPollers/,
+    ],
+    [
+      'a tick period EventBridge cannot run',
+      `  sums: { handler: functions/sums.handler, sluice: { tick: 10s }, ${msk} }`,
+      /functions\.sums\.sluice\.tick must be a tick period; received "10s"; give a whole number of minutes, at least one .*or false to run no schedule/,
     ],
     [
       'a missing handler file',

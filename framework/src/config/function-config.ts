@@ -1,6 +1,7 @@
 import type { KafkaAuthMode } from '../env.js';
 import { ConfigError } from '../errors.js';
 import { readSluiceOptions } from './sluice-options.js';
+import { DEFAULT_TICK_MS, readTickPeriod } from './tick-period.js';
 
 /**
  * The two Kafka event kinds of serverless.yml: Amazon MSK (`msk`) and self-managed (`kafka`).
@@ -40,6 +41,8 @@ export interface FunctionConfig {
   readonly consumerGroupId: string;
   /** The MSK cluster ARN (a string or a CloudFormation intrinsic), for `msk` events. */
   readonly clusterArn?: unknown;
+  /** The brokers of a self-managed `kafka` event (its `bootstrapServers`: strings or intrinsics). */
+  readonly bootstrapServers?: readonly unknown[];
   /** The SASL/SCRAM secret ARN, if the event authenticates with one. */
   readonly scramSecretArn?: unknown;
   /** Whether the self-managed event runs in a VPC (needs the ENI actions). */
@@ -51,7 +54,24 @@ export interface FunctionConfig {
   /** `kafka://topic`, an SQS queue ARN, an SNS topic ARN or an S3 bucket ARN. */
   readonly onFailure?: string;
   readonly provisionedPollers?: { readonly minimum: number; readonly maximum: number };
+  /**
+   * How often the deployed schedule ticks the function (ms, whole minutes), or false for no
+   * schedule; only functions with idle windows get one. The function's `tick`, else the service's
+   * (`custom.sluice.tick`), else one minute.
+   */
+  readonly tickMs: number | false;
 }
+
+/**
+ * The service-wide Sluice options of serverless.yml (`custom.sluice`), unchecked: defaults for
+ * every function's `sluice:` block. Only `tick` may be set there.
+ *
+ * @example
+ * const defaults: ServiceSluiceOptions = { tick: '5 minutes' };
+ */
+export type ServiceSluiceOptions = Readonly<Record<string, unknown>>;
+
+const SERVICE_OPTIONS = ['tick'];
 
 /**
  * The consumer group a function's mapping uses when its event names none.
@@ -97,7 +117,7 @@ const KAFKA_DESTINATION = 'kafka://';
 export function functionConfig(
   name: string,
   fn: FunctionDeclaration,
-  ctx: { readonly service: string; readonly stage: string },
+  ctx: { readonly service: string; readonly stage: string; readonly defaults?: ServiceSluiceOptions },
 ): FunctionConfig | undefined {
   const where = `functions.${name}`;
   // biome-ignore lint/suspicious/noExplicitAny: serverless.yml events are free-form YAML, checked field by field below
@@ -123,12 +143,14 @@ export function functionConfig(
   const deadLetterTopic = opts.deadLetterTopic ?? defaultDeadLetterTopic(ev.topic, name);
   const scramSecretArn = kind === 'msk' ? ev.saslScram512 : (ev.accessConfigurations?.saslScram512Auth ?? undefined);
   const access = (ev.accessConfigurations ?? {}) as Record<string, unknown>;
+  const tickMs = opts.tickMs ?? serviceTick(ctx.defaults);
   return {
     name,
     kind,
     topic: ev.topic,
     consumerGroupId: ev.consumerGroupId ?? defaultConsumerGroupId(ctx.service, ctx.stage, name),
     ...(kind === 'msk' ? { clusterArn: ev.arn } : {}),
+    ...(kind === 'kafka' && ev.bootstrapServers !== undefined ? { bootstrapServers: [ev.bootstrapServers].flat() } : {}),
     ...(scramSecretArn !== undefined ? { scramSecretArn: Array.isArray(scramSecretArn) ? scramSecretArn[0] : scramSecretArn } : {}),
     vpc: kind === 'kafka' && (access.vpcSubnet !== undefined || access.vpcSecurityGroup !== undefined),
     auth: scramSecretArn !== undefined ? 'scram' : kind === 'msk' ? 'iam' : 'none',
@@ -141,5 +163,22 @@ export function functionConfig(
         ? { onFailure: `${KAFKA_DESTINATION}${deadLetterTopic}` }
         : {}),
     ...(opts.provisionedPollers ? { provisionedPollers: opts.provisionedPollers } : {}),
+    tickMs,
   };
+}
+
+/** The service's tick period (`custom.sluice.tick`), checked, or the default. */
+function serviceTick(defaults: ServiceSluiceOptions | undefined): number | false {
+  if (defaults === undefined || defaults === null) return DEFAULT_TICK_MS;
+  if (typeof defaults !== 'object' || Array.isArray(defaults))
+    throw new ConfigError(
+      `custom.sluice in serverless.yml must be an object such as { tick: '5 minutes' }; received ${JSON.stringify(defaults)}.`,
+    );
+  for (const k of Object.keys(defaults)) {
+    if (!SERVICE_OPTIONS.includes(k))
+      throw new ConfigError(
+        `unknown option custom.sluice.${k} in serverless.yml; allowed: ${SERVICE_OPTIONS.join(', ')} (set the others per function, in functions.<name>.sluice).`,
+      );
+  }
+  return defaults.tick === undefined ? DEFAULT_TICK_MS : readTickPeriod(defaults.tick, 'custom.sluice.tick');
 }

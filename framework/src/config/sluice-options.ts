@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
+import { readTickPeriod } from './tick-period.js';
 
 /**
  * The shape of `sluice-options.schema.json`, so code reads its limits typed. The values live only
@@ -23,6 +24,7 @@ export interface SluiceOptionsSchema {
       readonly properties: { readonly minimum: IntegerSchema; readonly maximum: IntegerSchema };
       readonly required: readonly string[];
     };
+    readonly tick: { readonly anyOf: readonly unknown[] };
   };
 }
 
@@ -58,7 +60,7 @@ export type SluiceOptionName = keyof SluiceOptionsSchema['properties'];
  * The options `functions.<name>.sluice` may hold, in the schema's order.
  *
  * @example
- * SLUICE_FUNCTION_OPTIONS; // ['maximumRetryAttempts', 'deadLetterTopic', 'onFailure', 'provisionedPollers']
+ * SLUICE_FUNCTION_OPTIONS; // ['maximumRetryAttempts', 'deadLetterTopic', 'onFailure', 'provisionedPollers', 'tick']
  */
 export const SLUICE_FUNCTION_OPTIONS = Object.keys(SLUICE_OPTIONS_SCHEMA.properties) as readonly SluiceOptionName[];
 
@@ -74,6 +76,8 @@ export interface SluiceOptions {
   readonly onFailure?: string;
   readonly provisionedPollers?: { readonly minimum: number; readonly maximum: number };
   readonly deadLetterTopic?: string;
+  /** The idle tick period in milliseconds (whole minutes), or false for no schedule (`tick-period.ts`). */
+  readonly tickMs?: number | false;
 }
 
 /** What an on-failure destination may be: a Kafka topic, or an SQS, SNS or S3 ARN. */
@@ -133,11 +137,13 @@ export function readSluiceOptions(where: string, opts: Readonly<Record<string, u
   if (deadLetterTopic !== undefined && (typeof deadLetterTopic !== 'string' || deadLetterTopic.length < schema.deadLetterTopic.minLength)) {
     throw new ConfigError(`${where}.sluice.deadLetterTopic must be a topic name; received ${JSON.stringify(deadLetterTopic)}.`);
   }
+  const tickMs = opts.tick === undefined ? undefined : readTickPeriod(opts.tick, `${where}.sluice.tick`);
   return {
     ...(retries !== undefined ? { maximumRetryAttempts: retries as number } : {}),
     ...(onFailure !== undefined ? { onFailure } : {}),
     ...(provisionedPollers ? { provisionedPollers } : {}),
     ...(deadLetterTopic !== undefined ? { deadLetterTopic } : {}),
+    ...(tickMs !== undefined ? { tickMs } : {}),
   };
 }
 

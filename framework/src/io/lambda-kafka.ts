@@ -1,6 +1,6 @@
 import type { Admin, Kafka, KafkaConfig, Producer, SASLOptions } from 'kafkajs';
 import type { Manifest } from '../define/manifest.js';
-import { KAFKA_AUTH_MODES, readEnv, SLUICE_ENV } from '../env.js';
+import { KAFKA_AUTH_MODES, type KafkaAuthMode, readEnv, SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
 import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
 import type { Logger } from '../runtime/logger.js';
@@ -8,9 +8,12 @@ import { KafkaDeadLetterSink, KafkaOutputSink } from './kafka.js';
 import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from './sinks.js';
 
 /**
- * The Kafka producer of a deployed function: one per container, connected on first use, to the
- * cluster the invocation's event came from (its `bootstrapServers`) unless SLUICE_KAFKA_BROKERS
- * says otherwise. The plugin sets the environment:
+ * The Kafka clients of a deployed function: a producer and an admin client (end offsets for
+ * ticks), one each per container, connected on first use, to the cluster the invocation's event
+ * came from (its `bootstrapServers`) unless SLUICE_KAFKA_BROKERS says otherwise. A container that
+ * only got ticks has no event to ask: it uses SLUICE_KAFKA_BROKERS (self-managed clusters) or asks
+ * the MSK cluster SLUICE_KAFKA_CLUSTER_ARN for its brokers (`msk-brokers.ts`). The plugin sets the
+ * environment:
  *
  * - `SLUICE_OUTPUTS=kafka`: produce outputs (otherwise they are logged, as locally);
  * - `SLUICE_KAFKA_AUTH`: `iam` (MSK IAM: OAUTHBEARER tokens, see `msk-iam.ts`),
@@ -28,6 +31,7 @@ import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from
  */
 export class LambdaKafka {
   #brokers: string | undefined;
+  #lookup: Promise<string> | undefined;
   #producer: Promise<Producer> | undefined;
   #admin: Promise<Admin> | undefined;
 
@@ -85,10 +89,10 @@ export class LambdaKafka {
   }
 
   async #kafka(): Promise<Kafka> {
-    const brokers = this.#brokers ?? (readEnv('kafkaBrokers') || undefined);
+    const brokers = this.#brokers ?? (readEnv('kafkaBrokers') || (await this.#lookUpBrokers()));
     if (!brokers)
       throw new ConfigError(
-        `no Kafka brokers to produce outputs to: the event has no bootstrapServers and ${SLUICE_ENV.kafkaBrokers} is not set.`,
+        `no Kafka brokers to connect to: no Kafka event gave bootstrapServers yet, and neither ${SLUICE_ENV.kafkaBrokers} nor ${SLUICE_ENV.kafkaClusterArn} is set (the Sluice plugin sets one of them).`,
       );
     // kafkajs is CommonJS: bundled, its exports sit on `default`.
     const kafkajs = (await import('kafkajs')) as typeof import('kafkajs') & { default?: typeof import('kafkajs') };
@@ -106,6 +110,24 @@ export class LambdaKafka {
     const sasl = await saslOptions();
     if (sasl) config.sasl = sasl;
     return new Kafka(config);
+  }
+
+  /** The MSK cluster's brokers, asked once per container; undefined when no cluster is configured. */
+  async #lookUpBrokers(): Promise<string | undefined> {
+    const clusterArn = readEnv('kafkaClusterArn');
+    // A branch on the build constant (not an early return): esbuild drops the branch, and the
+    // chunk it imports, from unauthenticated self-managed functions, which never have a cluster ARN.
+    if (process.env.SLUICE_KAFKA_AUTH !== 'none' && clusterArn) {
+      const auth = (process.env.SLUICE_KAFKA_AUTH ?? 'none') as KafkaAuthMode;
+      this.#lookup ??= import('./msk-brokers.js')
+        .then(({ mskBootstrapBrokers }) => mskBootstrapBrokers({ clusterArn, auth, tls: readEnv('kafkaTls') === 'true' }))
+        .catch((e) => {
+          this.#lookup = undefined;
+          throw e;
+        });
+      return this.#lookup;
+    }
+    return undefined;
   }
 }
 
@@ -125,7 +147,11 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
       throw new ConfigError(
         `${SLUICE_ENV.kafkaAuth}=scram needs ${SLUICE_ENV.kafkaSecretArn}, the Secrets Manager secret with the SASL/SCRAM username and password.`,
       );
-    const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
+    const secrets = (await import('@aws-sdk/client-secrets-manager')) as typeof import('@aws-sdk/client-secrets-manager') & {
+      default?: typeof import('@aws-sdk/client-secrets-manager');
+    };
+    const { SecretsManagerClient, GetSecretValueCommand } = secrets.default ?? secrets;
     const res = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretId }));
     const { username, password } = JSON.parse(res.SecretString ?? '{}') as { username?: string; password?: string };
     if (!username || !password)
@@ -141,7 +167,8 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
 
 /**
  * The sinks a handler starts with: Kafka when deployed by the plugin (`SLUICE_OUTPUTS=kafka`),
- * otherwise entries of the handler's current logger.
+ * otherwise entries of the handler's current logger. `kafka` (the end offsets ticks read) is there
+ * whenever the environment says where the cluster is, even when outputs are logged.
  *
  * @example
  * const { sink, deadLetters, kafka } = defaultSinks(manifest, () => runtime.logger);
@@ -150,7 +177,10 @@ export function defaultSinks(
   manifest: Manifest,
   logger: () => Logger,
 ): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
-  if (readEnv('outputs') !== 'kafka') return { sink: logOutputs(logger), deadLetters: logDeadLetters(logger) };
+  if (readEnv('outputs') !== 'kafka') {
+    const cluster = readEnv('kafkaBrokers') || readEnv('kafkaClusterArn');
+    return { sink: logOutputs(logger), deadLetters: logDeadLetters(logger), ...(cluster ? { kafka: new LambdaKafka() } : {}) };
+  }
   const kafka = new LambdaKafka();
   const topic = readEnv('deadLetterTopic');
   return { sink: kafka.outputSink(manifest), deadLetters: topic ? kafka.deadLetterSink(topic) : logDeadLetters(logger), kafka };

@@ -21,7 +21,11 @@ export async function mskIamToken(opts: {
   signingDate?: Date;
   userAgent?: string;
 }): Promise<{ token: string; expiresAt: number }> {
-  const { SignatureV4 } = await import('@smithy/signature-v4');
+  // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
+  const signing = (await import('@smithy/signature-v4')) as typeof import('@smithy/signature-v4') & {
+    default?: typeof import('@smithy/signature-v4');
+  };
+  const { SignatureV4 } = signing.default ?? signing;
   const credentials = opts.credentials ?? credentialsFromEnv();
   const hostname = `kafka.${opts.region}.amazonaws.com`;
   const signer = new SignatureV4({ service: 'kafka-cluster', region: opts.region, credentials, sha256: Sha256, applyChecksum: false });
@@ -48,13 +52,18 @@ export interface Credentials {
 const TOKEN_SECONDS = 900;
 const USER_AGENT = 'sluice-msk-iam/1';
 
-/** The execution role's credentials, which Lambda sets in the environment of every function. */
-function credentialsFromEnv(): Credentials {
+/**
+ * The execution role's credentials, which Lambda sets in the environment of every function.
+ *
+ * @example
+ * const { accessKeyId } = credentialsFromEnv();
+ */
+export function credentialsFromEnv(): Credentials {
   const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;
   if (!accessKeyId || !secretAccessKey) {
     throw new ConfigError(
-      'MSK IAM auth needs AWS credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them from the execution role).',
+      'Signing requests to MSK (IAM auth, the bootstrap brokers) needs AWS credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Lambda sets them from the execution role).',
     );
   }
   return { accessKeyId, secretAccessKey, ...(process.env.AWS_SESSION_TOKEN ? { sessionToken: process.env.AWS_SESSION_TOKEN } : {}) };
@@ -70,8 +79,13 @@ function bytes(d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
   return d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-/** SHA-256 (or HMAC-SHA-256 with a secret) on node:crypto, in the shape the signer expects. */
-class Sha256 {
+/**
+ * SHA-256 (or HMAC-SHA-256 with a secret) on node:crypto, in the shape the SigV4 signer expects.
+ *
+ * @example
+ * new SignatureV4({ service: 'kafka', region, credentials, sha256: Sha256 });
+ */
+export class Sha256 {
   readonly #h: Hash | Hmac;
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
     this.#h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));

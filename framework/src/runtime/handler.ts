@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { type Definition, loadDefinition } from '../define/build.js';
 import type { Manifest } from '../define/manifest.js';
 import { readEnv } from '../env.js';
-import { SluiceError } from '../errors.js';
+import { ConfigError, SluiceError } from '../errors.js';
 import { defaultSinks } from '../io/lambda-kafka.js';
 import type { PartitionResult } from '../pipeline/runner.js';
 import { DynamoDBStore } from '../state/dynamodb-store.js';
@@ -86,7 +86,7 @@ export function sluice(definition: Definition): SluiceHandler {
     const remaining = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
     if (isTickEvent(event)) {
       // The schedule's tick: answered with what it did (the schedule ignores the answer).
-      const report = await runTick({}, remaining);
+      const report = await runTick(tickEventOptions(event), remaining);
       return { batchItemFailures: [], tick: { windowsClosed: report.windowsClosed, partitions: report.partitions } } as KafkaBatchResponse;
     }
     defaults.kafka?.useBrokers(event.bootstrapServers);
@@ -115,4 +115,18 @@ export function sluice(definition: Definition): SluiceHandler {
   };
   Object.defineProperty(handler, 'sluice', { value: attachment, enumerable: false });
   return handler;
+}
+
+/**
+ * A tick event's own wall clock: `{ "sluice": "tick", "now": <epoch ms> }` ticks as if it were
+ * then (tests and replays drive a packaged function this way); the schedule sends no `now`.
+ */
+function tickEventOptions(event: unknown): { now?: number } {
+  const now = (event as { now?: unknown }).now;
+  if (now === undefined) return {};
+  if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0)
+    throw new ConfigError(
+      `the tick event's "now" must be epoch milliseconds (a whole number), or absent for the clock; received ${JSON.stringify(now)}.`,
+    );
+  return { now };
 }

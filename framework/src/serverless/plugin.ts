@@ -13,6 +13,8 @@ export interface Serverless {
   readonly serviceDir: string;
   readonly service: {
     readonly service: string;
+    /** serverless.yml's `custom:`; `custom.sluice` holds the service-wide Sluice options. */
+    readonly custom?: { readonly sluice?: Readonly<Record<string, unknown>> } | null;
     readonly provider: { stage?: string; compiledCloudFormationTemplate: Template };
     getAllFunctions(): string[];
     getFunction(name: string): FunctionObject;
@@ -54,7 +56,8 @@ function sluiceFunctions(sls: Serverless, only?: string): { name: string; fn: Fu
   for (const name of sls.service.getAllFunctions()) {
     if (only && name !== only) continue;
     const fn = sls.service.getFunction(name);
-    const options = functionConfig(name, fn, { service: sls.service.service, stage });
+    const defaults = sls.service.custom?.sluice;
+    const options = functionConfig(name, fn, { service: sls.service.service, stage, ...(defaults !== undefined ? { defaults } : {}) });
     if (options) out.push({ name, fn, options });
   }
   return out;

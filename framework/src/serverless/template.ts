@@ -4,6 +4,7 @@ import type { Manifest } from '../define/manifest.js';
 import { SLUICE_ENV } from '../env.js';
 import { ConfigError, SluiceError } from '../errors.js';
 import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from '../state/dynamodb-table.js';
+import { addTickSchedule, hasIdleWindows } from './schedule.js';
 
 /** A CloudFormation template, as Serverless compiles it. */
 export interface Template {
@@ -41,7 +42,9 @@ const SHARED_ROLE_ID = 'IamRoleLambdaExecution';
  * - one IAM role per function, least privilege: DynamoDB actions on that table only,
  *   `kafka-cluster` actions on the cluster, the topics and the consumer group the function uses,
  *   the SASL/SCRAM secret if any; Serverless's shared role is removed once nothing uses it;
- * - the environment the runtime reads (outputs to Kafka, auth, dead-letter topic).
+ * - the environment the runtime reads (outputs to Kafka, auth, dead-letter topic, and where the
+ *   brokers are for a container that only got ticks);
+ * - for a function with idle windows, the schedule that ticks it (`schedule.ts`).
  *
  * @example
  * applySluice(serverless.service.provider.compiledCloudFormationTemplate, functions);
@@ -75,6 +78,7 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
     lambda.DependsOn = replaceDependency(lambda.DependsOn, SHARED_ROLE_ID, undefined);
     const env = ((lambda.Properties!.Environment ??= { Variables: {} }).Variables ??= {});
     Object.assign(env, environment(f));
+    addTickSchedule(r, f);
     for (const res of Object.values(r)) {
       if (res.Type !== 'AWS::Lambda::EventSourceMapping' || !targets(res.Properties?.FunctionName, f.lambdaLogicalId)) continue;
       res.DependsOn = replaceDependency(res.DependsOn, SHARED_ROLE_ID, roleId);
@@ -101,11 +105,27 @@ function environment(f: TemplateFunction): Record<string, unknown> {
     [SLUICE_ENV.kafkaAuth]: o.auth,
     [SLUICE_ENV.kafkaTls]: String(o.tls),
     ...(o.auth === 'scram' ? { [SLUICE_ENV.kafkaSecretArn]: o.scramSecretArn } : {}),
+    ...brokersEnvironment(f),
     [SLUICE_ENV.deadLetterTopic]: o.deadLetterTopic,
     // On-demand pollers ignore partial batch responses: the handler then fails the whole batch
     // instead, so no failed record is ever committed as done.
     [SLUICE_ENV.partialBatch]: String(o.provisionedPollers !== undefined),
   };
+}
+
+/**
+ * Where a container finds the brokers before any Kafka event gave it `bootstrapServers` (a
+ * container that only got ticks): a self-managed event's own list; an MSK cluster's ARN, for the
+ * functions that tick, to ask for them (`kafka:GetBootstrapBrokers`, granted below).
+ */
+function brokersEnvironment(f: TemplateFunction): Record<string, unknown> {
+  const o = f.options;
+  if (o.bootstrapServers && o.bootstrapServers.length > 0) {
+    const list = o.bootstrapServers;
+    return { [SLUICE_ENV.kafkaBrokers]: list.every((b) => typeof b === 'string') ? list.join(',') : { 'Fn::Join': [',', list] } };
+  }
+  if (o.kind === 'msk' && hasIdleWindows(f.manifest)) return { [SLUICE_ENV.kafkaClusterArn]: o.clusterArn };
+  return {};
 }
 
 function role(f: TemplateFunction): Template['Resources'][string] {

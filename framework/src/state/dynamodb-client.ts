@@ -18,7 +18,10 @@ let sdkModule: Promise<typeof import('@aws-sdk/client-dynamodb')> | undefined;
  * registered (tsx), which cost more than a batch of items to encode.
  */
 export function sdk(): Promise<typeof import('@aws-sdk/client-dynamodb')> {
-  return (sdkModule ??= import('@aws-sdk/client-dynamodb'));
+  // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
+  type Sdk = typeof import('@aws-sdk/client-dynamodb');
+  sdkModule ??= import('@aws-sdk/client-dynamodb').then((m) => (m as unknown as { default?: Sdk }).default ?? m);
+  return sdkModule;
 }
 
 let sharedClient: Promise<DynamoDBClient> | undefined;
