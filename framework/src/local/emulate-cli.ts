@@ -85,7 +85,14 @@ export async function emulate(args: string[]): Promise<number> {
 
   const notes: string[] = [];
   let view: ReturnType<typeof startView> | undefined;
-  const notice = (m: string) => (view ? view.note(m) : notes.push(m));
+  // Held until the functions' start-up lines are out; then through the view, or straight out
+  // with --no-view (where they used to stay held, never shown).
+  let started = false;
+  const notice = (m: string) => {
+    if (view) view.note(m);
+    else if (started) console.error(m);
+    else notes.push(m);
+  };
   const running: EmulatedFunction[] = [];
   try {
     for (const [i, entry] of entries.entries()) {
@@ -125,6 +132,7 @@ export async function emulate(args: string[]): Promise<number> {
     throw e;
   }
   for (const n of notes) console.error(n);
+  started = true;
   view = values.view && !values['no-view'] ? startView(running) : undefined;
   console.error('press Ctrl-C to stop');
 
