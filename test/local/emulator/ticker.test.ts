@@ -134,3 +134,18 @@ test('a tick that fails (the broker cannot say its end offsets) is counted and s
   assert.match(notes[2], /^sessions: idle tick failed 4 times in a row/);
   assert.equal(notes.length, Math.floor(Math.log2(stats.ticks.failed)) + 1, 'one notice per doubling');
 });
+
+test('the emulator refuses to tick a function whose event is on another topic than its handler reads, before connecting', async () => {
+  const { emulateFunction } = await import('../../../framework/src/local/emulator/index.js');
+  const { esmConfig } = await import('../../../framework/src/config/event-source-mapping.js');
+  const { readServerless } = await import('../../../framework/src/config/serverless-yml.js');
+  const root = path.resolve(import.meta.dirname, '../../..');
+  const service = readServerless(path.join(root, 'serverless.yml'));
+  const entry = service.functions.find((f) => f.name === 'sessions')!;
+  const config = { ...esmConfig(entry, service.service, service), topic: 'other-clicks' };
+  const kafka = {} as never; // never reached: the check comes first
+  await assert.rejects(emulateFunction({ kafka, handler: sessions, config }), {
+    message:
+      'function "sessions": its handler reads topic "clicks" but its event is on topic "other-clicks", and its idle windows need ticks on the topic it reads; make them the same, or run without ticks (--tick off).',
+  });
+});

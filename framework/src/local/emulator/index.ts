@@ -5,6 +5,7 @@ import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../../i
 import type { SluiceHandler } from '../../runtime/handler.js';
 import { MemoryStore } from '../../state/memory-store.js';
 import type { StateStore } from '../../state/store.js';
+import { SluiceError } from '../../errors.js';
 import { DEFAULT_TICK_MS } from '../time-options.js';
 import {
   brokerEndOffsets,
@@ -96,6 +97,15 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const manifest = handler.sluice.manifest;
   const store = opts.store ?? new MemoryStore();
   const stats = emptyStats(config.functionName);
+  const tickMs = opts.tickMs ?? DEFAULT_TICK_MS;
+  const ticks = tickMs !== false && handler.sluice.idleWindows.length > 0;
+  if (ticks && config.topic !== manifest.source.topic) {
+    // A tick works on the handler's own source topic (its end offsets, its partitions' state);
+    // batches from another topic would never be closed by it. Deployed, `sls package` refuses this.
+    throw new SluiceError(
+      `function "${config.functionName}": its handler reads topic "${manifest.source.topic}" but its event is on topic "${config.topic}", and its idle windows need ticks on the topic it reads; make them the same, or run without ticks (--tick off).`,
+    );
+  }
   const admin = await connectAdmin(kafka, brokers);
   let partitions: number;
   try {
@@ -156,11 +166,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   });
   await consumer.start();
   const stopRefresh = refreshHighWatermarks(admin, config.topic, stats);
-  const tickMs = opts.tickMs ?? DEFAULT_TICK_MS;
-  const ticker =
-    tickMs !== false && handler.sluice.idleWindows.length > 0
-      ? startTicker({ handler, config, offsets: brokerEndOffsets(admin), stats, periodMs: tickMs, notice })
-      : undefined;
+  const ticker = ticks ? startTicker({ handler, config, offsets: brokerEndOffsets(admin), stats, periodMs: tickMs, notice }) : undefined;
   const stopWatch = watchProgress(stats, {
     topic: config.topic,
     functionName: config.functionName,
