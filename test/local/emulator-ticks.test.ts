@@ -11,6 +11,9 @@ import type { Admin, Kafka } from 'kafkajs';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson } from '../support/kafka.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
+// The sessions example on topics of its own (the broker is shared; other tests use `clicks`).
+const project = path.join(root, 'test/fixtures/ticks-project');
+const [input, output] = ['it-ticks-clicks', 'it-ticks-click-sessions'];
 const bin = path.join(root, 'framework/bin/sluice.js');
 const availability = await kafkaAvailability();
 
@@ -60,8 +63,8 @@ describe('sluice dev --brokers with idle ticks, on a real broker', { ...availabi
     // One partition, as the sample has no partitions: the partition's newest event time is the
     // last click of all, so each user's last session is due at its own distance from it.
     await freshTopics(admin, [
-      { topic: 'clicks', numPartitions: 1 },
-      { topic: 'click-sessions', numPartitions: 1 },
+      { topic: input, numPartitions: 1 },
+      { topic: output, numPartitions: 1 },
     ]);
     const newest = Math.max(...clicks.map((c) => c.timestamp));
     // Wall-clock ms after arrival at which the floor (newest + quiet - idle) passes the session's
@@ -72,7 +75,7 @@ describe('sluice dev --brokers with idle ticks, on a real broker', { ...availabi
     const received: { user: string; start: number; end: number; clicks: number; at: number }[] = [];
     const reader = kafka.consumer({ groupId: `sluice-test-ticks-${process.pid}-${Date.now()}`, maxWaitTimeInMs: 200 });
     await reader.connect();
-    await reader.subscribe({ topic: 'click-sessions', fromBeginning: true });
+    await reader.subscribe({ topic: output, fromBeginning: true });
     await reader.run({
       eachMessage: async ({ message }) => {
         const v = JSON.parse(message.value!.toString());
@@ -85,7 +88,7 @@ describe('sluice dev --brokers with idle ticks, on a real broker', { ...availabi
       process.execPath,
       [bin, 'dev', 'sessions', '--brokers', brokers, '--tick', '1s', '--no-view', '--stage', `t${Date.now()}`],
       {
-        cwd: root,
+        cwd: project,
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
@@ -100,7 +103,7 @@ describe('sluice dev --brokers with idle ticks, on a real broker', { ...availabi
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.match(stderr, /idle ticks every 1s/);
-      await produceJson(kafka, 'clicks', clicks);
+      await produceJson(kafka, input, clicks);
       const producedAt = Date.now();
       const total = [...expected.values()].reduce((n, s) => n + s.length, 0);
       const lastDue = Math.max(...[...expected.values()].map((s) => dueAfter(s[s.length - 1][1])));
