@@ -176,3 +176,99 @@ test('sluice dev --brokers without a serverless.yml says where it looked and wha
   });
   assert.match(other.stderr, /serverless\.yml not found at .*elsewhere\/serverless\.yml/);
 });
+
+/** The output file of a run, one object per line. */
+function outputOf(file: string): { key: string; value: { start: number; end: number; clicks: number } }[] {
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}
+
+test('sluice dev --wall-clock --tick-at: idle ticks after the input close the last sessions when due, the same on every run', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-'));
+  // The sample's last click (ana) is at 00:03:38.629; bo's at 00:03:18.746. Read at 00:10:00, a
+  // tick closes a session once newest click + quiet - idle 10 s - grace 5 s >= last click + gap 30 s:
+  // bo's after 25.117 s of quiet, ana's after 45 s.
+  const args = ['dev', 'sessions', '--wall-clock', '2026-01-01T00:10:00Z', '--tick-at', '25s,25117ms', '--tick-at', '44999ms,45s'];
+  const runs = [1, 2].map((n) => {
+    const out = path.join(dir, `out-${n}.jsonl`);
+    const r = sluice(...args, '--output', out);
+    assert.equal(r.code, 0, r.stderr);
+    return { r, out: readFileSync(out, 'utf8') };
+  });
+  assert.equal(runs[0].out, runs[1].out, 'deterministic output');
+  const { stderr } = runs[0].r;
+  assert.deepEqual(
+    [...stderr.matchAll(/^tick {9}(\S+) {2}closed (\d+) windows$/gm)].map((m) => [m[1], Number(m[2])]),
+    [
+      ['2026-01-01T00:10:25Z', 0],
+      ['2026-01-01T00:10:25.117Z', 1],
+      ['2026-01-01T00:10:44.999Z', 0],
+      ['2026-01-01T00:10:45Z', 1],
+    ],
+  );
+  assert.match(stderr, /20 records in, 6 messages out \(6 window results\)/);
+  assert.match(stderr, /\n4 idle ticks closed 2 windows\n/);
+  assert.doesNotMatch(stderr, /still open/);
+  const lines = outputOf(path.join(dir, 'out-1.jsonl'));
+  assert.deepEqual(
+    lines.slice(4).map((l) => [l.key, l.value.clicks]),
+    [
+      ['bo', 3],
+      ['ana', 3],
+    ],
+  );
+  // What the ticks closed is what the end of the input would flush: same windows, same values.
+  const flushed = path.join(dir, 'flushed.jsonl');
+  assert.equal(sluice('dev', 'sessions', '--flush', '--quiet', '--output', flushed).code, 0);
+  assert.deepEqual(
+    lines.map((l) => l.value).sort((a, b) => a.start - b.start),
+    outputOf(flushed)
+      .map((l) => l.value)
+      .sort((a, b) => a.start - b.start),
+  );
+});
+
+test('sluice dev without --tick-at leaves the idle sessions open and says how to close them', () => {
+  const r = sluice('dev', 'sessions', '--wall-clock', '2026-01-01T00:10:00Z', '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /4 messages out/);
+  assert.match(
+    r.stderr,
+    /2 windows still open at the end of the input .*add --flush to close them, or --tick-at to let idle ticks close the due ones/,
+  );
+  const noIdle = sluice('dev', 'sensor-sums', '--tick-at', '1m', '--quiet');
+  assert.equal(noIdle.code, 0, noIdle.stderr);
+  assert.match(noIdle.stderr, /note: SensorSums has no idle windows \(the window option idle\), so --tick-at closes nothing/);
+  assert.match(noIdle.stderr, /1 idle ticks closed 0 windows/);
+});
+
+test('the time options fail with exit 2 naming the option, the value and the fix, in the mode they belong to', () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ['dev', 'sessions', '--tick', '1s'],
+      /--tick sets the tick period of sluice dev --brokers; on a file, run ticks .* with --tick-at .*; received --tick 1s\./,
+    ],
+    [
+      ['dev', 'sessions', '--brokers', '127.0.0.1:9092', '--tick', 'often'],
+      /--tick must be the period of idle ticks, .* or off to run none; received "often"\./,
+    ],
+    [
+      ['dev', 'sessions', '--brokers', '127.0.0.1:9092', '--wall-clock', '2026-01-01T00:00:00Z'],
+      /--wall-clock is for file mode .* ticks run every --tick period/,
+    ],
+    [['dev', 'sessions', '--brokers', '127.0.0.1:9092', '--tick-at', '45s'], /--tick-at is for file mode/],
+    [['dev', 'sessions', '--wall-clock', 'noon'], /--wall-clock must be an ISO time .*; received "noon"\./],
+    [
+      ['dev', 'sessions', '--wall-clock', '2026-01-01T00:10:00Z', '--tick-at', '2026-01-01T00:00:00Z'],
+      /--tick-at 2026-01-01T00:00:00Z is .* before the wall clock 2026-01-01T00:10:00Z/,
+    ],
+    [['dev', 'sessions', '--tick-at', '45s,10s'], /--tick-at 10s .* comes before the tick before it/],
+  ];
+  for (const [args, message] of cases) {
+    const r = sluice(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+  }
+});

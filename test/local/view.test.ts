@@ -102,3 +102,14 @@ test('open windows are counted in the window items of a memory store, not in par
     undefined,
   );
 });
+
+test('a function that runs idle ticks shows how many, the windows they closed and when the last started; skipped and failed once there are any', () => {
+  const s = stats();
+  assert.doesNotMatch(statusLine(s, 0, 0), /ticks/, 'no ticks, no tick field');
+  Object.assign(s.ticks, { periodMs: 1_000, runs: 45, windowsClosed: 2, lastAt: Date.parse('2026-01-01T10:00:45.500Z') });
+  assert.match(statusLine(s, 0, 0), / {2}dlq 2 {2}ticks 45 closed 2 last 10:00:45$/);
+  Object.assign(s.ticks, { skipped: 3, failed: 1 });
+  assert.match(statusLine(s, 0, 0), / {2}ticks 45 closed 2 last 10:00:45 skipped 3 failed 1$/);
+  s.ticks.lastAt = undefined;
+  assert.match(statusLine(s, 0, 0), /ticks 45 closed 2 last -/);
+});

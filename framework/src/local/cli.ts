@@ -6,7 +6,9 @@ import { errorText, SluiceError, StateConflictError } from '../errors.js';
 import { CaptureSink } from '../io/sinks.js';
 import { type DeadLetter, letterOrigin, type OutputMessage } from '../pipeline/records.js';
 import { type BatchStats, newStats, sumStats } from '../pipeline/stats.js';
+import type { SluiceHandler } from '../runtime/handler.js';
 import { lambdaContext } from '../runtime/lambda-context.js';
+import type { EndOffsets } from '../runtime/tick.js';
 import { type KafkaEvent, toKafkaEvents } from '../runtime/msk-event.js';
 import { MemoryStore } from '../state/memory-store.js';
 import { readServerless } from '../config/serverless-yml.js';
@@ -18,17 +20,23 @@ import { countOpenWindows } from './view.js';
 import { emulate } from './emulate-cli.js';
 import { produce } from './produce.js';
 import { scaffold } from './scaffold.js';
+import { tickTimes, wallClock } from './time-options.js';
 
 const USAGE = `Usage:
   sluice dev <function> [--input <file.jsonl>] [--output <file.jsonl>] [--batch-size N] [--retries N] [--flush] [--quiet]
-             [--state memory|dynamodb] [--dynamodb-endpoint <url>]
+             [--state memory|dynamodb] [--dynamodb-endpoint <url>] [--wall-clock <time>] [--tick-at <time>]...
       Runs a function on a JSON-lines file (default: the sample.jsonl beside its handler) through its
       real Lambda handler, as MSK events, with in-memory state. No Kafka, no AWS.
+      --wall-clock: the wall clock while the input is read (ISO time or epoch ms; default: now).
+      --tick-at: after the input, an idle tick at this wall-clock time (repeat, or comma-separate):
+      a duration after --wall-clock (45s) or an ISO time / epoch ms. Ticks close idle windows as
+      the deployed schedule would, each partition caught up at its last record; before --flush.
   sluice dev [<function>] --brokers <host:port> [--config <serverless.yml>] [--stage <stage>] [--timeout <seconds>] [--no-view]
-             [--state memory|dynamodb] [--dynamodb-endpoint <url>] [--stall-notice <seconds>]
+             [--state memory|dynamodb] [--dynamodb-endpoint <url>] [--stall-notice <seconds>] [--tick <duration>|off]
       Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
       every function of serverless.yml with an msk/kafka event, with the settings the Serverless
       plugin deploys (stage: --stage, provider.stage or dev). Outputs and dead letters go to Kafka.
+      Functions with idle windows get an idle tick every --tick (default 1m, as deployed; off: none).
   sluice produce <function|topic> --brokers <host:port> [--input <file.jsonl>] [--partitions N]
       Creates the topic if missing and produces a JSON-lines file to it (default: the function's
       source topic and its sample file).
@@ -96,8 +104,18 @@ async function dev(args: string[]): Promise<number> {
       retries: { type: 'string', default: '2' },
       state: { type: 'string' },
       'dynamodb-endpoint': { type: 'string' },
+      'wall-clock': { type: 'string' },
+      'tick-at': { type: 'string', multiple: true },
+      tick: { type: 'string' },
     },
   });
+  if (values.tick !== undefined) {
+    throw new SluiceError(
+      `--tick sets the tick period of sluice dev --brokers; on a file, run ticks at given wall-clock times with --tick-at (e.g. --tick-at 45s); received --tick ${values.tick}.`,
+    );
+  }
+  const wall = wallClock(values['wall-clock'], Date.now());
+  const tickAt = tickTimes(values['tick-at'] ?? [], wall);
   if (!/^\d+$/.test(values.retries))
     throw new SluiceError(`--retries must be a whole number of retries per failing record; received ${values.retries}.`);
   if (positionals.length !== 1)
@@ -137,6 +155,8 @@ async function dev(args: string[]): Promise<number> {
   };
   handler.sluice.configure({
     store,
+    // One wall clock for the whole input: ticks at --tick-at times then see it as arrived at once.
+    clock: () => wall,
     sink: {
       send: async (ms) => {
         for (const m of ms) print(m);
@@ -190,9 +210,11 @@ async function dev(args: string[]): Promise<number> {
       },
     });
   }
+  const counts = new Map<number, number>();
+  for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
+  const ticked = await runTicks(handler, tickAt, counts, values.quiet);
+  windowsEmitted += ticked.windowsClosed;
   if (values.flush) {
-    const counts = new Map<number, number>();
-    for (const r of records) counts.set(r.partition ?? 0, (counts.get(r.partition ?? 0) ?? 0) + 1);
     for (const [p, n] of counts) windowsEmitted += (await handler.sluice.flush(manifest.source.topic, p, n - 1)).stats.windowsEmitted;
   }
   const open = values.flush ? 0 : (countOpenWindows(store) ?? 0);
@@ -210,13 +232,44 @@ async function dev(args: string[]): Promise<number> {
       `${late} late, ${capture.deadLetters.length - failures} poison (dead-lettered), ${problems.length} bad input lines` +
         (failures ? `, ${failures} records dead-lettered after failing every retry` : ''),
       accountingLine(records.length, counted, failures),
-      open > 0 ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them)` : '',
+      tickAt.length > 0
+        ? `${tickAt.length} idle ticks closed ${ticked.windowsClosed} windows${ticked.failed ? `, ${ticked.failed} failed` : ''}`
+        : '',
+      open > 0
+        ? `${open} windows still open at the end of the input (not emitted, as in Quix Streams; add --flush to close them${handler.sluice.idleWindows.length > 0 ? ', or --tick-at to let idle ticks close the due ones' : ''})`
+        : '',
       values.output ? `wrote ${capture.messages.length} messages to ${values.output}` : '',
     ]
       .filter(Boolean)
       .join('\n'),
   );
-  return failures > 0 ? 1 : 0;
+  return failures > 0 || ticked.failed > 0 ? 1 : 0;
+}
+
+/**
+ * The idle ticks of `--tick-at`, as runFunction's `ticks` runs them: each partition of the input
+ * is caught up at its last record (its end offset is its record count).
+ */
+async function runTicks(
+  handler: SluiceHandler,
+  times: readonly number[],
+  counts: ReadonlyMap<number, number>,
+  quiet: boolean,
+): Promise<{ windowsClosed: number; failed: number }> {
+  if (times.length > 0 && handler.sluice.idleWindows.length === 0)
+    console.error(`note: ${handler.sluice.manifest.name} has no idle windows (the window option idle), so --tick-at closes nothing`);
+  const offsets: EndOffsets = { endOffsets: async () => new Map(counts) };
+  let windowsClosed = 0;
+  let failed = 0;
+  for (const now of times) {
+    const report = await handler.sluice.tick({ now, offsets });
+    windowsClosed += report.windowsClosed;
+    const errors = report.partitions.filter((p) => p.error !== undefined);
+    failed += errors.length;
+    for (const p of errors) console.error(`tick failed  ${iso(now)} p${p.partition}: ${p.error}`);
+    if (!quiet) console.error(`tick         ${iso(now)}  closed ${report.windowsClosed} windows`);
+  }
+  return { windowsClosed, failed };
 }
 
 async function invoke(args: string[]): Promise<number> {

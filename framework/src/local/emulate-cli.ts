@@ -4,15 +4,17 @@ import { esmConfig } from '../config/event-source-mapping.js';
 import { MAX_TIMEOUT_SECONDS } from '../config/limits.js';
 import { type FunctionEntry, readServerless } from '../config/serverless-yml.js';
 import { SLUICE_ENV } from '../env.js';
+import { formatMs } from '../duration.js';
 import { SluiceError } from '../errors.js';
 import { emulateFunction, type EmulatedFunction } from './emulator/index.js';
 import { loadHandler, resolveFunction } from './functions.js';
 import { devStateStore } from './state-option.js';
+import { tickPeriod } from './time-options.js';
 import { startView } from './view.js';
 
 /**
- * `sluice dev [function] --brokers host:port [--config serverless.yml] [--stage s]`: the event
- * source mapping emulator. Returns the exit code.
+ * `sluice dev [function] --brokers host:port [--config serverless.yml] [--stage s] [--tick 1m|off]`:
+ * the event source mapping emulator, with idle ticks on the deployed schedule. Returns the exit code.
  */
 export async function emulate(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -28,8 +30,17 @@ export async function emulate(args: string[]): Promise<number> {
       state: { type: 'string' },
       'dynamodb-endpoint': { type: 'string' },
       'stall-notice': { type: 'string' },
+      tick: { type: 'string' },
+      'wall-clock': { type: 'string' },
+      'tick-at': { type: 'string', multiple: true },
     },
   });
+  if (values['wall-clock'] !== undefined || values['tick-at'] !== undefined) {
+    throw new SluiceError(
+      `--${values['wall-clock'] !== undefined ? 'wall-clock' : 'tick-at'} is for file mode (sluice dev <function> without --brokers); against a broker the wall clock is the real one and ticks run every --tick period (e.g. --tick 1s).`,
+    );
+  }
+  const tickMs = tickPeriod(values.tick);
   const brokers = values.brokers ?? '';
   if (!/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/.test(brokers)) {
     throw new SluiceError(`--brokers must be host:port[,host:port…], e.g. 127.0.0.1:9092; received ${JSON.stringify(values.brokers)}.`);
@@ -74,7 +85,14 @@ export async function emulate(args: string[]): Promise<number> {
 
   const notes: string[] = [];
   let view: ReturnType<typeof startView> | undefined;
-  const notice = (m: string) => (view ? view.note(m) : notes.push(m));
+  // Held until the functions' start-up lines are out; then through the view, or straight out
+  // with --no-view (where they used to stay held, never shown).
+  let started = false;
+  const notice = (m: string) => {
+    if (view) view.note(m);
+    else if (started) console.error(m);
+    else notes.push(m);
+  };
   const running: EmulatedFunction[] = [];
   try {
     for (const [i, entry] of entries.entries()) {
@@ -89,6 +107,7 @@ export async function emulate(args: string[]): Promise<number> {
           store,
           notice,
           ...(stallSeconds ? { stallNoticeMs: stallSeconds * 1000 } : {}),
+          tickMs,
         }),
       );
       const c = configs[i];
@@ -97,8 +116,15 @@ export async function emulate(args: string[]): Promise<number> {
         c.maximumRetryAttempts === undefined
           ? 'no provisioned pollers: a failing batch is retried until it succeeds'
           : `provisioned pollers: ${c.maximumRetryAttempts} retries, then → ${c.onFailureTopic}`;
+      const period = running[running.length - 1].stats.ticks.periodMs;
+      const ticks =
+        period !== undefined
+          ? `idle ticks every ${formatMs(period)}`
+          : handler.sluice.idleWindows.length > 0
+            ? 'idle ticks off (--tick off)'
+            : 'no idle windows, no ticks';
       console.error(
-        `sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}) on ${brokers}, ${where}`,
+        `sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}; ${ticks}) on ${brokers}, ${where}`,
       );
     }
   } catch (e) {
@@ -106,6 +132,7 @@ export async function emulate(args: string[]): Promise<number> {
     throw e;
   }
   for (const n of notes) console.error(n);
+  started = true;
   view = values.view && !values['no-view'] ? startView(running) : undefined;
   console.error('press Ctrl-C to stop');
 
@@ -127,9 +154,16 @@ export async function emulate(args: string[]): Promise<number> {
   view?.stop();
   for (const r of running) {
     const s = r.stats;
+    const t = s.ticks;
+    const ticks =
+      t.periodMs === undefined
+        ? ''
+        : `; ${t.runs} idle ticks closed ${t.windowsClosed} windows` +
+          (t.skipped > 0 ? ` (${t.skipped} skipped while one ran)` : '') +
+          (t.failed > 0 ? ` (${t.failed} failed, see the notices)` : '');
     const blocked = [...s.blocked].map(([p, b]) => `p${p}@${b.offset} after ${b.attempts} attempts`).join(', ');
     console.error(
-      `${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
+      `${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered${ticks}; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
         (blocked ? `; still failing (not committed): ${blocked}` : '') +
         (s.lost > 0 ? `; LOST ${s.lost} records: gone from the broker before they were processed (see the notices)` : ''),
     );

@@ -1,7 +1,7 @@
 import type { StateStore } from '../state/store.js';
 import { MemoryStore } from '../state/memory-store.js';
 import { isWindowNamespace } from '../state/namespaces.js';
-import type { FunctionStats } from './emulator/stats.js';
+import type { FunctionStats, TickStats } from './emulator/stats.js';
 
 /**
  * Windows still open in a memory store: what a finite input leaves unemitted. Undefined for a
@@ -26,8 +26,10 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /**
  * One line per function: throughput, lag per partition, batches, retries, windows, late, poison,
- * dead letters, records lost (gone from the broker before they were processed; shown once there
- * are any), and the partitions held at a batch that is retried until it succeeds.
+ * dead letters, idle ticks (for a function that runs them: how many, the windows they closed, when
+ * the last one started, skipped and failed ones once there are any), records lost (gone from the
+ * broker before they were processed; shown once there are any), and the partitions held at a
+ * batch that is retried until it succeeds.
  *
  * @example
  * statusLine(stats, 36, 3);
@@ -53,9 +55,19 @@ export function statusLine(s: FunctionStats, rate: number, openWindows: number |
     `late ${fmt(s.late)}`,
     `poison ${fmt(s.poison)}`,
     `dlq ${fmt(s.poison + s.failedToDeadLetter)}`,
+    ...(s.ticks.periodMs === undefined ? [] : [tickPart(s.ticks)]),
     ...(s.lost > 0 ? [`LOST ${fmt(s.lost)}: gone from the broker before they were processed`] : []),
     ...(blocked ? [`BLOCKED ${blocked}: retried until it succeeds, as Lambda does without provisioned pollers`] : []),
   ].join('  ');
+}
+
+function tickPart(t: TickStats): string {
+  const last = t.lastAt === undefined ? '-' : new Date(t.lastAt).toISOString().slice(11, 19);
+  return [
+    `ticks ${fmt(t.runs)} closed ${fmt(t.windowsClosed)} last ${last}`,
+    ...(t.skipped > 0 ? [`skipped ${fmt(t.skipped)}`] : []),
+    ...(t.failed > 0 ? [`failed ${fmt(t.failed)}`] : []),
+  ].join(' ');
 }
 
 /**

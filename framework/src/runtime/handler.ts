@@ -15,6 +15,7 @@ import { type KafkaBatchResponse, type KafkaEvent, partitionsOf } from './msk-ev
 import { PartitionRunner } from './partition-runner.js';
 import { answer } from './response.js';
 import { type EndOffsets, isTickEvent, type TickReport, tick } from './tick.js';
+import type { IdleWindow } from '../windows/idle.js';
 
 /**
  * What a Sluice handler carries besides being a Lambda handler, as `handler.sluice`.
@@ -40,6 +41,8 @@ export interface SluiceAttachment {
    * What the deployed schedule's `{ "sluice": "tick" }` event runs.
    */
   tick(opts?: { readonly now?: number; readonly offsets?: EndOffsets }): Promise<TickReport>;
+  /** The windows with idle closing (empty: ticks do nothing, so `sluice dev --brokers` runs none). */
+  readonly idleWindows: readonly IdleWindow[];
 }
 
 /**
@@ -112,6 +115,9 @@ export function sluice(definition: Definition): SluiceHandler {
     },
     flush: (topic, partition, lastOffset) => flushPartition(run, topic, partition, lastOffset),
     tick: (opts) => runTick(opts),
+    get idleWindows() {
+      return run.runner.pipeline.idleWindows;
+    },
   };
   Object.defineProperty(handler, 'sluice', { value: attachment, enumerable: false });
   return handler;

@@ -1,6 +1,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import type { EsmConfig } from '../../config/event-source-mapping.js';
 import { errorText, SluiceError } from '../../errors.js';
+import type { EndOffsets } from '../../runtime/tick.js';
 import type { StateStore } from '../../state/store.js';
 import type { LogRange } from './losses.js';
 import type { FunctionStats } from './stats.js';
@@ -150,6 +151,20 @@ export async function partitionLog(admin: Admin, topic: string, partition: numbe
   const o = (await retrying(() => admin.fetchTopicOffsets(topic), 10_000)).find((x) => x.partition === partition);
   if (!o) throw new SluiceError(`the broker reported no offsets for ${topic}-${partition}`);
   return { low: Number(o.low), high: Number(o.high) };
+}
+
+/**
+ * End offsets read from the broker (each partition's high watermark), as idle ticks need them:
+ * what the deployed tick asks the cluster for.
+ *
+ * @example
+ * handler.sluice.configure({ offsets: brokerEndOffsets(admin) });
+ */
+export function brokerEndOffsets(admin: Admin): EndOffsets {
+  return {
+    endOffsets: async (topic) =>
+      new Map((await retrying(() => admin.fetchTopicOffsets(topic), 10_000)).map((o) => [o.partition, Number(o.high)])),
+  };
 }
 
 /**

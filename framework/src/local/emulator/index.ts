@@ -5,12 +5,23 @@ import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../../i
 import type { SluiceHandler } from '../../runtime/handler.js';
 import { MemoryStore } from '../../state/memory-store.js';
 import type { StateStore } from '../../state/store.js';
-import { connectAdmin, partitionLog, pinStartingPosition, prepareTopics, refreshHighWatermarks, resumeOffsets } from './admin.js';
+import { SluiceError } from '../../errors.js';
+import { DEFAULT_TICK_MS } from '../time-options.js';
+import {
+  brokerEndOffsets,
+  connectAdmin,
+  partitionLog,
+  pinStartingPosition,
+  prepareTopics,
+  refreshHighWatermarks,
+  resumeOffsets,
+} from './admin.js';
 import { Batcher } from './batcher.js';
 import { MappingConsumer } from './consumer.js';
 import { FailureReasons, lambdaInvoker } from './invocation.js';
 import { LostRecords } from './losses.js';
 import { emptyStats, type FunctionStats } from './stats.js';
+import { startTicker } from './ticker.js';
 import { STALL_NOTICE_MS, watchProgress } from './watchdog.js';
 
 /*
@@ -22,6 +33,7 @@ import { STALL_NOTICE_MS, watchProgress } from './watchdog.js';
  *   partition-loop.ts  one partition, one batch at a time, Lambda's retry rules
  *   batcher.ts         partitions' records gathered into one event (batchSize, window, 6 MB)
  *   invocation.ts      the handler invoked as Lambda does (context, timeout); its failure reasons
+ *   ticker.ts          the deployed tick schedule: idle ticks every period, never piled up
  *   stats.ts           the counters the live view shows, and each partition's stage
  * The event format and sizes are runtime/msk-event.ts; the settings, config/event-source-mapping.ts.
  */
@@ -43,6 +55,11 @@ export interface EmulatorOptions {
   readonly notice?: (message: string) => void;
   /** A partition with records waiting that has not committed for this long is named in a notice, with its stage; 60 s by default. */
   readonly stallNoticeMs?: number;
+  /**
+   * The period of idle ticks in ms (`sluice dev --tick`), one minute by default as deployed; false
+   * runs none. A function without idle windows runs none either way.
+   */
+  readonly tickMs?: number | false;
 }
 
 /**
@@ -65,7 +82,8 @@ export interface EmulatedFunction {
  * across partitions in Lambda's event shape, offsets committed only after success, and failures
  * handled as the deployed mapping would (see `runPartition`, partition-loop.ts). Records the broker
  * deleted before they were processed are said and counted (`stats.lost`, losses.ts); a partition
- * with records waiting that stops committing is named with its stage (`watchProgress`).
+ * with records waiting that stops committing is named with its stage (`watchProgress`). A
+ * function with idle windows gets idle ticks on the deployed schedule (`tickMs`, ticker.ts).
  *
  * @example
  * const fn = await emulateFunction({ kafka, brokers: '127.0.0.1:9092', handler, config });
@@ -79,6 +97,15 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const manifest = handler.sluice.manifest;
   const store = opts.store ?? new MemoryStore();
   const stats = emptyStats(config.functionName);
+  const tickMs = opts.tickMs ?? DEFAULT_TICK_MS;
+  const ticks = tickMs !== false && handler.sluice.idleWindows.length > 0;
+  if (ticks && config.topic !== manifest.source.topic) {
+    // A tick works on the handler's own source topic (its end offsets, its partitions' state);
+    // batches from another topic would never be closed by it. Deployed, `sls package` refuses this.
+    throw new SluiceError(
+      `function "${config.functionName}": its handler reads topic "${manifest.source.topic}" but its event is on topic "${config.topic}", and its idle windows need ticks on the topic it reads; make them the same, or run without ticks (--tick off).`,
+    );
+  }
   const admin = await connectAdmin(kafka, brokers);
   let partitions: number;
   try {
@@ -139,6 +166,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   });
   await consumer.start();
   const stopRefresh = refreshHighWatermarks(admin, config.topic, stats);
+  const ticker = ticks ? startTicker({ handler, config, offsets: brokerEndOffsets(admin), stats, periodMs: tickMs, notice }) : undefined;
   const stopWatch = watchProgress(stats, {
     topic: config.topic,
     functionName: config.functionName,
@@ -153,6 +181,8 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     async stop() {
       stopping = true;
       for (const wake of [...sleepers]) wake();
+      // A tick in flight still sends through the producer and reads through the admin.
+      await ticker?.stop();
       stopRefresh();
       stopWatch();
       await consumer.disconnect();

@@ -26,6 +26,8 @@ export interface FunctionStats {
    * (retention, deleted records, an offset reset past them); each loss is also a notice (losses.ts).
    */
   lost: number;
+  /** Idle ticks: the period (undefined: the function runs none) and what they did. */
+  readonly ticks: TickStats;
   /** Next offset to consume per partition (committed). */
   readonly committed: Map<number, number>;
   /** Log end offset per partition (refreshed periodically). */
@@ -34,6 +36,27 @@ export interface FunctionStats {
   readonly blocked: Map<number, { readonly offset: number; readonly attempts: number }>;
   /** What each partition that has had a batch is doing, for the progress watchdog (watchdog.ts). */
   readonly activity: Map<number, PartitionActivity>;
+}
+
+/**
+ * What the idle ticks of one emulated function did (ticker.ts).
+ *
+ * @example
+ * const t: TickStats = { periodMs: 1_000, runs: 12, skipped: 0, failed: 0, windowsClosed: 3, lastAt: Date.now() };
+ */
+export interface TickStats {
+  /** The tick period in ms; undefined when the function runs no ticks (no idle windows, or `--tick off`). */
+  periodMs: number | undefined;
+  /** Ticks that ran to the end. */
+  runs: number;
+  /** Ticks not started because the one before was still running. */
+  skipped: number;
+  /** Ticks that failed whole, or failed for some partition (the next tick tries again). */
+  failed: number;
+  /** Window results emitted by ticks (also counted in `windowsEmitted`). */
+  windowsClosed: number;
+  /** When the last tick started (ms since the epoch). */
+  lastAt: number | undefined;
 }
 
 /**
@@ -111,6 +134,7 @@ export function emptyStats(name: string): FunctionStats {
     failedToDeadLetter: 0,
     consumerRestarts: 0,
     lost: 0,
+    ticks: { periodMs: undefined, runs: 0, skipped: 0, failed: 0, windowsClosed: 0, lastAt: undefined },
     committed: new Map(),
     highWatermarks: new Map(),
     blocked: new Map(),
