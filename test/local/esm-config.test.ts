@@ -35,6 +35,7 @@ test('fills in the defaults Lambda and the plugin deploy: batching, group sluice
     provisionedPollers: false,
     deadLetterTopic: 'in.fn.dlq',
     timeoutMs: 6_000,
+    tickMs: 60_000,
   });
   assert.equal(esmConfig(entry({ topic: 'in' }), 'svc', { stage: 'prod' }).consumerGroupId, 'sluice-svc-prod-fn');
   assert.equal(esmConfig(entry({ topic: 'in' }), 'svc', { timeoutSeconds: 20 }).timeoutMs, 20_000, 'provider.timeout');

@@ -52,6 +52,8 @@ export interface EsmConfig {
   readonly timeoutMs: number;
   /** What differs from the deployed mapping and is worth telling the user once. */
   readonly notices?: readonly string[];
+  /** Idle tick period (ms) of the deployed schedule (`sluice.tick`), or false for none. */
+  readonly tickMs?: number | false;
 }
 
 /** An MSK cluster ARN written out, as opposed to an intrinsic or a variable resolved at deploy. */
@@ -154,6 +156,7 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
     ...(onFailureTopic !== undefined ? { onFailureTopic } : {}),
     deadLetterTopic: fn.deadLetterTopic,
     timeoutMs: toMs(timeoutS * 1000, `${where}.timeout`),
+    tickMs: fn.tickMs,
     ...(notices.length > 0 ? { notices } : {}),
   };
 }

@@ -36,7 +36,8 @@ const USAGE = `Usage:
       Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
       every function of serverless.yml with an msk/kafka event, with the settings the Serverless
       plugin deploys (stage: --stage, provider.stage or dev). Outputs and dead letters go to Kafka.
-      Functions with idle windows get an idle tick every --tick (default 1m, as deployed; off: none).
+      Functions with idle windows get an idle tick every --tick (default: its deployed period, the
+      sluice tick option of serverless.yml, else 1m; off: none).
   sluice produce <function|topic> --brokers <host:port> [--input <file.jsonl>] [--partitions N]
       Creates the topic if missing and produces a JSON-lines file to it (default: the function's
       source topic and its sample file).

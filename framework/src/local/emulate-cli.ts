@@ -40,7 +40,8 @@ export async function emulate(args: string[]): Promise<number> {
       `--${values['wall-clock'] !== undefined ? 'wall-clock' : 'tick-at'} is for file mode (sluice dev <function> without --brokers); against a broker the wall clock is the real one and ticks run every --tick period (e.g. --tick 1s).`,
     );
   }
-  const tickMs = tickPeriod(values.tick);
+  // Without --tick, the function's deployed period (its `tick` option in serverless.yml, else 1 minute).
+  const tickMs = values.tick === undefined ? undefined : tickPeriod(values.tick);
   const brokers = values.brokers ?? '';
   if (!/^[^\s,:]+:\d+(,[^\s,:]+:\d+)*$/.test(brokers)) {
     throw new SluiceError(`--brokers must be host:port[,host:port…], e.g. 127.0.0.1:9092; received ${JSON.stringify(values.brokers)}.`);
@@ -107,7 +108,7 @@ export async function emulate(args: string[]): Promise<number> {
           store,
           notice,
           ...(stallSeconds ? { stallNoticeMs: stallSeconds * 1000 } : {}),
-          tickMs,
+          tickMs: tickMs ?? configs[i].tickMs,
         }),
       );
       const c = configs[i];
