@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { keyedState, sluice, stream, sum } from 'sluice';
+import { collect, keyedState, sluice, stream, sum } from 'sluice';
 import { CaptureLogger, CaptureSink } from 'sluice/testing';
 import { MemoryStore } from 'sluice/state';
 import type { KafkaEvent, KafkaEventRecord } from 'sluice/runtime';
@@ -387,5 +387,69 @@ describe('found by the suite', () => {
     }
     assert.deepEqual(results[0], [{ start: 0, end: 10_000, value: 4 }], 'totals 1 and 3');
     assert.deepEqual(results[1], results[0]);
+  });
+});
+
+// ---------- what the tick scenarios found, shrunk ----------
+
+describe('found by the tick scenarios (issue 12)', () => {
+  const T = 1_767_225_600_000;
+  const click = (offset: number, id: string, ts: number) => toEventRecord({ key: 'k', value: { id }, timestamp: T + ts }, 'clicks', 0, offset);
+  const clicks = (...records: KafkaEventRecord[]): KafkaEvent => ({ eventSource: 'aws:kafka', records: { 'clicks-0': records } });
+  const setup = () => {
+    const handler = sluice(
+      stream<{ id: string }>('clicks', { name: 'S', lateTopic: 'late' })
+        .sessionWindow('3s', { idle: '4s' })
+        .aggregate({ ids: collect((r: { id: string }) => r.id) }, { name: 's' })
+        .to('sessions'),
+    );
+    const sink = new CaptureSink();
+    const clock = { wall: T + 1_000, end: 2 };
+    handler.sluice.configure({ store: new MemoryStore(), sink, logger: new CaptureLogger(), clock: () => clock.wall });
+    const tick = () => handler.sluice.tick({ now: clock.wall, offsets: { endOffsets: async () => new Map([[0, clock.end]]) } });
+    return { handler, sink, clock, tick, ctx: lambdaContext('S') as never };
+  };
+
+  // The batch committed its state, then its invocation failed (a crash or timeout before it
+  // answered): Lambda retries it. A tick in between finds the partition caught up and closes the
+  // session at position 1.5; its writes used to drop the versions from before the batch, so the
+  // retry's read was refused as stale, on every retry: the partition was blocked for good.
+  test('a tick between a committed batch and its retry: the retry still reads its state', async () => {
+    const { handler, sink, clock, tick, ctx } = setup();
+    const batch = clicks(click(0, 'a', 0), click(1, 'b', 500));
+    assert.deepEqual(await handler(batch, ctx), { batchItemFailures: [] });
+    clock.wall += 10_000;
+    assert.equal((await tick()).windowsClosed, 1);
+    for (let retry = 0; retry < 2; retry++) assert.deepEqual(await handler(batch, ctx), { batchItemFailures: [] });
+    assert.deepEqual(
+      sink.messages.map((m) => m.value.ids),
+      [['a', 'b'], ['a', 'b'], ['a', 'b']],
+      'the tick closed the session; each retry emits it again, with the same id and value',
+    );
+    assert.equal(new Set(sink.messages.map((m) => m.id)).size, 1);
+  });
+
+  // The retry also holds a record that arrived after the tick (Lambda re-polls from the committed
+  // offset). Read as of its first offset, it saw no floor and ran through the tick's position,
+  // so 'c' joined the session the tick had already closed and emitted: a and b in two results.
+  test("a retry reaching past a tick's position stops there, and the next batch applies the tick's floors", async () => {
+    const { handler, sink, clock, tick, ctx } = setup();
+    assert.deepEqual(await handler(clicks(click(0, 'a', 0), click(1, 'b', 500)), ctx), { batchItemFailures: [] });
+    clock.wall += 10_000;
+    assert.equal((await tick()).windowsClosed, 1);
+    clock.end = 3;
+    clock.wall += 500;
+    const retry = await handler(clicks(click(0, 'a', 0), click(1, 'b', 500), click(2, 'c', 1_000)), ctx);
+    assert.deepEqual(retry, { batchItemFailures: [{ itemIdentifier: { partition: 'clicks-0', offset: 2 } }] }, 'resumed at the record after the tick');
+    await handler(clicks(click(2, 'c', 1_000)), ctx);
+    clock.wall += 20_000;
+    await tick();
+    const results = new Map(sink.messages.filter((m) => m.topic === 'sessions').map((m) => [m.id, m.value.ids]));
+    assert.deepEqual([...results.values()], [['a', 'b']], 'one session, closed by the tick');
+    assert.deepEqual(
+      sink.messages.filter((m) => m.topic === 'late').map((m) => m.value.id),
+      ['c'],
+      "c came after the tick's floor had closed its session: late",
+    );
   });
 });

@@ -227,8 +227,16 @@ export function emptyStats(): FaultStats {
   };
 }
 
-/** Lets one call through after the driver says so: how a stale invocation is held back. */
-class Hold {
+/**
+ * Lets one call through after the driver says so: how a stale invocation (or a tick) is held back.
+ *
+ * @example
+ * const gate = new Hold();
+ * store.hold = { on: 'write', gate };
+ * await gate.arrived; // the invocation waits at its first write
+ * gate.open();
+ */
+export class Hold {
   #arrive!: () => void;
   #open!: () => void;
   readonly arrived = new Promise<void>((r) => (this.#arrive = r));
@@ -712,8 +720,11 @@ function chunkSized(change: ItemChange): boolean {
  * The order a crash keeps a prefix of: a real store writes key items in parallel (any subset may
  * land) and partition-level items only after every key item. Sorted first, so the items that land
  * do not depend on the order a store lists keys in.
+ *
+ * @example
+ * const landed = crashOrder(changes, 7).slice(0, k);
  */
-function crashOrder(changes: readonly ItemChange[], seed: number): ItemChange[] {
+export function crashOrder(changes: readonly ItemChange[], seed: number): ItemChange[] {
   const order = new Rng(seed);
   const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
   const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
@@ -768,7 +779,13 @@ export class ForgetfulStore implements StateStore {
 /** Steps of the harness's own workloads call this; the driver makes chosen records fail once. */
 export const stepFaults = { failing: new Set<string>(), hits: 0 };
 
-function flaky(ctx: { partition: number; offset: number }): void {
+/**
+ * A step body that throws once for each record the driver listed in {@link stepFaults}.
+ *
+ * @example
+ * stream('t').update((_, ctx) => flaky(ctx));
+ */
+export function flaky(ctx: { partition: number; offset: number }): void {
   if (stepFaults.failing.delete(`${ctx.partition}:${ctx.offset}`)) {
     stepFaults.hits++;
     throw new Error(`injected step failure at partition ${ctx.partition}, offset ${ctx.offset}`);
@@ -783,7 +800,8 @@ export interface Workload {
   records(seed: number): InputRecord[];
 }
 
-const SAMPLE_START = 1_767_225_600_000;
+/** Event time (epoch ms) the examples' sample data starts at. @example const ts = SAMPLE_START + 5_000; */
+export const SAMPLE_START = 1_767_225_600_000;
 
 function sample(name: string): InputRecord[] {
   const url = new URL(`../../functions/${name}/sample.jsonl`, import.meta.url);
@@ -1034,7 +1052,13 @@ export function partitionLogs(records: readonly InputRecord[], topic: string): M
   return new Map([...logs].sort(([a], [b]) => a - b));
 }
 
-function kafkaEvent(topic: string, batches: ReadonlyMap<number, readonly KafkaEventRecord[]>): KafkaEvent {
+/**
+ * The MSK event Lambda's event source mapping would send for these partition batches.
+ *
+ * @example
+ * await handler(kafkaEvent('readings', new Map([[0, log.slice(0, 10)]])), context);
+ */
+export function kafkaEvent(topic: string, batches: ReadonlyMap<number, readonly KafkaEventRecord[]>): KafkaEvent {
   return {
     eventSource: 'aws:kafka',
     eventSourceArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-faults/00000000-0000-0000-0000-000000000000-1',
@@ -1153,7 +1177,8 @@ function injectedSendFailure(e: unknown): boolean {
   );
 }
 
-const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
+/** A logger that drops everything. @example handler.sluice.configure({ logger: silentLogger }); */
+export const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
 
 /** A handler on `store`; with `cut`, its sends stop there too (a timed-out invocation's container). */
 function handlerFor(definition: Definition, store: StateStore, capture: Capture, cut?: CutPlan): SluiceHandler {
