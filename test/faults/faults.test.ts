@@ -394,7 +394,8 @@ describe('found by the suite', () => {
 
 describe('found by the tick scenarios (issue 12)', () => {
   const T = 1_767_225_600_000;
-  const click = (offset: number, id: string, ts: number) => toEventRecord({ key: 'k', value: { id }, timestamp: T + ts }, 'clicks', 0, offset);
+  const click = (offset: number, id: string, ts: number) =>
+    toEventRecord({ key: 'k', value: { id }, timestamp: T + ts }, 'clicks', 0, offset);
   const clicks = (...records: KafkaEventRecord[]): KafkaEvent => ({ eventSource: 'aws:kafka', records: { 'clicks-0': records } });
   const setup = () => {
     const handler = sluice(
@@ -421,12 +422,12 @@ describe('found by the tick scenarios (issue 12)', () => {
     clock.wall += 10_000;
     assert.equal((await tick()).windowsClosed, 1);
     for (let retry = 0; retry < 2; retry++) assert.deepEqual(await handler(batch, ctx), { batchItemFailures: [] });
+    clock.wall += 20_000;
+    assert.equal((await tick()).windowsClosed, 0, "the retries left the tick's state newest: the session stays closed");
     assert.deepEqual(
-      sink.messages.map((m) => m.value.ids),
-      [['a', 'b'], ['a', 'b'], ['a', 'b']],
-      'the tick closed the session; each retry emits it again, with the same id and value',
+      sink.messages.map((m) => (m.value as { ids: string[] }).ids),
+      [['a', 'b']],
     );
-    assert.equal(new Set(sink.messages.map((m) => m.id)).size, 1);
   });
 
   // The retry also holds a record that arrived after the tick (Lambda re-polls from the committed
@@ -440,16 +441,21 @@ describe('found by the tick scenarios (issue 12)', () => {
     clock.end = 3;
     clock.wall += 500;
     const retry = await handler(clicks(click(0, 'a', 0), click(1, 'b', 500), click(2, 'c', 1_000)), ctx);
-    assert.deepEqual(retry, { batchItemFailures: [{ itemIdentifier: { partition: 'clicks-0', offset: 2 } }] }, 'resumed at the record after the tick');
-    await handler(clicks(click(2, 'c', 1_000)), ctx);
+    // As Lambda would: resume where the response says, if anywhere.
+    if (retry.batchItemFailures.length > 0) await handler(clicks(click(2, 'c', 1_000)), ctx);
     clock.wall += 20_000;
     await tick();
-    const results = new Map(sink.messages.filter((m) => m.topic === 'sessions').map((m) => [m.id, m.value.ids]));
+    const results = new Map(sink.messages.filter((m) => m.topic === 'sessions').map((m) => [m.id, (m.value as { ids: string[] }).ids]));
     assert.deepEqual([...results.values()], [['a', 'b']], 'one session, closed by the tick');
     assert.deepEqual(
-      sink.messages.filter((m) => m.topic === 'late').map((m) => m.value.id),
+      sink.messages.filter((m) => m.topic === 'late').map((m) => (m.value as { id: string }).id),
       ['c'],
       "c came after the tick's floor had closed its session: late",
+    );
+    assert.deepEqual(
+      retry,
+      { batchItemFailures: [{ itemIdentifier: { partition: 'clicks-0', offset: 2 } }] },
+      'resumed at the record after the tick',
     );
   });
 });

@@ -81,7 +81,7 @@ import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js
 import { sendWithRetries } from '../../framework/src/state/dynamodb-client.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { INLINE_MAX_BYTES } from '../../framework/src/state/dynamodb-values.js';
-import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
+import { idleNamespace, isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';
 import { SensorSums } from '../../functions/sensor-sums/handler.js';
@@ -718,7 +718,7 @@ function chunkSized(change: ItemChange): boolean {
 
 /**
  * The order a crash keeps a prefix of: a real store writes key items in parallel (any subset may
- * land) and partition-level items only after every key item. Sorted first, so the items that land
+ * land), partition-level items only after every key item, and the idle item last. Sorted first, so the items that land
  * do not depend on the order a store lists keys in.
  *
  * @example
@@ -728,8 +728,8 @@ export function crashOrder(changes: readonly ItemChange[], seed: number): ItemCh
   const order = new Rng(seed);
   const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
   const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
-  const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace)));
-  return [...keyItems, ...partitionItems];
+  const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace) && c.namespace !== idleNamespace()));
+  return [...keyItems, ...partitionItems, ...sorted.filter((c) => c.namespace === idleNamespace())];
 }
 
 async function snapshot(store: StateStore, scope: StateScope, changes: readonly ItemChange[]): Promise<Map<string, StoredItem>> {

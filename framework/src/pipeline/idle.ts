@@ -26,7 +26,7 @@
  */
 import { StateConflictError } from '../errors.js';
 import { IDLE_ITEM, idleNamespace } from '../state/namespaces.js';
-import type { StateScope, StateStore, StoreCallOptions, StoredItem } from '../state/store.js';
+import type { BatchBounds, StateScope, StateStore, StoreCallOptions, StoredItem } from '../state/store.js';
 import type { Transaction } from '../state/transaction.js';
 import { type IdleState, type IdleWindow, pendingCloses, proposeFloors } from '../windows/idle.js';
 import type { WindowOperator } from '../windows/operators/index.js';
@@ -37,17 +37,47 @@ const NS = idleNamespace();
 const VETO_ATTEMPTS = 5;
 
 /**
+ * Where a tick writes: its position, keeping every version of the items it writes. A tick's
+ * position is not Lambda's committed offset: the batch before it may have committed its state and
+ * still be retried (its invocation failed after the commit), reading as of its own first offset.
+ *
+ * @example
+ * await store.write(scope, changes, tickBounds(41.5));
+ */
+export function tickBounds(at: number): BatchBounds {
+  return { firstOffset: -1, lastOffset: at };
+}
+
+/**
+ * The idle item as a batch reads it, and `stopAt`: a tick's position inside the batch (a retry of
+ * a batch that committed before the tick), where the batch must stop. Records after it are the
+ * next batch's, which reads the tick's floors.
+ *
+ * @example
+ * const { item, stopAt } = await readIdleForBatch(store, scope, { before: 42 });
+ */
+export interface IdleRead {
+  readonly item: StoredItem | undefined;
+  readonly stopAt?: number;
+}
+
+/**
  * Reads the idle item as of a batch's first offset (`opts.before`), vetoing a tick's unconfirmed
  * proposal first, so the batch runs with floors no tick can confirm behind its back.
  *
  * @example
- * const item = await readIdleForBatch(store, scope, { before: 42 });
+ * const { item } = await readIdleForBatch(store, scope, { before: 42 });
  */
-export async function readIdleForBatch(store: StateStore, scope: StateScope, opts: StoreCallOptions): Promise<StoredItem | undefined> {
+export async function readIdleForBatch(store: StateStore, scope: StateScope, opts: StoreCallOptions): Promise<IdleRead> {
   for (let attempt = 0; attempt < VETO_ATTEMPTS; attempt++) {
-    const item = (await store.read(scope, NS, [IDLE_ITEM], opts)).get(IDLE_ITEM);
+    // The newest version first: older than the batch's start (every batch but a retry), it is the one to read.
+    const newest = (await store.read(scope, NS, [IDLE_ITEM], { ...opts, before: undefined })).get(IDLE_ITEM);
+    const retry = newest !== undefined && opts.before !== undefined && newest.offset >= opts.before;
+    const item = retry ? (await store.read(scope, NS, [IDLE_ITEM], opts)).get(IDLE_ITEM) : newest;
+    // A tick wrote after the batch's first run: its floors hold from its position on.
+    const stopAt = retry && !Number.isInteger(newest.offset) ? newest.offset : undefined;
     const state = item?.value as IdleState | undefined;
-    if (!item || !state?.t) return item;
+    if (!item || !state?.t) return stopAt === undefined ? { item } : { item, stopAt };
     const { t: _proposal, ...vetoed } = state;
     try {
       // At the proposal's own position: the version is replaced, never added after the batch's start.
@@ -142,7 +172,7 @@ export async function decideTick(
     return pendingCloses(state, windows) ? { action: 'close', at, proposed: false } : { action: 'skip', reason: 'lagging' };
   }
   const { t: _stale, ...base } = state;
-  const bounds = { firstOffset: at, lastOffset: at };
+  const bounds = tickBounds(at);
   const proposal: IdleState = { ...base, t: { n: now, f: floors } };
   try {
     await store.write(scope, [{ namespace: NS, key: IDLE_ITEM, value: proposal, offset: at, revision: item.revision }], bounds, opts);

@@ -3,14 +3,14 @@
  * state transaction. Kafka's wire format never reaches here; `runtime/` decodes at the edge.
  */
 import type { FunctionStep, Manifest, OutputStep, ScoreStep, WindowStep } from '../define/manifest.js';
-import { errorText, StateValueError, StepError } from '../errors.js';
+import { errorText, SluiceError, StateValueError, StepError } from '../errors.js';
 import { cloneJson } from '../state/json.js';
 import { IDLE_ITEM, idleNamespace, isPartitionNamespace, keyedNamespace } from '../state/namespaces.js';
-import type { RejectedChange, StateScope, StateStore, StoredItem } from '../state/store.js';
+import type { RejectedChange, StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
 import type { IdleWindow } from '../windows/idle.js';
 import { createWindowOperator, type WindowOperator } from '../windows/operators/index.js';
-import { readIdleForBatch, recordIdle } from './idle.js';
+import { type IdleRead, readIdleForBatch, recordIdle, tickBounds } from './idle.js';
 import { recordLetter } from './dead-letters.js';
 import type { Item, Pass } from './item.js';
 import { lateMessage, outputMessage, recordId } from './messages.js';
@@ -143,6 +143,12 @@ export class PipelineRunner {
     const before = batch.length > 0 ? batch.offsetAt(0) : tick !== undefined ? tick + 0.5 : flushAt;
     const callOpts = opts.deadline === undefined ? { before } : { deadline: opts.deadline, before };
     const idle = this.#idleOps.length > 0 ? await this.#readIdle(scope, batch.length > 0, callOpts) : undefined;
+    // A retry reaching past a tick's position stops there: the records after it are the next batch's.
+    let stop: number | undefined;
+    if (idle?.stopAt !== undefined) {
+      const at = firstIndexFrom(batch, idle.stopAt);
+      if (at < limit) [limit, stop] = [at, batch.offsetAt(at)];
+    }
     for (;;) {
       const tx = new Transaction(this.store, scope, { ...callOpts, rewrite: tick !== undefined });
       if (idle) tx.seed(idleNamespace(), IDLE_ITEM, idle.item && { ...idle.item, value: cloneJson(idle.item.value) });
@@ -174,7 +180,8 @@ export class PipelineRunner {
           if (limit > 0) recordIdle(tx, this.#idleOps, last, { last, now });
           else if (tick !== undefined) recordIdle(tx, this.#idleOps, tick, undefined);
         }
-        const refused = tx.check({ firstOffset: first, lastOffset: last });
+        const bounds = limit === 0 && tick !== undefined ? tickBounds(tick) : { firstOffset: first, lastOffset: last };
+        const refused = tx.check(bounds);
         if (refused.length > 0) {
           skipBlamed(refused, batch, limit, records, skipped);
           continue;
@@ -187,13 +194,13 @@ export class PipelineRunner {
           deadLetters: pass.deadLetters,
           late: pass.late,
           stats: pass.stats,
-          failedOffset: failure?.offset,
-          failedStage: failure?.stage,
-          error: failure?.cause,
+          failedOffset: failure?.offset ?? stop,
+          failedStage: failure?.stage ?? (stop === undefined ? undefined : 'idle'),
+          error: failure ? failure.cause : stop === undefined ? undefined : stoppedAtTick(stop),
           commit: async () => {
             if (committed) return;
             committed = true;
-            await tx.commit({ firstOffset: first, lastOffset: last });
+            await tx.commit(bounds);
           },
         };
       } catch (e) {
@@ -213,12 +220,8 @@ export class PipelineRunner {
   }
 
   /** The idle item as of the batch's start (a batch vetoes a tick's proposal first, see `idle.ts`). */
-  async #readIdle(
-    scope: StateScope,
-    batch: boolean,
-    opts: { before: number; deadline?: number },
-  ): Promise<{ item: StoredItem | undefined }> {
-    if (batch) return { item: await readIdleForBatch(this.store, scope, opts) };
+  async #readIdle(scope: StateScope, batch: boolean, opts: { before: number; deadline?: number }): Promise<IdleRead> {
+    if (batch) return readIdleForBatch(this.store, scope, opts);
     return { item: (await this.store.read(scope, idleNamespace(), [IDLE_ITEM], opts)).get(IDLE_ITEM) };
   }
 
@@ -264,6 +267,20 @@ export class PipelineRunner {
     if (lateTopic) for (const l of pass.late) pass.outputs.push(lateMessage(lateTopic, l));
     pass.stats.messagesOut = pass.outputs.length;
   }
+}
+
+/** The index of the first record at or after `offset` in the batch (its length if none). */
+function firstIndexFrom(batch: SourceBatch, offset: number): number {
+  let i = 0;
+  while (i < batch.length && batch.offsetAt(i) < offset) i++;
+  return i;
+}
+
+/** Why a retried batch stopped early: not a failure, the partition resumes there. */
+function stoppedAtTick(offset: number): SluiceError {
+  return new SluiceError(
+    `an idle tick closed windows just before offset ${offset} after this batch's first attempt committed; the batch stops there and Lambda resumes at ${offset} with the tick's floors.`,
+  );
 }
 
 /** The index of the record at `offset` in the batch, or -1. */
