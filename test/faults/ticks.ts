@@ -92,30 +92,30 @@ export const tickWorkloads = {
     settleMs: 6_000,
     define: (suffix: string) =>
       stream<Tagged>('idle-clicks', { name: `IdleSessions${suffix}`, lateTopic: LATE_TOPIC })
-      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
-      .sessionWindow('3s', { grace: '500ms', idle: '2s' })
-      .aggregate(aggregations(), { name: 'session' })
-      .to('idle-sessions'),
+        .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+        .sessionWindow('3s', { grace: '500ms', idle: '2s' })
+        .aggregate(aggregations(), { name: 'session' })
+        .to('idle-sessions'),
   },
   idleTumbling: {
     name: 'idle-tumbling',
     settleMs: 8_000,
     define: (suffix: string) =>
       stream<Tagged>('idle-readings', { name: `IdleTumbling${suffix}`, lateTopic: LATE_TOPIC })
-      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
-      .tumblingWindow('4s', { grace: '1s', idle: '3s' })
-      .aggregate(aggregations(), { name: 'sums' })
-      .to('idle-sums'),
+        .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+        .tumblingWindow('4s', { grace: '1s', idle: '3s' })
+        .aggregate(aggregations(), { name: 'sums' })
+        .to('idle-sums'),
   },
   idleCounts: {
     name: 'idle-counts',
     settleMs: 3_000,
     define: (suffix: string) =>
       stream<Tagged>('idle-meters', { name: `IdleCounts${suffix}`, lateTopic: LATE_TOPIC })
-      .update((_, ctx) => flaky(ctx), { name: 'flaky' })
-      .tumblingCountWindow(4, { idle: '2s' })
-      .aggregate(aggregations(), { name: 'fours' })
-      .to('idle-fours'),
+        .update((_, ctx) => flaky(ctx), { name: 'flaky' })
+        .tumblingCountWindow(4, { idle: '2s' })
+        .aggregate(aggregations(), { name: 'fours' })
+        .to('idle-fours'),
   },
 } satisfies Record<string, TickWorkload>;
 
@@ -134,7 +134,8 @@ export function idleTraffic(seed: number): TimedRecord[] {
   let n = 0;
   for (let p = 0; p < 3; p++) {
     const silent: [number, number][] = [];
-    for (let q = rng.int(2, 4), t = rng.int(5_000, 15_000); q > 0; q--, t += rng.int(15_000, 30_000)) silent.push([t, t + rng.int(5_000, 12_000)]);
+    for (let q = rng.int(2, 4), t = rng.int(5_000, 15_000); q > 0; q--, t += rng.int(15_000, 30_000))
+      silent.push([t, t + rng.int(5_000, 12_000)]);
     for (let k = 0; k < 3; k++) {
       const key = `p${p}-k${k}`;
       let t = rng.int(0, 15_000);
@@ -164,7 +165,14 @@ export type TickPoint = 'before-proposal' | 'before-recheck' | 'before-confirm' 
 export type TickCrashPoint = 'in-proposal' | 'after-proposal' | 'after-confirm' | 'mid-close' | 'while-sending' | 'after-outputs';
 
 const TICK_POINTS: readonly TickPoint[] = ['before-proposal', 'before-recheck', 'before-confirm', 'before-close', 'before-commit'];
-const TICK_CRASHES: readonly TickCrashPoint[] = ['in-proposal', 'after-proposal', 'after-confirm', 'mid-close', 'while-sending', 'after-outputs'];
+const TICK_CRASHES: readonly TickCrashPoint[] = [
+  'in-proposal',
+  'after-proposal',
+  'after-confirm',
+  'mid-close',
+  'while-sending',
+  'after-outputs',
+];
 const IDLE_NS = idleNamespace();
 
 interface TickCrashPlan {
@@ -445,7 +453,12 @@ export async function runTicksWithFaults(
     );
   };
 
-  const settle = (batches: Map<number, KafkaEventRecord[]>, response: KafkaBatchResponse | undefined, threw: unknown, crashesBefore: number) => {
+  const settle = (
+    batches: Map<number, KafkaEventRecord[]>,
+    response: KafkaBatchResponse | undefined,
+    threw: unknown,
+    crashesBefore: number,
+  ) => {
     stats.crashPoints += live.stats.crashPoints - crashesBefore;
     live.plans.clear();
     live.hold = undefined;
@@ -835,7 +848,8 @@ export async function runTickSuite(opts: TickSuiteOptions): Promise<TickSuiteRes
       for (const c of TICK_CRASHES) r.tickCrashPoints[c] += s.tickCrashPoints[c];
       for (const k of ['lost', 'appliedTwice', 'conflictingValues', 'unclosed', 'results', 'late'] as const) r[k] += v[k];
       r.unexpectedErrors.push(...s.unexpectedErrors.map((e) => `${workload.name} seed ${seed}: ${e}`));
-      if (v.lost + v.appliedTwice + v.conflictingValues + v.unclosed > 0) r.failures.push({ workload: workload.name, seed, examples: v.examples });
+      if (v.lost + v.appliedTwice + v.conflictingValues + v.unclosed > 0)
+        r.failures.push({ workload: workload.name, seed, examples: v.examples });
       opts.onProgress?.(
         `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.ticks} ticks (${s.tickCrashes} crashed, ${s.staleTicks} stale, ${s.races} races, ${s.raced} raced, ${s.moved} moved), ${s.windowsClosedByTicks} windows closed by ticks` +
           ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, conflicting ${v.conflictingValues}, unclosed ${v.unclosed}`,
