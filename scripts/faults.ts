@@ -10,25 +10,34 @@
  *                          [--store both|memory|dynamodb] [--workloads sensor-sums,sessions,…]
  *
  * `--crashes` is the number of crashes to inject per store (default 500). Progress goes to stderr.
- * Then, per store, every bad-input case of test/support/bad-inputs.ts through the real handler in
- * both deployment modes (issue 11).
+ * Then, per store, the idle-tick scenarios of test/faults/ticks.ts (issue 12: ticks racing
+ * invocations, crashing at random points and running stale; about a sixth of the store's time),
+ * and every bad-input case of test/support/bad-inputs.ts through the real handler in both
+ * deployment modes (issue 11).
  * With `--json`, stdout gets one detail line per store, then as its last line
  * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …,
  *   "throttledCalls": …, "produceFailures": …, "timeouts": …, "chunkedValues": …,
- *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0}`
+ *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0,
+ *   "ticks": …, "tickCrashes": …, "staleTicks": …, "raced": …, "windowsClosedByTicks": …, "conflictingValues": 0, "unclosedWindows": 0}`
+ * (`lost` and `appliedTwice` include the tick scenarios': records in no outcome, or in two;
+ * `conflictingValues`: result ids emitted with two values; `unclosedWindows`: window items still
+ * open once the input ended and the partitions stayed quiet).
  * (`unaccounted`: input records in no outcome, over every batch of the workloads and the bad inputs;
  * `chunkedValues`: state versions the DynamoDB store kept in chunk items, counted at its client).
  * Exits 1 when a result was lost or applied twice, a stale invocation overwrote newer state,
  * something failed that was not injected, state was committed after a failed send, a fault class
  * was never injected (throttled calls, produce failures, timeouts), fewer crashes than asked for
  * fit in the time limit, the DynamoDB run chunked no value although the big-state workload ran, or
- * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted.
+ * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted,
+ * or a tick scenario lost a record, applied one twice, emitted an id with two values, left a window
+ * open, or never injected one of its fault classes.
  * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
  */
 import { parseArgs } from 'node:util';
 import { endpointOpen } from './infra/port.js';
 import { DynamoDBStore, MemoryStore } from 'sluice/state';
 import { type BadInputFigures, runBadInputs } from '../test/faults/bad-inputs.js';
+import { runTickSuite, type TickSuiteResult } from '../test/faults/ticks.js';
 import {
   ChunkCrash,
   dropTable,
@@ -101,6 +110,7 @@ if (stores.includes('dynamodb') && !(await endpointOpen(endpoint))) {
 }
 
 const results: SuiteResult[] = [];
+const tickResults: TickSuiteResult[] = [];
 const badInputs: (BadInputFigures & { store: string })[] = [];
 const tables: string[] = [];
 const newTable = async () => {
@@ -114,7 +124,8 @@ try {
   for (const [i, kind] of stores.entries()) {
     // Memory is fast; give DynamoDB what memory leaves of its share.
     const share = (limitMs - (Date.now() - started)) / (stores.length - i);
-    const deadline = Date.now() + (kind === 'memory' && stores.length > 1 ? Math.min(share, limitMs / 4) : share);
+    const storeMs = kind === 'memory' && stores.length > 1 ? Math.min(share, limitMs / 4) : share;
+    const deadline = Date.now() + storeMs * 0.85;
     const throttle = new Throttle();
     const chunkCrash = new ChunkCrash();
     let shared: DynamoDBStore | undefined;
@@ -138,6 +149,20 @@ try {
       }),
     );
     throttle.close();
+    const tickStore = kind === 'dynamodb' ? await newTable() : undefined;
+    const ticks = await runTickSuite({
+      label: kind,
+      seed,
+      deadline: Date.now() + storeMs * 0.15,
+      store: () => tickStore ?? new MemoryStore(),
+      onProgress: (line) => console.error(line),
+    });
+    tickResults.push(ticks);
+    console.error(
+      `test:faults: ${kind}: ${ticks.scenarios} tick scenarios, ${ticks.invocations} invocations, ${ticks.ticks} ticks (${ticks.tickCrashes} crashed: ${JSON.stringify(ticks.tickCrashPoints)}; ` +
+        `${ticks.staleTicks} stale, ${ticks.races} races, ${ticks.raced} raced, ${ticks.moved} moved by ${ticks.movingEnds} arrivals), ${ticks.windowsClosedByTicks} windows closed by ticks, ` +
+        `lost ${ticks.lost}, appliedTwice ${ticks.appliedTwice}, conflictingValues ${ticks.conflictingValues}, unclosed ${ticks.unclosed}, ${(ticks.ms / 1000).toFixed(1)} s`,
+    );
     const figures = await runBadInputs(kind as 'memory' | 'dynamodb', async () =>
       kind === 'dynamodb' ? await newTable() : new MemoryStore(),
     );
@@ -195,6 +220,35 @@ for (const r of results) {
       `lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,
   );
 }
+const tickTotals = { ticks: 0, tickCrashes: 0, staleTicks: 0, raced: 0, windowsClosedByTicks: 0, conflictingValues: 0, unclosedWindows: 0 };
+for (const t of tickResults) {
+  totals.lost += t.lost;
+  totals.appliedTwice += t.appliedTwice;
+  for (const k of ['ticks', 'tickCrashes', 'staleTicks', 'raced', 'windowsClosedByTicks', 'conflictingValues'] as const)
+    tickTotals[k] += t[k];
+  tickTotals.unclosedWindows += t.unclosed;
+  for (const f of t.failures.slice(0, 5))
+    problems.push(`${t.store}: ticks: ${f.workload} seed ${f.seed}: ${f.examples.slice(0, 3).join(' | ')}`);
+  for (const e of t.unexpectedErrors.slice(0, 5)) problems.push(`${t.store}: ticks: not injected: ${e.split('\n')[0]}`);
+  if (t.tickCrashes === 0 || t.staleTicks === 0 || t.raced === 0 || t.windowsClosedByTicks === 0)
+    problems.push(
+      `${t.store}: ticks: a fault class was never injected (crashed ${t.tickCrashes}, stale ${t.staleTicks}, raced ${t.raced}, windows closed ${t.windowsClosedByTicks}).`,
+    );
+  // A few hundred scenarios hit every crash point; a shorter run (DynamoDB's) may miss one.
+  if (t.scenarios >= 200) {
+    for (const [what, n] of Object.entries({
+      ...t.tickCrashPoints,
+      'stale ticks': t.staleTicks,
+      'raced ticks': t.raced,
+      'windows closed by ticks': t.windowsClosedByTicks,
+    }))
+      if (n === 0) problems.push(`${t.store}: ticks: none of ${what}; the tick scenarios did not exercise it.`);
+  }
+}
+if (tickTotals.conflictingValues > 0)
+  problems.push(`${tickTotals.conflictingValues} window result id(s) were emitted with two different values.`);
+if (tickTotals.unclosedWindows > 0)
+  problems.push(`${tickTotals.unclosedWindows} window item(s) stayed open after the input ended and the partitions stayed quiet.`);
 const bad = { badInputs: 0, blockedPartitions: 0, innocentDeadLetters: 0, unaccounted: 0 };
 for (const r of results) bad.unaccounted += r.unaccounted;
 for (const b of badInputs) {
@@ -216,12 +270,19 @@ if (args.json) {
     const { failures, unexpectedErrors, ...detail } = r;
     console.log(JSON.stringify({ ...detail, unexpectedErrors: unexpectedErrors.length, failures: failures.slice(0, 10) }));
   }
-  console.log(JSON.stringify({ ...totals, ...bad }));
+  for (const t of tickResults) {
+    const { failures, unexpectedErrors, ...detail } = t;
+    console.log(
+      JSON.stringify({ ticksOf: t.store, ...detail, unexpectedErrors: unexpectedErrors.length, failures: failures.slice(0, 10) }),
+    );
+  }
+  console.log(JSON.stringify({ ...totals, ...bad, ...tickTotals }));
 } else {
   console.log(
     `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, throttled calls ${totals.throttledCalls}, produce failures ${totals.produceFailures}, timeouts ${totals.timeouts}, ` +
       `lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}; ` +
-      `bad inputs ${bad.badInputs}, blocked partitions ${bad.blockedPartitions}, innocent dead letters ${bad.innocentDeadLetters}, unaccounted ${bad.unaccounted}`,
+      `bad inputs ${bad.badInputs}, blocked partitions ${bad.blockedPartitions}, innocent dead letters ${bad.innocentDeadLetters}, unaccounted ${bad.unaccounted}; ` +
+      `ticks ${tickTotals.ticks} (${tickTotals.tickCrashes} crashed, ${tickTotals.staleTicks} stale, ${tickTotals.raced} raced), windows closed by ticks ${tickTotals.windowsClosedByTicks}, conflicting values ${tickTotals.conflictingValues}, unclosed windows ${tickTotals.unclosedWindows}`,
   );
 }
 process.exitCode = totals.lost > 0 || totals.appliedTwice > 0 || problems.length > 0 ? 1 : 0;

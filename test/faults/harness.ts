@@ -81,7 +81,7 @@ import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js
 import { sendWithRetries } from '../../framework/src/state/dynamodb-client.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { INLINE_MAX_BYTES } from '../../framework/src/state/dynamodb-values.js';
-import { isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
+import { idleNamespace, isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
 import { clickSessions } from '../../functions/sessions/handler.js';
 import { SensorSums } from '../../functions/sensor-sums/handler.js';
@@ -227,8 +227,16 @@ export function emptyStats(): FaultStats {
   };
 }
 
-/** Lets one call through after the driver says so: how a stale invocation is held back. */
-class Hold {
+/**
+ * Lets one call through after the driver says so: how a stale invocation (or a tick) is held back.
+ *
+ * @example
+ * const gate = new Hold();
+ * store.hold = { on: 'write', gate };
+ * await gate.arrived; // the invocation waits at its first write
+ * gate.open();
+ */
+export class Hold {
   #arrive!: () => void;
   #open!: () => void;
   readonly arrived = new Promise<void>((r) => (this.#arrive = r));
@@ -697,10 +705,21 @@ export class FaultyStore implements StateStore {
         const b = before.get(id);
         if (!b || b.offset < c.offset) continue;
         const a = after.get(id);
-        if (!a || a.offset !== b.offset || !isDeepStrictEqual(a.value, b.value)) this.stats.staleOverwrites++;
+        if (!a || a.offset !== b.offset || !isDeepStrictEqual(recordsOf(c.namespace, a.value), recordsOf(c.namespace, b.value)))
+          this.stats.staleOverwrites++;
       }
     }
   }
+}
+
+/**
+ * What of a stored value the partition's records decide: all of it, but the idle item's arrival
+ * `a`, the wall-clock time its batch was applied, which a replay of the same records writes anew.
+ */
+function recordsOf(namespace: string, value: unknown): unknown {
+  if (namespace !== idleNamespace() || value === null || typeof value !== 'object') return value;
+  const { a: _arrival, ...rest } = value as { a?: number };
+  return rest;
 }
 
 /** Whether the DynamoDB store keeps this change's value in chunk items (over 64 KB of JSON). */
@@ -710,15 +729,18 @@ function chunkSized(change: ItemChange): boolean {
 
 /**
  * The order a crash keeps a prefix of: a real store writes key items in parallel (any subset may
- * land) and partition-level items only after every key item. Sorted first, so the items that land
+ * land), partition-level items only after every key item, and the idle item last. Sorted first, so the items that land
  * do not depend on the order a store lists keys in.
+ *
+ * @example
+ * const landed = crashOrder(changes, 7).slice(0, k);
  */
-function crashOrder(changes: readonly ItemChange[], seed: number): ItemChange[] {
+export function crashOrder(changes: readonly ItemChange[], seed: number): ItemChange[] {
   const order = new Rng(seed);
   const sorted = [...changes].sort((x, y) => (x.namespace === y.namespace ? (x.key < y.key ? -1 : 1) : x.namespace < y.namespace ? -1 : 1));
   const keyItems = order.shuffle(sorted.filter((c) => !isPartitionNamespace(c.namespace)));
-  const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace)));
-  return [...keyItems, ...partitionItems];
+  const partitionItems = order.shuffle(sorted.filter((c) => isPartitionNamespace(c.namespace) && c.namespace !== idleNamespace()));
+  return [...keyItems, ...partitionItems, ...sorted.filter((c) => c.namespace === idleNamespace())];
 }
 
 async function snapshot(store: StateStore, scope: StateScope, changes: readonly ItemChange[]): Promise<Map<string, StoredItem>> {
@@ -768,7 +790,13 @@ export class ForgetfulStore implements StateStore {
 /** Steps of the harness's own workloads call this; the driver makes chosen records fail once. */
 export const stepFaults = { failing: new Set<string>(), hits: 0 };
 
-function flaky(ctx: { partition: number; offset: number }): void {
+/**
+ * A step body that throws once for each record the driver listed in {@link stepFaults}.
+ *
+ * @example
+ * stream('t').update((_, ctx) => flaky(ctx));
+ */
+export function flaky(ctx: { partition: number; offset: number }): void {
   if (stepFaults.failing.delete(`${ctx.partition}:${ctx.offset}`)) {
     stepFaults.hits++;
     throw new Error(`injected step failure at partition ${ctx.partition}, offset ${ctx.offset}`);
@@ -783,7 +811,8 @@ export interface Workload {
   records(seed: number): InputRecord[];
 }
 
-const SAMPLE_START = 1_767_225_600_000;
+/** Event time (epoch ms) the examples' sample data starts at. @example const ts = SAMPLE_START + 5_000; */
+export const SAMPLE_START = 1_767_225_600_000;
 
 function sample(name: string): InputRecord[] {
   const url = new URL(`../../functions/${name}/sample.jsonl`, import.meta.url);
@@ -1034,7 +1063,13 @@ export function partitionLogs(records: readonly InputRecord[], topic: string): M
   return new Map([...logs].sort(([a], [b]) => a - b));
 }
 
-function kafkaEvent(topic: string, batches: ReadonlyMap<number, readonly KafkaEventRecord[]>): KafkaEvent {
+/**
+ * The MSK event Lambda's event source mapping would send for these partition batches.
+ *
+ * @example
+ * await handler(kafkaEvent('readings', new Map([[0, log.slice(0, 10)]])), context);
+ */
+export function kafkaEvent(topic: string, batches: ReadonlyMap<number, readonly KafkaEventRecord[]>): KafkaEvent {
   return {
     eventSource: 'aws:kafka',
     eventSourceArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/sluice-faults/00000000-0000-0000-0000-000000000000-1',
@@ -1153,7 +1188,8 @@ function injectedSendFailure(e: unknown): boolean {
   );
 }
 
-const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
+/** A logger that drops everything. @example handler.sluice.configure({ logger: silentLogger }); */
+export const silentLogger: Logger = { error: () => undefined, warn: () => undefined, info: () => undefined };
 
 /** A handler on `store`; with `cut`, its sends stop there too (a timed-out invocation's container). */
 function handlerFor(definition: Definition, store: StateStore, capture: Capture, cut?: CutPlan): SluiceHandler {

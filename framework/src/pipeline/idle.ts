@@ -26,7 +26,7 @@
  */
 import { StateConflictError } from '../errors.js';
 import { IDLE_ITEM, idleNamespace } from '../state/namespaces.js';
-import type { StateScope, StateStore, StoreCallOptions, StoredItem } from '../state/store.js';
+import type { BatchBounds, StateScope, StateStore, StoreCallOptions, StoredItem } from '../state/store.js';
 import type { Transaction } from '../state/transaction.js';
 import { KEEP_ALL_VERSIONS } from '../state/versions.js';
 import { type IdleState, type IdleWindow, pendingCloses, proposeFloors } from '../windows/idle.js';
@@ -38,17 +38,80 @@ const NS = idleNamespace();
 const VETO_ATTEMPTS = 5;
 
 /**
+ * Where a tick writes: its position, keeping every version of the items it writes. A tick's
+ * position is not Lambda's committed offset: the batch before it may have committed its state and
+ * still be retried (its invocation failed after the commit), reading as of its own first offset.
+ *
+ * @example
+ * await store.write(scope, changes, tickBounds(41.5));
+ */
+export function tickBounds(at: number): BatchBounds {
+  return { firstOffset: KEEP_ALL_VERSIONS, lastOffset: at };
+}
+
+/**
+ * A tick that happened inside a batch's range: a retry of a batch whose first attempt committed,
+ * then a tick confirmed floors at `at` (just after that attempt's last offset), and the retry
+ * reaches past it. The retry replays the tick there, with its floors.
+ *
+ * @example
+ * const inside: TickInside = { at: 41.5, floors: { [ns]: 90_000 } };
+ */
+export interface TickInside {
+  readonly at: number;
+  readonly floors: Readonly<Record<string, number>>;
+}
+
+/**
+ * The idle item as a batch reads it (as of its first offset), and a tick inside the batch's
+ * range, if any.
+ *
+ * @example
+ * const { item, tick } = await readIdleForBatch(store, scope, { before: 42 });
+ */
+export interface IdleRead {
+  readonly item: StoredItem | undefined;
+  readonly tick?: TickInside;
+}
+
+/**
+ * Raises the batch's floors to a tick's inside it (see {@link TickInside}), at the tick's position,
+ * before the window steps run the tick there.
+ *
+ * @example
+ * raiseFloors(tx, { at: 41.5, floors });
+ */
+export function raiseFloors(tx: Transaction, tick: TickInside): void {
+  const ns = tx.namespace(NS);
+  const state = ns.get(IDLE_ITEM) as IdleState | undefined;
+  if (!state) {
+    ns.set(IDLE_ITEM, { l: -1, a: 0, w: {}, f: { ...tick.floors }, p: tick.at } satisfies IdleState, tick.at);
+    return;
+  }
+  const f = (state.f ??= {});
+  for (const [w, floor] of Object.entries(tick.floors)) f[w] = Math.max(f[w] ?? -1, floor);
+  state.p = tick.at;
+  ns.touch(IDLE_ITEM, tick.at);
+}
+
+/**
  * Reads the idle item as of a batch's first offset (`opts.before`), vetoing a tick's unconfirmed
  * proposal first, so the batch runs with floors no tick can confirm behind its back.
  *
  * @example
- * const item = await readIdleForBatch(store, scope, { before: 42 });
+ * const { item } = await readIdleForBatch(store, scope, { before: 42 });
  */
-export async function readIdleForBatch(store: StateStore, scope: StateScope, opts: StoreCallOptions): Promise<StoredItem | undefined> {
+export async function readIdleForBatch(store: StateStore, scope: StateScope, opts: StoreCallOptions): Promise<IdleRead> {
   for (let attempt = 0; attempt < VETO_ATTEMPTS; attempt++) {
-    const item = (await store.read(scope, NS, [IDLE_ITEM], opts)).get(IDLE_ITEM);
+    // The newest version first: older than the batch's start (every batch but a retry), it is the one to read.
+    const newest = (await store.read(scope, NS, [IDLE_ITEM], { ...opts, before: undefined })).get(IDLE_ITEM);
+    const retry = newest !== undefined && opts.before !== undefined && newest.offset >= opts.before;
+    const item = retry ? (await store.read(scope, NS, [IDLE_ITEM], opts)).get(IDLE_ITEM) : newest;
+    // A tick confirmed floors after the batch's first run committed: they hold from its position on.
+    const last = newest?.value as IdleState | undefined;
+    const tick = retry && last?.f && last.p !== undefined && last.p >= opts.before! ? { at: last.p, floors: last.f } : undefined;
     const state = item?.value as IdleState | undefined;
-    if (!item || !state?.t) return item;
+    if (!item || !state?.t) return tick ? { item, tick } : { item };
     const { t: _proposal, ...vetoed } = state;
     try {
       // At the proposal's own position: the version is replaced, never added after the batch's start.
@@ -143,7 +206,7 @@ export async function decideTick(
     return pendingCloses(state, windows) ? { action: 'close', at, proposed: false } : { action: 'skip', reason: 'lagging' };
   }
   const { t: _stale, ...base } = state;
-  const bounds = { firstOffset: KEEP_ALL_VERSIONS, lastOffset: at };
+  const bounds = tickBounds(at);
   const proposal: IdleState = { ...base, t: { n: now, f: floors } };
   try {
     await store.write(scope, [{ namespace: NS, key: IDLE_ITEM, value: proposal, offset: at, revision: item.revision }], bounds, opts);
@@ -156,7 +219,7 @@ export async function decideTick(
   const written = (await store.read(scope, NS, [IDLE_ITEM], opts)).get(IDLE_ITEM);
   const current = written?.value as IdleState | undefined;
   if (!written || current?.t?.n !== now || current.l !== state.l) return { action: 'skip', reason: 'raced' };
-  const confirmed: IdleState = { ...base, f: floors };
+  const confirmed: IdleState = { ...base, f: floors, p: at };
   try {
     await store.write(scope, [{ namespace: NS, key: IDLE_ITEM, value: confirmed, offset: at, revision: written.revision }], bounds, opts);
   } catch (e) {

@@ -6,12 +6,12 @@ import type { FunctionStep, Manifest, OutputStep, ScoreStep, WindowStep } from '
 import { errorText, StateValueError, StepError } from '../errors.js';
 import { cloneJson } from '../state/json.js';
 import { IDLE_ITEM, idleNamespace, isPartitionNamespace, keyedNamespace } from '../state/namespaces.js';
-import type { RejectedChange, StateScope, StateStore, StoredItem } from '../state/store.js';
+import type { RejectedChange, StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
 import { KEEP_ALL_VERSIONS } from '../state/versions.js';
 import type { IdleWindow } from '../windows/idle.js';
 import { createWindowOperator, type WindowOperator } from '../windows/operators/index.js';
-import { readIdleForBatch, recordIdle } from './idle.js';
+import { type IdleRead, raiseFloors, readIdleForBatch, recordIdle, type TickInside, tickBounds } from './idle.js';
 import { recordLetter } from './dead-letters.js';
 import type { Item, Pass } from './item.js';
 import { lateMessage, outputMessage, recordId } from './messages.js';
@@ -144,6 +144,9 @@ export class PipelineRunner {
     const before = batch.length > 0 ? batch.offsetAt(0) : tick !== undefined ? tick + 0.5 : flushAt;
     const callOpts = opts.deadline === undefined ? { before } : { deadline: opts.deadline, before };
     const idle = this.#idleOps.length > 0 ? await this.#readIdle(scope, batch.length > 0, callOpts) : undefined;
+    // A retry reaching past a tick's position replays the tick there, as it happened: the records
+    // before it run with the floors they first ran with, those after it with the tick's.
+    const tickInside = idle?.tick && batch.length > 0 && batch.offsetAt(batch.length - 1) > idle.tick.at ? idle.tick : undefined;
     for (;;) {
       const tx = new Transaction(this.store, scope, { ...callOpts, rewrite: tick !== undefined });
       if (idle) tx.seed(idleNamespace(), IDLE_ITEM, idle.item && { ...idle.item, value: cloneJson(idle.item.value) });
@@ -167,7 +170,7 @@ export class PipelineRunner {
           ...(!failure && opts.flush === true ? { flush: flushAt } : {}),
           ...(!failure && tick !== undefined ? { tick } : {}),
         };
-        await this.#run(records, pass, timing);
+        await this.#run(records, pass, timing, tickInside);
         const position = tick ?? (opts.flush ? flushAt : -1);
         // A tick keeps every older version: Lambda may still retry the batch before it.
         const first = limit > 0 ? batch.offsetAt(0) : tick !== undefined ? KEEP_ALL_VERSIONS : position;
@@ -176,7 +179,8 @@ export class PipelineRunner {
           if (limit > 0) recordIdle(tx, this.#idleOps, last, { last, now });
           else if (tick !== undefined) recordIdle(tx, this.#idleOps, tick, undefined);
         }
-        const refused = tx.check({ firstOffset: first, lastOffset: last });
+        const bounds = limit === 0 && tick !== undefined ? tickBounds(tick) : { firstOffset: first, lastOffset: last };
+        const refused = tx.check(bounds);
         if (refused.length > 0) {
           skipBlamed(refused, batch, limit, records, skipped);
           continue;
@@ -195,7 +199,7 @@ export class PipelineRunner {
           commit: async () => {
             if (committed) return;
             committed = true;
-            await tx.commit({ firstOffset: first, lastOffset: last });
+            await tx.commit(bounds);
           },
         };
       } catch (e) {
@@ -215,16 +219,36 @@ export class PipelineRunner {
   }
 
   /** The idle item as of the batch's start (a batch vetoes a tick's proposal first, see `idle.ts`). */
-  async #readIdle(
-    scope: StateScope,
-    batch: boolean,
-    opts: { before: number; deadline?: number },
-  ): Promise<{ item: StoredItem | undefined }> {
-    if (batch) return { item: await readIdleForBatch(this.store, scope, opts) };
+  async #readIdle(scope: StateScope, batch: boolean, opts: { before: number; deadline?: number }): Promise<IdleRead> {
+    if (batch) return readIdleForBatch(this.store, scope, opts);
     return { item: (await this.store.read(scope, idleNamespace(), [IDLE_ITEM], opts)).get(IDLE_ITEM) };
   }
 
-  async #run(records: SourceRecord[], pass: Pass, timing: WindowTiming): Promise<void> {
+  /**
+   * Runs the steps over the records, then settles their outcomes. With `tickInside` (a retry that
+   * reaches past a tick's position), the steps run over the records before the tick, then the tick
+   * (its floors raised, its due windows closed at its position), then the records after it.
+   */
+  async #run(records: SourceRecord[], pass: Pass, timing: WindowTiming, tickInside?: TickInside): Promise<void> {
+    let items: Item[];
+    if (!tickInside) items = await this.#apply(records, pass, timing);
+    else {
+      const cut = records.findIndex((r) => r.offset > tickInside.at);
+      const before = cut < 0 ? records : records.slice(0, cut);
+      const after = cut < 0 ? [] : records.slice(cut);
+      items = await this.#apply(before, pass, timing);
+      raiseFloors(pass.tx, tickInside);
+      items = items.concat(await this.#apply([], pass, { ...timing, tick: tickInside.at }));
+      items = items.concat(await this.#apply(after, pass, timing));
+    }
+    countOutcomes(pass.stats, records, items);
+    const { lateTopic } = this.manifest;
+    if (lateTopic) for (const l of pass.late) pass.outputs.push(lateMessage(lateTopic, l));
+    pass.stats.messagesOut = pass.outputs.length;
+  }
+
+  /** The steps over some records in offset order; returns the items that came out of the last step. */
+  async #apply(records: SourceRecord[], pass: Pass, timing: WindowTiming): Promise<Item[]> {
     const { tx } = pass;
     // Decoded records are the first items: steps update them in place (see SourceRecord).
     let items: Item[] = records;
@@ -261,10 +285,7 @@ export class PipelineRunner {
         }
       }
     }
-    countOutcomes(pass.stats, records, items);
-    const { lateTopic } = this.manifest;
-    if (lateTopic) for (const l of pass.late) pass.outputs.push(lateMessage(lateTopic, l));
-    pass.stats.messagesOut = pass.outputs.length;
+    return items;
   }
 }
 

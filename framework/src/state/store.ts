@@ -92,7 +92,8 @@ export interface StateStore {
    * Writes a batch's changes. Each item is written only if it is unchanged since it was read
    * (otherwise StateConflictError: the invocation is stale). A write may be cut short by a crash,
    * leaving some items written: the retry reads the versions from before the batch, so that is
-   * safe. Partition-level items (`isPartitionNamespace` in `namespaces.ts`) are written after the others.
+   * safe. Partition-level items (`isPartitionNamespace` in `namespaces.ts`) are written after the others,
+   * and the idle item (`idleNamespace`) after every other item, only if none conflicted.
    */
   write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats>;
   /** Keys holding a value in a namespace: only for closing every window at the end of a finite input. */

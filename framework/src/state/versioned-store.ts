@@ -9,7 +9,7 @@
  * the checks (key sizes, plain JSON data, an item size limit: `checkKey` and `checkWrite`, which
  * a batch runs before its outputs leave, and `write` again), which versions a write keeps
  * (`keepVersions`), compare-and-set on the item as read, writing key items before partition-level
- * items, and counting conflicts into one StateConflictError. An adapter implements
+ * items (the idle item last), and counting conflicts into one StateConflictError. An adapter implements
  * {@link VersionedStore.getItems}, {@link VersionedStore.putItems} and
  * {@link VersionedStore.listItems}, encodes versions with a {@link VersionFormat}, and translates
  * its SDK's errors (a failed conditional write is a conflict, not an error). An adapter that keeps
@@ -20,7 +20,9 @@
  */
 import { StateConflictError, StateValueError } from '../errors.js';
 import { firstNonJson } from './json.js';
-import { isPartitionNamespace } from './namespaces.js';
+import { idleNamespace, isPartitionNamespace } from './namespaces.js';
+
+const IDLE_NAMESPACE = idleNamespace();
 import type { BatchBounds, ItemChange, RejectedChange, StateScope, StateStore, StoreCallOptions, StoredItem, WriteStats } from './store.js';
 import { keepVersions, pickVersion } from './versions.js';
 
@@ -277,7 +279,12 @@ export abstract class VersionedStore<V extends { readonly o: number }, T = unkno
     // Partition-level items (clocks, indexes of open windows) only once every key item is written,
     // so a crash in between never leaves an index pointing at state that was not written.
     let conflicts = keyItems.length > 0 ? await this.putItems(scope, keyItems, opts) : 0;
-    if (partitionItems.length > 0) conflicts += await this.putItems(scope, partitionItems, opts);
+    // The idle item last, and only over a whole write: an idle tick takes it to say that every
+    // item of the batch it names is written (see pipeline/idle.ts).
+    const idle = partitionItems.filter((p) => p.change.namespace === IDLE_NAMESPACE);
+    const others = idle.length > 0 ? partitionItems.filter((p) => p.change.namespace !== IDLE_NAMESPACE) : partitionItems;
+    if (others.length > 0) conflicts += await this.putItems(scope, others, opts);
+    if (idle.length > 0 && conflicts === 0) conflicts += await this.putItems(scope, idle, opts);
     if (conflicts > 0) throw conflictError(scope, conflicts);
     return { writeRequests: changes.length, conflicts };
   }

@@ -47,6 +47,11 @@ export interface IdleState {
   w: Record<string, [clock: number, due: number | null]>;
   /** Floors confirmed by ticks, by window namespace. */
   f?: Record<string, number>;
+  /**
+   * The position of the last tick that confirmed floors (`l + 0.5` then): a retry of a batch that
+   * reaches past it replays the tick there.
+   */
+  p?: number;
   /** A tick's proposal, not yet confirmed: its wall time and floors. */
   t?: { n: number; f: Record<string, number> };
 }
