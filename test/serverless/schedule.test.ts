@@ -165,3 +165,10 @@ test('a tick event with a "now" that is not epoch milliseconds is refused, namin
     /the tick event's "now" must be epoch milliseconds \(a whole number\), or absent for the clock; received "2026-12-05"/,
   );
 });
+
+test('a tick event with a "now" further ahead of the wall clock than maxClockSkew is refused: floors never move back', async () => {
+  await assert.rejects(
+    () => sessions({ sluice: 'tick', now: Date.now() + 2 * 3_600_000 } as never, undefined as never),
+    /the tick event's "now" \(.*\) is further ahead of the wall clock than maxClockSkew allows event times/,
+  );
+});

@@ -16,6 +16,7 @@ import { PartitionRunner } from './partition-runner.js';
 import { answer } from './response.js';
 import { type EndOffsets, isTickEvent, type TickReport, tick } from './tick.js';
 import type { IdleWindow } from '../windows/idle.js';
+import { eventTimeLimit } from '../windows/event-time.js';
 
 /**
  * What a Sluice handler carries besides being a Lambda handler, as `handler.sluice`.
@@ -89,7 +90,8 @@ export function sluice(definition: Definition): SluiceHandler {
     const remaining = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : undefined;
     if (isTickEvent(event)) {
       // The schedule's tick: answered with what it did (the schedule ignores the answer).
-      const report = await runTick(tickEventOptions(event), remaining);
+      const wall = (runtime.clock ?? Date.now)();
+      const report = await runTick(tickEventOptions(event, eventTimeLimit(wall, manifest.source.maxClockSkewMs)), remaining);
       return { batchItemFailures: [], tick: { windowsClosed: report.windowsClosed, partitions: report.partitions } } as KafkaBatchResponse;
     }
     defaults.kafka?.useBrokers(event.bootstrapServers);
@@ -125,14 +127,21 @@ export function sluice(definition: Definition): SluiceHandler {
 
 /**
  * A tick event's own wall clock: `{ "sluice": "tick", "now": <epoch ms> }` ticks as if it were
- * then (tests and replays drive a packaged function this way); the schedule sends no `now`.
+ * then (tests and replays drive a packaged function this way); the schedule sends no `now`. A
+ * `now` ahead of the wall clock by more than the clock guard allows event times (`limit`) is
+ * refused: floors never go back, so one tick from the far future would close every window early.
  */
-function tickEventOptions(event: unknown): { now?: number } {
+function tickEventOptions(event: unknown, limit: number): { now?: number } {
   const now = (event as { now?: unknown }).now;
   if (now === undefined) return {};
   if (typeof now !== 'number' || !Number.isSafeInteger(now) || now < 0)
     throw new ConfigError(
       `the tick event's "now" must be epoch milliseconds (a whole number), or absent for the clock; received ${JSON.stringify(now)}.`,
+    );
+  if (now > limit)
+    throw new ConfigError(
+      `the tick event's "now" (${new Date(now).toISOString()}) is further ahead of the wall clock than maxClockSkew allows event times (up to ${new Date(limit).toISOString()}); ` +
+        `floors never move back, so such a tick would close windows early for good. Send a "now" at most that far ahead, or none for the clock.`,
     );
   return { now };
 }
