@@ -117,6 +117,10 @@ export abstract class WindowOperator {
   readonly partitionNamespace: string;
   /** The idle allowance (ms), or undefined: no idle closing. */
   readonly idleMs: number | undefined;
+  /** Whether windows close by the partition's clock (`closeBy: 'partition'`). Fields, not getters: read per record. */
+  readonly byPartition: boolean;
+  /** Whether the operator keeps the partition item (clock and index of open windows): partition clock or idle closing. */
+  readonly indexed: boolean;
   /** Each batch's idle floor (-1: none), set by `load`: operators are shared by concurrent batches. */
   readonly #floors = new WeakMap<Transaction, number>();
 
@@ -130,15 +134,8 @@ export abstract class WindowOperator {
     this.namespace = windowNamespace(name, `${windowSignature(spec)}:${aggregations}`);
     this.partitionNamespace = partitionNamespace(this.namespace);
     this.idleMs = idleAllowance(spec);
-  }
-
-  get byPartition(): boolean {
-    return 'closeBy' in this.spec && this.spec.closeBy === 'partition';
-  }
-
-  /** Whether the operator keeps the partition item (clock and index of open windows): partition clock or idle closing. */
-  get indexed(): boolean {
-    return this.byPartition || this.idleMs !== undefined;
+    this.byPartition = 'closeBy' in spec && spec.closeBy === 'partition';
+    this.indexed = this.byPartition || this.idleMs !== undefined;
   }
 
   /** The window as idle closing's rules see it, or undefined without idle closing. */
