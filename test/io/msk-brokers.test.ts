@@ -30,7 +30,7 @@ before(async () => {
 });
 after(() => server.close());
 
-test('one SigV4-signed GET of the cluster, service kafka, in the ARN region; the brokers for the auth mode', async () => {
+test('one SigV4-signed GET (the AWS SDK) of the cluster, service kafka, in the ARN region; the brokers for the auth mode', async () => {
   answer = { status: 200, body: brokers };
   requests.length = 0;
   assert.equal(await mskBootstrapBrokers({ clusterArn, auth: 'iam', tls: true, credentials, endpoint }), 'b-1:9098,b-2:9098');
@@ -53,18 +53,18 @@ test('a refusal names the action to grant and is not retriable; a cluster withou
   await assert.rejects(
     () => mskBootstrapBrokers({ clusterArn, auth: 'iam', tls: true, credentials, endpoint }),
     (e: Error & { retriable?: boolean }) =>
-      /answered 403: .*not authorized.*; the execution role needs kafka:GetBootstrapBrokers on the cluster/.test(e.message) &&
+      /failed \(403\): .*not authorized.*; the execution role needs kafka:GetBootstrapBrokers on the cluster/.test(e.message) &&
       e.retriable === false,
   );
   answer = { status: 503, body: { message: 'busy' } };
   await assert.rejects(
     () => mskBootstrapBrokers({ clusterArn, auth: 'iam', tls: true, credentials, endpoint }),
-    (e: Error & { retriable?: boolean }) => /answered 503: .*the next tick tries again/.test(e.message) && e.retriable === true,
+    (e: Error & { retriable?: boolean }) => /failed \(503\): .*the next tick tries again/.test(e.message) && e.retriable === true,
   );
   answer = { status: 200, body: { bootstrapBrokerStringTls: 'b-1:9094' } };
   await assert.rejects(
     () => mskBootstrapBrokers({ clusterArn, auth: 'iam', tls: true, credentials, endpoint }),
-    /has no bootstrapBrokerStringSaslIam \(its brokers for IAM clients\); turn that access on for the cluster, or set SLUICE_KAFKA_BROKERS/,
+    /has no BootstrapBrokerStringSaslIam \(its brokers for IAM clients\); turn that access on for the cluster, or set SLUICE_KAFKA_BROKERS/,
   );
   await assert.rejects(
     () => mskBootstrapBrokers({ clusterArn: 'arn:aws:sqs:eu-west-1:1:q', auth: 'iam', tls: true, credentials, endpoint }),

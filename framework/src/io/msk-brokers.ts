@@ -1,15 +1,13 @@
 import type { KafkaAuthMode } from '../env.js';
-import { ConfigError, SluiceError } from '../errors.js';
-import { type Credentials, credentialsFromEnv, Sha256 } from './msk-iam.js';
+import { ConfigError, errorText, SluiceError } from '../errors.js';
+import type { Credentials } from './msk-iam.js';
 
 /**
- * The brokers of an MSK cluster, asked of the MSK API (`GetBootstrapBrokers`), for a deployed
- * function whose container has not yet seen a Kafka event (whose `bootstrapServers` would say):
- * one that only got ticks. Requires `kafka:GetBootstrapBrokers` on the cluster, and a network path
- * from the function to the MSK API (NAT, or the interface VPC endpoint for MSK).
- *
- * One SigV4-signed GET with the SDK's own signer, which MSK IAM auth already ships
- * (`msk-iam.ts`), rather than `@aws-sdk/client-kafka` and its client stack for one call.
+ * The brokers of an MSK cluster, asked of the MSK API (`GetBootstrapBrokers`, through the AWS
+ * SDK's `@aws-sdk/client-kafka`, loaded on first use), for a deployed function whose container has
+ * not yet seen a Kafka event (whose `bootstrapServers` would say): one that only got ticks.
+ * Requires `kafka:GetBootstrapBrokers` on the cluster, and a network path from the function to the
+ * MSK API (NAT, or the interface VPC endpoint for MSK).
  * https://docs.aws.amazon.com/msk/1.0/apireference/clusters-clusterarn-bootstrap-brokers.html
  *
  * @example
@@ -21,7 +19,7 @@ export async function mskBootstrapBrokers(opts: {
   readonly auth: KafkaAuthMode;
   readonly tls: boolean;
   readonly credentials?: Credentials;
-  /** The MSK API's base URL; by default `https://kafka.<region>.amazonaws.com` from the ARN. */
+  /** The MSK API's base URL; by default the SDK's endpoint for the ARN's region. */
   readonly endpoint?: string;
   readonly timeoutMs?: number;
 }): Promise<string> {
@@ -30,47 +28,44 @@ export async function mskBootstrapBrokers(opts: {
     throw new ConfigError(
       `"${opts.clusterArn}" is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>); fix the msk event's arn.`,
     );
-  const [, partition, region] = arn;
-  const url = new URL(opts.endpoint ?? `https://kafka.${region}.amazonaws.com${partition === 'aws-cn' ? '.cn' : ''}`);
-  const path = `/v1/clusters/${encodeURIComponent(opts.clusterArn)}/bootstrap-brokers`;
+  const region = arn[2];
   // CommonJS: bundled (an ESM chunk), its exports sit on `default` only.
-  const signing = (await import('@smithy/signature-v4')) as typeof import('@smithy/signature-v4') & {
-    default?: typeof import('@smithy/signature-v4');
+  const mod = (await import('@aws-sdk/client-kafka')) as typeof import('@aws-sdk/client-kafka') & {
+    default?: typeof import('@aws-sdk/client-kafka');
   };
-  const { SignatureV4 } = signing.default ?? signing;
-  const signer = new SignatureV4({ service: 'kafka', region, credentials: opts.credentials ?? credentialsFromEnv(), sha256: Sha256 });
-  const signed = await signer.sign({
-    method: 'GET',
-    protocol: url.protocol,
-    hostname: url.hostname,
-    ...(url.port ? { port: Number(url.port) } : {}),
-    path,
-    headers: { host: url.host, accept: 'application/json' },
+  const { KafkaClient, GetBootstrapBrokersCommand } = mod.default ?? mod;
+  const client = new KafkaClient({
+    region,
+    maxAttempts: 2,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
   });
-  const res = await fetch(`${url.origin}${path}`, {
-    headers: signed.headers as Record<string, string>,
-    signal: AbortSignal.timeout(opts.timeoutMs ?? 5_000),
-  });
-  const body = await res.text();
-  if (!res.ok) {
-    const denied = res.status === 401 || res.status === 403;
+  let brokers: Record<string, string | undefined>;
+  try {
+    brokers = (await client.send(new GetBootstrapBrokersCommand({ ClusterArn: opts.clusterArn }), {
+      abortSignal: AbortSignal.timeout(opts.timeoutMs ?? 5_000),
+    })) as unknown as Record<string, string | undefined>;
+  } catch (e) {
+    const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    const denied = status === 401 || status === 403;
     throw new SluiceError(
-      `kafka:GetBootstrapBrokers for ${opts.clusterArn} answered ${res.status}: ${body.slice(0, 300)}` +
+      `kafka:GetBootstrapBrokers for ${opts.clusterArn} failed${status ? ` (${status})` : ''}: ${errorText(e)}` +
         (denied
           ? '; the execution role needs kafka:GetBootstrapBrokers on the cluster (the Sluice plugin grants it).'
           : '; the next tick tries again.'),
-      { retriable: !denied },
+      { retriable: !denied, cause: e },
     );
+  } finally {
+    client.destroy();
   }
-  const brokers = JSON.parse(body) as Record<string, string | undefined>;
   const field =
     opts.auth === 'iam'
-      ? 'bootstrapBrokerStringSaslIam'
+      ? 'BootstrapBrokerStringSaslIam'
       : opts.auth === 'scram'
-        ? 'bootstrapBrokerStringSaslScram'
+        ? 'BootstrapBrokerStringSaslScram'
         : opts.tls
-          ? 'bootstrapBrokerStringTls'
-          : 'bootstrapBrokerString';
+          ? 'BootstrapBrokerStringTls'
+          : 'BootstrapBrokerString';
   const list = brokers[field];
   if (!list)
     throw new ConfigError(
