@@ -77,6 +77,8 @@ export interface PagePut {
  */
 export interface PageIo {
   readonly table: string;
+  /** Payload bytes a page aims at; undefined: one write unit's worth ({@link pageTarget}). */
+  readonly pageBytes: number | undefined;
   readonly stats: {
     readRequests: number;
     writeRequests: number;
@@ -271,7 +273,7 @@ export class PagedItems {
     changed: ReadonlySet<string>,
     deadline: number,
   ): Promise<Set<string>> {
-    const target = pageTarget(Buffer.byteLength(pk));
+    const target = this.io.pageBytes ?? pageTarget(Buffer.byteLength(pk));
     const encoded = encodePage(entries);
     if (encoded.bytes > target && entries.size > 1) {
       const plan = planSplit(

@@ -78,6 +78,12 @@ export interface DynamoDBStoreOptions {
    * items (clocks, the idle item) are kept one per key in both.
    */
   readonly layout?: 'pages' | 'items';
+  /**
+   * Compressed bytes a page aims at before it splits; default what keeps a page item within one
+   * write unit (1 KB with its keys). Larger pages cost fewer read units and more write units per
+   * key changed; tests set it small to split often.
+   */
+  readonly pageBytes?: number;
 }
 
 /**
@@ -118,6 +124,8 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, Token> {
   readonly kind = 'dynamodb';
   readonly durable = true;
   readonly table: string;
+  /** How keys' state is laid out ({@link DynamoDBStoreOptions.layout}). */
+  readonly layout: 'pages' | 'items';
   readonly stats: DynamoDBStats = {
     readRequests: 0,
     writeRequests: 0,
@@ -153,8 +161,10 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, Token> {
     this.#retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#client = opts.client;
     this.#paged = paged;
+    this.layout = paged ? 'pages' : 'items';
     this.#pages = new PagedItems({
       table,
+      pageBytes: opts.pageBytes,
       stats: this.stats,
       send: (command, deadline) => this.#send(command, deadline),
       putChunks: (version, pk, ttl, deadline) => this.#putChunks(version, pk, ttl, deadline),
