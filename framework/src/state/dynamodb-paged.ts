@@ -345,15 +345,14 @@ export class PagedItems {
       return true;
     } catch (e) {
       const err = e as { name?: unknown; CancellationReasons?: { Code?: string; Message?: string }[] };
-      if (err.name === 'ConditionalCheckFailedException') return false;
       if (err.name === 'TransactionCanceledException') {
         const invalid = err.CancellationReasons?.find((r) => r.Code === 'ValidationError');
         if (invalid)
           throw new StateValueError(`DynamoDB refused a state page split of table "${this.io.table}" as invalid: ${invalid.Message}`);
-        // A condition failed, or another transaction held one of its items: the page changed.
-        return false;
-      }
-      throw e;
+        // Otherwise a condition failed, or another transaction held one of its items: the page changed.
+      } else if (err.name !== 'ConditionalCheckFailedException') throw e;
+      this.io.stats.conditionalCheckFailures++;
+      return false;
     }
   }
 
