@@ -5,7 +5,8 @@
  * of one unit per key. The protocol per key (versions, stale reads, compare-and-set) is unchanged:
  * a key's revision is its page as read, and a put rewrites the page with the other keys as read,
  * conditional on the page's write count, so a conflict on a page is a conflict for each of its keys.
- * See docs/state.md ("Pages").
+ * See docs/state.md ("Pages"). Over 350 lines because it is one concept: reading pages through a
+ * view of the trie that may miss splits, writing them per key, and splitting them.
  *
  * @example
  * const pages = new PagedItems(io);

@@ -1,7 +1,8 @@
 /**
  * The DynamoDB adapter of the state protocol: get, put and list items, large values in chunk
- * items. One concept, a little over 350 lines; the client, its retries and paged reads live in
- * `dynamodb-client.ts`, the value layout in `dynamodb-values.ts`, the table shape in `dynamodb-table.ts`.
+ * items. One concept, a little over 350 lines; the client, its retries and batched reads live in
+ * `dynamodb-client.ts`, the value layout in `dynamodb-values.ts`, the page layout in
+ * `dynamodb-pages.ts` (pure) and `dynamodb-paged.ts` (I/O), the table shape in `dynamodb-table.ts`.
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
@@ -103,18 +104,21 @@ export interface DynamoDBStats {
 
 /**
  * State in a DynamoDB table, the adapter under {@link VersionedStore} (which owns the protocol):
- * partition key `pk` = function#topic#partition#namespace, sort key
- * `sk` = `k:` + record key, the versions in `h` (a list of maps: input offset `o`, value as JSON
- * `v` unless absent, expiry `e` if any; see `versions.ts`), the write count in `n`, and `ttl`.
- * A value over 64 KB is kept in chunk items written before the head (`dynamodb-values.ts`), up to
+ * partition key `pk` = function#topic#partition#namespace. Keys' state is packed into deflated page
+ * items `p:<d>.<b>` of about one write unit (`dynamodb-paged.ts`, `dynamodb-pages.ts`); partition-level
+ * items, and every key with `layout: 'items'`, keep an item of their own, sort key `k:` + record key,
+ * the versions in `h` (a list of maps: input offset `o`, value as JSON `v` unless absent, expiry `e`
+ * if any; see `versions.ts`), the write count in `n`, and `ttl`. Values over 1 KB in pages (64 KB
+ * in items) are kept in chunk items written before their head (`dynamodb-values.ts`), up to
  * `maxValueBytes`.
  *
- * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel (then the chunks of the
- * versions picked, if any are chunked). Each changed item is one
- * `PutItem` conditional on the write count read (`ConditionalCheckFailedException` is a conflict,
- * which the base counts); throttling and network errors are retried with backoff within the
- * invocation's time, then raised as a retriable SluiceError. Items also get a `ttl`: the latest
- * expiry of their versions, or `retentionMs` after the write for versions without one.
+ * Reads are consistent `BatchGetItem`s of up to 100 pages or items, in parallel (then the chunks of
+ * the versions picked, if any are chunked). Each changed page or item is one `PutItem` conditional
+ * on the write count read (`ConditionalCheckFailedException` is a conflict, which the base counts;
+ * a page is read again and its unchanged keys written on it); throttling and network errors are
+ * retried with backoff within the invocation's time, then raised as a retriable SluiceError. Items
+ * also get a `ttl`: the latest expiry of their versions, or `retentionMs` after the write for
+ * versions without one. See docs/state.md.
  *
  * @example
  * const store = new DynamoDBStore({ table: 'sluice-state', endpoint: 'http://127.0.0.1:8000' });
