@@ -16,18 +16,21 @@
  * deployment modes (issue 11).
  * With `--json`, stdout gets one detail line per store, then as its last line
  * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …,
- *   "throttledCalls": …, "produceFailures": …, "timeouts": …, "chunkedValues": …,
+ *   "throttledCalls": …, "produceFailures": …, "timeouts": …, "chunkedValues": …, "pageSplits": …, "pageCrashes": …,
  *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0,
  *   "ticks": …, "tickCrashes": …, "staleTicks": …, "raced": …, "windowsClosedByTicks": …, "conflictingValues": 0, "unclosedWindows": 0}`
  * (`lost` and `appliedTwice` include the tick scenarios': records in no outcome, or in two;
  * `conflictingValues`: result ids emitted with two values; `unclosedWindows`: window items still
  * open once the input ended and the partitions stayed quiet).
  * (`unaccounted`: input records in no outcome, over every batch of the workloads and the bad inputs;
- * `chunkedValues`: state versions the DynamoDB store kept in chunk items, counted at its client).
+ * `chunkedValues`: state versions the DynamoDB store kept in chunk items, counted at its client;
+ * `pageSplits`: page splits it committed, with pages of 160 bytes; `pageCrashes`: crashes inside its
+ * page writes: between pages, right after a split, before the directory item).
  * Exits 1 when a result was lost or applied twice, a stale invocation overwrote newer state,
  * something failed that was not injected, state was committed after a failed send, a fault class
  * was never injected (throttled calls, produce failures, timeouts), fewer crashes than asked for
- * fit in the time limit, the DynamoDB run chunked no value although the big-state workload ran, or
+ * fit in the time limit, the DynamoDB run chunked no value although the big-state workload ran,
+ * split no page or crashed neither between page writes nor right after a split, or
  * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted,
  * or a tick scenario lost a record, applied one twice, emitted an id with two values, left a window
  * open, or never injected one of its fault classes.
@@ -116,7 +119,8 @@ const tables: string[] = [];
 const newTable = async () => {
   const table = `sluice-faults-${Date.now()}-${process.pid}-${tables.length}`;
   tables.push(table);
-  const store = new DynamoDBStore({ table, endpoint });
+  // Small pages, as the crash suite's store: the tick workloads' keys share pages and split them.
+  const store = new DynamoDBStore({ table, endpoint, pageBytes: 160 });
   await store.ensureTable();
   return store;
 };
@@ -207,6 +211,11 @@ for (const r of results) {
     r.chunkedValues === 0
   )
     problems.push(`${r.store}: no state value was chunked (over 64 KB); large state was not exercised.`);
+  // Pages: the suite's store splits them, and crashes hit between page writes and after splits.
+  if (r.store === 'dynamodb' && r.invocations >= 500 && (r.pageSplits === 0 || r.crashesBetweenPages === 0 || r.crashesAfterSplit === 0))
+    problems.push(
+      `${r.store}: pages were not exercised: ${r.pageSplits} splits, ${r.crashesBetweenPages} crashes between page writes, ${r.crashesAfterSplit} right after a split.`,
+    );
   for (const e of r.unexpectedErrors.slice(0, 5)) problems.push(`${r.store}: not injected: ${e.split('\n')[0]}`);
   for (const f of r.failures.slice(0, 5)) {
     problems.push(
@@ -214,7 +223,7 @@ for (const r of results) {
     );
   }
   console.error(
-    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item, ${r.crashesBetweenChunks} between chunk puts, ${r.crashesBeforeHead} between chunks and head), ${r.chunkedValues} chunked values, ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), ` +
+    `test:faults: ${r.store}: ${r.scenarios} scenarios, ${r.invocations} invocations, ${r.crashPoints} crashes (${r.fatalCrashes} fatal, ${r.crashesBeforeAnyItem} before any item, ${r.crashesAfterEveryItem} after every item, ${r.crashesBetweenChunks} between chunk puts, ${r.crashesBeforeHead} between chunks and head, ${r.crashesBetweenPages} between pages, ${r.crashesAfterSplit} right after a page split, ${r.crashesBeforeDirectory} before the directory), ${r.chunkedValues} chunked values, ${r.pageSplits} page splits, ${r.replays} replays, ${r.staleInvocations} stale invocations (${r.staleFenced} fenced), ` +
       `${r.storms} throttling storms (${r.throttledCalls} calls throttled, ${r.throttleExhausted} out of time), ${r.outages} broker outages (${r.produceFailures} failed sends), ` +
       `${r.timeouts} timeouts (${r.timeoutsBeforeOutputs} before outputs, ${r.timeoutsBeforeCommit} before the commit, ${r.timeoutsMidCommit} mid-commit; ${r.timeoutsResumed} resumed), ` +
       `lost ${r.lost}, appliedTwice ${r.appliedTwice}, duplicateEmits ${r.duplicateEmits}, ${(r.ms / 1000).toFixed(1)} s`,
@@ -276,7 +285,12 @@ if (args.json) {
       JSON.stringify({ ticksOf: t.store, ...detail, unexpectedErrors: unexpectedErrors.length, failures: failures.slice(0, 10) }),
     );
   }
-  console.log(JSON.stringify({ ...totals, ...bad, ...tickTotals }));
+  const pages = { pageSplits: 0, pageCrashes: 0 };
+  for (const r of results) {
+    pages.pageSplits += r.pageSplits;
+    pages.pageCrashes += r.crashesBetweenPages + r.crashesAfterSplit + r.crashesBeforeDirectory;
+  }
+  console.log(JSON.stringify({ ...totals, ...bad, ...tickTotals, ...pages }));
 } else {
   console.log(
     `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, throttled calls ${totals.throttledCalls}, produce failures ${totals.produceFailures}, timeouts ${totals.timeouts}, ` +

@@ -99,7 +99,8 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
     test('DynamoDB store', async () => {
       const table = `sluice-faults-test-${process.pid}-${Date.now()}`;
       const throttle = new Throttle();
-      const store = await throttledDynamoDBStore(endpoint, table, throttle);
+      const chunkCrash = new ChunkCrash();
+      const store = await throttledDynamoDBStore(endpoint, table, throttle, chunkCrash);
       try {
         const r = await runSuite({
           label: 'dynamodb',
@@ -108,10 +109,14 @@ describe('exactly-once under crashes, replays and stale invocations', () => {
           deadline: Date.now() + 25_000,
           store: () => store,
           throttle,
+          chunkCrash,
           faults: FAULTS,
           workloads: allWorkloads,
         });
         assertExactlyOnce(r, CRASHES);
+        // Pages: the workloads' keys share pages and split them, and crashes hit between page writes and after splits.
+        assert.ok(r.pageSplits > 0, `pages split: ${r.pageSplits}`);
+        assert.ok(r.crashesBetweenPages > 0 && r.crashesAfterSplit > 0, `crashes inside page writes: ${JSON.stringify(r)}`);
       } finally {
         throttle.close();
         await dropTable(endpoint, table);

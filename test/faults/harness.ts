@@ -80,6 +80,7 @@ import { type InputRecord, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
 import { sendWithRetries } from '../../framework/src/state/dynamodb-client.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
+import { decodePage } from '../../framework/src/state/dynamodb-pages.js';
 import { INLINE_MAX_BYTES } from '../../framework/src/state/dynamodb-values.js';
 import { idleNamespace, isPartitionNamespace, keyedNamespace } from '../../framework/src/state/namespaces.js';
 import type { StoreCallOptions } from '../../framework/src/state/store.js';
@@ -160,8 +161,14 @@ export interface FaultStats {
   /** Crashes inside the DynamoDB store's write of a chunked value: between its chunk puts, or after them and before its head. */
   crashesBetweenChunks: number;
   crashesBeforeHead: number;
+  /** Crashes inside the DynamoDB store's page writes: after some pages, right after a split, before the directory item. */
+  crashesBetweenPages: number;
+  crashesAfterSplit: number;
+  crashesBeforeDirectory: number;
   /** Versions the DynamoDB store committed in chunk items (values over 64 KB), retries and stale writes included. */
   chunkedValues: number;
+  /** Page splits the DynamoDB store committed (transactions that landed). */
+  pageSplits: number;
   /** Crashes that killed the whole invocation (Lambda retries every partition of the event). */
   fatalCrashes: number;
   sinkFailures: number;
@@ -203,7 +210,11 @@ export function emptyStats(): FaultStats {
     crashesAfterEveryItem: 0,
     crashesBetweenChunks: 0,
     crashesBeforeHead: 0,
+    crashesBetweenPages: 0,
+    crashesAfterSplit: 0,
+    crashesBeforeDirectory: 0,
     chunkedValues: 0,
+    pageSplits: 0,
     fatalCrashes: 0,
     sinkFailures: 0,
     stepFailures: 0,
@@ -403,10 +414,16 @@ export class Throttle {
   }
 }
 
-// ---------- crashes inside a chunked write ----------
+// ---------- crashes inside the DynamoDB store's write ----------
 
-/** Where a crash inside the DynamoDB store's write of a chunked value hits. */
-export type ChunkCrashPoint = 'between-chunks' | 'before-head';
+/**
+ * Where a crash inside the DynamoDB store's write hits: between a chunked value's chunk puts, or
+ * between its chunks and the head (its own item or its page) that references them; in the page
+ * layout, after some page writes of the set and not others (`between-pages`), right after a page
+ * split's transaction (`after-split`: the split is whole, the batch's changes to the new pages
+ * are not written), or on the directory item written after the pages (`before-directory`).
+ */
+export type ChunkCrashPoint = 'between-chunks' | 'before-head' | 'between-pages' | 'after-split' | 'before-directory';
 
 interface ArmedChunkCrash {
   readonly point: ChunkCrashPoint;
@@ -414,16 +431,39 @@ interface ArmedChunkCrash {
   /** Write ids of the chunk items this write sent. */
   readonly sent: Set<string>;
   readonly inFlight: Set<Promise<unknown>>;
+  /** Page writes (puts and split transactions) sent so far. */
+  pageWrites: number;
+}
+
+/** The items a command writes: a PutItem's, or a transaction's puts. */
+function writtenItems(command: unknown): Record<string, AttributeValue>[] {
+  const input = (
+    command as { input?: { Item?: Record<string, AttributeValue>; TransactItems?: { Put?: { Item?: Record<string, AttributeValue> } }[] } }
+  ).input;
+  if (input?.Item) return [input.Item];
+  return (input?.TransactItems ?? []).flatMap((t) => (t.Put?.Item ? [t.Put.Item] : []));
+}
+
+/** Write ids of the chunked versions a head (`k:` item or page) references. */
+function referencedChunks(item: Record<string, AttributeValue>): string[] {
+  const sk = item.sk?.S ?? '';
+  if (sk.startsWith('k:')) return (item.h?.L ?? []).map((v) => v.M?.w?.S ?? '').filter(Boolean);
+  if (!sk.startsWith('p:') || item.x) return [];
+  const entries = item.z?.B ? decodePage(item.z.B, true) : decodePage(item.j?.S ?? '', false);
+  const ids: string[] = [];
+  for (const e of entries.values()) for (const m of e.line.matchAll(/"w":"([^"]+)"/g)) ids.push(m[1]);
+  return ids;
 }
 
 /**
- * Crashes inside the DynamoDB store's write of a value over 64 KB, which it keeps in chunk items
- * put before the head item that references them (`dynamodb-values.ts`): armed for one write
- * ({@link ChunkCrash.during}), the client throws {@link InjectedCrash} on a chunk put after a
- * value's first (`between-chunks`: some chunks written, not all; a one-chunk value goes on to the
- * next point) or on the head put that references chunks this write put (`before-head`: every
- * chunk written, no head); after that, every call of the write throws, as the process is gone.
- * Sends already in flight land. Also counts the chunked versions committed through its client.
+ * Crashes inside the DynamoDB store's write, armed for one write ({@link ChunkCrash.during}): the
+ * client throws {@link InjectedCrash} on a chunk put after a value's first (`between-chunks`: some
+ * chunks written, not all; a one-chunk value goes on to the next point), on the head put that
+ * references chunks this write put (`before-head`: every chunk written, no head), on the second
+ * page write of the set (`between-pages`), on the first call after a split transaction landed
+ * (`after-split`), or on the directory put (`before-directory`); after that, every call of the write
+ * throws, as the process is gone. Sends already in flight land. Also counts the chunked versions
+ * committed and the page splits made through its client.
  *
  * @example
  * const chunks = new ChunkCrash();
@@ -433,13 +473,15 @@ interface ArmedChunkCrash {
 export class ChunkCrash {
   /** Chunked versions committed: their chunks put, then a head referencing them (on every write of the client). */
   chunkedValues = 0;
+  /** Page split transactions that landed (on every write of the client). */
+  pageSplits = 0;
   readonly #armed = new AsyncLocalStorage<ArmedChunkCrash>();
   /** Write ids of chunks put whose head has not been put (yet, or ever: crashes, conflicts). */
   readonly #unreferenced = new Set<string>();
 
   /** Runs one store write with the crash armed; then waits for its sends still in flight. */
   async during(point: ChunkCrashPoint, work: () => Promise<unknown>): Promise<{ fired: ChunkCrashPoint | undefined; error?: unknown }> {
-    const armed: ArmedChunkCrash = { point, fired: undefined, sent: new Set(), inFlight: new Set() };
+    const armed: ArmedChunkCrash = { point, fired: undefined, sent: new Set(), inFlight: new Set(), pageWrites: 0 };
     try {
       await this.#armed.run(armed, work);
       return { fired: armed.fired };
@@ -453,31 +495,41 @@ export class ChunkCrash {
   /** The client's `send`, through this: `next` sends the command. */
   async send(command: unknown, next: () => Promise<unknown>): Promise<unknown> {
     const armed = this.#armed.getStore();
-    const item = (command as { input?: { Item?: Record<string, AttributeValue> } }).input?.Item;
-    const sk = item?.sk?.S;
-    const chunk = sk?.startsWith('c:')
-      ? { id: sk.slice(2, sk.lastIndexOf('#')), index: Number(sk.slice(sk.lastIndexOf('#') + 1)) }
-      : undefined;
+    const items = writtenItems(command);
+    const split = (command as { input?: { TransactItems?: unknown } }).input?.TransactItems !== undefined;
+    const sk = items[0]?.sk?.S;
+    const chunk =
+      !split && sk?.startsWith('c:')
+        ? { id: sk.slice(2, sk.lastIndexOf('#')), index: Number(sk.slice(sk.lastIndexOf('#') + 1)) }
+        : undefined;
+    const page = split || (items.length === 1 && sk?.startsWith('p:'));
+    const refs = items.flatMap(referencedChunks);
     if (armed) {
       if (armed.fired) throw new InjectedCrash(`injected crash: a call after the crash ${armed.fired}`);
       if (chunk && chunk.index > 0 && armed.point === 'between-chunks') armed.fired = 'between-chunks';
-      else if (sk?.startsWith('k:') && item!.h?.L?.some((v) => armed.sent.has(v.M?.w?.S ?? ''))) armed.fired = 'before-head';
-      if (armed.fired) throw new InjectedCrash(`injected crash inside a chunked write (${armed.fired}, at ${sk})`);
+      else if (armed.point === 'before-head' && refs.some((w) => armed.sent.has(w))) armed.fired = 'before-head';
+      else if (page && armed.point === 'between-pages' && ++armed.pageWrites === 2) armed.fired = 'between-pages';
+      else if (sk === 'd' && armed.point === 'before-directory') armed.fired = 'before-directory';
+      if (armed.fired) throw new InjectedCrash(`injected crash inside a state write (${armed.fired}, at ${sk})`);
       if (chunk) armed.sent.add(chunk.id);
     }
     const sending = next();
     armed?.inFlight.add(sending);
     const res = await sending;
+    if (split) this.pageSplits++;
+    // The process dies right after the split landed: the batch's own page writes never go out.
+    if (split && armed?.point === 'after-split' && !armed.fired) armed.fired = 'after-split';
     if (chunk) this.#unreferenced.add(chunk.id);
-    else if (sk?.startsWith('k:')) for (const v of item!.h?.L ?? []) if (this.#unreferenced.delete(v.M?.w?.S ?? '')) this.chunkedValues++;
+    else for (const w of refs) if (this.#unreferenced.delete(w)) this.chunkedValues++;
     return res;
   }
 }
 
 /**
  * A DynamoDBStore on DynamoDB Local whose client rejects the calls `throttle` says, so the store's
- * own retries (`sendWithRetries`) meet the storms, and crashes inside chunked writes where
- * `chunks` is armed. Creates the table.
+ * own retries (`sendWithRetries`) meet the storms, and crashes inside its writes where `chunks` is
+ * armed. Its pages aim at `pageBytes` (default 160: small, so the workloads' few keys share pages
+ * and split them, instead of fitting in one page per namespace). Creates the table.
  *
  * @example
  * const store = await throttledDynamoDBStore('http://127.0.0.1:8000', 'sluice-faults-1', new Throttle());
@@ -487,6 +539,7 @@ export async function throttledDynamoDBStore(
   table: string,
   throttle: Throttle,
   chunks: ChunkCrash = new ChunkCrash(),
+  pageBytes = 160,
 ): Promise<DynamoDBStore> {
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const real = new DynamoDBClient({
@@ -502,7 +555,7 @@ export async function throttledDynamoDBStore(
       return chunks.send(command, () => real.send(command as never));
     },
   };
-  const store = new DynamoDBStore({ table, endpoint, client: client as unknown as DynamoDBClient });
+  const store = new DynamoDBStore({ table, endpoint, client: client as unknown as DynamoDBClient, pageBytes });
   await store.ensureTable();
   return store;
 }
@@ -542,8 +595,10 @@ export class FaultyStore implements StateStore {
   cutPlan: CutPlan | undefined;
   /** Runs before every write (the check that no state is committed after a failed send). */
   beforeCommit: (() => void) | undefined;
-  /** On DynamoDB: half the crashes of writes holding a value over 64 KB hit inside the store's write. */
+  /** On DynamoDB: half the crashes of writes holding a value over 64 KB (or of every write, with pages) hit inside the store's write. */
   chunkCrash: ChunkCrash | undefined;
+  /** The DynamoDB store keeps keys in pages (values over 1 KB chunked). */
+  paged = false;
 
   constructor(
     readonly inner: StateStore,
@@ -636,7 +691,9 @@ export class FaultyStore implements StateStore {
     plan: CrashPlan,
     opts?: StoreCallOptions,
   ): Promise<never> {
-    if (this.chunkCrash && plan.order % 2 === 0 && changes.some(chunkSized)) return this.#crashInside(scope, changes, bounds, plan, opts);
+    // On DynamoDB, half the crashes hit inside the store's own write: its chunk puts, its pages.
+    if (this.chunkCrash && plan.order % 2 === 0 && (this.paged || changes.some((c) => chunkSized(c))))
+      return this.#crashInside(scope, changes, bounds, plan, opts);
     const ordered = crashOrder(changes, plan.order);
     const k = Math.min(ordered.length, Math.floor(plan.cut * (ordered.length + 1)));
     this.stats.crashPoints++;
@@ -661,9 +718,10 @@ export class FaultyStore implements StateStore {
   }
 
   /**
-   * A crash inside the store's write of a chunked value ({@link ChunkCrash}): the whole write set
-   * goes to the store, which dies between a value's chunk puts or between its chunks and its head.
-   * Other items of the set land or not, as their puts ran before or after that point.
+   * A crash inside the store's write ({@link ChunkCrash}): the whole write set goes to the store,
+   * which dies between a value's chunk puts, between its chunks and its head, between its page
+   * writes, right after a page split, or before the directory item. Other items of the set land
+   * or not, as their puts ran before or after that point.
    */
   async #crashInside(
     scope: StateScope,
@@ -674,7 +732,15 @@ export class FaultyStore implements StateStore {
   ): Promise<never> {
     this.stats.crashPoints++;
     if (plan.fatal) this.stats.fatalCrashes++;
-    const point = plan.cut < 0.5 ? 'between-chunks' : 'before-head';
+    // Writes of values over 64 KB (chunked in both layouts, into several chunks past 384 KB) crash
+    // at their chunks, as before pages; the other writes of a paged store at its pages.
+    const chunky = changes.some((c) => chunkSized(c));
+    const pages = ['between-pages', 'after-split', 'before-directory'] as const;
+    const point: ChunkCrashPoint = chunky
+      ? plan.cut < 0.5
+        ? 'between-chunks'
+        : 'before-head'
+      : pages[Math.min(2, Math.floor(plan.cut * 3))];
     const { fired, error } = await this.chunkCrash!.during(point, () => this.inner.write(scope, changes, bounds, opts));
     if (error !== undefined && !(error instanceof InjectedCrash)) {
       if (!(error instanceof StateConflictError)) {
@@ -685,11 +751,14 @@ export class FaultyStore implements StateStore {
     }
     if (fired === 'between-chunks') this.stats.crashesBetweenChunks++;
     else if (fired === 'before-head') this.stats.crashesBeforeHead++;
+    else if (fired === 'between-pages') this.stats.crashesBetweenPages++;
+    else if (fired === 'after-split') this.stats.crashesAfterSplit++;
+    else if (fired === 'before-directory') this.stats.crashesBeforeDirectory++;
     // The value was refused or conflicted before its chunks, or the write ended before the point.
     else if (error === undefined) this.stats.crashesAfterEveryItem++;
     if (plan.fatal) this.crashedFatally = true;
     throw new InjectedCrash(
-      `injected crash inside a chunked write${fired ? ` (${fired})` : ''} (${scope.topic}-${scope.partition}, offsets ${bounds.firstOffset}..${bounds.lastOffset})`,
+      `injected crash inside a state write${fired ? ` (${fired})` : ''} (${scope.topic}-${scope.partition}, offsets ${bounds.firstOffset}..${bounds.lastOffset})`,
     );
   }
 
@@ -722,7 +791,7 @@ function recordsOf(namespace: string, value: unknown): unknown {
   return rest;
 }
 
-/** Whether the DynamoDB store keeps this change's value in chunk items (over 64 KB of JSON). */
+/** Whether the DynamoDB store keeps this change's value in chunk items in either layout (over 64 KB of JSON). */
 function chunkSized(change: ItemChange): boolean {
   return change.value !== undefined && Buffer.byteLength(JSON.stringify(change.value)) > INLINE_MAX_BYTES;
 }
@@ -1340,6 +1409,7 @@ export async function runWithFaults(
   throttle?.reseed(opts.seed);
   const throttledBefore = throttle?.throttledCalls ?? 0;
   const chunkedBefore = opts.chunkCrash?.chunkedValues ?? 0;
+  const splitsBefore = opts.chunkCrash?.pageSplits ?? 0;
 
   const stats = emptyStats();
   const capture = new Capture();
@@ -1349,6 +1419,7 @@ export async function runWithFaults(
   const live = new FaultyStore(shared, stats);
   live.throttle = throttle;
   live.chunkCrash = opts.chunkCrash;
+  live.paged = store instanceof DynamoDBStore && store.layout === 'pages';
   live.beforeCommit = () => {
     if (capture.sendFailed) stats.commitsAfterFailedSend++;
   };
@@ -1607,6 +1678,7 @@ export async function runWithFaults(
   await resumeFrozen(true);
   stats.throttledCalls = (throttle?.throttledCalls ?? 0) - throttledBefore;
   stats.chunkedValues = (opts.chunkCrash?.chunkedValues ?? 0) - chunkedBefore;
+  stats.pageSplits = (opts.chunkCrash?.pageSplits ?? 0) - splitsBefore;
 
   const stateAtEnd = await readState(store, manifest, topic, partitions);
   const emitted = capture.messages.splice(0);
@@ -1769,6 +1841,10 @@ export interface SuiteResult extends Totals {
   crashesAfterEveryItem: number;
   crashesBetweenChunks: number;
   crashesBeforeHead: number;
+  crashesBetweenPages: number;
+  crashesAfterSplit: number;
+  crashesBeforeDirectory: number;
+  pageSplits: number;
   sinkFailures: number;
   stepFailures: number;
   liveConflicts: number;
@@ -1847,6 +1923,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     crashesAfterEveryItem: 0,
     crashesBetweenChunks: 0,
     crashesBeforeHead: 0,
+    crashesBetweenPages: 0,
+    crashesAfterSplit: 0,
+    crashesBeforeDirectory: 0,
+    pageSplits: 0,
     chunkedValues: 0,
     sinkFailures: 0,
     stepFailures: 0,
@@ -1901,6 +1981,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         'crashesAfterEveryItem',
         'crashesBetweenChunks',
         'crashesBeforeHead',
+        'crashesBetweenPages',
+        'crashesAfterSplit',
+        'crashesBeforeDirectory',
+        'pageSplits',
         'chunkedValues',
         'sinkFailures',
         'stepFailures',
@@ -1937,6 +2021,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         `[${opts.label}] ${workload.name} seed ${seed}: ${s.invocations} invocations, ${s.crashPoints} crashes, ${s.replays} replays, ${s.staleInvocations} stale (${s.staleFenced} fenced), ${s.throttledCalls} throttled, ${s.produceFailures} produce failures, ${s.timeouts} timeouts` +
           (s.chunkedValues > 0
             ? `, ${s.chunkedValues} chunked values (${s.crashesBetweenChunks + s.crashesBeforeHead} crashes inside them)`
+            : '') +
+          (s.pageSplits > 0 || s.crashesBetweenPages > 0
+            ? `, ${s.pageSplits} page splits (crashes: ${s.crashesBetweenPages} between pages, ${s.crashesAfterSplit} after a split, ${s.crashesBeforeDirectory} before the directory)`
             : '') +
           ` | lost ${v.lost}, appliedTwice ${v.appliedTwice}, duplicates ${v.duplicateEmits} | total crashes ${result.crashPoints}/${opts.crashPoints}`,
       );

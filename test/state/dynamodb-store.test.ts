@@ -200,6 +200,9 @@ describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
   });
 
   test('reads more than 100 keys in parallel batches, consistently; one write request per item; counts conditional-check failures', async () => {
+    // The item layout (one item per key); pages are tested below.
+    const store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}-i`, endpoint, layout: 'items' });
+    await store.ensureTable();
     const keys = Array.from({ length: 250 }, (_, i) => `key-${i}`);
     const readsBefore = store.stats.readRequests;
     const writesBefore = store.stats.writeRequests;
@@ -223,6 +226,9 @@ describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
   });
 
   test('a value over 64 KB is split over chunk items, written before its head; small values stay inline', async () => {
+    // The item layout's heads (`k:`); in pages, values over 1 KB are chunked (tested below).
+    const store = new DynamoDBStore({ table: `sluice-test-${process.pid}-${Date.now()}-h`, endpoint, layout: 'items' });
+    await store.ensureTable();
     const big = { list: Array.from({ length: 1_200 }, (_, i) => `${i}`.padStart(1_000, 'é')) }; // about 2.4 MB of JSON
     await store.write(
       scope,
@@ -244,7 +250,7 @@ describe('DynamoDBStore against DynamoDB Local', dynamo, () => {
     for (const c of chunks) assert.equal(c.ttl.N, version.M!.t.N);
     assert.deepEqual(items.find((i) => i.sk.S === 'k:small')!.h.L!.at(-1)!.M!.v, { S: '[1]' }, 'inline, as before');
     // Another store instance (a new container) reads it back exact, and keys() lists heads only.
-    const fresh = new DynamoDBStore({ table: store.table, endpoint });
+    const fresh = new DynamoDBStore({ table: store.table, endpoint, layout: 'items' });
     assert.deepEqual(await readOne(fresh, 'window:collector', 'busy', 2), { value: big, offset: 1 });
     assert.deepEqual((await fresh.keys(scope, 'window:collector')).sort(), ['busy', 'small']);
     // The next batch keeps the version it read for retries, by reference: its chunks are not written again.

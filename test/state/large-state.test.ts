@@ -9,6 +9,7 @@ import { type KafkaEvent, type KafkaEventRecord, manifestOf } from 'sluice/runti
 import { MemoryStore } from 'sluice/state';
 import { CaptureLogger, CaptureSink, lambdaContext, toEventRecord } from 'sluice/testing';
 import { PartitionRunner } from '../../framework/src/runtime/partition-runner.js';
+import { decodePage } from '../../framework/src/state/dynamodb-pages.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import type { StateScope, StateStore } from '../../framework/src/state/store.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
@@ -51,8 +52,14 @@ function crashingOn(when: (item: Record<string, AttributeValue>, put: number) =>
   return c as unknown as DynamoDBClient & { crashed: boolean };
 }
 
-/** A head whose new version is chunked: its chunks were written just before it. */
-const chunkedHead = (item: Record<string, AttributeValue>) => item.h?.L?.at(-1)?.M?.w !== undefined;
+/** A head (an item of its own, or a page) whose new version is chunked: its chunks were written just before it. */
+const chunkedHead = (item: Record<string, AttributeValue>) =>
+  item.h?.L?.at(-1)?.M?.w !== undefined ||
+  (item.sk.S!.startsWith('p:') && [...pageEntries(item).values()].some((e) => e.line.includes('"w":')));
+
+function pageEntries(item: Record<string, AttributeValue>) {
+  return item.z?.B ? decodePage(item.z.B, true) : decodePage(item.j?.S ?? '', false);
+}
 
 async function chunkCount(store: DynamoDBStore, pk: string): Promise<number> {
   let n = 0;

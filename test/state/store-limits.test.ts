@@ -49,7 +49,8 @@ describe('checkKey', () => {
     'DynamoDB Local agrees: a 1,022-byte key is stored, a 1,023-byte one is refused as a StateValueError, not retried',
     dynamo,
     async () => {
-      const store = new DynamoDBStore({ table: `sluice-limits-${process.pid}-${Date.now()}`, endpoint: dynamodbEndpoint });
+      // The item layout, where the record key is DynamoDB's sort key (in pages it is inside the page, checked by checkKey only).
+      const store = new DynamoDBStore({ table: `sluice-limits-${process.pid}-${Date.now()}`, endpoint: dynamodbEndpoint, layout: 'items' });
       await store.ensureTable();
       const longest = 'é'.repeat(511);
       await store.write(scope, [{ namespace: 'keyed:k', key: longest, value: 1, offset: 3 }], { firstOffset: 3, lastOffset: 3 });

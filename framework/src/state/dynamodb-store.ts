@@ -1,30 +1,40 @@
 /**
  * The DynamoDB adapter of the state protocol: get, put and list items, large values in chunk
- * items. One concept, a little over 350 lines; the client, its retries and paged reads live in
- * `dynamodb-client.ts`, the value layout in `dynamodb-values.ts`, the table shape in `dynamodb-table.ts`.
+ * items. One concept, a little over 350 lines; the client, its retries and batched reads live in
+ * `dynamodb-client.ts`, the value layout in `dynamodb-values.ts`, the page layout in
+ * `dynamodb-pages.ts` (pure) and `dynamodb-paged.ts` (I/O), the table shape in `dynamodb-table.ts`.
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SLUICE_ENV, readEnv } from '../env.js';
-import { ConfigError, errorText, StateConflictError, StateValueError } from '../errors.js';
+import { ConfigError, errorText, SluiceError, StateConflictError, StateValueError } from '../errors.js';
 import { batchGetConsistent, defaultClient, sdk, sendWithRetries } from './dynamodb-client.js';
 import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from './dynamodb-table.js';
+import { type PagePut, PagedItems, type PageRead } from './dynamodb-paged.js';
 import {
   CHUNK_TTL_MARGIN_MS,
   chunkInfo,
   chunkItems,
   chunkSortKey,
   DEFAULT_MAX_VALUE_BYTES,
-  dynamoVersions,
+  INLINE_MAX_BYTES,
   ITEM_LIMIT,
   isChunked,
+  PAGE_INLINE_MAX_BYTES,
   type StoredVersion,
   valueLimit,
+  versionFormat,
 } from './dynamodb-values.js';
+import { isPartitionNamespace } from './namespaces.js';
 import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from './store.js';
 import { type ItemPut, type KeyLimit, type RawItem, VersionedStore } from './versioned-store.js';
 
-/** An item as read: its versions and its write count `n`, which the conditional put compares. */
-type DynamoItem = RawItem<StoredVersion, string>;
+/**
+ * What a conditional put compares: an item's write count `n` (item layout), or the page the key
+ * was read from (page layout).
+ */
+type Token = string | PageRead;
+/** An item as read: its versions and its token. */
+type DynamoItem = RawItem<StoredVersion, Token>;
 
 /** DynamoDB's key limits: 1,024 bytes of sort key (`k:` + the record key), 2,048 of partition key. */
 const KEY_LIMIT: KeyLimit = {
@@ -62,6 +72,19 @@ export interface DynamoDBStoreOptions {
    * is a dead letter, before any output leaves for it.
    */
   readonly maxValueBytes?: number;
+  /**
+   * How keys' state is laid out: `'pages'` (default) packs the small states of a namespace's keys
+   * into shared page items of about one write unit, deflated, and writes only the pages a batch
+   * changed; `'items'` keeps one item per key (Sluice before 0.2; see docs/state.md). Partition-level
+   * items (clocks, the idle item) are kept one per key in both.
+   */
+  readonly layout?: 'pages' | 'items';
+  /**
+   * Compressed bytes a page aims at before it splits; default what keeps a page item within one
+   * write unit (1 KB with its keys). Larger pages cost fewer read units and more write units per
+   * key changed; tests set it small to split often.
+   */
+  readonly pageBytes?: number;
 }
 
 /**
@@ -81,27 +104,32 @@ export interface DynamoDBStats {
 
 /**
  * State in a DynamoDB table, the adapter under {@link VersionedStore} (which owns the protocol):
- * partition key `pk` = function#topic#partition#namespace, sort key
- * `sk` = `k:` + record key, the versions in `h` (a list of maps: input offset `o`, value as JSON
- * `v` unless absent, expiry `e` if any; see `versions.ts`), the write count in `n`, and `ttl`.
- * A value over 64 KB is kept in chunk items written before the head (`dynamodb-values.ts`), up to
+ * partition key `pk` = function#topic#partition#namespace. Keys' state is packed into deflated page
+ * items `p:<d>.<b>` of about one write unit (`dynamodb-paged.ts`, `dynamodb-pages.ts`); partition-level
+ * items, and every key with `layout: 'items'`, keep an item of their own, sort key `k:` + record key,
+ * the versions in `h` (a list of maps: input offset `o`, value as JSON `v` unless absent, expiry `e`
+ * if any; see `versions.ts`), the write count in `n`, and `ttl`. Values over 1 KB in pages (64 KB
+ * in items) are kept in chunk items written before their head (`dynamodb-values.ts`), up to
  * `maxValueBytes`.
  *
- * Reads are consistent `BatchGetItem`s of up to 100 keys, in parallel (then the chunks of the
- * versions picked, if any are chunked). Each changed item is one
- * `PutItem` conditional on the write count read (`ConditionalCheckFailedException` is a conflict,
- * which the base counts); throttling and network errors are retried with backoff within the
- * invocation's time, then raised as a retriable SluiceError. Items also get a `ttl`: the latest
- * expiry of their versions, or `retentionMs` after the write for versions without one.
+ * Reads are consistent `BatchGetItem`s of up to 100 pages or items, in parallel (then the chunks of
+ * the versions picked, if any are chunked). Each changed page or item is one `PutItem` conditional
+ * on the write count read (`ConditionalCheckFailedException` is a conflict, which the base counts;
+ * a page is read again and its unchanged keys written on it); throttling and network errors are
+ * retried with backoff within the invocation's time, then raised as a retriable SluiceError. Items
+ * also get a `ttl`: the latest expiry of their versions, or `retentionMs` after the write for
+ * versions without one. See docs/state.md.
  *
  * @example
  * const store = new DynamoDBStore({ table: 'sluice-state', endpoint: 'http://127.0.0.1:8000' });
  * handler.sluice.configure({ store });
  */
-export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
+export class DynamoDBStore extends VersionedStore<StoredVersion, Token> {
   readonly kind = 'dynamodb';
   readonly durable = true;
   readonly table: string;
+  /** How keys' state is laid out ({@link DynamoDBStoreOptions.layout}). */
+  readonly layout: 'pages' | 'items';
   readonly stats: DynamoDBStats = {
     readRequests: 0,
     writeRequests: 0,
@@ -112,13 +140,16 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
   };
   readonly #endpoint: string | undefined;
   readonly #retentionMs: number;
+  readonly #paged: boolean;
+  readonly #pages: PagedItems;
   #client: DynamoDBClient | undefined;
 
   constructor(opts: DynamoDBStoreOptions = {}) {
     // DynamoDB stores JSON.stringify's text, so values are not checked for plain JSON here: that
     // would newly reject values it keeps today (a Date is stored as its ISO string).
+    const paged = (opts.layout ?? 'pages') === 'pages';
     super({
-      format: dynamoVersions,
+      format: versionFormat(paged ? PAGE_INLINE_MAX_BYTES : INLINE_MAX_BYTES),
       itemLimit: ITEM_LIMIT,
       keyLimit: KEY_LIMIT,
       valueLimit: valueLimit(opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
@@ -133,6 +164,27 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     this.#endpoint = opts.endpoint ?? readEnv('dynamodbEndpoint');
     this.#retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#client = opts.client;
+    this.#paged = paged;
+    this.layout = paged ? 'pages' : 'items';
+    this.#pages = new PagedItems({
+      table,
+      pageBytes: opts.pageBytes,
+      stats: this.stats,
+      send: (command, deadline) => this.#send(command, deadline),
+      putChunks: (version, pk, ttl, deadline) => this.#putChunks(version, pk, ttl, deadline),
+      oldLayoutError: (pk) =>
+        new SluiceError(
+          `the state table "${table}" holds state of "${pk}" in the item layout of Sluice before 0.2 (one item per key), which this version does not read: ` +
+            `it keeps keys in pages. Let the old version drain the input and start this one on a new table (SLUICE_STATE_TABLE), or delete the old state; ` +
+            `see "Upgrading" in docs/state.md.`,
+          { retriable: true },
+        ),
+    });
+  }
+
+  /** Whether a namespace's keys live in pages (partition-level items never do: they are few and written last). */
+  #isPaged(namespace: string): boolean {
+    return this.#paged && !isPartitionNamespace(namespace);
   }
 
   async #send<T>(command: unknown, deadline: number): Promise<T> {
@@ -167,6 +219,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     found: (key: string, item: DynamoItem) => void,
   ): Promise<void> {
     const pk = partitionKey(scope, namespace);
+    if (this.#isPaged(namespace)) return this.#pages.get(pk, keys, opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS, found);
     await batchGetConsistent(
       (command, deadline) => this.#send(command, deadline),
       this.table,
@@ -221,14 +274,34 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     }
   }
 
-  protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, string>[], opts: StoreCallOptions): Promise<number> {
+  protected async putItems(scope: StateScope, puts: readonly ItemPut<StoredVersion, Token>[], opts: StoreCallOptions): Promise<number> {
     const { PutItemCommand } = await sdk();
     const deadline = opts.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const now = Date.now();
     let conflicts = 0;
-    const put = async ({ change, versions, expected }: ItemPut<StoredVersion, string>) => {
+    const expiry = (versions: readonly StoredVersion[]) => {
       let expires = 0;
-      for (const v of versions) expires = Math.max(expires, dynamoVersions.expiresAt(v) ?? now + this.#retentionMs);
+      for (const v of versions) {
+        const e = v.av.M!.e?.N;
+        expires = Math.max(expires, e === undefined ? now + this.#retentionMs : Number(e));
+      }
+      return expires;
+    };
+    const pages = new Map<string, PagePut[]>();
+    const items: ItemPut<StoredVersion, Token>[] = [];
+    for (const p of puts) {
+      if (!this.#isPaged(p.change.namespace)) {
+        items.push(p);
+        continue;
+      }
+      const pk = partitionKey(scope, p.change.namespace);
+      let list = pages.get(pk);
+      if (!list) pages.set(pk, (list = []));
+      list.push({ key: p.change.key, versions: p.versions, expected: p.expected, expires: expiry(p.versions) });
+    }
+    for (const [pk, list] of pages) conflicts += await this.#pages.put(pk, list, deadline);
+    const put = async ({ change, versions, expected }: ItemPut<StoredVersion, Token>) => {
+      const expires = expiry(versions);
       const pk = partitionKey(scope, change.namespace);
       // A chunked value's chunks before the head that references them: a crash in between leaves
       // only chunks nothing references, which TTL removes.
@@ -241,13 +314,13 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
             Item: {
               pk: { S: pk },
               sk: { S: encodeKey(change.key) },
-              n: { N: String(Number(expected?.token ?? 0) + 1) },
+              n: { N: String(Number((expected?.token as string | undefined) ?? 0) + 1) },
               // The versions read are passed back as DynamoDB returned them: only the new one is encoded.
               h: { L: versions.map((v) => v.av) },
               ttl: { N: String(Math.ceil(expires / 1000)) },
             },
             ...(expected
-              ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: expected.token } } }
+              ? { ConditionExpression: 'n = :n', ExpressionAttributeValues: { ':n': { N: expected.token as string } } }
               : { ConditionExpression: 'attribute_not_exists(pk)' }),
             ReturnConsumedCapacity: 'TOTAL',
           }),
@@ -261,7 +334,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
         this.stats.conditionalCheckFailures++;
       }
     };
-    for (let i = 0; i < puts.length; i += WRITE_CONCURRENCY) await Promise.all(puts.slice(i, i + WRITE_CONCURRENCY).map(put));
+    for (let i = 0; i < items.length; i += WRITE_CONCURRENCY) await Promise.all(items.slice(i, i + WRITE_CONCURRENCY).map(put));
     return conflicts;
   }
 
@@ -285,6 +358,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, string> {
     namespace: string,
     found: (key: string, versions: readonly StoredVersion[]) => void,
   ): Promise<void> {
+    if (this.#isPaged(namespace)) return this.#pages.list(partitionKey(scope, namespace), found);
     const { QueryCommand } = await sdk();
     let start: Record<string, AttributeValue> | undefined;
     do {

@@ -9,7 +9,7 @@
  * item, whatever they computed (keyed state may hold `Date.now()`). See docs/state.md.
  *
  * @example
- * const v = dynamoVersions.encode(41, bigObject, undefined); // v.chunks: the chunk items' data
+ * const v = versionFormat(INLINE_MAX_BYTES).encode(41, bigObject, undefined); // v.chunks: the chunk items' data
  * chunkSortKey(v, 0); // 'c:Xk3…#0'
  */
 import { randomBytes } from 'node:crypto';
@@ -28,6 +28,11 @@ export interface StoredVersion {
 
 /** Values up to this many bytes of JSON stay in the head item (`v`); larger ones are chunked. */
 export const INLINE_MAX_BYTES = 64 * 1024;
+/**
+ * In the page layout, values up to this many bytes stay in their page; larger ones are chunked, so
+ * that a page stays near one write unit and a big value is written only when it changes.
+ */
+export const PAGE_INLINE_MAX_BYTES = 1024;
 /** Bytes of value per chunk item: with the keys and `ttl`, under DynamoDB's 400 KB item limit. */
 export const CHUNK_BYTES = 384 * 1024;
 /** Default cap on one value, chunked or not (`DynamoDBStoreOptions.maxValueBytes`). */
@@ -40,53 +45,87 @@ export const CHUNK_TTL_MARGIN_MS = 3 * 86_400_000;
 
 /**
  * Versions as attribute maps `{ o: N, v: S (the value's JSON), e: N }`, or for a chunked value
- * `{ o, w: S, c: N, b: N, t: N, e }` (`t` is filled in by the put, which knows the item's expiry).
- * Decoding parses only the version a batch reads; the versions a write keeps go back as they came.
+ * `{ o, w: S, c: N, b: N, t: N, e }` (`t` is filled in by the put, which knows the item's expiry),
+ * chunked when the value's JSON is over `inlineMaxBytes`. Decoding parses only the version a batch
+ * reads; the versions a write keeps go back as they came.
  *
  * @example
- * dynamoVersions.decode(dynamoVersions.encode(3, { n: 1 }, undefined)); // { n: 1 }
+ * versionFormat(1024).decode(versionFormat(1024).encode(3, { n: 1 }, undefined)); // { n: 1 }
  */
-export const dynamoVersions: VersionFormat<StoredVersion> = {
-  encode(o, value, e) {
-    const m: Record<string, AttributeValue> = { o: { N: String(o) } };
-    const json = value === undefined ? undefined : JSON.stringify(value);
-    let chunks: Uint8Array[] | undefined;
-    if (json !== undefined) {
-      // A UTF-16 code unit is at most 3 UTF-8 bytes: small values need no counting.
-      if (json.length * 3 <= INLINE_MAX_BYTES || Buffer.byteLength(json) <= INLINE_MAX_BYTES) m.v = { S: json };
-      else {
-        const bytes = Buffer.from(json);
-        chunks = [];
-        for (let i = 0; i < bytes.length; i += CHUNK_BYTES) chunks.push(bytes.subarray(i, i + CHUNK_BYTES));
-        m.w = { S: randomBytes(12).toString('base64url') };
-        m.c = { N: String(chunks.length) };
-        m.b = { N: String(bytes.length) };
+export function versionFormat(inlineMaxBytes: number): VersionFormat<StoredVersion> {
+  return {
+    encode(o, value, e) {
+      const m: Record<string, AttributeValue> = { o: { N: String(o) } };
+      const json = value === undefined ? undefined : JSON.stringify(value);
+      let chunks: Uint8Array[] | undefined;
+      if (json !== undefined) {
+        // A UTF-16 code unit is at most 3 UTF-8 bytes: small values need no counting.
+        if (json.length * 3 <= inlineMaxBytes || Buffer.byteLength(json) <= inlineMaxBytes) m.v = { S: json };
+        else {
+          const bytes = Buffer.from(json);
+          chunks = [];
+          for (let i = 0; i < bytes.length; i += CHUNK_BYTES) chunks.push(bytes.subarray(i, i + CHUNK_BYTES));
+          m.w = { S: randomBytes(12).toString('base64url') };
+          m.c = { N: String(chunks.length) };
+          m.b = { N: String(bytes.length) };
+        }
       }
-    }
-    if (e !== undefined) m.e = { N: String(e) };
-    return chunks ? { o, av: { M: m }, chunks } : { o, av: { M: m } };
-  },
-  decode(version) {
-    const m = version.av.M!;
-    if (m.v) return JSON.parse(m.v.S!);
-    if (!m.w) return undefined;
-    // The store reads the chunks of every version a batch picks before decoding it.
-    if (version.json === undefined) throw new Error(`the chunks of the state version at offset ${version.o} were not read`);
-    return version.json === null ? undefined : JSON.parse(version.json);
-  },
-  holdsValue: (version) => version.av.M!.v !== undefined || version.av.M!.w !== undefined,
-  expiresAt(version) {
-    const e = version.av.M!.e?.N;
-    return e === undefined ? undefined : Number(e);
-  },
-};
+      if (e !== undefined) m.e = { N: String(e) };
+      return chunks ? { o, av: { M: m }, chunks } : { o, av: { M: m } };
+    },
+    decode(version) {
+      const m = version.av.M!;
+      if (m.v) return JSON.parse(m.v.S!);
+      if (!m.w) return undefined;
+      // The store reads the chunks of every version a batch picks before decoding it.
+      if (version.json === undefined) throw new Error(`the chunks of the state version at offset ${version.o} were not read`);
+      return version.json === null ? undefined : JSON.parse(version.json);
+    },
+    holdsValue: (version) => version.av.M!.v !== undefined || version.av.M!.w !== undefined,
+    expiresAt(version) {
+      const e = version.av.M!.e?.N;
+      return e === undefined ? undefined : Number(e);
+    },
+  };
+}
+
+/**
+ * Versions as the JSON a page keeps them in: each version's attribute map as a plain object (every
+ * attribute is a number or a string), `[{"o":41,"v":"{\"n\":1}"}]`.
+ *
+ * @example
+ * versionsFromJson(versionsToJson(versions)); // the same versions
+ */
+export function versionsToJson(versions: readonly StoredVersion[]): string {
+  const out: Record<string, number | string>[] = [];
+  for (const v of versions) {
+    const plain: Record<string, number | string> = {};
+    for (const [name, attr] of Object.entries(v.av.M!)) plain[name] = attr.N !== undefined ? Number(attr.N) : attr.S!;
+    out.push(plain);
+  }
+  return JSON.stringify(out);
+}
+
+/**
+ * The versions {@link versionsToJson} wrote, as the store handles them.
+ *
+ * @example
+ * versionsFromJson('[{"o":41,"v":"1"}]')[0].o; // 41
+ */
+export function versionsFromJson(json: string): StoredVersion[] {
+  return (JSON.parse(json) as Record<string, number | string>[]).map((plain) => {
+    const m: Record<string, AttributeValue> = {};
+    for (const [name, x] of Object.entries(plain)) m[name] = typeof x === 'number' ? { N: String(x) } : { S: x };
+    return { o: Number(plain.o), av: { M: m } };
+  });
+}
 
 /**
  * DynamoDB's 400 KB per item, counted on the head: inline values' JSON plus a fixed cost per
  * version (a chunked version costs only its reference).
  *
  * @example
- * ITEM_LIMIT.valueBytes(dynamoVersions.encode(1, 'x', undefined)); // 3
+ * ITEM_LIMIT.valueBytes(versionFormat(INLINE_MAX_BYTES).encode(1, 'x', undefined)); // 3
  */
 export const ITEM_LIMIT: ItemLimit<StoredVersion> = {
   // Less room for the key and bookkeeping attributes.
