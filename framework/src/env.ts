@@ -10,6 +10,8 @@
 export const SLUICE_ENV = {
   /** DynamoDB table holding window and keyed state; set only for stateful functions. */
   stateTable: 'SLUICE_STATE_TABLE',
+  /** `pages` (default) or `items`: the DynamoDB state layout (docs/state.md, Upgrading). */
+  stateLayout: 'SLUICE_STATE_LAYOUT',
   /** DynamoDB endpoint (DynamoDB Local); AWS's endpoint when unset. */
   dynamodbEndpoint: 'SLUICE_DYNAMODB_ENDPOINT',
   /** `kafka`: outputs and dead letters are produced to Kafka; anything else logs them. */

@@ -147,7 +147,7 @@ export class DynamoDBStore extends VersionedStore<StoredVersion, Token> {
   constructor(opts: DynamoDBStoreOptions = {}) {
     // DynamoDB stores JSON.stringify's text, so values are not checked for plain JSON here: that
     // would newly reject values it keeps today (a Date is stored as its ISO string).
-    const paged = (opts.layout ?? 'pages') === 'pages';
+    const paged = stateLayout(opts.layout) === 'pages';
     super({
       format: versionFormat(paged ? PAGE_INLINE_MAX_BYTES : INLINE_MAX_BYTES),
       itemLimit: ITEM_LIMIT,
@@ -437,4 +437,15 @@ function missingChunksError(
     `state "${namespace}" of function "${scope.functionName}" for key "${key}" (partition ${scope.partition}): ${missing} chunk item(s) of its version ` +
       `at offset ${version.o} are missing though the item references them; chunk items must only be removed by TTL. Lambda will retry the batch.`,
   );
+}
+
+/** The layout a store uses: the option, else SLUICE_STATE_LAYOUT, else pages; anything else fails at load. */
+function stateLayout(option: DynamoDBStoreOptions['layout']): 'pages' | 'items' {
+  const layout = option ?? (readEnv('stateLayout') || 'pages');
+  if (layout !== 'pages' && layout !== 'items') {
+    throw new ConfigError(
+      `${SLUICE_ENV.stateLayout} must be "pages" (the default: keys' small states packed in shared items) or "items" (one item per key, the layout of Sluice 0.1); received ${JSON.stringify(layout)}.`,
+    );
+  }
+  return layout;
 }
