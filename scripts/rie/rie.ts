@@ -189,6 +189,15 @@ export interface StartRieOptions {
   binary?: string;
   /** How long to wait for the emulator's port, in ms; default 10000. */
   startTimeoutMs?: number;
+  /**
+   * The function's memory setting in MB: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, and V8's heap limits as
+   * Lambda's managed Node.js runtime derives them from it (new space = memory / 10, semi space half
+   * of that, old space = memory - new space), so garbage collection runs as tight as deployed.
+   * Nothing caps the process's memory: measure it (`SLUICE_RIE_METRICS=1` in `env`, see bootstrap.mjs).
+   */
+  memorySizeMb?: number;
+  /** Receives everything the emulator and the function write, chunk by chunk, as it comes (logs() keeps only the last MiB). */
+  onLog?: (chunk: string) => void;
 }
 
 /** A running emulator, from {@link startRie}. */
@@ -302,8 +311,13 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
     _HANDLER: opts.handler,
     AWS_LAMBDA_FUNCTION_NAME: functionName,
     AWS_LAMBDA_FUNCTION_TIMEOUT: String(opts.timeoutSeconds ?? 30),
+    ...(opts.memorySizeMb ? { AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(opts.memorySizeMb) } : {}),
     ...opts.env,
   };
+  const newSpace = opts.memorySizeMb ? Math.floor(opts.memorySizeMb / 10) : 0;
+  const heapFlags = opts.memorySizeMb
+    ? [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${opts.memorySizeMb - newSpace}`]
+    : [];
   const rieArgs = [
     '--runtime-interface-emulator-address',
     `127.0.0.1:${port}`,
@@ -311,7 +325,9 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
     '--runtime-api-address',
     `127.0.0.1:${apiPort}`,
     // The bootstrap command; the emulator takes its last argument as the handler when _HANDLER is unset.
+    // Flags it does not know (Node's) the official emulator's parser passes on to the command, in order.
     process.execPath,
+    ...heapFlags,
     BOOTSTRAP_PATH,
     opts.handler,
   ];
@@ -324,7 +340,9 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
   });
   let logs = '';
   const append = (d: Buffer) => {
-    logs += d.toString();
+    const text = d.toString();
+    opts.onLog?.(text);
+    logs += text;
     if (logs.length > MAX_LOG_CHARS) logs = logs.slice(-MAX_LOG_CHARS);
   };
   child.stdout?.on('data', append);
