@@ -22,9 +22,12 @@
  * posted: `{"sluice":"rie-metrics","requestId","handlerMs","cpuUserMs","cpuSystemMs","rss",
  * "maxRss","heapTotal","heapUsed","external","arrayBuffers"}` (bytes; `maxRss` is the process's
  * peak resident set so far, VmHWM), for benchmarks of the packaged function (bench/cost.ts).
+ * With `SLUICE_RIE_CAPTURE=<file>`, everything written to stdout and stderr is also appended to that
+ * file, synchronously and whole: the official emulator copies the runtime's output in chunks and
+ * can split a line with its own START / END / REPORT lines.
  */
 import http from 'node:http';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, openSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -41,6 +44,16 @@ const [apiHost, apiPortText] = splitHostPort(runtimeApi);
 const apiPort = Number(apiPortText || 80);
 const base = `http://${runtimeApi}/${API_VERSION}/runtime`;
 const metrics = process.env.SLUICE_RIE_METRICS === '1';
+if (process.env.SLUICE_RIE_CAPTURE) {
+  const fd = openSync(process.env.SLUICE_RIE_CAPTURE, 'a');
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream);
+    stream.write = (chunk, ...rest) => {
+      writeSync(fd, typeof chunk === 'string' ? chunk : Buffer.from(chunk));
+      return write(chunk, ...rest);
+    };
+  }
+}
 
 /** The request id of the invocation in flight, if any. */
 let current = null;

@@ -194,10 +194,11 @@ export interface StartRieOptions {
    * Lambda's managed Node.js runtime derives them from it (new space = memory / 10, semi space half
    * of that, old space = memory - new space), so garbage collection runs as tight as deployed.
    * Nothing caps the process's memory: measure it (`SLUICE_RIE_METRICS=1` in `env`, see bootstrap.mjs).
+   * The official emulator copies the function's output into its own stdout in chunks, so its START,
+   * END and REPORT lines can land inside the function's lines: to read every line the function
+   * wrote, give it `SLUICE_RIE_CAPTURE=<file>` in `env` (bootstrap.mjs).
    */
   memorySizeMb?: number;
-  /** Receives everything the emulator and the function write, chunk by chunk, as it comes (logs() keeps only the last MiB). */
-  onLog?: (chunk: string) => void;
 }
 
 /** A running emulator, from {@link startRie}. */
@@ -340,9 +341,7 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
   });
   let logs = '';
   const append = (d: Buffer) => {
-    const text = d.toString();
-    opts.onLog?.(text);
-    logs += text;
+    logs += d.toString();
     if (logs.length > MAX_LOG_CHARS) logs = logs.slice(-MAX_LOG_CHARS);
   };
   child.stdout?.on('data', append);
