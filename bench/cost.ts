@@ -288,13 +288,18 @@ try {
   process.exit(2);
 }
 
-const rows: CostRow[] = [];
+// Unzipped up front: a later `sls package` (a test, another run) rewrites the zips.
+const taskDirs = new Map<string, string>();
 for (const fn of FUNCTIONS) {
-  const taskDir = mkdtempSync(path.join(os.tmpdir(), `sluice-bench-cost-${fn}-`));
-  try {
-    await unzipTo(path.join(root, `.serverless/sluice-${fn}.zip`), taskDir);
+  const dir = mkdtempSync(path.join(os.tmpdir(), `sluice-bench-cost-${fn}-`));
+  taskDirs.set(fn, dir);
+  await unzipTo(path.join(root, `.serverless/sluice-${fn}.zip`), dir);
+}
+const rows: CostRow[] = [];
+try {
+  for (const fn of FUNCTIONS) {
     for (const batchSize of BATCH_SIZES) {
-      const row = await measure(fn, taskDir, batchSize);
+      const row = await measure(fn, taskDirs.get(fn)!, batchSize);
       rows.push(row);
       if (values.json) console.log(JSON.stringify(row));
       say(
@@ -302,9 +307,9 @@ for (const fn of FUNCTIONS) {
           `$${row.dollarsPerMillion.total.x86_64} (x86) per M; peak RSS ${row.peakRssMb} MB at ${row.memoryMb} MB; ${row.wallSeconds} s`,
       );
     }
-  } finally {
-    rmSync(taskDir, { recursive: true, force: true });
   }
+} finally {
+  for (const dir of taskDirs.values()) rmSync(dir, { recursive: true, force: true });
 }
 
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GB, ${os.platform()} ${os.arch()}, Node ${process.version}`;
