@@ -346,7 +346,12 @@ if (values['write-docs']) {
   const cmd = `npm run bench:cost -- --json --records ${RECORDS} --keys ${KEYS} --batch-sizes ${BATCH_SIZES.join(',')}${values.memory ? ` --memory ${values.memory}` : ''} --write-docs`;
   writeFileSync(
     file,
-    `${doc.slice(0, a + begin.length)}\n${docsTable(rows, prices, { cmd, machine, date: summary.date, emulator: emulator.note })}\n${doc.slice(b)}`,
+    `${doc.slice(0, a + begin.length)}\n${docsTable(rows, prices, {
+      cmd,
+      machine,
+      date: summary.date,
+      emulator: emulator.official ? 'the official Lambda Runtime Interface Emulator' : emulator.note,
+    })}\n${doc.slice(b)}`,
   );
   say(`bench:cost: wrote the table into ${path.relative(root, file)}`);
 }
