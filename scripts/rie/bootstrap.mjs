@@ -17,9 +17,17 @@
  * (or rejected promise) to /invocation/{id}/error as {errorType, errorMessage, stackTrace}. An
  * uncaught exception or unhandled rejection during an invocation is reported for that invocation
  * and then ends the process, as the managed Node.js runtimes do.
+ *
+ * With `SLUICE_RIE_METRICS=1`, each invocation also writes one line to stderr before its answer is
+ * posted: `{"sluice":"rie-metrics","requestId","handlerMs","cpuUserMs","cpuSystemMs","rss",
+ * "maxRss","heapTotal","heapUsed","external","arrayBuffers"}` (bytes; `maxRss` is the process's
+ * peak resident set so far, VmHWM), for benchmarks of the packaged function (bench/cost.ts).
+ * With `SLUICE_RIE_CAPTURE=<file>`, everything written to stdout and stderr is also appended to that
+ * file, synchronously and whole: the official emulator copies the runtime's output in chunks and
+ * can split a line with its own START / END / REPORT lines.
  */
 import http from 'node:http';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, openSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -35,6 +43,17 @@ if (!runtimeApi) {
 const [apiHost, apiPortText] = splitHostPort(runtimeApi);
 const apiPort = Number(apiPortText || 80);
 const base = `http://${runtimeApi}/${API_VERSION}/runtime`;
+const metrics = process.env.SLUICE_RIE_METRICS === '1';
+if (process.env.SLUICE_RIE_CAPTURE) {
+  const fd = openSync(process.env.SLUICE_RIE_CAPTURE, 'a');
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream);
+    stream.write = (chunk, ...rest) => {
+      writeSync(fd, typeof chunk === 'string' ? chunk : Buffer.from(chunk));
+      return write(chunk, ...rest);
+    };
+  }
+}
 
 /** The request id of the invocation in flight, if any. */
 let current = null;
@@ -216,6 +235,27 @@ function callHandler(fn, event, context) {
   });
 }
 
+/** One line of what the invocation just cost: wall and CPU time, and memory (pipes to stderr are synchronous on Linux, so it precedes the answer). */
+function writeMetrics(requestId, started) {
+  const handlerMs = performance.now() - started.at;
+  const cpu = process.cpuUsage(started.cpu);
+  const m = process.memoryUsage();
+  const line = {
+    sluice: 'rie-metrics',
+    requestId,
+    handlerMs: Math.round(handlerMs * 1000) / 1000,
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+    rss: m.rss,
+    maxRss: process.resourceUsage().maxRSS * 1024,
+    heapTotal: m.heapTotal,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+  };
+  process.stderr.write(`${JSON.stringify(line)}\n`);
+}
+
 let dying = false;
 async function fatal(err) {
   if (dying) return;
@@ -261,7 +301,13 @@ async function main() {
         err.name = 'Runtime.UnmarshalError';
         throw err;
       }
-      const result = await callHandler(handler, event, context);
+      const started = metrics ? { at: performance.now(), cpu: process.cpuUsage() } : undefined;
+      let result;
+      try {
+        result = await callHandler(handler, event, context);
+      } finally {
+        if (started) writeMetrics(id, started);
+      }
       let body;
       try {
         body = JSON.stringify(result === undefined ? null : result);

@@ -5,34 +5,20 @@
  *
  * The function is started by `bootstrap.mjs` (a dependency-free Lambda custom runtime) and the RIE
  * talks to it over the Lambda Runtime API, as in Lambda. The RIE binary is built once with
- * `go install` into `${SLUICE_CACHE:-~/.cache/sluice}/rie-<version>/aws-lambda-rie`, outside git;
+ * `go build` from the emulator's source in `SLUICE_RIE_SOURCE` (CI sets it to
+ * `../shared/vendor/aws-lambda-rie`, see `.ci/run`; the Go module proxy refuses the module itself)
+ * into `${SLUICE_CACHE:-~/.cache/sluice}/rie-<upstream commit>/aws-lambda-rie`, outside git;
  * `SLUICE_RIE_BIN` points at a binary to use instead. `emulator.mjs` beside this file is a plain-Node
- * stand-in with the same command line, for machines where the binary cannot be had:
- * `startRie({ …, binary: EMULATOR_PATH })`, or `SLUICE_RIE_BIN=<path to emulator.mjs>`.
+ * stand-in with the same command line, for machines where the binary cannot be had: {@link selectRie}
+ * picks the official binary when it can be had and says why not otherwise.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 const here = import.meta.dirname;
-
-/** Go module of the official emulator. */
-export const RIE_MODULE = 'github.com/aws/aws-lambda-runtime-interface-emulator';
-
-/** The emulator's main package inside {@link RIE_MODULE}; `SLUICE_RIE_PACKAGE` overrides it. */
-export const RIE_PACKAGE = process.env.SLUICE_RIE_PACKAGE || `${RIE_MODULE}/cmd/aws-lambda-rie`;
-
-/**
- * The pinned version of {@link RIE_MODULE}, given to `go install …@<version>`; `SLUICE_RIE_VERSION`
- * overrides it. The emulator's release tags (v1.22, v1.27, …) have two parts, which Go does not take
- * as module versions, and releases before 2025 declare `module go.amzn.com`, so only a commit after the
- * module was renamed can be installed by this path: this is such a commit (Go resolves it to a
- * pseudo-version). NOT YET VERIFIED: the Go module proxy reachable from the machine where this was
- * written answered 403 for every version of this module.
- */
-export const RIE_VERSION = process.env.SLUICE_RIE_VERSION || '0f5fce3275ada05b2e0cc2c097c6240b0442a3d6';
 
 /** Absolute path of the custom-runtime bootstrap the emulator starts. */
 export const BOOTSTRAP_PATH = path.join(here, 'bootstrap.mjs');
@@ -42,23 +28,41 @@ export const EMULATOR_PATH = path.join(here, 'emulator.mjs');
 
 const MAX_LOG_CHARS = 1 << 20;
 
+/** The emulator's source folder (`SLUICE_RIE_SOURCE`), if set. */
+function rieSource(): string | undefined {
+  const dir = process.env.SLUICE_RIE_SOURCE;
+  return dir ? path.resolve(dir) : undefined;
+}
+
+/** The upstream commit the vendored source records in UPSTREAM-COMMIT, or `source` when it records none. */
+function sourceVersion(dir: string): string {
+  const file = path.join(dir, 'UPSTREAM-COMMIT');
+  const commit = existsSync(file) ? /^[0-9a-f]{7,40}/.exec(readFileSync(file, 'utf8').trim())?.[0] : undefined;
+  return commit ? commit.slice(0, 12) : 'source';
+}
+
 /**
- * The folder the RIE binary is cached in: `${SLUICE_CACHE:-~/.cache/sluice}/rie-<version>`.
+ * The folder the RIE binary built from `source` is cached in: `${SLUICE_CACHE:-~/.cache/sluice}/rie-<upstream commit>`.
  *
  * @example
  * ```ts
- * console.log(rieCacheDir()); // /root/.cache/sluice/rie-0f5fce3275ad…
+ * console.log(rieCacheDir('/work/shared/vendor/aws-lambda-rie')); // /root/.cache/sluice/rie-4fa215715260
  * ```
  */
-export function rieCacheDir(): string {
+function rieCacheDir(source: string): string {
   const cache = process.env.SLUICE_CACHE || path.join(os.homedir(), '.cache', 'sluice');
-  return path.join(cache, `rie-${RIE_VERSION}`);
+  return path.join(cache, `rie-${sourceVersion(source)}`);
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; error?: Error }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+): Promise<{ code: number | null; out: string; error?: Error }> {
   return new Promise((resolve) => {
     let out = '';
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', (error) => resolve({ code: null, out, error }));
@@ -67,53 +71,63 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ cod
 }
 
 /**
- * Returns the path of the `aws-lambda-rie` binary, building it first with
- * `go install <RIE_PACKAGE>@<RIE_VERSION>` into {@link rieCacheDir} if it is not there yet.
- * `SLUICE_RIE_BIN`, when set, is returned as it is (it must exist).
+ * Returns the path of the official `aws-lambda-rie` binary. `SLUICE_RIE_BIN`, when set, is returned
+ * as it is (it must exist). Otherwise the binary is built once with `go build ./cmd/aws-lambda-rie`
+ * in `SLUICE_RIE_SOURCE` (read only: the output goes to {@link rieCacheDir}) and reused after.
  *
- * @throws Error naming `go` and the module when Go is missing or the build fails.
+ * @throws Error saying what is missing (`SLUICE_RIE_SOURCE`, the folder, Go) or why the build failed.
  *
  * @example
  * ```ts
- * const bin = await rieBinary(); // ~/.cache/sluice/rie-<version>/aws-lambda-rie
+ * const bin = await rieBinary(); // ~/.cache/sluice/rie-<commit>/aws-lambda-rie
  * ```
  */
 export async function rieBinary(): Promise<string> {
   const override = process.env.SLUICE_RIE_BIN;
   if (override) {
-    if (!existsSync(override)) throw new Error(`SLUICE_RIE_BIN=${override} does not exist`);
+    if (!existsSync(override))
+      throw new Error(`SLUICE_RIE_BIN=${override} does not exist; point it at an aws-lambda-rie binary or unset it.`);
     return path.resolve(override);
   }
-  const dir = rieCacheDir();
+  const source = rieSource();
+  if (!source) {
+    throw new Error(
+      'SLUICE_RIE_SOURCE is not set: it names the source folder of the Lambda Runtime Interface Emulator ' +
+        '(CI sets it to ../shared/vendor/aws-lambda-rie when that folder exists); or set SLUICE_RIE_BIN to a binary.',
+    );
+  }
+  if (!existsSync(path.join(source, 'cmd', 'aws-lambda-rie'))) {
+    throw new Error(`SLUICE_RIE_SOURCE=${source} holds no cmd/aws-lambda-rie: point it at the emulator's source folder.`);
+  }
+  const dir = rieCacheDir(source);
   const bin = path.join(dir, 'aws-lambda-rie');
   if (existsSync(bin) && statSync(bin).isFile()) return bin;
 
-  const spec = `${RIE_PACKAGE}@${RIE_VERSION}`;
   const version = await run('go', ['version'], process.env);
   if (version.code !== 0) {
     throw new Error(
-      `Building the Lambda Runtime Interface Emulator needs Go: \`go\` is not installed or not on PATH ` +
-        `(wanted \`go install ${spec}\`${version.error ? `: ${version.error.message}` : ''}). ` +
-        `Install Go, or set SLUICE_RIE_BIN to an aws-lambda-rie binary.`,
+      `Building the Lambda Runtime Interface Emulator from ${source} needs Go: \`go\` is not installed or not on PATH` +
+        `${version.error ? ` (${version.error.message})` : ''}. Install Go, or set SLUICE_RIE_BIN to an aws-lambda-rie binary.`,
     );
   }
   // Build into a private folder, then move the binary into place: parallel builds cannot clash.
   mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = mkdtempSync(`${dir}.build-`);
   try {
-    process.stderr.write(`rie: building ${spec} with ${version.out.trim()} (once)…\n`);
+    process.stderr.write(`rie: building ${source} with ${version.out.trim()} (once)…\n`);
     const started = Date.now();
-    const build = await run('go', ['install', spec], {
-      ...process.env,
-      GOBIN: tmp,
-      CGO_ENABLED: '0',
-      GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=mod`.trim(),
-    });
     const built = path.join(tmp, 'aws-lambda-rie');
+    // -mod=readonly: the source folder is shared and read only; its go.sum pins every dependency.
+    const build = await run(
+      'go',
+      ['build', '-mod=readonly', '-o', built, './cmd/aws-lambda-rie'],
+      { ...process.env, CGO_ENABLED: '0' },
+      source,
+    );
     if (build.code !== 0 || !existsSync(built)) {
       throw new Error(
-        `\`go install ${spec}\` failed (exit ${build.code}); could not build the Lambda Runtime Interface Emulator from Go module ${RIE_MODULE}. ` +
-          `Set SLUICE_RIE_VERSION to another version, or SLUICE_RIE_BIN to a binary.\n${build.out.trim().split('\n').slice(-20).join('\n')}`,
+        `\`go build ./cmd/aws-lambda-rie\` in ${source} failed (exit ${build.code}); set SLUICE_RIE_BIN to a binary instead.\n` +
+          build.out.trim().split('\n').slice(-20).join('\n'),
       );
     }
     chmodSync(built, 0o755);
@@ -123,6 +137,37 @@ export async function rieBinary(): Promise<string> {
     return bin;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Which emulator {@link selectRie} chose, and why. */
+export interface RieChoice {
+  /** What to pass as {@link StartRieOptions.binary}. */
+  binary: string;
+  /** True for the official RIE, false for the stand-in `emulator.mjs`. */
+  official: boolean;
+  /** One line for the test or benchmark output: which emulator, and for the stand-in why the official one is not used. */
+  note: string;
+}
+
+/**
+ * The official RIE when it can be had ({@link rieBinary}: `SLUICE_RIE_BIN`, or built from
+ * `SLUICE_RIE_SOURCE`), else the plain-Node stand-in, with the reason in `note`.
+ *
+ * @example
+ * ```ts
+ * const rie = await selectRie();
+ * if (!rie.official) t.diagnostic(rie.note);
+ * await startRie({ taskDir, handler, binary: rie.binary });
+ * ```
+ */
+export async function selectRie(): Promise<RieChoice> {
+  try {
+    const binary = await rieBinary();
+    return { binary, official: true, note: `official Lambda Runtime Interface Emulator: ${binary}` };
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0];
+    return { binary: EMULATOR_PATH, official: false, note: `stand-in emulator (scripts/rie/emulator.mjs), not the official RIE: ${why}` };
   }
 }
 
@@ -144,6 +189,16 @@ export interface StartRieOptions {
   binary?: string;
   /** How long to wait for the emulator's port, in ms; default 10000. */
   startTimeoutMs?: number;
+  /**
+   * The function's memory setting in MB: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, and V8's heap limits as
+   * Lambda's managed Node.js runtime derives them from it (new space = memory / 10, semi space half
+   * of that, old space = memory - new space), so garbage collection runs as tight as deployed.
+   * Nothing caps the process's memory: measure it (`SLUICE_RIE_METRICS=1` in `env`, see bootstrap.mjs).
+   * The official emulator copies the function's output into its own stdout in chunks, so its START,
+   * END and REPORT lines can land inside the function's lines: to read every line the function
+   * wrote, give it `SLUICE_RIE_CAPTURE=<file>` in `env` (bootstrap.mjs).
+   */
+  memorySizeMb?: number;
 }
 
 /** A running emulator, from {@link startRie}. */
@@ -152,7 +207,10 @@ export interface RieHandle {
   url: string;
   /** The emulator's port on 127.0.0.1. */
   port: number;
-  /** Invokes the function with `event` and returns its parsed JSON result; throws {@link RieInvokeError} on a function, init or timeout error. */
+  /**
+   * Invokes the function with `event` and returns its parsed JSON result; throws {@link RieInvokeError} on a function, init or timeout error.
+   * Calls made while one runs wait their turn, as one Lambda execution environment takes one invocation at a time.
+   */
   invoke(event: unknown): Promise<unknown>;
   /** Stops the emulator and the function's runtime (the whole process group) and waits for them to exit. */
   stop(): Promise<void>;
@@ -254,8 +312,13 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
     _HANDLER: opts.handler,
     AWS_LAMBDA_FUNCTION_NAME: functionName,
     AWS_LAMBDA_FUNCTION_TIMEOUT: String(opts.timeoutSeconds ?? 30),
+    ...(opts.memorySizeMb ? { AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(opts.memorySizeMb) } : {}),
     ...opts.env,
   };
+  const newSpace = opts.memorySizeMb ? Math.floor(opts.memorySizeMb / 10) : 0;
+  const heapFlags = opts.memorySizeMb
+    ? [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${opts.memorySizeMb - newSpace}`]
+    : [];
   const rieArgs = [
     '--runtime-interface-emulator-address',
     `127.0.0.1:${port}`,
@@ -263,7 +326,9 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
     '--runtime-api-address',
     `127.0.0.1:${apiPort}`,
     // The bootstrap command; the emulator takes its last argument as the handler when _HANDLER is unset.
+    // Flags it does not know (Node's) the official emulator's parser passes on to the command, in order.
     process.execPath,
+    ...heapFlags,
     BOOTSTRAP_PATH,
     opts.handler,
   ];
@@ -330,34 +395,43 @@ export async function startRie(opts: StartRieOptions): Promise<RieHandle> {
   }
 
   const url = `http://127.0.0.1:${port}/2015-03-31/functions/function/invocations`;
+  let queue: Promise<unknown> = Promise.resolve();
   return {
     url,
     port,
     logs: () => logs,
     stop,
-    async invoke(event: unknown): Promise<unknown> {
-      if (exitInfo !== null || stopped) throw new Error(`startRie: the emulator is not running (${exitInfo ?? 'stopped'})\n${logs}`);
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(event === undefined ? null : event),
-      });
-      const body = await res.text();
-      let parsed: unknown;
-      let isJson = true;
-      try {
-        parsed = body === '' ? null : JSON.parse(body);
-      } catch {
-        isJson = false;
-      }
-      const errorTypeHeader = res.headers.get('error-type') ?? res.headers.get('x-amz-function-error');
-      if (!res.ok || errorTypeHeader || !isJson || isErrorDocument(parsed)) {
-        const docType = isErrorDocument(parsed) ? parsed.errorType : undefined;
-        const timedOut = !isJson && /^Task timed out after/.test(body);
-        const errorType = docType ?? errorTypeHeader ?? (timedOut ? 'Sandbox.Timedout' : `HTTP ${res.status}`);
-        throw new RieInvokeError(res.status, errorType, body, isJson ? parsed : undefined);
-      }
-      return parsed;
+    invoke(event: unknown): Promise<unknown> {
+      // The official RIE serves one invocation at a time and panics on a second one in flight
+      // (ReserveFailed: AlreadyReserved), so calls queue here.
+      const turn = queue.then(() => invokeNow(event));
+      queue = turn.catch(() => {});
+      return turn;
     },
   };
+
+  async function invokeNow(event: unknown): Promise<unknown> {
+    if (exitInfo !== null || stopped) throw new Error(`startRie: the emulator is not running (${exitInfo ?? 'stopped'})\n${logs}`);
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(event === undefined ? null : event),
+    });
+    const body = await res.text();
+    let parsed: unknown;
+    let isJson = true;
+    try {
+      parsed = body === '' ? null : JSON.parse(body);
+    } catch {
+      isJson = false;
+    }
+    const errorTypeHeader = res.headers.get('error-type') ?? res.headers.get('x-amz-function-error');
+    if (!res.ok || errorTypeHeader || !isJson || isErrorDocument(parsed)) {
+      const docType = isErrorDocument(parsed) ? parsed.errorType : undefined;
+      const timedOut = !isJson && /^Task timed out after/.test(body);
+      const errorType = docType ?? errorTypeHeader ?? (timedOut ? 'Sandbox.Timedout' : `HTTP ${res.status}`);
+      throw new RieInvokeError(res.status, errorType, body, isJson ? parsed : undefined);
+    }
+    return parsed;
+  }
 }

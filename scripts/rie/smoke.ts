@@ -4,17 +4,26 @@
  *
  *   node --import tsx scripts/rie/smoke.ts [--stand-in]
  *
- * Without `--stand-in` it uses the official RIE (rieBinary(), or SLUICE_RIE_BIN); with it, the
- * plain-Node stand-in emulator.mjs. Ends with `N passed, N failed` and exits 1 on a failure.
+ * Without `--stand-in` it uses the official RIE when it can be had (SLUICE_RIE_BIN, or built from
+ * SLUICE_RIE_SOURCE: see rie.ts) and otherwise the plain-Node stand-in emulator.mjs, saying why on
+ * its first line; `--official` fails instead of falling back. With `--stand-in`, always the stand-in.
+ * Ends with `N passed, N failed` and exits 1 on a failure.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EMULATOR_PATH, RieInvokeError, rieBinary, startRie, type RieHandle, type StartRieOptions } from './rie.js';
+import { EMULATOR_PATH, RieInvokeError, type RieHandle, type StartRieOptions, selectRie, startRie } from './rie.js';
 
-const standIn = process.argv.includes('--stand-in');
-const binary = standIn ? EMULATOR_PATH : await rieBinary();
+const choice = process.argv.includes('--stand-in')
+  ? { binary: EMULATOR_PATH, official: false, note: 'stand-in emulator (scripts/rie/emulator.mjs), as --stand-in asks' }
+  : await selectRie();
+console.log(`# ${choice.note}`);
+if (!choice.official && process.argv.includes('--official')) {
+  console.log('0 passed, 1 failed (--official: the official RIE is not available)');
+  process.exit(1);
+}
+const { binary } = choice;
 const taskDir = mkdtempSync(path.join(os.tmpdir(), 'rie-smoke-'));
 mkdirSync(path.join(taskDir, 'functions', 'echo'), { recursive: true });
 writeFileSync(

@@ -14,7 +14,7 @@ import { unzipTo } from '../../framework/src/build/zip.js';
 import { brokers, freshTopics, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
 import { runFunction, toKafkaEvents } from '../../framework/src/testing/index.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
-import { EMULATOR_PATH, type RieHandle, startRie } from '../../scripts/rie/rie.js';
+import { type RieHandle, selectRie, startRie } from '../../scripts/rie/rie.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 import { protoModel } from '../model/proto.js';
 
@@ -392,14 +392,19 @@ describe('sls package: a self-managed Kafka service, run from the zip against th
 
 describe('the packaged sessions example, ticked as its deployed schedule would', tickAvailable, () => {
   // The zip of the sessions example (test/fixtures/deploy-project: pkg-sessions re-exports
-  // functions/sessions/handler.ts) run under the Lambda Runtime Interface Emulator (the plain-Node
-  // stand-in unless SLUICE_RIE_BIN names the official binary), with the environment of its template.
+  // functions/sessions/handler.ts) run under the official Lambda Runtime Interface Emulator when it
+  // can be had (SLUICE_RIE_BIN, or built from SLUICE_RIE_SOURCE, which .ci/run sets), else the
+  // plain-Node stand-in, saying which in a diagnostic; with the environment of its template.
   // The clock: the sample is shifted so its last click is now and arrives now (real time, in the
   // bundle), and the ticks carry their wall-clock time as `now`, so minutes of schedule pass in
   // seconds; the end offsets come from the real broker, so the topic is the example's own, `clicks`
   // (created if missing, never deleted: another test producing to it at the same time would hold
   // the partition busy, and this test would say so by timing out on unclosed sessions).
-  test('after the last click, every session is emitted once, within idle + one tick of when it could close', async () => {
+  test('after the last click, every session is emitted once, within idle + one tick of when it could close', async (t) => {
+    const emulator = await selectRie();
+    t.diagnostic(emulator.note);
+    if (!emulator.official && process.env.SLUICE_REQUIRE_INFRA && (process.env.SLUICE_RIE_SOURCE || process.env.SLUICE_RIE_BIN))
+      assert.fail(`the official RIE was asked for but cannot be used: ${emulator.note}`);
     const project = path.join(root, 'test/fixtures/deploy-project');
     const zip = path.join(project, '.serverless/sluice-pkg-sessions.zip');
     // Packaged by the self-managed suite above; packaged here when this test runs alone.
@@ -468,7 +473,7 @@ describe('the packaged sessions example, ticked as its deployed schedule would',
         functionName: 'sluice-pkg-dev-pkg-sessions',
         env: fnEnv,
         timeoutSeconds: 10,
-        ...(process.env.SLUICE_RIE_BIN ? {} : { binary: EMULATOR_PATH }),
+        binary: emulator.binary,
       });
     type Session = { key: string; value: { start: number; end: number; clicks: number; pages: string[]; seconds: number }; id: string };
     const emitted: { session: Session; by: string; at: number; container: RieHandle }[] = [];
