@@ -4,11 +4,15 @@
  * Produces the seeded dataset (1,000,000 records, 1,000 sensor keys, 4 partitions) to a fresh
  * topic, then starts the emulator for `sensor-sums` (its serverless.yml settings, or
  * --batch-size) and times it until every window result the reference computes is on a fresh
- * output topic. Needs the broker: npm run infra:up. Resets the topics `bench-sensor-counts` and
- * `sensor-sums` on that broker.
+ * output topic. Needs the broker: npm run infra:up. Its topics are named for the run
+ * (`bench-sensor-counts-<run>`, `bench-sensor-sums-<run>`, their dead-letter topic) and deleted at
+ * the end, so runs of several people on one broker do not collide.
+ *
+ * Peak RSS is sampled every 50 ms while the emulator runs (`peakRssMb`), beside the heap, external
+ * and array-buffer memory at that peak; producing the dataset happens before and is not counted.
  *
  * Usage: npm run bench:kafka -- [--json] [--records N] [--keys K] [--batch-size B]
- * Last line (with --json): {"records": …, "seconds": …, "recordsPerSec": …}
+ * Last line (with --json): {"records": …, "seconds": …, "recordsPerSec": …, "peakRssMb": …}
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,7 +35,8 @@ const { values } = parseArgs({
 });
 const N = Number(values.records);
 const KEYS = Number(values.keys);
-const INPUT = 'bench-sensor-counts';
+const RUN = `${Date.now().toString(36)}-${process.pid}`;
+const INPUT = `bench-sensor-counts-${RUN}`;
 const root = path.resolve(import.meta.dirname, '..');
 const log = (m: string) => process.stderr.write(`bench:kafka: ${m}\n`);
 
@@ -59,12 +64,18 @@ try {
 const service = readServerless(path.join(root, 'serverless.yml'));
 const entry = service.functions.find((f) => f.name === 'sensor-sums')!;
 const handler = await loadHandler(entry);
-const output = handler.sluice.manifest.steps.find((s) => s.kind === 'to')!.name;
+// The handler's output step is redirected to this run's own topic (the runner reads the step's
+// topic when it emits), so concurrent runs never count each other's results.
+const toStep = handler.sluice.manifest.steps.find((s) => s.kind === 'to') as { topic: string };
+const output = `bench-sensor-sums-${RUN}`;
+toStep.topic = output;
 const base = esmConfig(entry, service.service, service);
 const config = {
   ...base,
   topic: INPUT,
-  consumerGroupId: `sluice-bench-${Date.now()}`,
+  consumerGroupId: `sluice-bench-${RUN}`,
+  deadLetterTopic: `${INPUT}-dlq`,
+  ...(base.onFailureTopic ? { onFailureTopic: `${INPUT}-dlq` } : {}),
   ...(values['batch-size'] ? { batchSize: Number(values['batch-size']) } : {}),
 };
 
@@ -95,6 +106,12 @@ await reader.run({
   },
 });
 
+const mb = (n: number) => Math.round(n / 1048576);
+let peak = process.memoryUsage();
+const sampler = setInterval(() => {
+  const m = process.memoryUsage();
+  if (m.rss > peak.rss) peak = m;
+}, 50);
 const started = performance.now();
 const fn = await emulateFunction({ kafka, handler, config, notice: (m) => log(m) });
 const progress = setInterval(() => {
@@ -110,8 +127,10 @@ const progress = setInterval(() => {
 await finished;
 const seconds = (performance.now() - started) / 1000;
 clearInterval(progress);
+clearInterval(sampler);
 await fn.stop();
 await reader.disconnect();
+await admin.deleteTopics({ topics: [INPUT, output, config.deadLetterTopic], timeout: 30_000 }).catch(() => undefined);
 await admin.disconnect();
 
 if (seen !== expected.windows || total !== expected.total) {
@@ -120,7 +139,12 @@ if (seen !== expected.windows || total !== expected.total) {
   );
   process.exit(1);
 }
-const result = { records: N, seconds: Math.round(seconds * 100) / 100, recordsPerSec: Math.round(N / seconds) };
+const result = {
+  records: N,
+  seconds: Math.round(seconds * 100) / 100,
+  recordsPerSec: Math.round(N / seconds),
+  peakRssMb: mb(peak.rss),
+};
 const detail = {
   keys: KEYS,
   partitions: 4,
@@ -129,6 +153,7 @@ const detail = {
   invocations: fn.stats.batches,
   windowResults: seen,
   lost: fn.stats.lost,
+  atPeakMb: { heapUsed: mb(peak.heapUsed), heapTotal: mb(peak.heapTotal), external: mb(peak.external), arrayBuffers: mb(peak.arrayBuffers) },
 };
 if (values.json) {
   console.log(JSON.stringify(detail));
