@@ -71,11 +71,13 @@ export class MappingConsumer {
     const c = kafka.consumer({
       groupId: config.consumerGroupId,
       allowAutoTopicCreation: false,
-      // What one fetch holds stays in memory until every partition in it is done, decoded (a
-      // record of ~50 bytes on the wire is ~0.5 KB decoded): 1 MB per partition is ~20,000 small
-      // records, enough for full batches of 10,000; kafkajs' 10 MB default held ~1 GB.
+      // kafkajs fetches again only once every partition of a fetch is done, so a whole fetch stays
+      // in memory decoded (a record of ~50 bytes on the wire is ~0.7 KB decoded, and old enough to
+      // reach V8's old space): its 10 MB default kept the process near 1 GB. 256 KB per partition
+      // (~5,000 small records) still fills events of 10,000 across partitions; the total leaves
+      // room for every partition, so none waits behind the others' bytes.
       maxBytesPerPartition: FETCH_BYTES_PER_PARTITION,
-      maxBytes: FETCH_BYTES,
+      maxBytes: Math.min(10 * 1024 * 1024, FETCH_BYTES_PER_PARTITION * this.opts.partitions),
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       rebalanceTimeout: 30_000,
@@ -176,9 +178,8 @@ export class MappingConsumer {
   }
 }
 
-/** Bytes one fetch brings per partition, and in all (kafkajs' `maxBytesPerPartition`, `maxBytes`). */
-const FETCH_BYTES_PER_PARTITION = 1024 * 1024;
-const FETCH_BYTES = 4 * 1024 * 1024;
+/** Bytes one fetch brings per partition (kafkajs' `maxBytesPerPartition`). */
+const FETCH_BYTES_PER_PARTITION = 256 * 1024;
 
 /**
  * A fetched batch's messages as the partition loop reads them: each converted to the event's
