@@ -140,7 +140,6 @@ await finished;
 const seconds = (performance.now() - started) / 1000;
 clearInterval(progress);
 clearInterval(sampler);
-if (process.env.SNAP) log('snap ' + (await import('node:v8')).writeHeapSnapshot(process.env.SNAP));
 await fn.stop();
 await reader.disconnect();
 await admin.deleteTopics({ topics: [INPUT, output, config.deadLetterTopic], timeout: 30_000 }).catch(() => undefined);
