@@ -12,7 +12,7 @@
  * and array-buffer memory at that peak; producing the dataset happens before and is not counted.
  *
  * Usage: npm run bench:kafka -- [--json] [--records N] [--keys K] [--batch-size B]
- * Last line (with --json): {"records": …, "seconds": …, "recordsPerSec": …, "peakRssMb": …}
+ * Last line (with --json): {"records": …, "seconds": …, "recordsPerSec": …, "peakRssMb": …, "cpuUsPerRecord": …}
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -125,6 +125,7 @@ const sampler = setInterval(() => {
   if (m.rss > peak.rss) peak = m;
 }, 50);
 const started = performance.now();
+const cpuStart = process.cpuUsage();
 const fn = await emulateFunction({ kafka, handler, config, notice: (m) => log(m) });
 const progress = setInterval(() => {
   log(`${fn.stats.records.toLocaleString()} records in, ${seen.toLocaleString()} results out`);
@@ -138,6 +139,7 @@ const progress = setInterval(() => {
 }, 5000);
 await finished;
 const seconds = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(cpuStart);
 clearInterval(progress);
 clearInterval(sampler);
 await fn.stop();
@@ -156,6 +158,7 @@ const result = {
   seconds: Math.round(seconds * 100) / 100,
   recordsPerSec: Math.round(N / seconds),
   peakRssMb: mb(peak.rss),
+  cpuUsPerRecord: Math.round(((cpu.user + cpu.system) / N) * 10) / 10,
 };
 const detail = {
   keys: KEYS,
@@ -166,6 +169,8 @@ const detail = {
   windowResults: seen,
   lost: fn.stats.lost,
   startRssMb: mb(startRss),
+  // Share of the run one core was busy (this process: the emulator, the handler, the result reader).
+  cpuBusy: Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 100) / 100,
   atPeakMb: {
     heapUsed: mb(peak.heapUsed),
     heapTotal: mb(peak.heapTotal),
