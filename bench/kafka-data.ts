@@ -1,5 +1,6 @@
 /** The Kafka side of the benchmarks' dataset: fresh topics and the seeded stream produced to them. */
-import type { Admin, Kafka } from 'kafkajs';
+import { pathToFileURL } from 'node:url';
+import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { sensorStream } from './data.js';
 
 /**
@@ -44,4 +45,12 @@ export async function produceSensorStream(kafka: Kafka, topic: string, records: 
   } finally {
     await producer.disconnect();
   }
+}
+
+// Run as a script (bench:kafka does, so that producing the dataset does not count in the
+// emulator's memory): node --import tsx bench/kafka-data.ts <brokers> <topic> <records> <keys>
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [brokers, topic, records, keys] = process.argv.slice(2);
+  const kafka = new Kafka({ clientId: 'sluice-bench-producer', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  await produceSensorStream(kafka, topic, Number(records), Number(keys));
 }

@@ -1,12 +1,13 @@
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { EsmConfig } from '../../config/event-source-mapping.js';
 import { errorText } from '../../errors.js';
-import { type KafkaEventRecord, partitionOverheadBytes, toLambdaRecord } from '../../runtime/msk-event.js';
+import { type Converted, type KafkaEventRecord, partitionOverheadBytes, toLambdaRecord } from '../../runtime/msk-event.js';
 import type { Batcher } from './batcher.js';
+import { OffsetCommitter } from './committer.js';
 import type { FailureReasons } from './invocation.js';
 import type { LostRecords } from './losses.js';
-import { runPartition } from './partition-loop.js';
-import type { FunctionStats } from './stats.js';
+import { type RecordSource, runPartition } from './partition-loop.js';
+import { enterStage, type FunctionStats } from './stats.js';
 import { JOIN_TIMEOUT_MS, watchGroupJoin } from './watchdog.js';
 
 /**
@@ -51,8 +52,15 @@ export interface MappingConsumerOptions {
  */
 export class MappingConsumer {
   #current: Consumer | undefined;
+  /** Commits through the consumer running now: after a restart, the fresh one. */
+  readonly #committer: OffsetCommitter;
 
-  constructor(readonly opts: MappingConsumerOptions) {}
+  constructor(readonly opts: MappingConsumerOptions) {
+    const topic = opts.config.topic;
+    this.#committer = new OffsetCommitter(opts.stats, (offsets) =>
+      this.#current!.commitOffsets(offsets.map(([partition, next]) => ({ topic, partition, offset: String(next) }))),
+    );
+  }
 
   /** Starts a fresh kafkajs consumer in the group; the previous one, if any, is left to stop. */
   async start(): Promise<void> {
@@ -63,7 +71,13 @@ export class MappingConsumer {
     const c = kafka.consumer({
       groupId: config.consumerGroupId,
       allowAutoTopicCreation: false,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      // kafkajs fetches again only once every partition of a fetch is done, so a whole fetch stays
+      // in memory decoded (a record of ~50 bytes on the wire is ~0.7 KB decoded, and old enough to
+      // reach V8's old space): its 10 MB default kept the process near 1 GB. 256 KB per partition
+      // (~5,000 small records) still fills events of 10,000 across partitions; the total leaves
+      // room for every partition, so none waits behind the others' bytes.
+      maxBytesPerPartition: FETCH_BYTES_PER_PARTITION,
+      maxBytes: Math.min(10 * 1024 * 1024, FETCH_BYTES_PER_PARTITION * this.opts.partitions),
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       rebalanceTimeout: 30_000,
@@ -119,19 +133,19 @@ export class MappingConsumer {
   /** One fetched batch of one partition, through the partition loop. */
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { config, stats, notice, sleep, batcher, reasons, losses } = this.opts;
+    const committer = this.#committer;
     const p = batch.partition;
     // kafkajs calls this only with records; a fetch below the log start was reset silently.
     await losses.check(p, Number(batch.messages[0].offset));
-    await runPartition(
-      p,
-      batch.messages.map((m) => toLambdaRecord(batch.topic, p, m)),
-      {
+    try {
+      await runPartition(p, new FetchedRecords(batch.topic, p, batch.messages), {
         config,
         stats,
         notice,
         heartbeat,
         sleep,
         limit: batcher.limit - partitionOverheadBytes(config.topic, p),
+        moreWaiting: Number(batch.highWatermark) > Number(batch.lastOffset()) + 1,
         running: () => !this.opts.stopping() && isRunning() && !isStale(),
         async submit(records, bytes) {
           // kafkajs heartbeats only when asked: keep the group membership alive during a long invocation.
@@ -142,15 +156,61 @@ export class MappingConsumer {
             clearInterval(beat);
           }
         },
-        commit: async (next) => {
-          // Through the consumer running now: after a restart, the fresh one.
-          await this.#current!.commitOffsets([{ topic: config.topic, partition: p, offset: String(next) }]);
-          stats.committed.set(p, next);
+        async commit(next) {
+          committer.request(p, next);
+          // The next fetch starts here; unprocessed records past it (a deferred tail) are fetched again.
           resolveOffset(String(next - 1));
         },
         deadLetter: (record, reason) => this.opts.deadLetter(record, reason),
         reason: (from, to) => reasons.take(p, from, to),
-      },
-    );
+      });
+    } finally {
+      // Every commit of this batch lands before kafkajs gets the partition back (its next fetch, a
+      // rebalance, a stop): at most one fetch is ever invoked past the committed offset, and a
+      // failed commit fails this batch, restarting the consumer from what the broker has.
+      enterStage(stats, p, 'committing');
+      try {
+        await committer.settle(p);
+      } finally {
+        enterStage(stats, p, 'waiting');
+      }
+    }
+  }
+}
+
+/** Bytes one fetch brings per partition (kafkajs' `maxBytesPerPartition`). */
+const FETCH_BYTES_PER_PARTITION = 256 * 1024;
+
+/**
+ * A fetched batch's messages as the partition loop reads them: each converted to the event's
+ * record shape on first read, and dropped once the loop has moved past it.
+ */
+class FetchedRecords implements RecordSource {
+  readonly #messages: KafkaMessage[];
+  readonly #converted: (Converted | undefined)[];
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    messages: KafkaMessage[],
+  ) {
+    this.#messages = messages;
+    this.#converted = new Array(messages.length);
+  }
+
+  get length(): number {
+    return this.#converted.length;
+  }
+
+  at(index: number): Converted | undefined {
+    let c = this.#converted[index];
+    if (c === undefined && index >= 0 && index < this.#converted.length) {
+      c = this.#converted[index] = toLambdaRecord(this.topic, this.partition, this.#messages[index]);
+    }
+    return c;
+  }
+
+  release(index: number): void {
+    for (let i = index - 1; i >= 0 && this.#converted[i] !== undefined; i--) this.#converted[i] = undefined;
   }
 }

@@ -27,7 +27,8 @@ import { STALL_NOTICE_MS, watchProgress } from './watchdog.js';
 /*
  * The event source mapping emulator, split by role as kafkajs splits its consumer:
  *   admin.ts           topics, committed offsets, the pinned starting position
- *   consumer.ts        the kafkajs consumer: group, batches in, commits, restarts
+ *   consumer.ts        the kafkajs consumer: group, batches in, restarts
+ *   committer.ts       offsets committed after success, pipelined: one request in flight, coalesced
  *   watchdog.ts        a consumer that never joins its group is replaced; a partition that stalls is named
  *   losses.ts          records gone from the broker before they were processed: said and counted
  *   partition-loop.ts  one partition, one batch at a time, Lambda's retry rules
@@ -79,7 +80,8 @@ export interface EmulatedFunction {
 /**
  * Emulates Lambda's Kafka event source mapping for one function against a real broker: one
  * consumer group, partitions processed strictly in order one batch at a time, events batched
- * across partitions in Lambda's event shape, offsets committed only after success, and failures
+ * across partitions in Lambda's event shape, offsets committed only after success (asynchronously,
+as Lambda does: a partition's next batch does not wait for the commit's round trip), and failures
  * handled as the deployed mapping would (see `runPartition`, partition-loop.ts). Records the broker
  * deleted before they were processed are said and counted (`stats.lost`, losses.ts); a partition
  * with records waiting that stops committing is named with its stage (`watchProgress`). A

@@ -20,17 +20,36 @@ import { enterStage, type FunctionStats } from './stats.js';
 export const BLOCKED_RETRY_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
 
 /**
+ * The records of one fetched partition batch as the partition loop reads them: an array, or a view
+ * that converts kafkajs messages on first read and forgets them once the loop has moved past them
+ * (consumer.ts), so a fetch of tens of thousands of records is never held converted all at once.
+ *
+ * @example
+ * const source: RecordSource = converted; // an array of Converted is one
+ */
+export interface RecordSource {
+  readonly length: number;
+  at(index: number): Converted | undefined;
+  /** The loop will not read records before `index` again. */
+  release?(index: number): void;
+}
+
+/**
  * Where the next event's share of a partition ends: at most `batchSize` records and `limit` bytes
  * (each record's bytes plus a separating comma), but always at least one record.
  *
  * @example
  * const { end, bytes } = takeChunk(converted, 0, config.batchSize, limit); // converted[0..end) go next
  */
-export function takeChunk(converted: readonly Converted[], from: number, batchSize: number, limit: number): { end: number; bytes: number } {
+export function takeChunk(converted: RecordSource, from: number, batchSize: number, limit: number): { end: number; bytes: number } {
   let end = from;
   let bytes = 0;
-  while (end < converted.length && end - from < batchSize && (end === from || bytes + converted[end].bytes + 1 <= limit))
-    bytes += converted[end++].bytes + 1;
+  while (end < converted.length && end - from < batchSize) {
+    const next = converted.at(end)!.bytes + 1;
+    if (end > from && bytes + next > limit) break;
+    bytes += next;
+    end++;
+  }
   return { end, bytes };
 }
 
@@ -47,8 +66,19 @@ export interface PartitionContext {
   /** Bytes an event has for this partition's records. */
   readonly limit: number;
   submit(records: readonly KafkaEventRecord[], bytes: number): Promise<Outcome>;
-  /** Commits `next` as the partition's next offset to read. */
+  /**
+   * Commits `next` as the partition's next offset to read. The emulator only asks for the commit
+   * here (committer.ts) and invokes the next batch at once, as Lambda does; it throws when an
+   * earlier commit of the partition failed.
+   */
   commit(next: number): Promise<void>;
+  /**
+   * True when the broker has records past these: a last chunk short of `batchSize` is then left
+   * for the next fetch, which brings it with the records after it, instead of going out short (or
+   * waiting out the batching window) only because a fetch ended there. Lambda's poller, which
+   * reads on, fills that batch too.
+   */
+  readonly moreWaiting?: boolean;
   /** Sends a record that failed every retry to the on-failure destination. */
   deadLetter(record: KafkaEventRecord, reason: string): Promise<void>;
   /** The handler's own account of a failure among offsets `from`..`to`, if it gave one. */
@@ -63,7 +93,8 @@ export interface PartitionContext {
 
 /**
  * Processes the records kafkajs fetched for one partition the way the event source mapping does:
- * in order, one batch at a time, committing after each success. A failure is retried from the
+ * in order, one batch at a time, committing after each success (the next batch is invoked once the
+ * commit is asked for, not once it lands; see `PartitionContext.commit`). A failure is retried from the
  * failed offset; with provisioned pollers up to `maximumRetryAttempts` times, then the record goes
  * to the on-failure topic and the partition moves on. Without them (no retry limit) the batch is
  * retried until it succeeds, as Lambda does, with backoff, and the partition waits.
@@ -72,19 +103,22 @@ export interface PartitionContext {
  * handler; with provisioned pollers it goes to the on-failure topic at once, without them it
  * blocks its partition like any failing batch.
  *
+ * Returns how many records it finished (committed or sent to the on-failure topic); fewer than
+ * all when it stopped, or left a short tail for the next fetch (`moreWaiting`).
+ *
  * @example
  * await runPartition(batch.partition, batch.messages.map((m) => toLambdaRecord(batch.topic, batch.partition, m)), ctx);
  */
-export async function runPartition(partition: number, converted: readonly Converted[], ctx: PartitionContext): Promise<void> {
+export async function runPartition(partition: number, converted: RecordSource, ctx: PartitionContext): Promise<number> {
   try {
-    await processBatch(partition, converted, ctx);
+    return await processBatch(partition, converted, ctx);
   } finally {
     enterStage(ctx.stats, partition, 'waiting');
   }
 }
 
 /** {@link runPartition}, its stages aside. */
-async function processBatch(partition: number, converted: readonly Converted[], ctx: PartitionContext): Promise<void> {
+async function processBatch(partition: number, converted: RecordSource, ctx: PartitionContext): Promise<number> {
   const { config, stats } = ctx;
   const commit = async (next: number) => {
     enterStage(stats, partition, 'committing');
@@ -95,9 +129,12 @@ async function processBatch(partition: number, converted: readonly Converted[], 
   let i = 0;
   let attempts = 0;
   while (i < converted.length) {
-    if (!ctx.running()) return;
+    if (!ctx.running()) return i;
+    converted.release?.(i);
     const { end, bytes } = takeChunk(converted, i, config.batchSize, ctx.limit);
-    const chunk = converted.slice(i, end).map((c) => c.record);
+    if (ctx.moreWaiting && i > 0 && attempts === 0 && end === converted.length && end - i < config.batchSize) return i;
+    const chunk: KafkaEventRecord[] = [];
+    for (let j = i; j < end; j++) chunk.push(converted.at(j)!.record);
     enterStage(stats, partition, attempts > 0 ? 'retrying' : 'invoking');
     const oversize = bytes > ctx.limit;
     const outcome: Outcome = oversize
@@ -151,7 +188,7 @@ async function processBatch(partition: number, converted: readonly Converted[], 
       while (left > 0) {
         await ctx.sleep(Math.min(1_000, left));
         left -= 1_000;
-        if (!ctx.running()) return;
+        if (!ctx.running()) return i;
         await ctx.heartbeat();
       }
       continue;
@@ -173,4 +210,5 @@ async function processBatch(partition: number, converted: readonly Converted[], 
     }
     await ctx.heartbeat();
   }
+  return i;
 }
