@@ -418,7 +418,8 @@ describe('the packaged sessions example, ticked as its deployed schedule would',
     const period = Number(rate[1]) * 60_000;
     assert.equal(period, 120_000, "the function's own tick: 2 minutes, over the service's 5");
     const env = r.PkgDashsessionsLambdaFunction.Properties.Environment.Variables as Record<string, unknown>;
-    assert.equal(env.SLUICE_KAFKA_BROKERS, brokers, 'a container that only gets ticks knows the brokers');
+    // The fixture's bootstrapServers (the default port); a run on other ports points it at its broker below.
+    assert.equal(env.SLUICE_KAFKA_BROKERS, '127.0.0.1:9092', 'a container that only gets ticks knows the brokers');
 
     const sample: { key: string; value: { user: string; page: string }; timestamp: number }[] = readFileSync(
       path.join(root, 'functions/sessions/sample.jsonl'),
@@ -460,6 +461,7 @@ describe('the packaged sessions example, ticked as its deployed schedule would',
       // Results as log lines, read per invocation, rather than on the shared output topic; the
       // offsets reader is there all the same (what a tick needs does not depend on the outputs).
       SLUICE_OUTPUTS: 'log',
+      SLUICE_KAFKA_BROKERS: brokers,
       SLUICE_STATE_TABLE: table,
       SLUICE_DYNAMODB_ENDPOINT: dynamodbEndpoint,
       AWS_REGION: 'us-east-1',
