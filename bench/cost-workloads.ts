@@ -35,6 +35,16 @@ const MODES = [
   { name: 'car', mean: 14, spread: 8 },
 ] as const;
 
+/** Readings of `vehicle-speeds` (speed-average and fast-vehicles): a speed per car per second. */
+function vehicleSpeeds(records: number, keys: number) {
+  return rounds(
+    records,
+    keys,
+    (i) => `car-${i}`,
+    (i, rand) => ({ vehicle: `car-${i}`, speed: Math.round(rand() * 4500) / 100 }),
+  );
+}
+
 /**
  * The example functions' workloads, by function name.
  *
@@ -48,26 +58,9 @@ export const WORKLOADS: Readonly<Record<string, Workload>> = {
       for (const r of sensorStream(records, keys, 1)) yield { key: r.key, value: r.value, timestamp: r.timestamp };
     },
   },
-  'speed-average': {
-    topic: 'vehicle-speeds',
-    records: (records, keys) =>
-      rounds(
-        records,
-        keys,
-        (i) => `car-${i}`,
-        (i, rand) => ({ vehicle: `car-${i}`, speed: Math.round(rand() * 4500) / 100 }),
-      ),
-  },
-  'fast-vehicles': {
-    topic: 'vehicle-speeds',
-    records: (records, keys) =>
-      rounds(
-        records,
-        keys,
-        (i) => `car-${i}`,
-        (i, rand) => ({ vehicle: `car-${i}`, speed: Math.round(rand() * 4500) / 100 }),
-      ),
-  },
+  // Both read the same topic: the same readings.
+  'speed-average': { topic: 'vehicle-speeds', records: vehicleSpeeds },
+  'fast-vehicles': { topic: 'vehicle-speeds', records: vehicleSpeeds },
   sessions: {
     topic: 'clicks',
     records: (records, keys) =>
