@@ -34,6 +34,13 @@ export const SLUICE_ENV = {
   kafkaSecretArn: 'SLUICE_KAFKA_SECRET_ARN',
   /** Kafka topic for dead letters; logged when unset. */
   deadLetterTopic: 'SLUICE_DEAD_LETTER_TOPIC',
+  /**
+   * `exactly-once` or `at-least-once`: the function's delivery guarantee as deployed (the `sluice:`
+   * option, else the source's `guarantee`); checked against the source's at load.
+   */
+  guarantee: 'SLUICE_GUARANTEE',
+  /** Kafka transaction timeout in ms (exactly-once): the plugin sets the function's timeout plus a margin. */
+  transactionTimeoutMs: 'SLUICE_TRANSACTION_TIMEOUT_MS',
   /** `false` when Lambda ignores partial batch responses (no provisioned pollers): a failure fails the whole batch. */
   partialBatch: 'SLUICE_PARTIAL_BATCH',
 } as const;

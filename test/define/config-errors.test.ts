@@ -322,14 +322,14 @@ describe('@source', () => {
     }
     configError(
       () => sluice(Typo),
-      /^unknown option "valu" in @source\(\) of class Typo; allowed: key, value, validate, lateTopic, name, maxClockSkew, idle\.$/,
+      /^unknown option "valu" in @source\(\) of class Typo; allowed: key, value, validate, lateTopic, name, maxClockSkew, idle, guarantee\.$/,
     );
   });
 
   test('an unknown stream() option fails when the chain starts', () => {
     configError(
       () => stream('t', untyped({ valu: 'json' })),
-      /^unknown option "valu" for stream\("t"\); allowed: key, value, validate, lateTopic, name, maxClockSkew, idle, state\.$/,
+      /^unknown option "valu" for stream\("t"\); allowed: key, value, validate, lateTopic, name, maxClockSkew, idle, guarantee, state\.$/,
     );
   });
 

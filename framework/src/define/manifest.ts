@@ -1,4 +1,5 @@
 import type { Serializer } from '../io/serializers.js';
+import type { Guarantee } from './guarantee.js';
 import type { WindowAggregations } from '../windows/operators/index.js';
 import type { WindowSpec } from '../windows/spec.js';
 
@@ -125,6 +126,8 @@ export interface SourceSpec {
   readonly maxClockSkewMs: number | false;
   /** The idle allowance of windows that set none, in ms (`idle` of the source); absent: off. */
   readonly idleMs?: number;
+  /** How outputs are delivered (`guarantee` of the source), if it says: see docs/guarantees.md. */
+  readonly guarantee?: Guarantee;
 }
 
 /**

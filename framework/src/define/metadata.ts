@@ -4,6 +4,7 @@
 import type { Duration } from '../duration.js';
 import type { SerializerName, Serializer } from '../io/serializers.js';
 import type { StepKind } from './manifest.js';
+import type { Guarantee } from './guarantee.js';
 
 /** One thing a member decorator recorded. `seq` is the decorator's evaluation order (source order). */
 export type Binding =
@@ -74,6 +75,13 @@ export interface SourceOptions<T = unknown> {
    * is caught up and quiet this long, its open windows close. Off by default.
    */
   readonly idle?: Duration | false;
+  /**
+   * How outputs, late records and dead letters are delivered: `'at-least-once'` (the default; a
+   * retry may publish an output again, with the same `sluice-id`) or `'exactly-once'` (each
+   * partition batch's in one Kafka transaction, committed with its state; downstream consumers read
+   * with `isolation.level=read_committed`). See docs/guarantees.md.
+   */
+  readonly guarantee?: Guarantee;
 }
 
 export interface ClassRecord {

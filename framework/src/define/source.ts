@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.js';
 import { describe, resolveSerializer } from '../io/serializers.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from '../windows/event-time.js';
 import { idleMs } from '../windows/spec.js';
+import { readGuarantee } from './guarantee.js';
 import type { SourceSpec } from './manifest.js';
 import type { SourceOptions } from './metadata.js';
 
@@ -16,7 +17,7 @@ import type { SourceOptions } from './metadata.js';
  * @example
  * SOURCE_OPTIONS.includes('maxClockSkew'); // true
  */
-export const SOURCE_OPTIONS: readonly string[] = ['key', 'value', 'validate', 'lateTopic', 'name', 'maxClockSkew', 'idle'];
+export const SOURCE_OPTIONS: readonly string[] = ['key', 'value', 'validate', 'lateTopic', 'name', 'maxClockSkew', 'idle', 'guarantee'];
 
 /**
  * Validates source options into a {@link SourceSpec}; throws a ConfigError naming the option,
@@ -36,6 +37,7 @@ export function sourceSpec(topic: string, opts: SourceOptions<any>, where: strin
     value: resolveSerializer(opts.value, 'json', `value serializer of ${where}`),
     maxClockSkewMs: maxClockSkew(opts.maxClockSkew, where),
     ...idleDefault(opts.idle, where),
+    ...(opts.guarantee === undefined ? {} : { guarantee: readGuarantee(opts.guarantee, `guarantee of ${where}`) }),
     ...(validate
       ? {
           validate: (v: unknown) => {

@@ -1,4 +1,4 @@
-import type { Message, Producer } from 'kafkajs';
+import type { Message, Producer, TopicMessages } from 'kafkajs';
 import type { Manifest, OutputStep } from '../define/manifest.js';
 import { deadLetterId, SLUICE_ID_HEADER } from '../pipeline/messages.js';
 import { type DeadLetter, kafkaTimestamp, type OutputMessage } from '../pipeline/records.js';
@@ -22,27 +22,26 @@ export const DEAD_LETTER_HEADERS = {
 } as const;
 
 /**
- * Produces a function's outputs to Kafka with kafkajs (idempotent producer, acks=all), one send
- * per invocation, keys preserved, headers as the pipeline set them (`sluice-id` included).
+ * Turns a function's output messages into kafkajs topic messages with the serializers of its `to`
+ * steps (JSON values and string keys for topics without one, such as the late topic): the one
+ * place outputs become bytes, for the plain sink and for exactly-once transactions alike.
  *
  * @example
- * const sink = new KafkaOutputSink(producer, manifest);
- * handler.sluice.configure({ sink });
+ * const encoder = new OutputEncoder(manifest);
+ * await producer.sendBatch({ acks: -1, topicMessages: encoder.encode(messages) });
  */
-export class KafkaOutputSink implements OutputSink {
+export class OutputEncoder {
   // biome-ignore lint/suspicious/noExplicitAny: serializers of any value type, as the manifest holds them
   readonly #serializers = new Map<string, { key: Serializer<any>; value: Serializer<any> }>();
 
-  constructor(
-    readonly producer: Producer,
-    manifest: Manifest,
-  ) {
+  constructor(manifest: Manifest) {
     for (const s of manifest.steps) {
       if (s.kind === 'to') this.#serializers.set(s.topic, { key: (s as OutputStep).key, value: (s as OutputStep).value });
     }
   }
 
-  async send(messages: readonly OutputMessage[]): Promise<void> {
+  /** The messages grouped by topic, in order, keys preserved, headers as the pipeline set them. */
+  encode(messages: readonly OutputMessage[]): TopicMessages[] {
     const byTopic = new Map<string, Message[]>();
     for (const m of messages) {
       const ser = this.#serializers.get(m.topic) ?? { key: string, value: json };
@@ -55,8 +54,32 @@ export class KafkaOutputSink implements OutputSink {
         headers: m.headers,
       });
     }
-    if (byTopic.size === 0) return;
-    await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
+    return [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs }));
+  }
+}
+
+/**
+ * Produces a function's outputs to Kafka with kafkajs (idempotent producer, acks=all), one send
+ * per invocation, keys preserved, headers as the pipeline set them (`sluice-id` included).
+ *
+ * @example
+ * const sink = new KafkaOutputSink(producer, manifest);
+ * handler.sluice.configure({ sink });
+ */
+export class KafkaOutputSink implements OutputSink {
+  readonly #encoder: OutputEncoder;
+
+  constructor(
+    readonly producer: Producer,
+    manifest: Manifest,
+  ) {
+    this.#encoder = new OutputEncoder(manifest);
+  }
+
+  async send(messages: readonly OutputMessage[]): Promise<void> {
+    const topicMessages = this.#encoder.encode(messages);
+    if (topicMessages.length === 0) return;
+    await this.producer.sendBatch({ acks: -1, topicMessages });
   }
 }
 

@@ -1,10 +1,12 @@
 import type { Admin, Kafka, KafkaConfig, Producer, SASLOptions } from 'kafkajs';
+import type { Guarantee } from '../define/guarantee.js';
 import type { Manifest } from '../define/manifest.js';
 import { KAFKA_AUTH_MODES, type KafkaAuthMode, readEnv, SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
 import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
 import type { Logger } from '../runtime/logger.js';
 import { KafkaDeadLetterSink, KafkaOutputSink } from './kafka.js';
+import { KafkaTransactions } from './kafka-transactions.js';
 import { type DeadLetterSink, logDeadLetters, logOutputs, type OutputSink } from './sinks.js';
 
 /**
@@ -56,6 +58,23 @@ export class LambdaKafka {
   }
 
   /**
+   * Exactly-once transactions on this cluster: a transactional producer per source partition
+   * (`kafka-transactions.ts`), named after the deployed function. Dead letters join the
+   * transactions on `deadLetterTopic`, or go to `logLetters` without one.
+   */
+  transactions(manifest: Manifest, deadLetterTopic: string | undefined, logLetters: DeadLetterSink): KafkaTransactions {
+    const timeout = Number(readEnv('transactionTimeoutMs'));
+    return new KafkaTransactions({
+      kafka: () => this.#kafka(),
+      manifest,
+      functionName: process.env.AWS_LAMBDA_FUNCTION_NAME ?? manifest.name,
+      ...(deadLetterTopic ? { deadLetterTopic } : {}),
+      logLetters,
+      ...(Number.isSafeInteger(timeout) && timeout > 0 ? { transactionTimeoutMs: timeout } : {}),
+    });
+  }
+
+  /**
    * Every partition of `topic` with its end offset, for idle ticks (one ListOffsets request through
    * an admin client kept for the container).
    */
@@ -88,7 +107,18 @@ export class LambdaKafka {
     return producer;
   }
 
-  async #kafka(): Promise<Kafka> {
+  #client: Promise<Kafka> | undefined;
+
+  /** One kafkajs client per container (its producers and admin share its configuration). */
+  #kafka(): Promise<Kafka> {
+    this.#client ??= this.#newKafka().catch((e) => {
+      this.#client = undefined;
+      throw e;
+    });
+    return this.#client;
+  }
+
+  async #newKafka(): Promise<Kafka> {
     const brokers = this.#brokers ?? (readEnv('kafkaBrokers') || (await this.#lookUpBrokers()));
     if (!brokers)
       throw new ConfigError(
@@ -167,7 +197,8 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
 
 /**
  * The sinks a handler starts with: Kafka when deployed by the plugin (`SLUICE_OUTPUTS=kafka`),
- * otherwise entries of the handler's current logger. `kafka` (the end offsets ticks read) is there
+ * otherwise entries of the handler's current logger; with the exactly-once guarantee, deployed,
+ * Kafka transactions too (`transactions`), which then carry outputs and dead letters. `kafka` (the end offsets ticks read) is there
  * whenever the environment says where the cluster is, even when outputs are logged.
  *
  * @example
@@ -176,12 +207,19 @@ async function saslOptions(): Promise<SASLOptions | undefined> {
 export function defaultSinks(
   manifest: Manifest,
   logger: () => Logger,
-): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka } {
+  guarantee: Guarantee = 'at-least-once',
+): { sink: OutputSink; deadLetters: DeadLetterSink; kafka?: LambdaKafka; transactions?: KafkaTransactions } {
   if (readEnv('outputs') !== 'kafka') {
     const cluster = readEnv('kafkaBrokers') || readEnv('kafkaClusterArn');
     return { sink: logOutputs(logger), deadLetters: logDeadLetters(logger), ...(cluster ? { kafka: new LambdaKafka() } : {}) };
   }
   const kafka = new LambdaKafka();
   const topic = readEnv('deadLetterTopic');
-  return { sink: kafka.outputSink(manifest), deadLetters: topic ? kafka.deadLetterSink(topic) : logDeadLetters(logger), kafka };
+  const deadLetters = topic ? kafka.deadLetterSink(topic) : logDeadLetters(logger);
+  return {
+    sink: kafka.outputSink(manifest),
+    deadLetters,
+    kafka,
+    ...(guarantee === 'exactly-once' ? { transactions: kafka.transactions(manifest, topic, logDeadLetters(logger)) } : {}),
+  };
 }

@@ -143,6 +143,7 @@ export function recordIdle(
   ops: readonly WindowOperator[],
   offset: number,
   applied: { readonly last: number; readonly now: number } | undefined,
+  tickSeq?: number,
 ): void {
   const ns = tx.namespace(NS);
   let state: IdleState | undefined;
@@ -155,6 +156,7 @@ export function recordIdle(
   } else {
     state = ns.get(IDLE_ITEM) as IdleState | undefined;
     if (!state) return;
+    if (tickSeq !== undefined) state.k = tickSeq;
     ns.touch(IDLE_ITEM, offset);
   }
   const summary: IdleState['w'] = {};

@@ -60,6 +60,8 @@ export interface RunOptions {
   readonly flush?: boolean;
   readonly flushOffset?: number;
   readonly tickAt?: number;
+  /** A tick's sequence number at its position, recorded in the idle item (exactly-once delivery publishes it). */
+  readonly tickSeq?: number;
   readonly deadline?: number;
   readonly now?: number;
 }
@@ -177,7 +179,7 @@ export class PipelineRunner {
         const last = limit > 0 ? batch.offsetAt(limit - 1) : position;
         if (idle) {
           if (limit > 0) recordIdle(tx, this.#idleOps, last, { last, now });
-          else if (tick !== undefined) recordIdle(tx, this.#idleOps, tick, undefined);
+          else if (tick !== undefined) recordIdle(tx, this.#idleOps, tick, undefined, opts.tickSeq);
         }
         const bounds = limit === 0 && tick !== undefined ? tickBounds(tick) : { firstOffset: first, lastOffset: last };
         const refused = tx.check(bounds);

@@ -1,6 +1,7 @@
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type Definition, loadDefinition } from '../define/build.js';
+import { type Guarantee, guaranteeOf } from '../define/guarantee.js';
 import type { Manifest } from '../define/manifest.js';
 import { readEnv } from '../env.js';
 import { ConfigError, SluiceError } from '../errors.js';
@@ -42,6 +43,8 @@ export interface SluiceAttachment {
    * What the deployed schedule's `{ "sluice": "tick" }` event runs.
    */
   tick(opts?: { readonly now?: number; readonly offsets?: EndOffsets }): Promise<TickReport>;
+  /** The delivery guarantee the handler runs with (the source's, or SLUICE_GUARANTEE deployed). */
+  readonly guarantee: Guarantee;
   /** The windows with idle closing (empty: ticks do nothing, so `sluice dev --brokers` runs none). */
   readonly idleWindows: readonly IdleWindow[];
 }
@@ -71,9 +74,21 @@ export function sluice(definition: Definition): SluiceHandler {
   // Deployed, the plugin sets SLUICE_STATE_TABLE; a function without state never touches DynamoDB.
   const store: StateStore = stateful && readEnv('stateTable') ? new DynamoDBStore() : new MemoryStore();
   // Deployed by the plugin, outputs and dead letters go to Kafka; otherwise they are logged.
-  const defaults = defaultSinks(manifest, () => runtime.logger);
-  const runtime: Runtime = { store, sink: defaults.sink, deadLetters: defaults.deadLetters, logger: consoleLogger };
-  const run: { -readonly [K in keyof Invocation]: Invocation[K] } = { manifest, runtime, runner: new PartitionRunner(manifest, store) };
+  const guarantee = guaranteeOf(manifest);
+  const defaults = defaultSinks(manifest, () => runtime.logger, guarantee);
+  const runtime: Runtime = {
+    store,
+    sink: defaults.sink,
+    deadLetters: defaults.deadLetters,
+    logger: consoleLogger,
+    ...(defaults.transactions ? { transactions: defaults.transactions } : {}),
+  };
+  const run: { -readonly [K in keyof Invocation]: Invocation[K] } = {
+    manifest,
+    guarantee,
+    runtime,
+    runner: new PartitionRunner(manifest, store),
+  };
 
   const runTick = (opts: { readonly now?: number; readonly offsets?: EndOffsets } = {}, remainingMs?: number): Promise<TickReport> => {
     const offsets = opts.offsets ?? runtime.offsets ?? defaults.kafka;
@@ -111,6 +126,7 @@ export function sluice(definition: Definition): SluiceHandler {
   const attachment: SluiceAttachment = {
     manifest,
     runtime,
+    guarantee,
     configure(next) {
       Object.assign(runtime, next);
       if (next.store) run.runner = new PartitionRunner(manifest, runtime.store);

@@ -5,9 +5,11 @@
  * and Lambda retries it, unless no retry could change that (`isRetriable`): then its records are
  * dead letters with the error, and the partition goes on. `flush` goes through the same hand-off.
  */
+import type { Guarantee } from '../define/guarantee.js';
 import type { Manifest } from '../define/manifest.js';
 import { errorText, isRetriable, SluiceError } from '../errors.js';
 import type { DeadLetterSink, OutputSink } from '../io/sinks.js';
+import type { OutputTransactions } from '../io/transactions.js';
 import { eventLetter } from '../pipeline/dead-letters.js';
 import { type DeadLetter, type LateOutput, letterOrigin } from '../pipeline/records.js';
 import type { PartitionResult } from '../pipeline/runner.js';
@@ -17,6 +19,7 @@ import type { Logger } from './logger.js';
 import type { KafkaBatchResponse, PartitionBatch } from './msk-event.js';
 import type { PartitionRunner } from './partition-runner.js';
 import { BatchResponse } from './response.js';
+import { deliverBatch } from './exactly-once.js';
 import type { EndOffsets, TickReport } from './tick.js';
 
 /**
@@ -44,6 +47,12 @@ export interface Runtime {
   clock?: () => number;
   /** Where ticks learn each partition's end offset: the Kafka cluster when deployed. */
   offsets?: EndOffsets;
+  /**
+   * Kafka transactions, for a function whose guarantee is exactly-once (`define/guarantee.ts`):
+   * then every partition's outputs and dead letters go through them (`exactly-once.ts`), not
+   * `sink` and `deadLetters`. Without them, such a function delivers at least once.
+   */
+  transactions?: OutputTransactions;
 }
 
 /**
@@ -55,7 +64,8 @@ export interface Runtime {
 export interface PartitionFailure {
   readonly topic: string;
   readonly partition: number;
-  readonly stage: 'read' | 'commit';
+  /** `publish`: exactly-once, the partition's transaction could not begin, send or commit. */
+  readonly stage: 'read' | 'commit' | 'publish';
   readonly error: unknown;
 }
 
@@ -85,6 +95,8 @@ export interface BatchReport {
  */
 export interface Invocation {
   readonly manifest: Manifest;
+  /** The function's delivery guarantee (`guaranteeOf`); absent: at-least-once. */
+  readonly guarantee?: Guarantee;
   readonly runtime: Runtime;
   readonly runner: PartitionRunner;
 }
@@ -108,6 +120,15 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
   const deadline = remainingMs === undefined ? undefined : Date.now() + Math.max(0, remainingMs - 1_000);
   const before = storeStats(runtime.store);
   const now = (runtime.clock ?? Date.now)();
+  const transactions = exactlyOnce(run);
+  if (transactions) {
+    const response = new BatchResponse();
+    const done: PartitionResult[] = [];
+    const failed: PartitionFailure[] = [];
+    const runOpts = { now, ...(deadline === undefined ? {} : { deadline }) };
+    await Promise.all(partitions.map((p) => deliverBatch(run, transactions, p, runOpts, { response, done, failed })));
+    return report(run, partitions, before, done, failed, response);
+  }
   const settled = await Promise.all(
     partitions.map((p) =>
       runner.run(p.topic, p.partition, p.records, { now, ...(deadline === undefined ? {} : { deadline }) }).then(
@@ -148,13 +169,37 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
     }),
   );
   if (uncommitted.length > 0) await runtime.deadLetters.send(uncommitted, manifest.name);
+  return report(run, partitions, before, done, failed, response);
+}
+
+/**
+ * The transactions an invocation delivers through: the runtime's, when the function's guarantee
+ * is exactly-once.
+ *
+ * @example
+ * const transactions = exactlyOnce(run); // undefined: at-least-once
+ */
+export function exactlyOnce(run: Invocation): OutputTransactions | undefined {
+  return run.guarantee === 'exactly-once' ? run.runtime.transactions : undefined;
+}
+
+/** The invocation's report, its state metrics line, and `onBatch`. */
+function report(
+  { runtime, manifest }: Invocation,
+  partitions: readonly PartitionBatch[],
+  before: Record<string, number> | undefined,
+  done: PartitionResult[],
+  failed: PartitionFailure[],
+  response: BatchResponse,
+): BatchReport {
+  const log = runtime.logger;
   const after = storeStats(runtime.store);
   const state = before && after ? Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]])) : undefined;
   if (state && !runtime.onBatch) {
     // One metrics line per invocation, for CloudWatch (metric filters or Logs Insights).
     log.info({ sluice: 'state-metrics', function: manifest.name, records: partitions.reduce((n, p) => n + p.records.length, 0), ...state });
   }
-  const report: BatchReport = {
+  const result: BatchReport = {
     partitions: done,
     failed,
     late: done.flatMap((r) => r.late),
@@ -162,8 +207,8 @@ export async function invoke(run: Invocation, partitions: readonly PartitionBatc
     response: response.value,
     ...(state ? { state } : {}),
   };
-  runtime.onBatch?.(report);
-  return report;
+  runtime.onBatch?.(result);
+  return result;
 }
 
 /**
@@ -242,8 +287,13 @@ async function settle(
   }
 }
 
-/** A partition none of whose records could be processed, for a reason no retry changes: all dead letters. */
-function deadPartition(p: PartitionBatch, error: unknown): PartitionResult {
+/**
+ * A partition none of whose records could be processed, for a reason no retry changes: all dead letters.
+ *
+ * @example
+ * done.push(deadPartition(batch, error));
+ */
+export function deadPartition(p: PartitionBatch, error: unknown): PartitionResult {
   const reason = errorText(error);
   const stats = newStats(p.records.length);
   stats.poison = p.records.length;

@@ -10,7 +10,8 @@ import { errorText, isRetriable } from '../errors.js';
 import { decideTick, type TickDecision } from '../pipeline/idle.js';
 import type { PartitionResult } from '../pipeline/runner.js';
 import { type BatchStats, sumStats } from '../pipeline/stats.js';
-import { type Invocation, storeStats } from './invoke.js';
+import { deliverTick, type TickDelivery } from './exactly-once.js';
+import { exactlyOnce, type Invocation, storeStats } from './invoke.js';
 
 /**
  * The event the schedule sends to run a tick.
@@ -96,6 +97,35 @@ export async function tick(run: Invocation, offsets: EndOffsets, now: number, re
     if (end === undefined) throw new Error(`partition ${p} of topic "${topic}" is gone from the broker's answer`);
     return end;
   };
+  const transactions = exactlyOnce(run);
+  if (transactions) {
+    const delivered = await Promise.all(
+      partitions.map(async (partition) => {
+        const d = await deliverTick(run, transactions, topic, partition, now, () => endOffset(partition), opts).catch(
+          (error: unknown): TickDelivery => ({ decision: { action: 'skip', reason: 'raced' }, error }),
+        );
+        if (d.error) logFailure(run, topic, partition, d.error);
+        const windowsClosed = d.result && (d.published || !d.error) ? d.result.stats.windowsEmitted : 0;
+        return { partition, ...d, windowsClosed };
+      }),
+    );
+    const reports = delivered.map(
+      (d): TickPartitionReport => ({
+        topic,
+        partition: d.partition,
+        decision: d.decision,
+        windowsClosed: d.windowsClosed,
+        ...(d.error ? { error: errorText(d.error) } : {}),
+      }),
+    );
+    return finish(
+      run,
+      now,
+      reports,
+      delivered.flatMap((d) => (d.result ? [d.result] : [])),
+      before,
+    );
+  }
   const decided = await Promise.all(
     partitions.map(async (partition) => {
       const scope = { functionName: runner.functionName, topic, partition };
@@ -132,19 +162,23 @@ export async function tick(run: Invocation, offsets: EndOffsets, now: number, re
       decided.map(async (d) => {
         let error = d.error;
         if (d.result && !error) error = await commit(d.result);
-        if (error) {
-          runtime.logger[isRetriable(error) ? 'warn' : 'error']({
-            sluice: 'tick-failed',
-            topic,
-            partition: d.partition,
-            error: errorText(error),
-          });
-        }
+        if (error) logFailure(run, topic, d.partition, error);
         const windowsClosed = d.result && !error ? d.result.stats.windowsEmitted : 0;
         reports.push({ topic, partition: d.partition, decision: d.decision, windowsClosed, ...(error ? { error: errorText(error) } : {}) });
       }),
     );
   }
+  return finish(run, now, reports, results, before);
+}
+
+/** The tick's report, in partition order, and `onTick`. */
+function finish(
+  { runtime }: Invocation,
+  now: number,
+  reports: TickPartitionReport[],
+  results: readonly PartitionResult[],
+  before: Record<string, number> | undefined,
+): TickReport {
   reports.sort((a, b) => a.partition - b.partition);
   const after = storeStats(runtime.store);
   const state = before && after ? Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k]])) : undefined;
@@ -157,6 +191,11 @@ export async function tick(run: Invocation, offsets: EndOffsets, now: number, re
   };
   runtime.onTick?.(report);
   return report;
+}
+
+/** A partition's tick failed: a conflict (a batch or another tick was first) is a warning. */
+function logFailure({ runtime }: Invocation, topic: string, partition: number, error: unknown): void {
+  runtime.logger[isRetriable(error) ? 'warn' : 'error']({ sluice: 'tick-failed', topic, partition, error: errorText(error) });
 }
 
 async function commit(result: PartitionResult): Promise<unknown> {

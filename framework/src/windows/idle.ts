@@ -52,6 +52,11 @@ export interface IdleState {
    * reaches past it replays the tick there.
    */
   p?: number;
+  /**
+   * The sequence number of the last tick that ran at `p` (several can, while no record arrives):
+   * exactly-once delivery publishes it with the tick's outputs (`runtime/exactly-once.ts`).
+   */
+  k?: number;
   /** A tick's proposal, not yet confirmed: its wall time and floors. */
   t?: { n: number; f: Record<string, number> };
 }
