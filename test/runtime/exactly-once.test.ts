@@ -1,0 +1,195 @@
+// Exactly-once delivery on a real broker (issue 14): each partition batch's outputs and dead letters
+// in one Kafka transaction, committed with its state; crashes either side of the transaction
+// commit, re-batched retries and a stale invocation leave every output visible exactly once to a
+// read_committed reader, while a read_uncommitted reader still sees the aborted copies.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Admin, Kafka } from 'kafkajs';
+import { type Definition, type SluiceHandler, sluice, stream, sum } from 'sluice';
+import { MemoryStore } from 'sluice/state';
+import { CaptureLogger, type InputRecord, lambdaContext, runFunction, toKafkaEvents } from 'sluice/testing';
+import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
+import { decodePublished, encodePublished, isPublished, type OutputTransactions } from '../../framework/src/io/transactions.js';
+import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
+import { freshTopics, kafkaAvailability, kafkaClient, type Received, readUntil } from '../support/kafka.js';
+
+test('a published position survives the group offset and its metadata', () => {
+  assert.deepEqual(decodePublished(...(Object.values(encodePublished({ at: 41 })) as [string, string])), { at: 41 });
+  assert.deepEqual(decodePublished(...(Object.values(encodePublished({ at: 41.5, tick: 3 })) as [string, string])), { at: 41.5, tick: 3 });
+  assert.deepEqual(decodePublished('-1', ''), { at: -1 });
+  // Another tool's commit (no Sluice metadata): the offset alone, as Kafka means it.
+  assert.deepEqual(decodePublished('42', 'checkpoint'), { at: 41 });
+  assert.equal(isPublished({ at: 41 }, { at: 41.5, tick: 1 }), true);
+  assert.equal(isPublished({ at: 42 }, { at: 41.5, tick: 1 }), false);
+  assert.equal(isPublished({ at: 41.5, tick: 2 }, { at: 41.5, tick: 1 }), false);
+  assert.equal(isPublished({ at: 41.5, tick: 1 }, { at: 41.5, tick: 2 }), true);
+});
+
+const run = `${process.pid}-${Date.now()}`;
+
+/** Records of 8 keys over 10 tumbling windows of 1 s, in one partition, 3 of them poison. */
+function input(): InputRecord[] {
+  const out: InputRecord[] = [];
+  for (let i = 0; i < 400; i++) {
+    const value = i % 133 === 7 ? { n: 'not a number' } : { n: i % 5 };
+    out.push({ key: `k${i % 8}`, value, timestamp: 1_000 + i * 25, partition: 0 });
+  }
+  return out;
+}
+
+function definition(source: string, out: string): Definition {
+  return stream<{ n: number }>(source, {
+    guarantee: 'exactly-once',
+    validate: (v) => typeof v?.n === 'number' || 'n must be a number',
+  })
+    .tumblingWindow('1s', { grace: '0s' })
+    .aggregate({ total: sum('n') })
+    .to(out);
+}
+
+type Fault = 'none' | 'crash-before-commit' | 'crash-after-commit';
+
+/** A container's transactions, crashing as told: a crash leaves the transaction open, as a dead process does. */
+function faulty(inner: OutputTransactions, fault: () => Fault, gate?: Promise<void>): OutputTransactions {
+  return {
+    async begin(topic, partition) {
+      const txn = await inner.begin(topic, partition);
+      return {
+        published: txn.published,
+        send: (m, l, f) => txn.send(m, l, f),
+        abort: () => txn.abort(),
+        async commit(to) {
+          await gate;
+          const f = fault();
+          if (f === 'crash-before-commit') throw new Error('crash: the container died before the transaction commit');
+          await txn.commit(to);
+          if (f === 'crash-after-commit') throw new Error('crash: the container died after the transaction commit');
+        },
+      };
+    },
+    close: () => inner.close(),
+  };
+}
+
+describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability()), timeout: 120_000 }, () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  const source = `it-eo-in-${run}`;
+  const containers: KafkaTransactions[] = [];
+  before(async () => {
+    kafka = kafkaClient('sluice-eo-test');
+    admin = kafka.admin();
+    await admin.connect();
+  });
+  after(async () => {
+    await Promise.all(containers.map((c) => c.close()));
+    await admin?.disconnect();
+  });
+
+  /** A Lambda container: its own handler and transactions, sharing the function's state. */
+  function container(def: Definition, store: MemoryStore, fault: () => Fault = () => 'none', gate?: Promise<void>): SluiceHandler {
+    const handler = sluice(def);
+    const transactions = new KafkaTransactions({
+      kafka: async () => kafka,
+      manifest: handler.sluice.manifest,
+      functionName: `eo-test-${run}`,
+      deadLetterTopic: `${source}.dlq`,
+    });
+    containers.push(transactions);
+    handler.sluice.configure({ store, transactions: faulty(transactions, fault, gate), ...(process.env.EO_DEBUG ? {} : { logger: new CaptureLogger() }) });
+    return handler;
+  }
+
+  const events = (batchSize: number, from = 0) =>
+    [...toKafkaEvents(input().slice(from), { topic: source, batchSize, startOffset: from })] as KafkaEvent[];
+  const ctx = lambdaContext('eo');
+
+  /** Every (id, value) a read_committed reader sees on `topic`, waiting for `n`. */
+  async function committed(topic: string, n: number): Promise<Received[]> {
+    return readUntil(kafka, topic, (m) => m.length >= n, 30_000);
+  }
+
+  test('crashes either side of the transaction commit, re-batched retries and a stale invocation: every output once', async () => {
+    const out = `it-eo-out-${run}`;
+    await freshTopics(admin, [
+      { topic: source, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+      { topic: `${source}.dlq`, numPartitions: 1 },
+    ]);
+    const def = definition(source, out);
+    const reference = await runFunction(def, input(), { batchSize: 50 });
+    const expected = new Map(reference.outputs.map((m) => [m.id, m.value]));
+    assert.ok(expected.size >= 60, `the reference closes windows: ${expected.size}`);
+    const store = new MemoryStore();
+
+    // 1. Batch [0, 100): state committed, then the container dies before the transaction commits.
+    const c1 = container(def, store, () => 'crash-before-commit');
+    const first = events(100)[0];
+    const r1 = await c1(first, ctx as never);
+    assert.deepEqual(r1.batchItemFailures, [{ itemIdentifier: { partition: `${source}-0`, offset: 0 } }]);
+
+    // 2. Lambda retries it re-batched ([0, 150)) in a new container: its claim aborts the open
+    //    transaction; the retry recomputes the outputs from the versions kept from before 0 and
+    //    commits, then dies after the commit (the response is lost).
+    const c2 = container(def, store, () => 'crash-after-commit');
+    assert.deepEqual((await c2(events(150)[0], ctx as never)).batchItemFailures, [{ itemIdentifier: { partition: `${source}-0`, offset: 0 } }]);
+
+    // 3. The retry of that ([0, 200)) finds [0, 150) published and leaves it out.
+    const c3 = container(def, store);
+    assert.deepEqual((await c3(events(200)[0], ctx as never)).batchItemFailures, []);
+
+    // 4. A stale invocation: a container begins [200, 300) and stalls before its commit; its retry
+    //    runs in another container and commits; the stale one wakes up fenced.
+    let wake!: () => void;
+    const stalled = new Promise<void>((r) => (wake = r));
+    const zombie = container(def, store, () => 'none', stalled);
+    const zombieRun = zombie(events(100, 200)[0], ctx as never);
+    await new Promise((r) => setTimeout(r, 300));
+    const c4 = container(def, store);
+    assert.deepEqual((await c4(events(100, 200)[0], ctx as never)).batchItemFailures, []);
+    wake();
+    const late = await zombieRun;
+    assert.deepEqual(late.batchItemFailures, [{ itemIdentifier: { partition: `${source}-0`, offset: 200 } }], 'the stale invocation could not commit');
+
+    // 5. The rest, whole, in the same container as 4 (its producer is reused).
+    for (const e of events(100, 300)) assert.deepEqual((await c4(e, ctx as never)).batchItemFailures, []);
+
+    const seen = await committed(out, expected.size);
+    await new Promise((r) => setTimeout(r, 500)); // anything beyond the expected count would be a duplicate
+    const again = await committed(out, expected.size);
+    const ids = again.map((m) => m.headers['sluice-id']);
+    assert.equal(new Set(ids).size, ids.length, `no id twice: ${ids.length} messages, ${new Set(ids).size} ids`);
+    assert.equal(again.length, expected.size);
+    assert.ok(seen.length <= again.length);
+    for (const m of again) assert.deepEqual(m.value, expected.get(m.headers['sluice-id']), m.headers['sluice-id']);
+    // The three poison records were dead-lettered once each, in the same transactions.
+    const letters = await committed(`${source}.dlq`, 3);
+    assert.deepEqual(
+      letters.map((m) => Number(m.headers['sluice-source-offset'])).sort((a, b) => a - b),
+      [7, 140, 273],
+    );
+    // A read_uncommitted reader sees the aborted copies: the transactions, not luck, removed them.
+    const raw = await readUncommitted(kafka, out, expected.size + 1);
+    assert.ok(raw > expected.size, `aborted outputs exist in the log: ${raw} > ${expected.size}`);
+  });
+});
+
+/** How many messages a read_uncommitted reader finds on a topic (waiting for at least `min`). */
+async function readUncommitted(kafka: Kafka, topic: string, min: number): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `it-eo-raw-${run}-${Math.random()}`, readUncommitted: true });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  await consumer.run({
+    eachMessage: async () => {
+      if (++n >= min) done();
+    },
+  });
+  const timer = setTimeout(done, 10_000);
+  await finished;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  return n;
+}
