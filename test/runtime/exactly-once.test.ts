@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Admin, Kafka } from 'kafkajs';
 import { type Definition, type SluiceHandler, sluice, stream, sum } from 'sluice';
 import { MemoryStore } from 'sluice/state';
-import { CaptureLogger, type InputRecord, lambdaContext, runFunction, toKafkaEvents } from 'sluice/testing';
+import { CaptureLogger, CaptureSink, type InputRecord, lambdaContext, runFunction, toKafkaEvents } from 'sluice/testing';
 import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
 import { decodePublished, encodePublished, isPublished, type OutputTransactions } from '../../framework/src/io/transactions.js';
 import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
@@ -96,7 +96,11 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
       deadLetterTopic: `${source}.dlq`,
     });
     containers.push(transactions);
-    handler.sluice.configure({ store, transactions: faulty(transactions, fault, gate), ...(process.env.EO_DEBUG ? {} : { logger: new CaptureLogger() }) });
+    handler.sluice.configure({
+      store,
+      transactions: faulty(transactions, fault, gate),
+      ...(process.env.EO_DEBUG ? {} : { logger: new CaptureLogger() }),
+    });
     return handler;
   }
 
@@ -132,7 +136,9 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     //    transaction; the retry recomputes the outputs from the versions kept from before 0 and
     //    commits, then dies after the commit (the response is lost).
     const c2 = container(def, store, () => 'crash-after-commit');
-    assert.deepEqual((await c2(events(150)[0], ctx as never)).batchItemFailures, [{ itemIdentifier: { partition: `${source}-0`, offset: 0 } }]);
+    assert.deepEqual((await c2(events(150)[0], ctx as never)).batchItemFailures, [
+      { itemIdentifier: { partition: `${source}-0`, offset: 0 } },
+    ]);
 
     // 3. The retry of that ([0, 200)) finds [0, 150) published and leaves it out.
     const c3 = container(def, store);
@@ -149,7 +155,11 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     assert.deepEqual((await c4(events(100, 200)[0], ctx as never)).batchItemFailures, []);
     wake();
     const late = await zombieRun;
-    assert.deepEqual(late.batchItemFailures, [{ itemIdentifier: { partition: `${source}-0`, offset: 200 } }], 'the stale invocation could not commit');
+    assert.deepEqual(
+      late.batchItemFailures,
+      [{ itemIdentifier: { partition: `${source}-0`, offset: 200 } }],
+      'the stale invocation could not commit',
+    );
 
     // 5. The rest, whole, in the same container as 4 (its producer is reused).
     for (const e of events(100, 300)) assert.deepEqual((await c4(e, ctx as never)).batchItemFailures, []);
@@ -171,6 +181,76 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     // A read_uncommitted reader sees the aborted copies: the transactions, not luck, removed them.
     const raw = await readUncommitted(kafka, out, expected.size + 1);
     assert.ok(raw > expected.size, `aborted outputs exist in the log: ${raw} > ${expected.size}`);
+  });
+
+  test('idle ticks publish before their state: a crash between is finished by the next batch or tick, nothing twice', async () => {
+    const src = `it-eo-tick-in-${run}`;
+    const out = `it-eo-tick-out-${run}`;
+    await freshTopics(admin, [
+      { topic: src, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+      { topic: `${source}.dlq`, numPartitions: 1 },
+    ]);
+    const def = stream<{ n: number }>(src, { guarantee: 'exactly-once' })
+      .tumblingWindow('1s', { grace: '0s', idle: '2s' })
+      .aggregate({ total: sum('n') })
+      .to(out);
+    const records: InputRecord[] = [];
+    for (let i = 0; i < 150; i++)
+      records.push({ key: `k${i % 6}`, value: { n: i % 7 }, timestamp: (i < 100 ? 1_000 : 60_000) + i * 30, partition: 0 });
+    const batch = (from: number, to: number) =>
+      [...toKafkaEvents(records.slice(from, to), { topic: src, batchSize: 1_000, startOffset: from })][0] as KafkaEvent;
+    const W = 1_800_000_000_000;
+    const ends = (end: number) => ({ endOffsets: async () => new Map([[0, end]]) });
+    const steps: ((h: SluiceHandler, wall: { now: number }) => Promise<unknown>)[] = [
+      (h, w) => ((w.now = W), h(batch(0, 100), ctx as never)),
+      (h, w) => ((w.now = W + 10_000), h.sluice.tick({ offsets: ends(100) })),
+      (h, w) => ((w.now = W + 20_000), h(batch(100, 150), ctx as never)),
+      (h, w) => ((w.now = W + 40_000), h.sluice.tick({ offsets: ends(150) })),
+      (h, w) => ((w.now = W + 50_000), h.sluice.tick({ offsets: ends(150) })),
+    ];
+
+    // The reference: the same calls, at least once, no faults.
+    const ref = sluice(def);
+    const capture = new CaptureSink();
+    const refWall = { now: W };
+    ref.sluice.configure({
+      store: new MemoryStore(),
+      sink: capture,
+      deadLetters: capture,
+      clock: () => refWall.now,
+      logger: new CaptureLogger(),
+    });
+    let refClosed = 0;
+    ref.sluice.configure({ onTick: (r) => (refClosed += r.windowsClosed) });
+    for (const step of steps) await step(ref, refWall);
+    assert.ok(refClosed > 0, 'the reference ticks closed windows');
+    const expected = new Map(capture.messages.map((m) => [m.id, m.value]));
+    assert.ok(expected.size >= 20, `ticks and batches close windows: ${expected.size}`);
+
+    // Exactly once: step 2's tick and step 4's crash after their transaction commits.
+    const store = new MemoryStore();
+    const wall = { now: W };
+    const plan: Fault[] = ['none', 'crash-after-commit', 'none', 'crash-after-commit', 'none'];
+    const decisions: string[] = [];
+    for (const [i, step] of steps.entries()) {
+      const h = container(def, store, () => plan[i]);
+      h.sluice.configure({
+        clock: () => wall.now,
+        onTick: (r) => decisions.push(r.partitions.map((p) => `${p.decision.action}${p.error ? ' failed' : ''}`).join()),
+      });
+      await step(h, wall);
+    }
+    // Both crashed ticks had published; step 5 finished the second one's state (the batch of step 3 the first's).
+    assert.deepEqual(decisions, ['close failed', 'close failed', 'close']);
+    const got = await committed(out, expected.size);
+    await new Promise((r) => setTimeout(r, 500));
+    const all = await committed(out, expected.size);
+    const ids = all.map((m) => m.headers['sluice-id']);
+    assert.equal(new Set(ids).size, ids.length, 'no id twice');
+    assert.ok(got.length <= all.length);
+    assert.deepEqual(new Set(ids), new Set(expected.keys()));
+    for (const m of all) assert.deepEqual(m.value, expected.get(m.headers['sluice-id']));
   });
 });
 
