@@ -110,6 +110,12 @@ export class KafkaTransactions implements OutputTransactions {
     }
   }
 
+  async published(topic: string, partition: number): Promise<Published> {
+    const entry = this.#producers.get(`${topic}\u0000${partition}`);
+    const claimed = entry ? await entry.catch(() => undefined) : undefined;
+    return claimed?.published ?? this.#readPublished(topic, partition);
+  }
+
   /**
    * Forgets every producer, as a new container would: the next transaction of each partition
    * claims its id again and fences whatever still runs with the old ones (their producers

@@ -64,6 +64,12 @@ export interface OutputTransaction {
 export interface OutputTransactions {
   /** Claims the partition's transactional id and begins a transaction. */
   begin(topic: string, partition: number): Promise<OutputTransaction>;
+  /**
+   * What the partition published, without claiming it (an idle tick asks before deciding whether
+   * it needs the claim, which would fence the producer of a container running batches): final if
+   * this container holds the claim, otherwise what the group said last (a commit may be in flight).
+   */
+  published(topic: string, partition: number): Promise<Published>;
   /** Disconnects every producer (a container going away; the emulator's simulated container reset). */
   close(): Promise<void>;
 }

@@ -180,29 +180,35 @@ export async function deliverTick(
 ): Promise<TickDelivery> {
   const { runtime, runner, manifest } = run;
   const scope: StateScope = { functionName: runner.functionName, topic, partition };
+  const state = await readIdle(run, scope, opts);
+  if (!state || state.l < 0) return { decision: { action: 'skip', reason: 'no state' } };
+  // Claiming fences the producer of whichever container runs the partition's batches, so a tick
+  // claims only when it has something to publish or finish.
+  let decision: TickDecision;
+  if (state.p === state.l + 0.5 && state.k !== undefined && tickUnfinished(state, await transactions.published(topic, partition))) {
+    decision = { action: 'close', at: state.p, proposed: false };
+  } else {
+    decision = await decideTick(runtime.store, scope, runner.pipeline.idleWindows, now, endOffset, opts);
+    if (decision.action !== 'close') return { decision };
+  }
   const txn = await transactions.begin(topic, partition);
-  let decision: TickDecision = { action: 'skip', reason: 'no state' };
   try {
-    const state = await readIdle(run, scope, opts);
-    if (!state || state.l < 0) {
-      await txn.abort();
-      return { decision };
-    }
-    if (!isPublished({ at: state.l }, txn.published)) {
+    const fresh = (await readIdle(run, scope, opts)) ?? state;
+    if (!isPublished({ at: fresh.l }, txn.published)) {
+      // The last batch is applied and unpublished: its retry is coming, and must find it unpublished.
       await txn.abort();
       return { decision: { action: 'skip', reason: 'lagging' } };
     }
-    if (await finishTick(run, scope, txn.published, { now, ...opts }, state)) {
+    if (await finishTick(run, scope, txn.published, { now, ...opts }, fresh)) {
       await txn.abort();
-      return { decision: { action: 'close', at: state.p!, proposed: false } };
+      return { decision: { action: 'close', at: fresh.p!, proposed: false } };
     }
-    decision = await decideTick(runtime.store, scope, runner.pipeline.idleWindows, now, endOffset, opts);
-    if (decision.action !== 'close') {
+    if (decision.action !== 'close' || decision.at !== fresh.l + 0.5) {
       await txn.abort();
-      return { decision };
+      return { decision: { action: 'skip', reason: 'raced' } };
     }
     const published = txn.published;
-    const seq = Math.max(state.k ?? 0, published.at === decision.at ? (published.tick ?? 0) : 0) + 1;
+    const seq = Math.max(fresh.k ?? 0, published.at === decision.at ? (published.tick ?? 0) : 0) + 1;
     const result = await runner.run(topic, partition, [], { tickAt: decision.at, tickSeq: seq, now, ...opts });
     if (result.failedOffset !== undefined) {
       await txn.abort();
@@ -210,7 +216,7 @@ export async function deliverTick(
     }
     await txn.send(result.outputs, result.deadLetters, manifest.name);
     await txn.commit({ at: decision.at, tick: seq });
-    // Published: from here a failure leaves the state to the next claim (finishTick).
+    // Published: from here a failure leaves the state to the next claimant (finishTick).
     try {
       await result.commit();
     } catch (e) {
@@ -221,6 +227,11 @@ export async function deliverTick(
     await txn.abort();
     return { decision, error: e };
   }
+}
+
+/** Whether the idle item's last tick is behind what the partition published (its state unfinished). */
+function tickUnfinished(state: IdleState, published: Published): boolean {
+  return published.tick !== undefined && state.p === published.at && (state.k ?? 0) < published.tick;
 }
 
 /**
@@ -238,7 +249,7 @@ async function finishTick(
 ): Promise<boolean> {
   if (published.tick === undefined || run.runner.pipeline.idleWindows.length === 0) return false;
   const state = known ?? (await readIdle(run, scope, opts));
-  if (!state || state.p !== published.at || (state.k ?? 0) >= published.tick) return false;
+  if (!state || !tickUnfinished(state, published)) return false;
   const result = await run.runner.run(scope.topic, scope.partition, [], { ...opts, tickAt: published.at, tickSeq: published.tick });
   if (result.failedOffset !== undefined) throw result.error ?? new Error(`step "${result.failedStage}" failed`);
   await result.commit();
