@@ -14,6 +14,7 @@ import {
   onFailureTopic,
 } from '../../framework/src/config/function-config.js';
 import { GUARANTEES } from '../../framework/src/define/guarantee.js';
+import { esmConfig } from '../../framework/src/config/event-source-mapping.js';
 import { declarationOf } from '../../framework/src/config/serverless-yml.js';
 import { readSluiceOptions, SLUICE_FUNCTION_OPTIONS, SLUICE_OPTIONS_SCHEMA } from '../../framework/src/config/sluice-options.js';
 
@@ -254,4 +255,15 @@ test('custom.sluice as the plugin registers it: the tick and the guarantee, with
   assert.deepEqual(Object.keys(properties), ['tick', 'guarantee']);
   assert.equal(properties.guarantee, SLUICE_OPTIONS_SCHEMA.properties.guarantee);
   assert.equal(additionalProperties, false);
+});
+
+test("the emulator's mapping carries the function's guarantee option, for deployedGuarantee to settle with the source's", () => {
+  const entry = { name: 'orders', file: 'h.ts', exportName: 'handler', event: { topic: 'in' }, eventKind: 'kafka' as const };
+  assert.deepEqual(esmConfig({ ...entry, sluice: { guarantee: 'exactly-once' } }, 'svc').guarantee, {
+    value: 'exactly-once',
+    option: 'functions.orders.sluice.guarantee',
+    serviceDefault: false,
+  });
+  assert.equal(esmConfig(entry, 'svc').guarantee, undefined);
+  assert.throws(() => esmConfig({ ...entry, sluice: { guarantee: 'once' } }, 'svc'), /functions\.orders\.sluice\.guarantee must be one of/);
 });
