@@ -36,9 +36,10 @@ class SluiceServerlessPlugin {
       utils.log ??
       Object.assign((m) => console.log(m), { notice: (m) => console.log(m), warning: (m) => console.warn(m), verbose: () => {} });
     serverless.configSchemaHandler?.defineFunctionProperties('aws', { properties: { sluice: SLUICE_FUNCTION_SCHEMA } });
-    // custom.sluice: the service-wide defaults (only the tick period; config/function-config.ts checks it).
+    // custom.sluice: the service-wide defaults (the tick period and the guarantee; config/function-config.ts checks them).
+    const { tick, guarantee } = SLUICE_FUNCTION_SCHEMA.properties;
     serverless.configSchemaHandler?.defineCustomProperties?.({
-      properties: { sluice: { type: 'object', properties: { tick: SLUICE_FUNCTION_SCHEMA.properties.tick }, additionalProperties: false } },
+      properties: { sluice: { type: 'object', properties: { tick, guarantee }, additionalProperties: false } },
     });
     // Serverless v3's schema predates the nodejs22.x runtime that Sluice deploys to.
     const runtimes = serverless.configSchemaHandler?.schema?.definitions?.awsLambdaRuntime?.enum;

@@ -8,10 +8,13 @@ import { ConfigError } from 'sluice';
 import {
   defaultConsumerGroupId,
   defaultDeadLetterTopic,
+  deployedGuarantee,
   type FunctionDeclaration,
   functionConfig,
   onFailureTopic,
 } from '../../framework/src/config/function-config.js';
+import { GUARANTEES } from '../../framework/src/define/guarantee.js';
+import { esmConfig } from '../../framework/src/config/event-source-mapping.js';
 import { declarationOf } from '../../framework/src/config/serverless-yml.js';
 import { readSluiceOptions, SLUICE_FUNCTION_OPTIONS, SLUICE_OPTIONS_SCHEMA } from '../../framework/src/config/sluice-options.js';
 
@@ -64,7 +67,7 @@ test("messages quote the schema's ranges", () => {
   );
   assert.throws(
     () => readSluiceOptions('functions.fn', { pollers: 1 }),
-    /allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers, tick\./,
+    /allowed: maximumRetryAttempts, deadLetterTopic, onFailure, provisionedPollers, tick, guarantee\./,
   );
 });
 
@@ -109,6 +112,7 @@ test('the checks and the schema agree: what the schema refuses is refused, and w
           fc.record({ minimum: anyValue, maximum: anyValue, extra: anyValue }, { requiredKeys: [] }),
         ),
       ),
+      guarantee: mostly(fc.constantFrom('exactly-once', 'at-least-once', 'exactly_once', 'Exactly-Once')),
     },
     { requiredKeys: [] },
   );
@@ -172,4 +176,94 @@ test('an emulator entry reads as the same declaration Serverless hands the plugi
   });
   assert.deepEqual(declarationOf({ event: { topic: 'in' } }), { events: [{ msk: { topic: 'in' } }] });
   assert.deepEqual(declarationOf({}), { events: [] });
+});
+
+test("guarantee: the schema lists exactly the runtime's guarantees; a bad value names the option, the value and the choices", () => {
+  assert.deepEqual(SLUICE_OPTIONS_SCHEMA.properties.guarantee.enum, GUARANTEES);
+  const config = (sluice: Record<string, unknown> | undefined, defaults?: Record<string, unknown>) =>
+    functionConfig(
+      'orders',
+      { events: [{ kafka: { topic: 'in' } }], ...(sluice ? { sluice } : {}) },
+      { ...ctx, ...(defaults ? { defaults } : {}) },
+    )!;
+  assert.deepEqual(config({ guarantee: 'exactly-once' }).guarantee, {
+    value: 'exactly-once',
+    option: 'functions.orders.sluice.guarantee',
+    serviceDefault: false,
+  });
+  assert.deepEqual(config(undefined, { guarantee: 'exactly-once' }).guarantee, {
+    value: 'exactly-once',
+    option: 'custom.sluice.guarantee',
+    serviceDefault: true,
+  });
+  assert.deepEqual(config({ guarantee: 'at-least-once' }, { guarantee: 'exactly-once' }).guarantee?.value, 'at-least-once');
+  assert.equal(config(undefined).guarantee, undefined, 'nothing set: nothing recorded, so the source decides');
+  for (const [sluice, defaults, option] of [
+    [{ guarantee: 'exactly_once' }, undefined, 'functions.orders.sluice.guarantee'],
+    [{ guarantee: true }, undefined, 'functions.orders.sluice.guarantee'],
+    [undefined, { guarantee: 'once' }, 'custom.sluice.guarantee'],
+  ] as const) {
+    assert.throws(
+      () => config(sluice, defaults),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message.startsWith(
+          `${option} must be one of 'at-least-once' or 'exactly-once'; received ${JSON.stringify((sluice ?? defaults)!.guarantee)}.`,
+        ),
+      JSON.stringify([sluice, defaults]),
+    );
+  }
+});
+
+test("the deployed guarantee: the function's option, else the source's, else the service's default, else at-least-once; two explicit choices must agree", () => {
+  const fn = (value?: 'exactly-once' | 'at-least-once', serviceDefault = false) => ({
+    name: 'orders',
+    ...(value
+      ? { guarantee: { value, option: serviceDefault ? 'custom.sluice.guarantee' : 'functions.orders.sluice.guarantee', serviceDefault } }
+      : {}),
+  });
+  assert.equal(deployedGuarantee(fn(), undefined), 'at-least-once');
+  assert.equal(deployedGuarantee(fn(), 'exactly-once'), 'exactly-once');
+  assert.equal(deployedGuarantee(fn('exactly-once'), undefined), 'exactly-once');
+  assert.equal(deployedGuarantee(fn('exactly-once'), 'exactly-once'), 'exactly-once');
+  assert.equal(deployedGuarantee(fn('exactly-once', true), undefined), 'exactly-once');
+  assert.equal(deployedGuarantee(fn('exactly-once', true), 'at-least-once'), 'at-least-once', 'a service default yields to the source');
+  assert.equal(deployedGuarantee(fn('at-least-once', true), 'exactly-once'), 'exactly-once');
+  for (const [yml, source] of [
+    ['at-least-once', 'exactly-once'],
+    ['exactly-once', 'at-least-once'],
+  ] as const) {
+    assert.throws(
+      () => deployedGuarantee(fn(yml), source),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message ===
+          `function "orders": functions.orders.sluice.guarantee is '${yml}' in serverless.yml but its handler's source sets guarantee '${source}'; ` +
+            'make them the same, or remove one of the two (either is enough).',
+    );
+  }
+});
+
+test('custom.sluice as the plugin registers it: the tick and the guarantee, with the schemas of the function options', () => {
+  const Plugin = require('../../framework/serverless/index.cjs');
+  const custom: { properties: { sluice: { properties: Record<string, unknown>; additionalProperties: boolean } } }[] = [];
+  new Plugin(
+    { configSchemaHandler: { defineFunctionProperties: () => {}, defineCustomProperties: (s: (typeof custom)[number]) => custom.push(s) } },
+    {},
+  );
+  const { properties, additionalProperties } = custom[0].properties.sluice;
+  assert.deepEqual(Object.keys(properties), ['tick', 'guarantee']);
+  assert.equal(properties.guarantee, SLUICE_OPTIONS_SCHEMA.properties.guarantee);
+  assert.equal(additionalProperties, false);
+});
+
+test("the emulator's mapping carries the function's guarantee option, for deployedGuarantee to settle with the source's", () => {
+  const entry = { name: 'orders', file: 'h.ts', exportName: 'handler', event: { topic: 'in' }, eventKind: 'kafka' as const };
+  assert.deepEqual(esmConfig({ ...entry, sluice: { guarantee: 'exactly-once' } }, 'svc').guarantee, {
+    value: 'exactly-once',
+    option: 'functions.orders.sluice.guarantee',
+    serviceDefault: false,
+  });
+  assert.equal(esmConfig(entry, 'svc').guarantee, undefined);
+  assert.throws(() => esmConfig({ ...entry, sluice: { guarantee: 'once' } }, 'svc'), /functions\.orders\.sluice\.guarantee must be one of/);
 });

@@ -1,7 +1,7 @@
 import { toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { LOCAL_CLUSTER_ARN } from '../runtime/msk-event.js';
-import { functionConfig, onFailureTopic as kafkaTopicOf } from './function-config.js';
+import { functionConfig, type GuaranteeOption, onFailureTopic as kafkaTopicOf } from './function-config.js';
 import {
   BATCH_SIZE,
   BATCHING_WINDOW_SECONDS,
@@ -54,6 +54,11 @@ export interface EsmConfig {
   readonly notices?: readonly string[];
   /** Idle tick period (ms) of the deployed schedule (`sluice.tick`), or false for none. */
   readonly tickMs?: number | false;
+  /**
+   * The function's `sluice: { guarantee }`, if set; `deployedGuarantee({ name, guarantee },
+   * manifest.source.guarantee)` (function-config.ts) gives the guarantee it is deployed with.
+   */
+  readonly guarantee?: GuaranteeOption;
 }
 
 /** An MSK cluster ARN written out, as opposed to an intrinsic or a variable resolved at deploy. */
@@ -157,6 +162,7 @@ export function esmConfig(entry: FunctionEntry, service: string, defaults: { tim
     deadLetterTopic: fn.deadLetterTopic,
     timeoutMs: toMs(timeoutS * 1000, `${where}.timeout`),
     tickMs: fn.tickMs,
+    ...(fn.guarantee ? { guarantee: fn.guarantee } : {}),
     ...(notices.length > 0 ? { notices } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { GUARANTEES, type Guarantee, readGuarantee } from '../define/guarantee.js';
 import type { KafkaAuthMode } from '../env.js';
 import { ConfigError } from '../errors.js';
 import { readSluiceOptions } from './sluice-options.js';
@@ -60,18 +61,37 @@ export interface FunctionConfig {
    * (`custom.sluice.tick`), else one minute.
    */
   readonly tickMs: number | false;
+  /**
+   * The delivery guarantee serverless.yml asks for: the function's `guarantee`, else the service's
+   * (`custom.sluice.guarantee`); absent when neither says. {@link deployedGuarantee} settles it
+   * with the handler source's.
+   */
+  readonly guarantee?: GuaranteeOption;
+}
+
+/**
+ * A `guarantee` set in serverless.yml, with the option that set it (for messages) and whether it
+ * is the service's default rather than the function's own.
+ *
+ * @example
+ * const g: GuaranteeOption = { value: 'exactly-once', option: 'functions.orders.sluice.guarantee', serviceDefault: false };
+ */
+export interface GuaranteeOption {
+  readonly value: Guarantee;
+  readonly option: string;
+  readonly serviceDefault: boolean;
 }
 
 /**
  * The service-wide Sluice options of serverless.yml (`custom.sluice`), unchecked: defaults for
- * every function's `sluice:` block. Only `tick` may be set there.
+ * every function's `sluice:` block. Only `tick` and `guarantee` may be set there.
  *
  * @example
- * const defaults: ServiceSluiceOptions = { tick: '5 minutes' };
+ * const defaults: ServiceSluiceOptions = { tick: '5 minutes', guarantee: 'exactly-once' };
  */
 export type ServiceSluiceOptions = Readonly<Record<string, unknown>>;
 
-const SERVICE_OPTIONS = ['tick'];
+const SERVICE_OPTIONS = ['tick', 'guarantee'];
 
 /**
  * The consumer group a function's mapping uses when its event names none.
@@ -143,7 +163,14 @@ export function functionConfig(
   const deadLetterTopic = opts.deadLetterTopic ?? defaultDeadLetterTopic(ev.topic, name);
   const scramSecretArn = kind === 'msk' ? ev.saslScram512 : (ev.accessConfigurations?.saslScram512Auth ?? undefined);
   const access = (ev.accessConfigurations ?? {}) as Record<string, unknown>;
-  const tickMs = opts.tickMs ?? serviceTick(ctx.defaults);
+  const service = serviceOptions(ctx.defaults);
+  const tickMs = opts.tickMs ?? service.tickMs;
+  const guarantee: GuaranteeOption | undefined =
+    opts.guarantee !== undefined
+      ? { value: opts.guarantee, option: `${where}.sluice.guarantee`, serviceDefault: false }
+      : service.guarantee !== undefined
+        ? { value: service.guarantee, option: 'custom.sluice.guarantee', serviceDefault: true }
+        : undefined;
   return {
     name,
     kind,
@@ -164,12 +191,37 @@ export function functionConfig(
         : {}),
     ...(opts.provisionedPollers ? { provisionedPollers: opts.provisionedPollers } : {}),
     tickMs,
+    ...(guarantee ? { guarantee } : {}),
   };
 }
 
-/** The service's tick period (`custom.sluice.tick`), checked, or the default. */
-function serviceTick(defaults: ServiceSluiceOptions | undefined): number | false {
-  if (defaults === undefined || defaults === null) return DEFAULT_TICK_MS;
+/**
+ * The guarantee a function is deployed with: its own `sluice:` option, else what its handler's
+ * source says (`guarantee` of `@source`/`stream()`, `manifest.source.guarantee`), else the
+ * service's default (`custom.sluice.guarantee`), else at-least-once. A service default yields to
+ * the source: it fills in for functions that say nothing, it does not overrule code that does. The
+ * function's own option and the source's must agree: two explicit choices that differ are a
+ * mistake, whichever one was meant.
+ *
+ * @example
+ * deployedGuarantee(fn, handler.sluice.manifest.source.guarantee); // 'exactly-once'
+ */
+export function deployedGuarantee(fn: Pick<FunctionConfig, 'name' | 'guarantee'>, source: Guarantee | undefined): Guarantee {
+  const yml = fn.guarantee;
+  if (yml && !yml.serviceDefault) {
+    if (source !== undefined && source !== yml.value)
+      throw new ConfigError(
+        `function "${fn.name}": ${yml.option} is '${yml.value}' in serverless.yml but its handler's source sets guarantee '${source}'; ` +
+          `make them the same, or remove one of the two (either is enough).`,
+      );
+    return yml.value;
+  }
+  return source ?? yml?.value ?? GUARANTEES[0];
+}
+
+/** The service's defaults (`custom.sluice`), checked: the tick period (or its default) and the guarantee, if set. */
+function serviceOptions(defaults: ServiceSluiceOptions | undefined): { tickMs: number | false; guarantee?: Guarantee } {
+  if (defaults === undefined || defaults === null) return { tickMs: DEFAULT_TICK_MS };
   if (typeof defaults !== 'object' || Array.isArray(defaults))
     throw new ConfigError(
       `custom.sluice in serverless.yml must be an object such as { tick: '5 minutes' }; received ${JSON.stringify(defaults)}.`,
@@ -180,5 +232,8 @@ function serviceTick(defaults: ServiceSluiceOptions | undefined): number | false
         `unknown option custom.sluice.${k} in serverless.yml; allowed: ${SERVICE_OPTIONS.join(', ')} (set the others per function, in functions.<name>.sluice).`,
       );
   }
-  return defaults.tick === undefined ? DEFAULT_TICK_MS : readTickPeriod(defaults.tick, 'custom.sluice.tick');
+  return {
+    tickMs: defaults.tick === undefined ? DEFAULT_TICK_MS : readTickPeriod(defaults.tick, 'custom.sluice.tick'),
+    ...(defaults.guarantee === undefined ? {} : { guarantee: readGuarantee(defaults.guarantee, 'custom.sluice.guarantee') }),
+  };
 }

@@ -67,6 +67,36 @@ export const SERVERLESS_DEFAULT_TIMEOUT_SECONDS = 6;
 export const MAX_TIMEOUT_SECONDS = 900;
 
 /**
+ * The longest Kafka transaction a broker accepts by default (`transaction.max.timeout.ms`, 15
+ * minutes): a producer asking for more fails at InitProducerId. It equals Lambda's longest
+ * timeout, so the margin below shrinks to nothing for a function that runs that long.
+ * https://kafka.apache.org/documentation/#brokerconfigs_transaction.max.timeout.ms
+ *
+ * @example
+ * Math.min(wanted, KAFKA_MAX_TRANSACTION_TIMEOUT_MS);
+ */
+export const KAFKA_MAX_TRANSACTION_TIMEOUT_MS = 900_000;
+
+/** How much longer than its function a transaction may stay open before the broker aborts it. */
+const TRANSACTION_TIMEOUT_MARGIN_MS = 10_000;
+
+/**
+ * The Kafka transaction timeout of an exactly-once function (`SLUICE_TRANSACTION_TIMEOUT_MS`): the
+ * function's timeout plus 10 s, capped at the broker's default maximum. Longer than the
+ * invocation, so the broker never aborts a transaction that a running invocation is about to
+ * commit; bounded, so a transaction left open by an invocation that died (and never retried)
+ * stops holding back `read_committed` readers after that long. A retry does not wait for it: its
+ * claim of the transactional id aborts the old transaction at once.
+ *
+ * @example
+ * transactionTimeoutMs(6);   // 16000
+ * transactionTimeoutMs(900); // 900000
+ */
+export function transactionTimeoutMs(timeoutSeconds: number): number {
+  return Math.min(timeoutSeconds * 1000 + TRANSACTION_TIMEOUT_MARGIN_MS, KAFKA_MAX_TRANSACTION_TIMEOUT_MS);
+}
+
+/**
  * Lambda's own retry cap for Kafka when retries are infinite (-1, the default) and an on-failure
  * destination is configured. https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html
  *

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { type Guarantee, readGuarantee } from '../define/guarantee.js';
 import { ConfigError } from '../errors.js';
 import { readTickPeriod } from './tick-period.js';
 
@@ -25,6 +26,8 @@ export interface SluiceOptionsSchema {
       readonly required: readonly string[];
     };
     readonly tick: { readonly anyOf: readonly unknown[] };
+    /** The values of {@link GUARANTEES} (define/guarantee.ts); a test keeps the two lists equal. */
+    readonly guarantee: { readonly enum: readonly string[] };
   };
 }
 
@@ -60,7 +63,7 @@ export type SluiceOptionName = keyof SluiceOptionsSchema['properties'];
  * The options `functions.<name>.sluice` may hold, in the schema's order.
  *
  * @example
- * SLUICE_FUNCTION_OPTIONS; // ['maximumRetryAttempts', 'deadLetterTopic', 'onFailure', 'provisionedPollers', 'tick']
+ * SLUICE_FUNCTION_OPTIONS; // ['maximumRetryAttempts', 'deadLetterTopic', 'onFailure', 'provisionedPollers', 'tick', 'guarantee']
  */
 export const SLUICE_FUNCTION_OPTIONS = Object.keys(SLUICE_OPTIONS_SCHEMA.properties) as readonly SluiceOptionName[];
 
@@ -78,6 +81,8 @@ export interface SluiceOptions {
   readonly deadLetterTopic?: string;
   /** The idle tick period in milliseconds (whole minutes), or false for no schedule (`tick-period.ts`). */
   readonly tickMs?: number | false;
+  /** The delivery guarantee of the function's outputs (`guarantee:`), if the block sets one. */
+  readonly guarantee?: Guarantee;
 }
 
 /** What an on-failure destination may be: a Kafka topic, or an SQS, SNS or S3 ARN. */
@@ -138,12 +143,14 @@ export function readSluiceOptions(where: string, opts: Readonly<Record<string, u
     throw new ConfigError(`${where}.sluice.deadLetterTopic must be a topic name; received ${JSON.stringify(deadLetterTopic)}.`);
   }
   const tickMs = opts.tick === undefined ? undefined : readTickPeriod(opts.tick, `${where}.sluice.tick`);
+  const guarantee = opts.guarantee === undefined ? undefined : readGuarantee(opts.guarantee, `${where}.sluice.guarantee`);
   return {
     ...(retries !== undefined ? { maximumRetryAttempts: retries as number } : {}),
     ...(onFailure !== undefined ? { onFailure } : {}),
     ...(provisionedPollers ? { provisionedPollers } : {}),
     ...(deadLetterTopic !== undefined ? { deadLetterTopic } : {}),
     ...(tickMs !== undefined ? { tickMs } : {}),
+    ...(guarantee !== undefined ? { guarantee } : {}),
   };
 }
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { bundleFunction, type BuiltFunction } from '../build/bundle.js';
 import { zipFiles } from '../build/zip.js';
-import { type FunctionConfig, functionConfig } from '../config/function-config.js';
+import { deployedGuarantee, type FunctionConfig, functionConfig } from '../config/function-config.js';
 import { findHandlerFile } from '../config/serverless-yml.js';
 import { SLUICE_ENV } from '../env.js';
 import { ConfigError } from '../errors.js';
@@ -67,7 +67,8 @@ function sluiceFunctions(sls: Serverless, only?: string): { name: string; fn: Fu
  * `before:package:createDeploymentArtifacts`: builds every Sluice function with esbuild into
  * its own zip under `.serverless/` and points the function at it, so Serverless zips nothing
  * itself. Each bundle is loaded once, so a handler with a bad configuration, one that exports no
- * Sluice handler, or one whose source topic differs from its event's fails here.
+ * Sluice handler, one whose source topic differs from its event's, or one whose source's
+ * `guarantee` differs from its `sluice:` option's fails here.
  *
  * @example
  * hooks['before:package:createDeploymentArtifacts'] = () => packageFunctions(serverless, options, log);
@@ -98,6 +99,7 @@ export async function packageFunctions(sls: Serverless, options: { function?: st
         `function "${name}": its handler reads topic "${built.manifest.source.topic}" but its ${o.kind} event is on topic "${o.topic}"; make them the same.`,
       );
     }
+    const guarantee = deployedGuarantee(o, built.manifest.source.guarantee);
     mkdirSync(path.join(sls.serviceDir, '.serverless'), { recursive: true });
     const artifact = path.join(sls.serviceDir, '.serverless', `sluice-${name}.zip`);
     const zipBytes = await zipFiles(built.dir, built.files, artifact);
@@ -107,7 +109,7 @@ export async function packageFunctions(sls: Serverless, options: { function?: st
     (event.msk ?? event.kafka).consumerGroupId ??= o.consumerGroupId;
     packaged.set(name, { options: o, built, artifact, zipBytes });
     log.verbose?.(
-      `sluice: ${name}: ${(zipBytes / 1024).toFixed(0)} KB zipped, ${(built.unzippedBytes / 1024).toFixed(0)} KB unzipped, ${built.stateful ? 'DynamoDB state' : 'stateless'}`,
+      `sluice: ${name}: ${(zipBytes / 1024).toFixed(0)} KB zipped, ${(built.unzippedBytes / 1024).toFixed(0)} KB unzipped, ${built.stateful ? 'DynamoDB state' : 'stateless'}, ${guarantee}`,
     );
   }
 }

@@ -1,8 +1,10 @@
-import { type FunctionConfig, onFailureTopic } from '../config/function-config.js';
+import { deployedGuarantee, type FunctionConfig, onFailureTopic } from '../config/function-config.js';
+import { SERVERLESS_DEFAULT_TIMEOUT_SECONDS, transactionTimeoutMs } from '../config/limits.js';
 import { outputTopics } from '../define/manifest.js';
 import type { Manifest } from '../define/manifest.js';
 import { SLUICE_ENV } from '../env.js';
 import { ConfigError, SluiceError } from '../errors.js';
+import { publishedGroup, transactionalId } from '../io/transactions.js';
 import { STATE_TABLE_TTL_ATTRIBUTE, stateTableKeys } from '../state/dynamodb-table.js';
 import { addTickSchedule, hasIdleWindows } from './schedule.js';
 
@@ -40,10 +42,13 @@ const SHARED_ROLE_ID = 'IamRoleLambdaExecution';
  *   point-in-time recovery, encryption, retained on stack deletion), its name in
  *   `SLUICE_ENV.stateTable` of the functions that use it;
  * - one IAM role per function, least privilege: DynamoDB actions on that table only,
- *   `kafka-cluster` actions on the cluster, the topics and the consumer group the function uses,
- *   the SASL/SCRAM secret if any; Serverless's shared role is removed once nothing uses it;
- * - the environment the runtime reads (outputs to Kafka, auth, dead-letter topic, and where the
- *   brokers are for a container that only got ticks);
+ *   `kafka-cluster` actions on the cluster, the topics and the consumer group the function uses
+ *   (for exactly-once, also its transactional ids and the group its published positions are
+ *   committed to), the SASL/SCRAM secret if any; Serverless's shared role is removed once nothing
+ *   uses it;
+ * - the environment the runtime reads (outputs to Kafka, auth, dead-letter topic, the delivery
+ *   guarantee and its transaction timeout, and where the brokers are for a container that only got
+ *   ticks);
  * - for a function with idle windows, the schedule that ticks it (`schedule.ts`).
  *
  * @example
@@ -77,7 +82,9 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
     // Role's GetAtt already orders the function after its role.
     lambda.DependsOn = replaceDependency(lambda.DependsOn, SHARED_ROLE_ID, undefined);
     const env = ((lambda.Properties!.Environment ??= { Variables: {} }).Variables ??= {});
-    Object.assign(env, environment(f));
+    // Serverless always compiles Timeout (the function's, else the provider's, else 6 s).
+    const timeout = lambda.Properties!.Timeout;
+    Object.assign(env, environment(f, typeof timeout === 'number' ? timeout : SERVERLESS_DEFAULT_TIMEOUT_SECONDS));
     addTickSchedule(r, f);
     for (const res of Object.values(r)) {
       if (res.Type !== 'AWS::Lambda::EventSourceMapping' || !targets(res.Properties?.FunctionName, f.lambdaLogicalId)) continue;
@@ -96,9 +103,14 @@ export function applySluice(template: Template, functions: readonly TemplateFunc
   if (r[SHARED_ROLE_ID] && !references(r, SHARED_ROLE_ID)) delete r[SHARED_ROLE_ID];
 }
 
-/** The environment the Sluice runtime reads in Lambda (the contract is `SLUICE_ENV`, env.ts). */
-function environment(f: TemplateFunction): Record<string, unknown> {
+/**
+ * The environment the Sluice runtime reads in Lambda (the contract is `SLUICE_ENV`, env.ts).
+ * `SLUICE_GUARANTEE` is written for every function, at-least-once too: the deployed configuration
+ * then says which delivery runs, and the runtime never falls back on a default nobody saw.
+ */
+function environment(f: TemplateFunction, timeoutSeconds: number): Record<string, unknown> {
   const o = f.options;
+  const guarantee = deployedGuarantee(o, f.manifest.source.guarantee);
   return {
     ...(f.stateful ? { [SLUICE_ENV.stateTable]: { Ref: STATE_TABLE_ID } } : {}),
     [SLUICE_ENV.outputs]: 'kafka',
@@ -110,6 +122,8 @@ function environment(f: TemplateFunction): Record<string, unknown> {
     // On-demand pollers ignore partial batch responses: the handler then fails the whole batch
     // instead, so no failed record is ever committed as done.
     [SLUICE_ENV.partialBatch]: String(o.provisionedPollers !== undefined),
+    [SLUICE_ENV.guarantee]: guarantee,
+    ...(guarantee === 'exactly-once' ? { [SLUICE_ENV.transactionTimeoutMs]: String(transactionTimeoutMs(timeoutSeconds)) } : {}),
   };
 }
 
@@ -167,6 +181,7 @@ function role(f: TemplateFunction): Template['Resources'][string] {
         Resource: writes.map((t) => mskArn(cluster, 'topic', t)),
       },
     );
+    if (deployedGuarantee(o, f.manifest.source.guarantee) === 'exactly-once') statements.push(...transactionStatements(f));
   }
   if (o.kind === 'msk' || o.vpc) {
     // Lambda reaches a cluster in a VPC through network interfaces; these EC2 actions have no
@@ -205,11 +220,60 @@ function role(f: TemplateFunction): Template['Resources'][string] {
 }
 
 /**
- * The ARN of a topic or group of an MSK cluster:
+ * What an exactly-once function does beyond producing (io/kafka-transactions.ts): it claims and
+ * uses one transactional id per source partition (InitProducerId, AddPartitionsToTxn, EndTxn:
+ * Kafka's WRITE and DESCRIBE on TRANSACTIONAL_ID, which MSK maps to `AlterTransactionalId` and
+ * `DescribeTransactionalId`), and commits its published positions to its own consumer group inside
+ * each transaction and reads them back (AddOffsetsToTxn, TxnOffsetCommit, OffsetFetch: READ and
+ * DESCRIBE on GROUP, i.e. `AlterGroup` and `DescribeGroup`). TxnOffsetCommit also needs READ on
+ * the source topic, and a transactional producer IDEMPOTENT_WRITE on the cluster: both granted
+ * already. https://docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html
+ *
+ * The partitions are not known at deploy time, so the ids end in `*`: the one wildcard, after the
+ * function's and topic's names. The names are the runtime's own (`transactionalId`,
+ * `publishedGroup`) with the deployed function name, which is `AWS_LAMBDA_FUNCTION_NAME`.
+ */
+function transactionStatements(f: TemplateFunction): Record<string, unknown>[] {
+  const cluster = f.options.clusterArn;
+  return [
+    {
+      Effect: 'Allow',
+      Action: ['kafka-cluster:DescribeTransactionalId', 'kafka-cluster:AlterTransactionalId'],
+      Resource: mskArn(cluster, 'transactional-id', everyPartition(f.deployedName, f.options.topic)),
+    },
+    {
+      Effect: 'Allow',
+      Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'],
+      Resource: mskArn(cluster, 'group', publishedGroup(f.deployedName)),
+    },
+  ];
+}
+
+/**
+ * The transactional ids of every partition of `topic`, as an IAM pattern: `transactionalId` with
+ * the partition number replaced by `*`.
+ *
+ * @example
+ * everyPartition('shop-prod-orders', 'orders'); // 'sluice-shop-prod-orders-orders-*'
+ */
+export function everyPartition(functionName: string, topic: string): string {
+  const id = transactionalId(functionName, topic, 0);
+  if (!id.endsWith('-0'))
+    throw new SluiceError(`Sluice: transactional id "${id}" does not end with its partition; this is a bug in Sluice, please report it.`);
+  return `${id.slice(0, -1)}*`;
+}
+
+/**
+ * The ARN of a topic, group or transactional id of an MSK cluster:
  * `arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>` → `…:topic/<name>/<uuid>/<topic>`.
  * A cluster ARN given as an intrinsic (`Ref`, `Fn::ImportValue`) is split at deploy time.
+ * https://docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html (Resources)
+ *
+ * @example
+ * mskArn('arn:aws:kafka:us-east-1:123456789012:cluster/demo/u-1', 'group', 'g');
+ * // 'arn:aws:kafka:us-east-1:123456789012:group/demo/u-1/g'
  */
-export function mskArn(cluster: unknown, kind: 'topic' | 'group', name: string): unknown {
+export function mskArn(cluster: unknown, kind: 'topic' | 'group' | 'transactional-id', name: string): unknown {
   if (typeof cluster === 'string') {
     if (!cluster.includes(':cluster/'))
       throw new ConfigError(`"${cluster}" is not an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>).`);
