@@ -36,7 +36,7 @@ export const SLUICE_ENV = {
   deadLetterTopic: 'SLUICE_DEAD_LETTER_TOPIC',
   /**
    * `exactly-once` or `at-least-once`: the function's delivery guarantee as deployed (the `sluice:`
-   * option, else the source's `guarantee`); checked against the source's at load.
+   * option, else the source's `guarantee`); a source that says otherwise fails at load (`guaranteeOf`).
    */
   guarantee: 'SLUICE_GUARANTEE',
   /** Kafka transaction timeout in ms (exactly-once): the plugin sets the function's timeout plus a margin. */

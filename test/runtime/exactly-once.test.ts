@@ -8,6 +8,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { type Definition, type SluiceHandler, sluice, stream, sum } from 'sluice';
 import { MemoryStore } from 'sluice/state';
 import { CaptureLogger, CaptureSink, type InputRecord, lambdaContext, runFunction, toKafkaEvents } from 'sluice/testing';
+import { guaranteeOf } from '../../framework/src/define/guarantee.js';
 import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
 import { decodePublished, encodePublished, isPublished, type OutputTransactions } from '../../framework/src/io/transactions.js';
 import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
@@ -23,6 +24,23 @@ test('a published position survives the group offset and its metadata', () => {
   assert.equal(isPublished({ at: 42 }, { at: 41.5, tick: 1 }), false);
   assert.equal(isPublished({ at: 41.5, tick: 2 }, { at: 41.5, tick: 1 }), false);
   assert.equal(isPublished({ at: 41.5, tick: 1 }, { at: 41.5, tick: 2 }), true);
+});
+
+test('the guarantee: the deployed SLUICE_GUARANTEE, else the source, else at-least-once; a stale deployment fails at load', () => {
+  const says = sluice(stream('t', { guarantee: 'exactly-once' }).to('o')).sluice.manifest;
+  const silent = sluice(stream('t').to('o')).sluice.manifest;
+  assert.equal(guaranteeOf(silent, {}), 'at-least-once');
+  assert.equal(guaranteeOf(says, {}), 'exactly-once');
+  assert.equal(guaranteeOf(silent, { SLUICE_GUARANTEE: 'exactly-once' }), 'exactly-once');
+  assert.throws(
+    () => guaranteeOf(says, { SLUICE_GUARANTEE: 'at-least-once' }),
+    /deployed with SLUICE_GUARANTEE=at-least-once, but its source says guarantee: 'exactly-once'.*sls deploy/,
+  );
+  assert.throws(
+    () => guaranteeOf(silent, { SLUICE_GUARANTEE: 'once' }),
+    /SLUICE_GUARANTEE must be one of 'at-least-once' or 'exactly-once'; received "once"/,
+  );
+  assert.throws(() => stream('t', { guarantee: 'exactly_once' as never }), /guarantee of stream "t" must be one of/);
 });
 
 const run = `${process.pid}-${Date.now()}`;

@@ -81,13 +81,13 @@ describe('the exactly-once deployment, in memory', () => {
       {
         Effect: 'Allow',
         Action: TXN_ACTIONS,
-        Resource: `arn:aws:kafka:us-east-1:123456789012:transactional-id/demo/${uuid}/sluice-svc-dev-orders-eos-clicks-*`,
+        Resource: `arn:aws:kafka:us-east-1:123456789012:transactional-id/demo/${uuid}/sluice-svc-dev-orders.eos-clicks-*`,
       },
     ]);
     const groups = statements.filter((s) => s.Action.includes('kafka-cluster:AlterGroup')).map((s) => s.Resource);
     assert.deepEqual(groups, [
       `arn:aws:kafka:us-east-1:123456789012:group/demo/${uuid}/sluice-svc-dev-orders`,
-      `arn:aws:kafka:us-east-1:123456789012:group/demo/${uuid}/sluice-svc-dev-orders-published`,
+      `arn:aws:kafka:us-east-1:123456789012:group/demo/${uuid}/sluice-svc-dev-orders.published`,
     ]);
     assert.deepEqual(statements.find((s) => s.Resource === groups[1])!.Action, ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup']);
     // The pattern covers the ids the runtime claims (function name = AWS_LAMBDA_FUNCTION_NAME), and no other function's.
@@ -95,6 +95,8 @@ describe('the exactly-once deployment, in memory', () => {
     for (const p of [0, 7, 127]) assert.match(transactionalId('svc-dev-orders', 'eos-clicks', p), ids);
     assert.doesNotMatch(transactionalId('svc-dev-orders2', 'eos-clicks', 0), ids);
     assert.doesNotMatch(transactionalId('svc-dev-orders', 'eos-clicks2', 0), ids);
+    // Function "svc-dev-orders-eos" reading "clicks" is another function: not covered.
+    assert.doesNotMatch(transactionalId('svc-dev-orders-eos', 'clicks', 0), ids);
     assert.equal(groups[1], `${cluster.replace(':cluster/', ':group/')}/${publishedGroup('svc-dev-orders')}`);
     // Transactions need idempotent writes, which every MSK function has already.
     assert.ok(statements.some((s) => s.Action.includes('kafka-cluster:WriteDataIdempotently') && s.Resource === cluster));
@@ -106,7 +108,7 @@ describe('the exactly-once deployment, in memory', () => {
     assert.equal(env.SLUICE_TRANSACTION_TIMEOUT_MS, '16000');
     assert.deepEqual(
       statements.filter((s) => s.Action.includes('kafka-cluster:AlterTransactionalId')).map((s) => s.Resource),
-      [`arn:aws:kafka:us-east-1:123456789012:transactional-id/demo/${uuid}/sluice-svc-dev-orders-eos-orders-*`],
+      [`arn:aws:kafka:us-east-1:123456789012:transactional-id/demo/${uuid}/sluice-svc-dev-orders.eos-orders-*`],
     );
   });
 
@@ -121,7 +123,7 @@ describe('the exactly-once deployment, in memory', () => {
       assert.equal(env.SLUICE_TRANSACTION_TIMEOUT_MS, undefined);
       const text = JSON.stringify(statements);
       assert.ok(!text.includes('TransactionalId') && !text.includes('transactional-id'), text);
-      assert.ok(!text.includes('-published'), text);
+      assert.ok(!text.includes('.published'), text);
     }
   });
 
@@ -154,9 +156,9 @@ describe('the exactly-once deployment, in memory', () => {
     });
     assert.deepEqual(
       statements.find((s) => s.Action.includes('kafka-cluster:AlterTransactionalId'))!.Resource,
-      join('transactional-id', 'sluice-svc-dev-orders-eos-orders-*'),
+      join('transactional-id', 'sluice-svc-dev-orders.eos-orders-*'),
     );
-    assert.ok(statements.some((s) => JSON.stringify(s.Resource) === JSON.stringify(join('group', 'sluice-svc-dev-orders-published'))));
+    assert.ok(statements.some((s) => JSON.stringify(s.Resource) === JSON.stringify(join('group', 'sluice-svc-dev-orders.published'))));
   });
 
   test('a self-managed Kafka function (SCRAM or no auth): the environment only, no kafka-cluster IAM', () => {
@@ -188,7 +190,7 @@ describe('the exactly-once deployment, in memory', () => {
   });
 
   test("the IAM pattern of the transactional ids is the runtime's id with the partition as the only wildcard", () => {
-    assert.equal(everyPartition('shop-prod-orders', 'orders'), 'sluice-shop-prod-orders-orders-*');
+    assert.equal(everyPartition('shop-prod-orders', 'orders'), 'sluice-shop-prod-orders.orders-*');
     assert.equal(everyPartition('f', 'a.b_c-d'), `${transactionalId('f', 'a.b_c-d', 12).slice(0, -2)}*`);
   });
 });
@@ -246,7 +248,7 @@ describe('sls package: an exactly-once project on MSK with IAM', () => {
       const s = statements(role);
       assert.deepEqual(
         s.filter((x) => x.Action.some((a) => TXN_ACTIONS.includes(a))),
-        [{ Effect: 'Allow', Action: TXN_ACTIONS, Resource: arn('transactional-id', `sluice-${fn}-${topic}-*`) }],
+        [{ Effect: 'Allow', Action: TXN_ACTIONS, Resource: arn('transactional-id', `sluice-${fn}.${topic}-*`) }],
         role,
       );
       assert.ok(
@@ -256,10 +258,10 @@ describe('sls package: an exactly-once project on MSK with IAM', () => {
         ),
         role,
       );
-      assert.match(transactionalId(fn, topic, 3), iamPattern(`sluice-${fn}-${topic}-*`));
+      assert.match(transactionalId(fn, topic, 3), iamPattern(`sluice-${fn}.${topic}-*`));
     }
     const alo = JSON.stringify(statements('AloDashcopySluiceRole'));
-    assert.ok(!alo.includes('TransactionalId') && !alo.includes('-published'), alo);
+    assert.ok(!alo.includes('TransactionalId') && !alo.includes('.published'), alo);
     for (const [id, res] of Object.entries(r).filter(([, x]) => x.Type === 'AWS::IAM::Role')) {
       for (const s of res.Properties.Policies[0].PolicyDocument.Statement as Statement[]) {
         if (!s.Action.some((a) => a.startsWith('kafka-cluster:'))) continue;

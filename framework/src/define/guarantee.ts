@@ -44,13 +44,21 @@ export function readGuarantee(value: unknown, where: string): Guarantee {
 /**
  * The guarantee a function runs with: `SLUICE_GUARANTEE` when deployed (the plugin writes the
  * `sluice:` option there, or the source's, after checking they agree), else the source's, else
- * at-least-once. A value the runtime does not know fails at load.
+ * at-least-once. A value the runtime does not know, or one that disagrees with the source's (a
+ * stale deployment), fails at load.
  *
  * @example
  * guaranteeOf(handler.sluice.manifest); // 'exactly-once'
  */
 export function guaranteeOf(manifest: Manifest, env: NodeJS.ProcessEnv = process.env): Guarantee {
   const deployed = readEnv('guarantee', env);
-  if (deployed !== undefined) return readGuarantee(deployed, SLUICE_ENV.guarantee);
-  return manifest.source.guarantee ?? GUARANTEES[0];
+  const own = manifest.source.guarantee;
+  if (deployed === undefined) return own ?? GUARANTEES[0];
+  const g = readGuarantee(deployed, SLUICE_ENV.guarantee);
+  if (own !== undefined && own !== g)
+    throw new ConfigError(
+      `function "${manifest.name}" is deployed with ${SLUICE_ENV.guarantee}=${g}, but its source says guarantee: '${own}'; ` +
+        `the deployment is stale or was changed by hand (\`sls deploy function\` does not rewrite the environment). Run \`sls deploy\`, or make the source and the sluice: option agree.`,
+    );
+  return g;
 }

@@ -76,13 +76,15 @@ export interface OutputTransactions {
 
 /**
  * The transactional id of a source partition: derived from the function, topic and partition so
- * that every invocation that could ever process that partition fences the ones before it.
+ * that every invocation that could ever process that partition fences the ones before it. A `.`
+ * ends the function's name (Lambda names cannot hold one), so two functions never share an id:
+ * `a-b` reading `c` and `a` reading `b-c` differ.
  *
  * @example
- * transactionalId('sensor-sums-prod', 'readings', 3); // 'sluice-sensor-sums-prod-readings-3'
+ * transactionalId('sensor-sums-prod', 'readings', 3); // 'sluice-sensor-sums-prod.readings-3'
  */
 export function transactionalId(functionName: string, topic: string, partition: number): string {
-  return `sluice-${functionName}-${topic}-${partition}`;
+  return `sluice-${functionName}.${topic}-${partition}`;
 }
 
 /**
@@ -90,10 +92,10 @@ export function transactionalId(functionName: string, topic: string, partition: 
  * partition (no consumer ever joins it).
  *
  * @example
- * publishedGroup('sensor-sums-prod'); // 'sluice-sensor-sums-prod-published'
+ * publishedGroup('sensor-sums-prod'); // 'sluice-sensor-sums-prod.published'
  */
 export function publishedGroup(functionName: string): string {
-  return `sluice-${functionName}-published`;
+  return `sluice-${functionName}.published`;
 }
 
 /**

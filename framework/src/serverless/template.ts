@@ -254,7 +254,7 @@ function transactionStatements(f: TemplateFunction): Record<string, unknown>[] {
  * the partition number replaced by `*`.
  *
  * @example
- * everyPartition('shop-prod-orders', 'orders'); // 'sluice-shop-prod-orders-orders-*'
+ * everyPartition('shop-prod-orders', 'orders'); // 'sluice-shop-prod-orders.orders-*'
  */
 export function everyPartition(functionName: string, topic: string): string {
   const id = transactionalId(functionName, topic, 0);
