@@ -390,6 +390,70 @@ describe('sls package: a self-managed Kafka service, run from the zip against th
   });
 });
 
+describe('the packaged zip, exactly once (SLUICE_GUARANTEE=exactly-once), against the real broker', kafkaAvailable, () => {
+  const project = path.join(root, 'test/fixtures/deploy-project');
+
+  test('publishes in a Kafka transaction with its position; a retry of the same event in a new container publishes nothing again', async () => {
+    const r = sls(project, 'package');
+    assert.equal(r.code, 0, r.out);
+    const kafka = kafkaClient();
+    const admin = kafka.admin();
+    await admin.connect();
+    const source = `it-pkg-eo-in-${process.pid}`;
+    try {
+      await freshTopics(admin, [
+        { topic: source, numPartitions: 1 },
+        { topic: 'it-pkg-sums-out', numPartitions: 1 },
+      ]);
+      // The packaged function writes to 'it-pkg-sums-out'.
+      const t0 = 1_767_225_600_000;
+      const event = mskEvent(
+        source,
+        [
+          { key: 'a', value: { value: 4 }, timestamp: t0 + 1_000 },
+          { key: 'a', value: { value: 6 }, timestamp: t0 + 2_000 },
+          { key: 'a', value: { value: 1 }, timestamp: t0 + 30_000 },
+        ],
+        brokers,
+      );
+      const env = template(project).Resources.PkgDashsumsLambdaFunction.Properties.Environment.Variables as Record<string, string>;
+      const fn = `sluice-pkg-dev-pkg-sums-eo-${process.pid}`;
+      const runEnv = { SLUICE_OUTPUTS: env.SLUICE_OUTPUTS, SLUICE_GUARANTEE: 'exactly-once', AWS_LAMBDA_FUNCTION_NAME: fn };
+      const zip = path.join(project, '.serverless/sluice-pkg-sums.zip');
+      const before = await admin.fetchTopicOffsets('it-pkg-sums-out').catch(() => []);
+      const first = await runArtifact(zip, 'functions/pkg-sums/handler.mjs', event, runEnv);
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(first.response, { batchItemFailures: [] });
+      // The same event again in a fresh process (a new container, as after a lost response).
+      const again = await runArtifact(zip, 'functions/pkg-sums/handler.mjs', event, runEnv);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(again.response, { batchItemFailures: [] });
+      // The position was committed inside the transaction: the batch's last offset (102).
+      const [offsets] = await admin.fetchOffsets({ groupId: `sluice-${fn}.published`, topics: [source] });
+      assert.deepEqual(
+        offsets.partitions.map((p) => [p.partition, p.offset, p.metadata]),
+        [[0, '103', '{"at":102}']],
+      );
+      // One result, once, for a read_committed reader, past what the topic held before.
+      const start = Number(before.find((o) => o.partition === 0)?.high ?? 0);
+      const got = (await readUntil(kafka, 'it-pkg-sums-out', (m) => m.filter((x) => x.offset >= start).length >= 1)).filter(
+        (x) => x.offset >= start,
+      );
+      await new Promise((res) => setTimeout(res, 300));
+      const all = (await readUntil(kafka, 'it-pkg-sums-out', (m) => m.filter((x) => x.offset >= start).length >= got.length)).filter(
+        (x) => x.offset >= start && x.headers['sluice-id'] === `pkg-sums:total:a:${t0}:${t0 + 10_000}`,
+      );
+      assert.deepEqual(
+        all.map((m) => [m.key, m.value]),
+        [['a', { start: t0, end: t0 + 10_000, value: 10 }]],
+      );
+    } finally {
+      await admin.deleteTopics({ topics: [source] }).catch(() => {});
+      await admin.disconnect();
+    }
+  });
+});
+
 describe('the packaged sessions example, ticked as its deployed schedule would', tickAvailable, () => {
   // The zip of the sessions example (test/fixtures/deploy-project: pkg-sessions re-exports
   // functions/sessions/handler.ts) run under the official Lambda Runtime Interface Emulator when it
