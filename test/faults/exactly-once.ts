@@ -73,12 +73,16 @@ export type StalePoint = 'after-begin' | 'after-send' | 'after-state';
 export const EOS_CRASH_POINTS: readonly EosCrashPoint[] = ['before-send', 'after-send', 'mid-state', 'after-state', 'after-commit', 'lost-response'];
 const STALE_POINTS: readonly StalePoint[] = ['after-begin', 'after-send', 'after-state'];
 
+/** A crash plan's partition: whichever partition of the invocation or tick gets to the point first. */
+const ANY = -1;
+
 /** What a crashed container's calls throw: nothing after the crash happens. */
 class Crash extends Error {
   override readonly name = 'Crash';
 }
 
 interface Plan {
+  /** The partition whose work dies; `ANY`: the first to get there. */
   readonly partition: number;
   readonly point: EosCrashPoint;
   /** For `mid-state`: the share of items that land, and their order. */
@@ -178,7 +182,7 @@ class Container {
       this.alive();
     }
     const plan = this.plan;
-    if (plan && plan.point === point && (partition === undefined || plan.partition === partition)) this.die(point);
+    if (plan && plan.point === point && (partition === undefined || plan.partition === partition || plan.partition === ANY)) this.die(point);
   }
 
   die(point: EosCrashPoint): never {
@@ -216,7 +220,7 @@ class ContainerStore implements StateStore {
     // The state commit of a partition's outputs (a tick's proposals and a finished tick's state come before its send).
     const commit = c.sent.has(scope.partition) || c.sent.has('all');
     const plan = c.plan;
-    if (commit && plan?.point === 'mid-state' && plan.partition === scope.partition) {
+    if (commit && plan?.point === 'mid-state' && (plan.partition === scope.partition || plan.partition === ANY)) {
       // Some items land (none, or all, as likely as any share), then the process is gone.
       const ordered = crashOrder(changes, plan.order);
       const k = Math.min(ordered.length, Math.floor(plan.cut * (ordered.length + 1)));
@@ -346,6 +350,8 @@ export interface EosStats {
   failureReasons: Record<string, number>;
   ticks: number;
   tickCrashes: number;
+  /** Tick crashes by point (around the tick's send, its transaction commit, its state commit). */
+  tickCrashPoints: Partial<Record<EosCrashPoint, number>>;
   windowsClosedByTicks: number;
   unexpectedErrors: string[];
 }
@@ -368,6 +374,7 @@ function emptyEosStats(): EosStats {
     failureReasons: {},
     ticks: 0,
     tickCrashes: 0,
+    tickCrashPoints: {},
     windowsClosedByTicks: 0,
     unexpectedErrors: [],
   };
@@ -567,12 +574,29 @@ class Containers {
   }
 }
 
+/**
+ * Seeded draws from a shuffled deck, so that a few dozen draws hit every point; a point drawn
+ * but not reached (no state written after the send, say) goes back on top.
+ */
+class Deck<T> {
+  #cards: T[] = [];
+  constructor(
+    readonly rng: Rng,
+    readonly all: readonly T[],
+  ) {}
+  draw(): T {
+    if (this.#cards.length === 0) this.#cards = this.rng.shuffle([...this.all]);
+    return this.#cards.pop()!;
+  }
+  putBack(card: T): void {
+    this.#cards.push(card);
+  }
+}
+
 /** Draws a crash plan for an invocation of these partitions. */
-function drawPlan(rng: Rng, s: Scenario, partitions: readonly number[]): Plan | undefined {
+function drawPlan(rng: Rng, s: Scenario, deck: Deck<EosCrashPoint>, partitions: readonly number[]): Plan | undefined {
   if (s.stats.crashes >= s.opts.crashes * 2 || !rng.chance(s.opts.crashChance ?? 0.25)) return undefined;
-  const plan = { partition: rng.pick(partitions), point: rng.pick(EOS_CRASH_POINTS), cut: rng.next(), order: rng.int(0, 2 ** 31) };
-  if (process.env.EOS_DEBUG) console.error('plan', plan.point);
-  return plan;
+  return { partition: rng.pick(partitions), point: deck.draw(), cut: rng.next(), order: rng.int(0, 2 ** 31) };
 }
 
 
@@ -585,6 +609,8 @@ class Driver {
   readonly delivered: Map<number, number>;
   readonly partitions: number[];
   failedEvent: Map<number, KafkaEventRecord[]> | undefined;
+  readonly crashDeck: Deck<EosCrashPoint>;
+  readonly staleDeck: Deck<StalePoint>;
   stale: { container: Container; partition: number; gate: Hold; done: Promise<void>; commits: number; wait: number } | undefined;
 
   constructor(
@@ -596,6 +622,8 @@ class Driver {
     readonly rng: Rng,
   ) {
     this.partitions = [...logs.keys()];
+    this.crashDeck = new Deck(rng, EOS_CRASH_POINTS);
+    this.staleDeck = new Deck(rng, STALE_POINTS);
     this.pos = new Map(this.partitions.map((p) => [p, 0]));
     this.delivered = new Map(this.partitions.map((p) => [p, 0]));
   }
@@ -623,7 +651,7 @@ class Driver {
     const at = this.pos.get(p)!;
     const batch = this.logs.get(p)!.slice(at, Math.min(end(p), at + rng.int(1, s.opts.maxBatch ?? 24)));
     const container = this.containers.fresh();
-    const point = rng.pick(STALE_POINTS);
+    const point = this.staleDeck.draw();
     const gate = new Hold();
     container.hold = { partition: p, point, gate };
     const done = container.handler(kafkaEvent(this.source, new Map([[p, batch]])), lambdaContext(this.name) as never).then(
@@ -634,6 +662,7 @@ class Driver {
     );
     if (!(await Promise.race([gate.arrived.then(() => true), done.then(() => false)]))) {
       // It ended before its point (nothing left to publish): not a zombie.
+      this.staleDeck.putBack(point);
       await container.close();
       return;
     }
@@ -688,7 +717,7 @@ class Driver {
     if (retry) stats.retries++;
     for (const [p, batch] of batches) this.delivered.set(p, Math.max(this.delivered.get(p)!, batch[0].offset + batch.length));
     const container = await this.containers.pick(rng, retry);
-    const plan = drawPlan(rng, s, [...batches.keys()]);
+    const plan = drawPlan(rng, s, this.crashDeck, [...batches.keys()]);
     container.plan = plan;
     container.sent.clear();
     stats.invocations++;
@@ -708,6 +737,7 @@ class Driver {
       crashed = 'lost-response';
       if (rng.chance(0.5)) container.dead = true;
     }
+    if (plan && !crashed) this.crashDeck.putBack(plan.point);
     if (crashed) {
       stats.crashes++;
       stats.crashPoints[crashed]++;
@@ -803,8 +833,10 @@ async function tickScenario(s: Scenario): Promise<Omit<Expectation, 'label'>> {
   const offsets: EndOffsets = { endOffsets: async () => new Map(driver.partitions.map((p) => [p, arrived(p)])) };
   const tick = async (crash: boolean): Promise<number> => {
     const c = containers.fresh();
-    if (crash && stats.crashes < s.opts.crashes * 2)
-      c.plan = { partition: rng.pick(driver.partitions), point: rng.pick(TICK_CRASH_POINTS), cut: rng.next(), order: rng.int(0, 2 ** 31) };
+    // Ticks have a budget of their own: the batches' crashes may have used up the run's.
+    if (crash && stats.tickCrashes < Math.max(6, s.opts.crashes / 4))
+      c.plan = { partition: ANY, point: tickDeck.draw(), cut: rng.next(), order: rng.int(0, 2 ** 31) };
+    const plan = c.plan;
     stats.ticks++;
     let closed = 0;
     try {
@@ -816,13 +848,14 @@ async function tickScenario(s: Scenario): Promise<Omit<Expectation, 'label'>> {
     if (c.fired) {
       stats.crashes++;
       stats.tickCrashes++;
-      stats.crashPoints[c.fired]++;
-    }
+      stats.tickCrashPoints[c.fired] = (stats.tickCrashPoints[c.fired] ?? 0) + 1;
+    } else if (plan) tickDeck.putBack(plan.point);
     stats.windowsClosedByTicks += closed;
     await c.close();
     return closed;
   };
   const last = records.at(-1)?.arrival ?? 0;
+  const tickDeck = new Deck(rng, TICK_CRASH_POINTS);
   let stalled = 0;
   try {
     while (driver.committed < records.length || world.wall < start + last) {
@@ -834,7 +867,7 @@ async function tickScenario(s: Scenario): Promise<Omit<Expectation, 'label'>> {
       world.wall += rng.chance(0.25) ? rng.int(2_000, 7_000) : rng.int(150, 1_500);
       if (!driver.stale && s.guarantee === 'exactly-once' && rng.chance((s.opts.staleChance ?? 0.1) / 2)) await driver.startStale(arrived);
       if (rng.chance(0.8)) await driver.invoke(arrived);
-      if (rng.chance(0.4)) await tick(rng.chance(0.3));
+      if (rng.chance(0.5)) await tick(rng.chance(0.5));
       stalled = driver.committed > before || world.wall < start + last ? 0 : stalled + 1;
     }
     await driver.releaseStale(true);
