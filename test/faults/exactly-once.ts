@@ -36,7 +36,15 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { type Definition, type SluiceHandler, sluice } from 'sluice';
-import { type BatchBounds, type ItemChange, MemoryStore, type StateScope, type StateStore, type StoredItem, type WriteStats } from 'sluice/state';
+import {
+  type BatchBounds,
+  type ItemChange,
+  MemoryStore,
+  type StateScope,
+  type StateStore,
+  type StoredItem,
+  type WriteStats,
+} from 'sluice/state';
 import { type DeadLetter, type KafkaEventRecord, loadDefinition } from 'sluice/runtime';
 import { type EndOffsets, type InputRecord, lambdaContext } from 'sluice/testing';
 import type { Guarantee } from '../../framework/src/define/guarantee.js';
@@ -70,7 +78,14 @@ export type EosCrashPoint = 'before-send' | 'after-send' | 'mid-state' | 'after-
 export type StalePoint = 'after-begin' | 'after-send' | 'after-state';
 
 /** Every crash point: a run that never hit one of them did not test it. */
-export const EOS_CRASH_POINTS: readonly EosCrashPoint[] = ['before-send', 'after-send', 'mid-state', 'after-state', 'after-commit', 'lost-response'];
+export const EOS_CRASH_POINTS: readonly EosCrashPoint[] = [
+  'before-send',
+  'after-send',
+  'mid-state',
+  'after-state',
+  'after-commit',
+  'lost-response',
+];
 const STALE_POINTS: readonly StalePoint[] = ['after-begin', 'after-send', 'after-state'];
 
 /** A crash plan's partition: whichever partition of the invocation or tick gets to the point first. */
@@ -182,7 +197,8 @@ class Container {
       this.alive();
     }
     const plan = this.plan;
-    if (plan && plan.point === point && (partition === undefined || plan.partition === partition || plan.partition === ANY)) this.die(point);
+    if (plan && plan.point === point && (partition === undefined || plan.partition === partition || plan.partition === ANY))
+      this.die(point);
   }
 
   die(point: EosCrashPoint): never {
@@ -262,7 +278,7 @@ class ContainerTransactions implements OutputTransactions {
       commit: async (to) => {
         c.alive();
         await txn.commit(to);
-        if (process.env.EOS_DEBUG) console.error(`  c${c.id} commit p${partition} published ${JSON.stringify(txn.published)} -> ${JSON.stringify(to)}`);
+        c.world.trace?.(`  c${c.id} commit p${partition} published ${JSON.stringify(txn.published)} -> ${JSON.stringify(to)}`);
         c.world.commits.set(partition, (c.world.commits.get(partition) ?? 0) + 1);
         if (c.released) c.commitsAfterHold++;
         await c.at(partition, 'after-commit');
@@ -301,6 +317,8 @@ interface World {
   readonly lettersLogged: DeadLetter[];
   /** The simulated wall clock (ticks). */
   wall: number;
+  /** Every invocation, commit and zombie, for reproducing a failure. */
+  readonly trace: ((line: string) => void) | undefined;
 }
 
 // ---------- definitions on fresh topics ----------
@@ -417,6 +435,8 @@ export interface EosSuiteOptions {
    */
   readonly reader?: 'java' | 'kafkajs';
   readonly onProgress?: (line: string) => void;
+  /** Every invocation (container, batches, crash plan, response), commit and zombie: a failure's sequence of events. */
+  readonly trace?: (line: string) => void;
 }
 
 /** The figures of one suite run; `duplicates`, `missing` and `wrongValues` must be 0 exactly once. */
@@ -445,7 +465,12 @@ export interface EosSuiteResult extends EosStats {
 }
 
 /** The harness workloads the variant runs (stream definitions; keyed state, windows by partition, sessions). */
-export const EOS_WORKLOADS: readonly Workload[] = [workloads.runningTotals, workloads.partitionSums, workloads.partitionSessions, workloads.sessions];
+export const EOS_WORKLOADS: readonly Workload[] = [
+  workloads.runningTotals,
+  workloads.partitionSums,
+  workloads.partitionSessions,
+  workloads.sessions,
+];
 
 /**
  * Runs the exactly-once variant: scenarios (a workload and a seed, on fresh topics) until the
@@ -599,7 +624,6 @@ function drawPlan(rng: Rng, s: Scenario, deck: Deck<EosCrashPoint>, partitions: 
   return { partition: rng.pick(partitions), point: deck.draw(), cut: rng.next(), order: rng.int(0, 2 ** 31) };
 }
 
-
 /**
  * Delivers one source topic's partition logs as Lambda would, under faults: each invocation in a
  * container (see {@link Containers.pick}), retried whole or re-batched after a crash, with zombies.
@@ -669,7 +693,7 @@ class Driver {
     s.stats.staleInvocations++;
     s.stats.stalePoints[point]++;
     const world = this.containers.world;
-    if (process.env.EOS_DEBUG) console.error(`c${container.id} ZOMBIE p${p}:${batch[0].offset}..${batch.at(-1)!.offset} held ${point}`);
+    this.containers.world.trace?.(`c${container.id} zombie p${p}:${batch[0].offset}..${batch.at(-1)!.offset} held ${point}`);
     this.stale = { container, partition: p, gate, done, commits: world.commits.get(p) ?? 0, wait: rng.int(0, 3) };
   }
 
@@ -679,7 +703,7 @@ class Driver {
     if (!z) return;
     if (!force && ((this.containers.world.commits.get(z.partition) ?? 0) <= z.commits || z.wait-- > 0)) return;
     this.stale = undefined;
-    if (process.env.EOS_DEBUG) console.error(`release zombie c${z.container.id}`);
+    this.containers.world.trace?.(`zombie released c${z.container.id}`);
     z.gate.open();
     await z.done;
     if (z.container.commitsAfterHold > 0) {
@@ -721,8 +745,9 @@ class Driver {
     container.plan = plan;
     container.sent.clear();
     stats.invocations++;
-    if (process.env.EOS_DEBUG)
-      console.error(`c${container.id} invoke ${[...batches].map(([p, b]) => `p${p}:${b[0].offset}..${b.at(-1)!.offset}`).join(' ')} plan ${JSON.stringify(plan)}`);
+    this.containers.world.trace?.(
+      `c${container.id} invoke ${[...batches].map(([p, b]) => `p${p}:${b[0].offset}..${b.at(-1)!.offset}`).join(' ')} plan ${JSON.stringify(plan)}`,
+    );
     let response: Awaited<ReturnType<SluiceHandler>> | undefined;
     try {
       response = await container.handler(kafkaEvent(this.source, batches), lambdaContext(this.name) as never);
@@ -730,7 +755,7 @@ class Driver {
       if (!container.dead) this.unexpected('live invocation', e);
     }
     container.plan = undefined;
-    if (process.env.EOS_DEBUG) console.error(`  c${container.id} fired ${container.fired} response ${JSON.stringify(response?.batchItemFailures)}`);
+    this.containers.world.trace?.(`  c${container.id} fired ${container.fired} response ${JSON.stringify(response?.batchItemFailures)}`);
     let crashed = container.fired;
     if (!crashed && plan?.point === 'lost-response') {
       // The invocation finished; its answer never reached Lambda. The container lives on or not.
@@ -748,7 +773,11 @@ class Driver {
         const failure = response.batchItemFailures.find((f) => f.itemIdentifier.partition === `${this.source}-${p}`);
         const at = failure ? batch.findIndex((r) => r.offset === failure.itemIdentifier.offset) : batch.length;
         if (failure) stats.partitionFailures++;
-        if (at < 0) this.unexpected('live invocation', new Error(`a partial batch response names offset ${failure!.itemIdentifier.offset}, outside the batch`));
+        if (at < 0)
+          this.unexpected(
+            'live invocation',
+            new Error(`a partial batch response names offset ${failure!.itemIdentifier.offset}, outside the batch`),
+          );
         else this.pos.set(p, batch[0].offset + at);
       }
     }
@@ -768,9 +797,17 @@ async function batchScenario(workload: Workload, s: Scenario): Promise<Omit<Expe
   const deadLetterTopic = await createTopics(s, source, topicsOf(definition), Math.max(...logs.keys()) + 1);
   const reference = await runReference(workload, records, source);
   const expected = new Map<string, { key: string | null; value: unknown }>();
-  for (const m of reference.emitted) if (!expected.has(m.id)) expected.set(m.id, { key: m.key, value: JSON.parse(JSON.stringify(m.value ?? null)) });
+  for (const m of reference.emitted)
+    if (!expected.has(m.id)) expected.set(m.id, { key: m.key, value: JSON.parse(JSON.stringify(m.value ?? null)) });
 
-  const world: World = { commits: new Map(), failures: new Map(), deadLetterTopic, lettersLogged: [], wall: Date.now() };
+  const world: World = {
+    commits: new Map(),
+    failures: new Map(),
+    deadLetterTopic,
+    lettersLogged: [],
+    wall: Date.now(),
+    trace: s.opts.trace,
+  };
   const containers = new Containers(s, definition, s.opts.store?.() ?? new MemoryStore(), world);
   const driver = new Driver(s, workload.name, source, logs, containers, new Rng(s.seed ^ 0x0e05));
   const end = (p: number) => logs.get(p)!.length;
@@ -779,7 +816,10 @@ async function batchScenario(workload: Workload, s: Scenario): Promise<Omit<Expe
   try {
     while (driver.pending(end).length > 0) {
       if (stalled > 200) {
-        driver.unexpected('driver', new Error(`stalled: no partition advanced in 200 invocations (positions ${JSON.stringify([...driver.pos])})`));
+        driver.unexpected(
+          'driver',
+          new Error(`stalled: no partition advanced in 200 invocations (positions ${JSON.stringify([...driver.pos])})`),
+        );
         break;
       }
       if (!driver.stale && s.guarantee === 'exactly-once' && driver.rng.chance(s.opts.staleChance ?? 0.1)) await driver.startStale(end);
@@ -792,7 +832,8 @@ async function batchScenario(workload: Workload, s: Scenario): Promise<Omit<Expe
     await containers.closeAll();
     for (const [why, n] of world.failures) s.stats.failureReasons[why] = (s.stats.failureReasons[why] ?? 0) + n;
   }
-  if (world.lettersLogged.length > 0) driver.unexpected('dead letters', new Error(`${world.lettersLogged.length} dead letters were logged, not published`));
+  if (world.lettersLogged.length > 0)
+    driver.unexpected('dead letters', new Error(`${world.lettersLogged.length} dead letters were logged, not published`));
   return { topics: [...topicsOf(definition), deadLetterTopic], expected };
 }
 
@@ -819,7 +860,7 @@ async function tickScenario(s: Scenario): Promise<Omit<Expectation, 'label'>> {
   const logs = partitionLogs(records, source);
   const deadLetterTopic = await createTopics(s, source, topicsOf(definition), 3);
   const start = SAMPLE_START;
-  const world: World = { commits: new Map(), failures: new Map(), deadLetterTopic, lettersLogged: [], wall: start };
+  const world: World = { commits: new Map(), failures: new Map(), deadLetterTopic, lettersLogged: [], wall: start, trace: s.opts.trace };
   const store = s.opts.store?.() ?? new MemoryStore();
   const containers = new Containers(s, definition, store, world);
   const driver = new Driver(s, manifest.name, source, logs, containers, rng);
@@ -1036,7 +1077,15 @@ function judge(
   seen: readonly Seen[],
 ): Pick<
   EosSuiteResult,
-  'outputsExpected' | 'outputsSeen' | 'duplicates' | 'duplicateMessages' | 'missing' | 'wrongValues' | 'recordsUnpublished' | 'recordsTwice' | 'examples'
+  | 'outputsExpected'
+  | 'outputsSeen'
+  | 'duplicates'
+  | 'duplicateMessages'
+  | 'missing'
+  | 'wrongValues'
+  | 'recordsUnpublished'
+  | 'recordsTwice'
+  | 'examples'
 > {
   const out = {
     outputsExpected: 0,
@@ -1050,7 +1099,7 @@ function judge(
     examples: [] as string[],
   };
   const note = (s: string) => {
-    if (out.examples.length < (process.env.EOS_DEBUG ? 100 : 12)) out.examples.push(s);
+    if (out.examples.length < 12) out.examples.push(s);
   };
   for (const e of expectations) {
     const topics = new Set(e.topics);
