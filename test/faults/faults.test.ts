@@ -33,7 +33,9 @@ import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 import { runBadInputs } from './bad-inputs.js';
 import { judgeTicks, runTicksWithFaults, runTickSuite, type TickSuiteResult, tickWorkloads } from './ticks.js';
 import { EOS_CRASH_POINTS, type EosSuiteOptions, runEosSuite } from './exactly-once.js';
-import { kafkaAvailability } from '../support/kafka.js';
+import { freshTopics, kafkaAvailability, kafkaClient } from '../support/kafka.js';
+import { loadDefinition } from 'sluice/runtime';
+import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
 
 const endpoint = dynamodbEndpoint;
 
@@ -582,5 +584,44 @@ describe('exactly-once outputs through Kafka transactions, on the broker (issue 
     assert.ok(r.duplicates > 0, `duplicates: ${r.duplicates}`);
     assert.ok(r.outputsSeen > r.outputsExpected);
     assert.equal(r.missing, 0);
+  });
+
+  test('a producer fenced in a warm container claims its id again at its next transaction', async () => {
+    // Found by the suite: a zombie (or any newer container) claims the id; the warm container's
+    // next send is refused as fenced, and the container must not keep that producer, or every
+    // later invocation it gets fails the partition again.
+    const kafka = kafkaClient('sluice-faults-fenced');
+    const admin = kafka.admin();
+    await admin.connect();
+    const prefix = `sluice-fenced-${process.pid}-${Date.now()}`;
+    const [source, out] = [`${prefix}-in`, `${prefix}-out`];
+    await freshTopics(admin, [
+      { topic: source, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+    ]);
+    const { manifest } = loadDefinition(stream('in', { guarantee: 'exactly-once' }).to(out));
+    const message = (n: number) => ({ topic: out, key: 'k', value: { n }, timestamp: 0, headers: { 'sluice-id': `m${n}` }, id: `m${n}` });
+    const opts = { kafka: async () => kafka, manifest, functionName: prefix };
+    const warm = new KafkaTransactions(opts);
+    const zombie = new KafkaTransactions(opts);
+    try {
+      const first = await warm.begin(source, 0);
+      await first.send([message(0)], [], 'F');
+      await first.commit({ at: 0 });
+      const claim = await zombie.begin(source, 0);
+      await claim.abort();
+      const fenced = await warm.begin(source, 0);
+      await assert.rejects(fenced.send([message(1)], [], 'F'), /epoch|fenced/i);
+      const again = await warm.begin(source, 0);
+      await again.send([message(1)], [], 'F');
+      await again.commit({ at: 1 });
+      assert.deepEqual(again.published, { at: 0 });
+    } finally {
+      await warm.close();
+      await zombie.close();
+      await admin.deleteTopics({ topics: [source, out] }).catch(() => undefined);
+      await admin.deleteGroups([`sluice-${prefix}-published`]).catch(() => undefined);
+      await admin.disconnect();
+    }
   });
 });
