@@ -10,6 +10,13 @@
  *                          [--store both|memory|dynamodb] [--workloads sensor-sums,sessions,…]
  *
  * `--crashes` is the number of crashes to inject per store (default 500). Progress goes to stderr.
+ *
+ * Then, once per run (issue 14), the exactly-once variant of test/faults/exactly-once.ts on the
+ * real broker (127.0.0.1:SLUICE_KAFKA_PORT, 9092): outputs through Kafka transactions under
+ * crashes at every point of the exactly-once order, whole and re-batched retries, zombies and idle
+ * ticks, read back read_committed and compared with the fault-free reference.
+ * `--eos-crashes N` (default 80; 0 skips it) and `--eos-time-limit SECONDS` (default 150) bound it;
+ * without a broker it is skipped with a note and its fields are null.
  * Then, per store, the idle-tick scenarios of test/faults/ticks.ts (issue 12: ticks racing
  * invocations, crashing at random points and running stale; about a sixth of the store's time),
  * and every bad-input case of test/support/bad-inputs.ts through the real handler in both
@@ -18,7 +25,10 @@
  * `{"crashPoints": …, "replays": …, "staleInvocations": …, "lost": 0, "appliedTwice": 0, "duplicateEmits": …,
  *   "throttledCalls": …, "produceFailures": …, "timeouts": …, "chunkedValues": …, "pageSplits": …, "pageCrashes": …,
  *   "badInputs": …, "blockedPartitions": 0, "innocentDeadLetters": 0, "unaccounted": 0,
- *   "ticks": …, "tickCrashes": …, "staleTicks": …, "raced": …, "windowsClosedByTicks": …, "conflictingValues": 0, "unclosedWindows": 0}`
+ *   "ticks": …, "tickCrashes": …, "staleTicks": …, "raced": …, "windowsClosedByTicks": …, "conflictingValues": 0, "unclosedWindows": 0,
+ *   "outputsExpected": …, "outputsSeen": …, "duplicates": 0, "missing": 0, "eosCrashes": …, "eosStale": …, "eosRetries": …, "eosTickCrashes": …}`
+ * (`duplicateEmits` counts the at-least-once run's; `duplicates` and `missing` the exactly-once
+ * variant's: result ids read back more than once, and expected ids or tick-closed records never read).
  * (`lost` and `appliedTwice` include the tick scenarios': records in no outcome, or in two;
  * `conflictingValues`: result ids emitted with two values; `unclosedWindows`: window items still
  * open once the input ended and the partitions stayed quiet).
@@ -33,11 +43,15 @@
  * split no page or crashed neither between page writes nor right after a split, or
  * a bad input blocked a partition, took an innocent record with it, or left a record unaccounted,
  * or a tick scenario lost a record, applied one twice, emitted an id with two values, left a window
- * open, or never injected one of its fault classes.
+ * open, or never injected one of its fault classes, or the exactly-once variant read an output
+ * twice, missed one, read one with another value, let a zombie commit, or never injected one of
+ * its crash points, zombie points, retry kinds or tick crashes.
  * DynamoDB Local: SLUICE_DYNAMODB_ENDPOINT, or 127.0.0.1:SLUICE_DYNAMODB_PORT (8000); `npm run infra:up` starts it.
  */
 import { parseArgs } from 'node:util';
 import { endpointOpen } from './infra/port.js';
+import { type EosSuiteResult, runEosSuite } from '../test/faults/exactly-once.js';
+import { brokers } from '../test/support/kafka.js';
 import { DynamoDBStore, MemoryStore } from 'sluice/state';
 import { type BadInputFigures, runBadInputs } from '../test/faults/bad-inputs.js';
 import { runTickSuite, type TickSuiteResult } from '../test/faults/ticks.js';
@@ -61,6 +75,8 @@ const { values: args } = parseArgs({
     'time-limit': { type: 'string', default: '150' },
     store: { type: 'string', default: 'both' },
     workloads: { type: 'string' },
+    'eos-crashes': { type: 'string', default: '80' },
+    'eos-time-limit': { type: 'string', default: '150' },
   },
 });
 
@@ -76,6 +92,8 @@ function positiveInt(name: string, text: string): number {
 const seed = positiveInt('seed', args.seed!);
 const crashes = positiveInt('crashes', args.crashes!);
 const limitMs = positiveInt('time-limit', args['time-limit']!) * 1_000;
+const eosCrashes = positiveInt('eos-crashes', args['eos-crashes']!);
+const eosLimitMs = positiveInt('eos-time-limit', args['eos-time-limit']!) * 1_000;
 const stores = args.store === 'both' ? ['memory', 'dynamodb'] : [args.store!];
 if (!stores.every((s) => s === 'memory' || s === 'dynamodb')) {
   console.error(`--store must be both, memory or dynamodb; received ${JSON.stringify(args.store)}.`);
@@ -97,12 +115,15 @@ const endpoint = process.env.SLUICE_DYNAMODB_ENDPOINT ?? `http://127.0.0.1:${pro
 
 const started = Date.now();
 // The suite stops starting scenarios at the time limit; this only catches a hang.
-const watchdog = setTimeout(() => {
-  console.error(
-    `test:faults: still running ${Math.round((Date.now() - started) / 1000)} s after starting (limit ${limitMs / 1000} s); giving up.`,
-  );
-  process.exit(3);
-}, limitMs + 60_000);
+const watchdog = setTimeout(
+  () => {
+    console.error(
+      `test:faults: still running ${Math.round((Date.now() - started) / 1000)} s after starting (limit ${limitMs / 1000} s); giving up.`,
+    );
+    process.exit(3);
+  },
+  limitMs + (eosCrashes > 0 ? eosLimitMs + 90_000 : 0) + 60_000,
+);
 watchdog.unref();
 
 if (stores.includes('dynamodb') && !(await endpointOpen(endpoint))) {
@@ -177,6 +198,15 @@ try {
   }
 } finally {
   for (const table of tables) await dropTable(endpoint, table);
+}
+
+let eos: EosSuiteResult | undefined;
+if (eosCrashes > 0) {
+  if (await endpointOpen(brokers)) {
+    console.error(`test:faults: exactly-once variant on the broker at ${brokers}`);
+    eos = await runEosSuite({ seed, crashes: eosCrashes, deadline: Date.now() + eosLimitMs, onProgress: (line) => console.error(line) });
+  } else
+    console.error(`test:faults: no Kafka broker answers on ${brokers}; the exactly-once variant is skipped (npm run infra:up starts one).`);
 }
 
 const totals: Totals = {
@@ -271,6 +301,42 @@ if (bad.blockedPartitions > 0) problems.push(`bad inputs blocked ${bad.blockedPa
 if (bad.innocentDeadLetters > 0) problems.push(`bad inputs took ${bad.innocentDeadLetters} innocent record(s) to the dead-letter path.`);
 if (bad.unaccounted > 0)
   problems.push(`${bad.unaccounted} input record(s) were counted in no outcome (applied, filtered, late, dead-lettered).`);
+if (eos) {
+  if (eos.duplicates > 0 || eos.missing > 0 || eos.wrongValues > 0)
+    problems.push(
+      `exactly-once: ${eos.duplicates} output(s) read twice, ${eos.missing} missing, ${eos.wrongValues} with a wrong value; e.g. ${eos.examples.slice(0, 3).join(' | ')}`,
+    );
+  if (eos.outputsExpected === 0) problems.push('exactly-once: no output was expected: the variant tested nothing.');
+  if (eos.staleCommits > 0)
+    problems.push(`exactly-once: zombies committed ${eos.staleCommits} transaction(s) after their retry claimed the id.`);
+  if (eos.crashes < eosCrashes)
+    problems.push(
+      `exactly-once: only ${eos.crashes} of ${eosCrashes} crashes fit in the time limit; raise --eos-time-limit or lower --eos-crashes.`,
+    );
+  const never = [
+    ...Object.entries(eos.crashPoints)
+      .filter(([, n]) => n === 0)
+      .map(([p]) => `crashes ${p}`),
+    ...Object.entries(eos.stalePoints)
+      .filter(([, n]) => n === 0)
+      .map(([p]) => `zombies stopped ${p}`),
+    ...(eos.wholeRetries === 0 ? ['whole retries'] : []),
+    ...(eos.rebatchedRetries === 0 ? ['re-batched retries'] : []),
+    ...(eos.tickCrashes === 0 ? ['tick crashes'] : []),
+    ...(eos.windowsClosedByTicks === 0 ? ['windows closed by ticks'] : []),
+  ];
+  if (never.length > 0) problems.push(`exactly-once: never injected: ${never.join(', ')}.`);
+  for (const e of eos.unexpectedErrors.slice(0, 5)) problems.push(`exactly-once: not injected: ${e.split('\n')[0]}`);
+  console.error(
+    `test:faults: exactly-once: ${eos.scenarios} scenarios, ${eos.invocations} invocations, ${eos.crashes} crashes ${JSON.stringify(eos.crashPoints)}, ` +
+      `${eos.ticks} ticks (${eos.tickCrashes} crashed: ${JSON.stringify(eos.tickCrashPoints)}; ${eos.windowsClosedByTicks} windows closed), ` +
+      `${eos.retries} retries (${eos.wholeRetries} whole, ${eos.rebatchedRetries} re-batched, ${eos.warmRetries} in the same container), ` +
+      `${eos.staleInvocations} zombies ${JSON.stringify(eos.stalePoints)} (${eos.staleFenced} fenced, ${eos.staleCommits} committed), ` +
+      `${eos.partitionFailures} partition failures ${JSON.stringify(eos.failureReasons)}; read by ${eos.reader}: ` +
+      `expected ${eos.outputsExpected}, seen ${eos.outputsSeen}, duplicates ${eos.duplicates}, missing ${eos.missing}, wrong values ${eos.wrongValues}; ` +
+      `a kafkajs read_committed reader saw ${eos.kafkajsAbortedSeen} aborted message(s) (${eos.kafkajsDuplicates} duplicates); ${(eos.ms / 1000).toFixed(1)} s`,
+  );
+}
 for (const p of problems) console.error(`test:faults: ${p}`);
 console.error(`test:faults: ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
 
@@ -290,13 +356,30 @@ if (args.json) {
     pages.pageSplits += r.pageSplits;
     pages.pageCrashes += r.crashesBetweenPages + r.crashesAfterSplit + r.crashesBeforeDirectory;
   }
-  console.log(JSON.stringify({ ...totals, ...bad, ...tickTotals, ...pages }));
+  if (eos) {
+    const { examples, unexpectedErrors, ...detail } = eos;
+    console.log(JSON.stringify({ eosOf: eos.guarantee, ...detail, unexpectedErrors: unexpectedErrors.length, examples }));
+  }
+  const exactlyOnce = {
+    outputsExpected: eos?.outputsExpected ?? null,
+    outputsSeen: eos?.outputsSeen ?? null,
+    duplicates: eos?.duplicates ?? null,
+    missing: eos?.missing ?? null,
+    eosCrashes: eos?.crashes ?? null,
+    eosStale: eos?.staleInvocations ?? null,
+    eosRetries: eos?.retries ?? null,
+    eosTickCrashes: eos?.tickCrashes ?? null,
+  };
+  console.log(JSON.stringify({ ...totals, ...bad, ...tickTotals, ...pages, ...exactlyOnce }));
 } else {
   console.log(
     `crash points ${totals.crashPoints}, replays ${totals.replays}, stale invocations ${totals.staleInvocations}, throttled calls ${totals.throttledCalls}, produce failures ${totals.produceFailures}, timeouts ${totals.timeouts}, ` +
       `lost ${totals.lost}, applied twice ${totals.appliedTwice}, duplicate emits ${totals.duplicateEmits}; ` +
       `bad inputs ${bad.badInputs}, blocked partitions ${bad.blockedPartitions}, innocent dead letters ${bad.innocentDeadLetters}, unaccounted ${bad.unaccounted}; ` +
-      `ticks ${tickTotals.ticks} (${tickTotals.tickCrashes} crashed, ${tickTotals.staleTicks} stale, ${tickTotals.raced} raced), windows closed by ticks ${tickTotals.windowsClosedByTicks}, conflicting values ${tickTotals.conflictingValues}, unclosed windows ${tickTotals.unclosedWindows}`,
+      `ticks ${tickTotals.ticks} (${tickTotals.tickCrashes} crashed, ${tickTotals.staleTicks} stale, ${tickTotals.raced} raced), windows closed by ticks ${tickTotals.windowsClosedByTicks}, conflicting values ${tickTotals.conflictingValues}, unclosed windows ${tickTotals.unclosedWindows}` +
+      (eos
+        ? `; exactly-once: outputs expected ${eos.outputsExpected}, seen ${eos.outputsSeen}, duplicates ${eos.duplicates}, missing ${eos.missing} (${eos.crashes} crashes, ${eos.staleInvocations} zombies, ${eos.retries} retries)`
+        : ''),
   );
 }
 process.exitCode = totals.lost > 0 || totals.appliedTwice > 0 || problems.length > 0 ? 1 : 0;

@@ -32,6 +32,10 @@ import { badInputCases, judge, run } from '../support/bad-inputs.js';
 import { dynamodbAvailability, dynamodbEndpoint } from '../support/dynamodb.js';
 import { runBadInputs } from './bad-inputs.js';
 import { judgeTicks, runTicksWithFaults, runTickSuite, type TickSuiteResult, tickWorkloads } from './ticks.js';
+import { EOS_CRASH_POINTS, type EosSuiteOptions, runEosSuite } from './exactly-once.js';
+import { freshTopics, kafkaAvailability, kafkaClient } from '../support/kafka.js';
+import { loadDefinition } from 'sluice/runtime';
+import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
 
 const endpoint = dynamodbEndpoint;
 
@@ -543,5 +547,81 @@ describe('found by the tick scenarios (issue 12)', () => {
       "c came after the tick's floor had closed its session: late",
     );
     assert.deepEqual(retry, { batchItemFailures: [] }, 'the whole retry went through: nothing to resume');
+  });
+});
+
+describe('exactly-once outputs through Kafka transactions, on the broker (issue 14)', await kafkaAvailability(), () => {
+  // Two workloads (keyed state, windows by partition), a few crashes: seconds. `npm run test:faults` runs the full variant.
+  const small: EosSuiteOptions = {
+    seed: 3,
+    crashes: 8,
+    deadline: Date.now() + 60_000,
+    workloads: [workloads.runningTotals, workloads.partitionSums],
+    ticks: false,
+    staleChance: 0.2,
+    readTimeoutMs: 15_000,
+  };
+
+  test('crashes at every point, whole and re-batched retries, zombies: every output read back once, read_committed', async () => {
+    const r = await runEosSuite({ ...small, deadline: Date.now() + 60_000 });
+    const detail = JSON.stringify({ ...r, examples: r.examples.slice(0, 5) });
+    assert.deepEqual(r.unexpectedErrors, [], detail);
+    for (const p of EOS_CRASH_POINTS) assert.ok(r.crashPoints[p] > 0, `no crash ${p}: ${detail}`);
+    assert.ok(r.wholeRetries > 0 && r.rebatchedRetries > 0, `retries: ${detail}`);
+    assert.ok(r.staleInvocations > 0 && r.staleFenced === r.staleInvocations, `zombies ran and were all fenced: ${detail}`);
+    assert.equal(r.staleCommits, 0);
+    assert.ok(r.outputsExpected > 0);
+    assert.equal(r.duplicates, 0, detail);
+    assert.equal(r.missing, 0, detail);
+    assert.equal(r.wrongValues, 0, detail);
+    assert.equal(r.outputsSeen, r.outputsExpected);
+  });
+
+  test('the check can fail: the same driver delivering at least once reads outputs twice', async () => {
+    const r = await runEosSuite({ ...small, deadline: Date.now() + 60_000, guarantee: 'at-least-once' });
+    assert.deepEqual(r.unexpectedErrors, []);
+    assert.ok(r.crashes >= small.crashes);
+    assert.ok(r.duplicates > 0, `duplicates: ${r.duplicates}`);
+    assert.ok(r.outputsSeen > r.outputsExpected);
+    assert.equal(r.missing, 0);
+  });
+
+  test('a producer fenced in a warm container claims its id again at its next transaction', async () => {
+    // Found by the suite: a zombie (or any newer container) claims the id; the warm container's
+    // next send is refused as fenced, and the container must not keep that producer, or every
+    // later invocation it gets fails the partition again.
+    const kafka = kafkaClient('sluice-faults-fenced');
+    const admin = kafka.admin();
+    await admin.connect();
+    const prefix = `sluice-fenced-${process.pid}-${Date.now()}`;
+    const [source, out] = [`${prefix}-in`, `${prefix}-out`];
+    await freshTopics(admin, [
+      { topic: source, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+    ]);
+    const { manifest } = loadDefinition(stream('in', { guarantee: 'exactly-once' }).to(out));
+    const message = (n: number) => ({ topic: out, key: 'k', value: { n }, timestamp: 0, headers: { 'sluice-id': `m${n}` }, id: `m${n}` });
+    const opts = { kafka: async () => kafka, manifest, functionName: prefix };
+    const warm = new KafkaTransactions(opts);
+    const zombie = new KafkaTransactions(opts);
+    try {
+      const first = await warm.begin(source, 0);
+      await first.send([message(0)], [], 'F');
+      await first.commit({ at: 0 });
+      const claim = await zombie.begin(source, 0);
+      await claim.abort();
+      const fenced = await warm.begin(source, 0);
+      await assert.rejects(fenced.send([message(1)], [], 'F'), /epoch|fenced/i);
+      const again = await warm.begin(source, 0);
+      await again.send([message(1)], [], 'F');
+      await again.commit({ at: 1 });
+      assert.deepEqual(again.published, { at: 0 });
+    } finally {
+      await warm.close();
+      await zombie.close();
+      await admin.deleteTopics({ topics: [source, out] }).catch(() => undefined);
+      await admin.deleteGroups([`sluice-${prefix}-published`]).catch(() => undefined);
+      await admin.disconnect();
+    }
   });
 });

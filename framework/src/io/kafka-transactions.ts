@@ -235,6 +235,9 @@ class KafkaOutputTransaction implements OutputTransaction {
     try {
       if (topicMessages.length > 0) await this.txn.sendBatch({ acks: -1, topicMessages });
     } catch (e) {
+      // Fenced, say: kafkajs' abort of a transaction that added no partition succeeds locally, so
+      // the producer must be dropped here, or every later transaction of it fails the same way.
+      this.drop();
       await this.abort();
       throw e;
     }
