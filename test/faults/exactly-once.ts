@@ -297,6 +297,11 @@ class ContainerTransactions implements OutputTransactions {
     return wrapped;
   }
 
+  async published(topic: string, partition: number): Promise<Published> {
+    this.container.alive();
+    return this.inner.published(topic, partition);
+  }
+
   async close(): Promise<void> {
     await this.inner.close();
   }
