@@ -241,7 +241,7 @@ class KafkaOutputTransaction implements OutputTransaction {
     this.#ended = true;
     const { offset, metadata } = encodePublished(to);
     try {
-      await this.txn.sendOffsets({
+      await sendOffsets(this.txn, {
         consumerGroupId: publishedGroup(this.owner.options.functionName),
         topics: [
           { topic: this.topic, partitions: [{ partition: this.partition, offset, metadata } as { partition: number; offset: string }] },
@@ -269,6 +269,24 @@ class KafkaOutputTransaction implements OutputTransaction {
       this.drop();
     } finally {
       this.owner.release(this.claimed);
+    }
+  }
+}
+
+/**
+ * `txn.sendOffsets`, retried while the broker answers CONCURRENT_TRANSACTIONS: right after the
+ * previous transaction's commit its markers may still be written, and a transaction that sent no
+ * message (a batch without outputs) reaches the coordinator first with AddOffsetsToTxn, which
+ * kafkajs does not retry (it does for sends). Nothing was added to the transaction then.
+ */
+async function sendOffsets(txn: Transaction, offsets: Parameters<Transaction['sendOffsets']>[0]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await txn.sendOffsets(offsets);
+      return;
+    } catch (e) {
+      if ((e as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= 8) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(500, 10 * 2 ** attempt)));
     }
   }
 }
