@@ -47,3 +47,19 @@ describe('KafkaTransactions, consecutive transactions of one partition', { ...av
     assert.equal(offsets.partitions[0].offset, '10');
   });
 });
+
+test('the transactional producers retry after 20 ms, not kafkajs’ 300 ms: a send right after a commit waits out the markers briefly', async () => {
+  const created: Record<string, unknown>[] = [];
+  const fakeKafka = {
+    producer: (opts: Record<string, unknown>) => {
+      created.push(opts);
+      return { connect: async () => {}, disconnect: async () => {}, transaction: async () => assert.fail('not reached') };
+    },
+  } as unknown as Kafka;
+  const { manifest } = sluice(stream<{ n: number }>(IN, { name: 'offsets' }).to(OUT)).sluice;
+  const transactions = new KafkaTransactions({ kafka: async () => fakeKafka, manifest, functionName: 'retry-options' });
+  await assert.rejects(transactions.begin(IN, 0));
+  assert.equal(created.length, 1);
+  assert.equal(created[0].transactionalId, `sluice-retry-options-${IN}-0`);
+  assert.deepEqual(created[0].retry, { initialRetryTime: 20, maxRetryTime: 2_000, retries: 10 });
+});

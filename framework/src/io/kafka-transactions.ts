@@ -18,6 +18,15 @@ import {
 const DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000;
 
 /**
+ * Retries of the transactional producers. A transaction's first send right after the previous
+ * commit is refused with CONCURRENT_TRANSACTIONS until the commit's markers are written (a few
+ * ms); kafkajs retries it after `initialRetryTime`, 300 ms by default, which made each transaction
+ * take ~86 ms instead of ~10 ms on the local broker. The Java producer waits 20 ms there too. The
+ * budget for real outages stays about the default's (~8 s).
+ */
+const TRANSACTIONAL_RETRY = { initialRetryTime: 20, maxRetryTime: 2_000, retries: 10 } as const;
+
+/**
  * Options of {@link KafkaTransactions}.
  *
  * @example
@@ -182,6 +191,7 @@ export class KafkaTransactions implements OutputTransactions {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       transactionTimeout: this.#opts.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS,
+      retry: TRANSACTIONAL_RETRY,
     });
     await producer.connect();
     return { producer, published: undefined, busy: false, retired: false };
