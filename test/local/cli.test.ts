@@ -272,3 +272,12 @@ test('the time options fail with exit 2 naming the option, the value and the fix
     assert.match(r.stderr, message, args.join(' '));
   }
 });
+
+test('--guarantee is checked, and only for sluice dev --brokers (exit 2, naming the values)', () => {
+  const bad = sluice('dev', 'sums', '--brokers', '127.0.0.1:9092', '--guarantee', 'once');
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--guarantee must be one of 'at-least-once' or 'exactly-once'; received "once"\./);
+  const file = sluice('dev', 'sensor-sums', '--guarantee', 'exactly-once');
+  assert.equal(file.code, 2, file.stderr);
+  assert.match(file.stderr, /--guarantee is for sluice dev --brokers .*; received --guarantee exactly-once\./);
+});

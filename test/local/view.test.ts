@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { emptyStats } from '../../framework/src/local/emulator/stats.js';
-import { countOpenWindows, startView, statusLine } from '../../framework/src/local/view.js';
+import { countOpenWindows, guaranteeText, startView, statusLine, transactionsText } from '../../framework/src/local/view.js';
 import { MemoryStore } from '../../framework/src/state/memory-store.js';
 
 function stats() {
@@ -112,4 +112,16 @@ test('a function that runs idle ticks shows how many, the windows they closed an
   assert.match(statusLine(s, 0, 0), / {2}ticks 45 closed 2 last 10:00:45 skipped 3 failed 1$/);
   s.ticks.lastAt = undefined;
   assert.match(statusLine(s, 0, 0), /ticks 45 closed 2 last -/);
+});
+
+test('an exactly-once function shows its transactions committed and aborted; the start-up line and summary name the guarantee', () => {
+  const s = stats();
+  assert.doesNotMatch(statusLine(s, 0, 0), /exactly-once|txns/, 'at-least-once, the default, goes unsaid in the live line');
+  assert.equal(transactionsText(s), '');
+  assert.equal(guaranteeText(s.guarantee), 'at-least-once');
+  s.guarantee = 'exactly-once';
+  Object.assign(s.transactions, { committed: 1_204, aborted: 1 });
+  assert.match(statusLine(s, 0, 0), / {2}dlq 2 {2}exactly-once txns 1,204 aborted 1$/);
+  assert.equal(guaranteeText(s.guarantee), 'exactly-once (Kafka transactions)');
+  assert.equal(transactionsText(s), ': 1,204 transactions committed, 1 aborted');
 });

@@ -33,11 +33,15 @@ const USAGE = `Usage:
       the deployed schedule would, each partition caught up at its last record; before --flush.
   sluice dev [<function>] --brokers <host:port> [--config <serverless.yml>] [--stage <stage>] [--timeout <seconds>] [--no-view]
              [--state memory|dynamodb] [--dynamodb-endpoint <url>] [--stall-notice <seconds>] [--tick <duration>|off]
+             [--guarantee exactly-once|at-least-once]
       Emulates Lambda's event source mapping against a real Kafka broker for one function, or for
       every function of serverless.yml with an msk/kafka event, with the settings the Serverless
       plugin deploys (stage: --stage, provider.stage or dev). Outputs and dead letters go to Kafka.
       Functions with idle windows get an idle tick every --tick (default: its deployed period, the
       sluice tick option of serverless.yml, else 1m; off: none).
+      --guarantee: run with this delivery guarantee instead of the source's; exactly-once sends
+      each partition batch's outputs and dead letters in one Kafka transaction (read them with
+      isolation.level=read_committed).
   sluice produce <function|topic> --brokers <host:port> [--input <file.jsonl>] [--partitions N]
       Creates the topic if missing and produces a JSON-lines file to it (default: the function's
       source topic and its sample file).
@@ -108,8 +112,14 @@ async function dev(args: string[]): Promise<number> {
       'wall-clock': { type: 'string' },
       'tick-at': { type: 'string', multiple: true },
       tick: { type: 'string' },
+      guarantee: { type: 'string' },
     },
   });
+  if (values.guarantee !== undefined) {
+    throw new SluiceError(
+      `--guarantee is for sluice dev --brokers (exactly-once needs Kafka transactions); on a file, outputs are printed once per invocation; received --guarantee ${values.guarantee}.`,
+    );
+  }
   if (values.tick !== undefined) {
     throw new SluiceError(
       `--tick sets the tick period of sluice dev --brokers; on a file, run ticks at given wall-clock times with --tick-at (e.g. --tick-at 45s); received --tick ${values.tick}.`,

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { esmConfig } from '../config/event-source-mapping.js';
 import { MAX_TIMEOUT_SECONDS } from '../config/limits.js';
 import { type FunctionEntry, readServerless } from '../config/serverless-yml.js';
+import { readGuarantee } from '../define/guarantee.js';
 import { SLUICE_ENV } from '../env.js';
 import { formatMs } from '../duration.js';
 import { SluiceError } from '../errors.js';
@@ -10,11 +11,12 @@ import { emulateFunction, type EmulatedFunction } from './emulator/index.js';
 import { loadHandler, resolveFunction } from './functions.js';
 import { devStateStore } from './state-option.js';
 import { tickPeriod } from './time-options.js';
-import { startView } from './view.js';
+import { guaranteeText, startView, transactionsText } from './view.js';
 
 /**
- * `sluice dev [function] --brokers host:port [--config serverless.yml] [--stage s] [--tick 1m|off]`:
- * the event source mapping emulator, with idle ticks on the deployed schedule. Returns the exit code.
+ * `sluice dev [function] --brokers host:port [--config serverless.yml] [--stage s] [--tick 1m|off]
+ * [--guarantee exactly-once|at-least-once]`: the event source mapping emulator, with idle ticks on
+ * the deployed schedule, and the functions' guarantee (or the one given). Returns the exit code.
  */
 export async function emulate(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -33,6 +35,7 @@ export async function emulate(args: string[]): Promise<number> {
       tick: { type: 'string' },
       'wall-clock': { type: 'string' },
       'tick-at': { type: 'string', multiple: true },
+      guarantee: { type: 'string' },
     },
   });
   if (values['wall-clock'] !== undefined || values['tick-at'] !== undefined) {
@@ -40,6 +43,7 @@ export async function emulate(args: string[]): Promise<number> {
       `--${values['wall-clock'] !== undefined ? 'wall-clock' : 'tick-at'} is for file mode (sluice dev <function> without --brokers); against a broker the wall clock is the real one and ticks run every --tick period (e.g. --tick 1s).`,
     );
   }
+  const guarantee = values.guarantee === undefined ? undefined : readGuarantee(values.guarantee, '--guarantee');
   // Without --tick, the function's deployed period (its `tick` option in serverless.yml, else 1 minute).
   const tickMs = values.tick === undefined ? undefined : tickPeriod(values.tick);
   const brokers = values.brokers ?? '';
@@ -109,6 +113,7 @@ export async function emulate(args: string[]): Promise<number> {
           notice,
           ...(stallSeconds ? { stallNoticeMs: stallSeconds * 1000 } : {}),
           tickMs: tickMs ?? configs[i].tickMs,
+          ...(guarantee ? { guarantee } : {}),
         }),
       );
       const c = configs[i];
@@ -117,7 +122,8 @@ export async function emulate(args: string[]): Promise<number> {
         c.maximumRetryAttempts === undefined
           ? 'no provisioned pollers: a failing batch is retried until it succeeds'
           : `provisioned pollers: ${c.maximumRetryAttempts} retries, then → ${c.onFailureTopic}`;
-      const period = running[running.length - 1].stats.ticks.periodMs;
+      const { stats } = running[running.length - 1];
+      const period = stats.ticks.periodMs;
       const ticks =
         period !== undefined
           ? `idle ticks every ${formatMs(period)}`
@@ -125,7 +131,7 @@ export async function emulate(args: string[]): Promise<number> {
             ? 'idle ticks off (--tick off)'
             : 'no idle windows, no ticks';
       console.error(
-        `sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}; ${ticks}) on ${brokers}, ${where}`,
+        `sluice dev: ${entry.name} ← ${c.topic} (${c.eventSource}, group ${c.consumerGroupId}, batch ${c.batchSize}, window ${c.maximumBatchingWindowMs} ms, ${c.startingPosition}, timeout ${c.timeoutMs / 1000} s, ${failures}; poison → ${c.deadLetterTopic}; ${ticks}; ${guaranteeText(stats.guarantee)}) on ${brokers}, ${where}`,
       );
     }
   } catch (e) {
@@ -164,7 +170,7 @@ export async function emulate(args: string[]): Promise<number> {
           (t.failed > 0 ? ` (${t.failed} failed, see the notices)` : '');
     const blocked = [...s.blocked].map(([p, b]) => `p${p}@${b.offset} after ${b.attempts} attempts`).join(', ');
     console.error(
-      `${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered${ticks}; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
+      `${s.name}: ${s.records} records, ${s.batches} batches, ${s.retries} retries, ${s.windowsEmitted} window results, ${s.late} late, ${s.poison} poison, ${s.failedToDeadLetter} failed records dead-lettered${ticks}; ${guaranteeText(s.guarantee)}${transactionsText(s)}; committed ${[...s.committed].map(([p, o]) => `p${p}@${o}`).join(' ')}` +
         (blocked ? `; still failing (not committed): ${blocked}` : '') +
         (s.lost > 0 ? `; LOST ${s.lost} records: gone from the broker before they were processed (see the notices)` : ''),
     );

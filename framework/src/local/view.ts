@@ -1,3 +1,4 @@
+import type { Guarantee } from '../define/guarantee.js';
 import type { StateStore } from '../state/store.js';
 import { MemoryStore } from '../state/memory-store.js';
 import { isWindowNamespace } from '../state/namespaces.js';
@@ -26,7 +27,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /**
  * One line per function: throughput, lag per partition, batches, retries, windows, late, poison,
- * dead letters, idle ticks (for a function that runs them: how many, the windows they closed, when
+ * dead letters, exactly-once (its transactions committed and aborted; at-least-once goes unsaid), idle ticks (for a function that runs them: how many, the windows they closed, when
  * the last one started, skipped and failed ones once there are any), records lost (gone from the
  * broker before they were processed; shown once there are any), and the partitions held at a
  * batch that is retried until it succeeds.
@@ -55,10 +56,35 @@ export function statusLine(s: FunctionStats, rate: number, openWindows: number |
     `late ${fmt(s.late)}`,
     `poison ${fmt(s.poison)}`,
     `dlq ${fmt(s.poison + s.failedToDeadLetter)}`,
+    // The default goes unsaid here (the start-up line and the summary say it).
+    ...(s.guarantee === 'exactly-once'
+      ? [`exactly-once txns ${fmt(s.transactions.committed)} aborted ${fmt(s.transactions.aborted)}`]
+      : []),
     ...(s.ticks.periodMs === undefined ? [] : [tickPart(s.ticks)]),
     ...(s.lost > 0 ? [`LOST ${fmt(s.lost)}: gone from the broker before they were processed`] : []),
     ...(blocked ? [`BLOCKED ${blocked}: retried until it succeeds, as Lambda does without provisioned pollers`] : []),
   ].join('  ');
+}
+
+/**
+ * A function's delivery guarantee, as the start-up line and the summary say it.
+ *
+ * @example
+ * guaranteeText('exactly-once'); // 'exactly-once (Kafka transactions)'
+ */
+export function guaranteeText(g: Guarantee): string {
+  return g === 'exactly-once' ? 'exactly-once (Kafka transactions)' : 'at-least-once';
+}
+
+/**
+ * The transactions of an exactly-once function for the summary ('' for at-least-once).
+ *
+ * @example
+ * transactionsText(stats); // ': 1,204 transactions committed, 1 aborted'
+ */
+export function transactionsText(s: Pick<FunctionStats, 'guarantee' | 'transactions'>): string {
+  if (s.guarantee !== 'exactly-once') return '';
+  return `: ${fmt(s.transactions.committed)} transactions committed, ${fmt(s.transactions.aborted)} aborted`;
 }
 
 function tickPart(t: TickStats): string {

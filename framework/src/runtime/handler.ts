@@ -29,8 +29,11 @@ import { eventTimeLimit } from '../windows/event-time.js';
  */
 export interface SluiceAttachment {
   readonly manifest: Manifest;
-  /** Swaps adapters (store, sinks, logger) for local runs and tests. */
-  configure(runtime: Partial<Runtime>): void;
+  /**
+   * Swaps adapters (store, sinks, logger) for local runs and tests; `guarantee` overrides the
+   * function's (`sluice dev --guarantee`; exactly-once also needs `transactions`).
+   */
+  configure(runtime: Partial<Runtime> & { readonly guarantee?: Guarantee }): void;
   readonly runtime: Runtime;
   /**
    * Closes every open window of a partition (end of a finite input, `sluice dev --flush`).
@@ -126,9 +129,12 @@ export function sluice(definition: Definition): SluiceHandler {
   const attachment: SluiceAttachment = {
     manifest,
     runtime,
-    guarantee,
-    configure(next) {
+    get guarantee() {
+      return run.guarantee ?? guarantee;
+    },
+    configure({ guarantee: chosen, ...next }) {
       Object.assign(runtime, next);
+      if (chosen) run.guarantee = chosen;
       if (next.store) run.runner = new PartitionRunner(manifest, runtime.store);
     },
     flush: (topic, partition, lastOffset) => flushPartition(run, topic, partition, lastOffset),

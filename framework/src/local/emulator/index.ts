@@ -1,7 +1,9 @@
 import type { Kafka, Producer } from 'kafkajs';
 import type { EsmConfig } from '../../config/event-source-mapping.js';
+import type { Guarantee } from '../../define/guarantee.js';
 import { outputTopics } from '../../define/manifest.js';
 import { deadLetterMessage, KafkaDeadLetterSink, KafkaOutputSink } from '../../io/kafka.js';
+import { logDeadLetters } from '../../io/sinks.js';
 import type { SluiceHandler } from '../../runtime/handler.js';
 import { MemoryStore } from '../../state/memory-store.js';
 import type { StateStore } from '../../state/store.js';
@@ -22,6 +24,7 @@ import { FailureReasons, lambdaInvoker } from './invocation.js';
 import { LostRecords } from './losses.js';
 import { emptyStats, type FunctionStats } from './stats.js';
 import { startTicker } from './ticker.js';
+import { emulatorTransactions } from './transactions.js';
 import { STALL_NOTICE_MS, watchProgress } from './watchdog.js';
 
 /*
@@ -35,6 +38,7 @@ import { STALL_NOTICE_MS, watchProgress } from './watchdog.js';
  *   batcher.ts         partitions' records gathered into one event (batchSize, window, 6 MB)
  *   invocation.ts      the handler invoked as Lambda does (context, timeout); its failure reasons
  *   ticker.ts          the deployed tick schedule: idle ticks every period, never piled up
+ *   transactions.ts    exactly-once: the function's Kafka transactions, counted, reset on a timeout
  *   stats.ts           the counters the live view shows, and each partition's stage
  * The event format and sizes are runtime/msk-event.ts; the settings, config/event-source-mapping.ts.
  */
@@ -61,6 +65,11 @@ export interface EmulatorOptions {
    * runs none. A function without idle windows runs none either way.
    */
   readonly tickMs?: number | false;
+  /**
+   * The delivery guarantee to run with instead of the function's (`sluice dev --guarantee`).
+   * Exactly-once sends outputs, late records and dead letters in Kafka transactions.
+   */
+  readonly guarantee?: Guarantee;
 }
 
 /**
@@ -98,7 +107,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const notice = opts.notice ?? (() => undefined);
   const manifest = handler.sluice.manifest;
   const store = opts.store ?? new MemoryStore();
-  const stats = emptyStats(config.functionName);
+  const stats = emptyStats(config.functionName, opts.guarantee ?? handler.sluice.guarantee);
   const tickMs = opts.tickMs ?? DEFAULT_TICK_MS;
   const ticks = tickMs !== false && handler.sluice.idleWindows.length > 0;
   if (ticks && config.topic !== manifest.source.topic) {
@@ -123,10 +132,25 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
   const reasons = new FailureReasons();
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
+  const deadLetters = new KafkaDeadLetterSink(producer, config.deadLetterTopic);
+  // Exactly-once: outputs, late records and dead letters go through the function's transactions
+  // instead of `sink` and `deadLetters` (runtime/exactly-once.ts).
+  const transactions =
+    stats.guarantee === 'exactly-once'
+      ? emulatorTransactions(
+          kafka,
+          manifest,
+          config,
+          logDeadLetters(() => handler.sluice.runtime.logger),
+          stats.transactions,
+        )
+      : undefined;
   handler.sluice.configure({
     store,
+    guarantee: stats.guarantee,
+    transactions,
     sink: new KafkaOutputSink(producer, manifest),
-    deadLetters: new KafkaDeadLetterSink(producer, config.deadLetterTopic),
+    deadLetters,
     onBatch: (r) => {
       stats.windowsEmitted += r.stats.windowsEmitted;
       stats.late += r.stats.late;
@@ -156,7 +180,11 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
     losses: new LostRecords({ config, stats, notice, log: (p) => partitionLog(admin, config.topic, p) }),
     notice,
     sleep,
-    batcher: new Batcher(config, brokers, lambdaInvoker(handler, config, stats)),
+    batcher: new Batcher(
+      config,
+      brokers,
+      lambdaInvoker(handler, config, stats, () => transactions?.reset()),
+    ),
     stopping: () => stopping,
     async deadLetter(record, reason) {
       await producer.send({
@@ -188,6 +216,7 @@ export async function emulateFunction(opts: EmulatorOptions): Promise<EmulatedFu
       stopRefresh();
       stopWatch();
       await consumer.disconnect();
+      await transactions?.close();
       await producer.disconnect();
       await admin.disconnect();
     },

@@ -11,18 +11,27 @@ import type { FunctionStats } from './stats.js';
  * handler's own account of why records failed, for retry notices and dead-letter headers.
  */
 
+/** An invocation that fails this close to its timeout counted as timed out (middy answers 5 ms early by default). */
+const TIMEOUT_EARLY_MS = 100;
+
 /**
  * Invokes the handler as Lambda does: a fresh Lambda context per event, and Lambda's own failure
  * when the invocation runs past the function's timeout. Each call counts one batch.
  *
+ * The timed-out invocation is abandoned, not stopped (JavaScript cannot stop it): it runs on beside
+ * its retry, as a stale invocation can deployed. Lambda would replace its container; `abandoned`
+ * is told (also when middy's early timeout response ended it), so the emulator can do what a new container does (exactly-once: claim the
+ * transactional ids afresh, fencing the abandoned invocation's producers).
+ *
  * @example
- * const invoke = lambdaInvoker(handler, config, stats);
+ * const invoke = lambdaInvoker(handler, config, stats, () => transactions.reset());
  * const response = await invoke(event);
  */
 export function lambdaInvoker(
   handler: SluiceHandler,
   config: Pick<EsmConfig, 'functionName' | 'timeoutMs'>,
   stats: FunctionStats,
+  abandoned?: () => void,
 ): (event: KafkaEvent) => Promise<KafkaBatchResponse> {
   return async (event) => {
     stats.batches++;
@@ -34,8 +43,14 @@ export function lambdaInvoker(
         config.timeoutMs,
       );
     });
+    const started = Date.now();
     try {
       return await Promise.race([handler(event, ctx as never), timeout]);
+    } catch (e) {
+      // Ended by the time limit: this timer, or middy's own early timeout response just before it
+      // (`timeoutEarlyInMillis`), which answers while the handler runs on.
+      if (Date.now() - started >= config.timeoutMs - TIMEOUT_EARLY_MS) abandoned?.();
+      throw e;
     } finally {
       clearTimeout(timer);
     }

@@ -1,3 +1,6 @@
+import type { Guarantee } from '../../define/guarantee.js';
+import type { TransactionCounts } from './transactions.js';
+
 /*
  * What an emulated event source mapping has done so far: the emulator writes these counters, the
  * live view (local/view.ts) reads them.
@@ -12,6 +15,10 @@
  */
 export interface FunctionStats {
   readonly name: string;
+  /** The delivery guarantee the function runs with (its source's, or `sluice dev --guarantee`). */
+  guarantee: Guarantee;
+  /** Exactly-once: the Kafka transactions that committed and aborted (transactions.ts). */
+  readonly transactions: TransactionCounts;
   records: number;
   batches: number;
   retries: number;
@@ -122,9 +129,11 @@ export function enterStage(stats: FunctionStats, partition: number, stage: Parti
  * @example
  * const stats = emptyStats('sensor-sums'); // all zero, no partitions yet
  */
-export function emptyStats(name: string): FunctionStats {
+export function emptyStats(name: string, guarantee: Guarantee = 'at-least-once'): FunctionStats {
   return {
     name,
+    guarantee,
+    transactions: { committed: 0, aborted: 0 },
     records: 0,
     batches: 0,
     retries: 0,
