@@ -16,6 +16,9 @@ class RecordingTransactions implements OutputTransactions {
       abort: async () => {},
     };
   }
+  async published(): Promise<Published> {
+    return { at: -1 };
+  }
   async close(): Promise<void> {}
 }
 

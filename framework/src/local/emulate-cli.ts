@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { esmConfig } from '../config/event-source-mapping.js';
 import { MAX_TIMEOUT_SECONDS } from '../config/limits.js';
 import { type FunctionEntry, readServerless } from '../config/serverless-yml.js';
+import { deployedGuarantee } from '../config/function-config.js';
 import { readGuarantee } from '../define/guarantee.js';
 import { SLUICE_ENV } from '../env.js';
 import { formatMs } from '../duration.js';
@@ -113,7 +114,9 @@ export async function emulate(args: string[]): Promise<number> {
           notice,
           ...(stallSeconds ? { stallNoticeMs: stallSeconds * 1000 } : {}),
           tickMs: tickMs ?? configs[i].tickMs,
-          ...(guarantee ? { guarantee } : {}),
+          // The flag, else what the function is deployed with (its sluice: option, the source's, the service's).
+          guarantee:
+            guarantee ?? deployedGuarantee({ name: entry.name, guarantee: configs[i].guarantee }, handler.sluice.manifest.source.guarantee),
         }),
       );
       const c = configs[i];

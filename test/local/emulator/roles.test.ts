@@ -125,6 +125,7 @@ test('counted transactions: committed, aborted after sending or a failed commit;
         abort: async () => void ends.push('abort'),
       };
     },
+    published: async () => ({ at: 4 }),
     close: async () => {},
     reset: () => void resets++,
   };

@@ -78,6 +78,10 @@ export class CountedTransactions implements OutputTransactions {
     return new CountedTransaction(await this.inner.begin(topic, partition), this.counts);
   }
 
+  published(topic: string, partition: number): Promise<Published> {
+    return this.inner.published(topic, partition);
+  }
+
   /** As a replaced container: the next transaction of each partition claims its id afresh, fencing the abandoned one. */
   reset(): void {
     this.inner.reset();
