@@ -60,6 +60,6 @@ test('the transactional producers retry after 20 ms, not kafkajs’ 300 ms: a se
   const transactions = new KafkaTransactions({ kafka: async () => fakeKafka, manifest, functionName: 'retry-options' });
   await assert.rejects(transactions.begin(IN, 0));
   assert.equal(created.length, 1);
-  assert.equal(created[0].transactionalId, `sluice-retry-options-${IN}-0`);
+  assert.equal(created[0].transactionalId, `sluice-retry-options.${IN}-0`);
   assert.deepEqual(created[0].retry, { initialRetryTime: 20, maxRetryTime: 2_000, retries: 10 });
 });
