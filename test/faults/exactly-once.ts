@@ -233,7 +233,8 @@ class ContainerStore implements StateStore {
   async write(scope: StateScope, changes: readonly ItemChange[], bounds: BatchBounds, opts?: StoreCallOptions): Promise<WriteStats> {
     const c = this.container;
     c.alive();
-    // The state commit of a partition's outputs (a tick's proposals and a finished tick's state come before its send).
+    // The state commit of a partition's outputs, which a batch runs beside its send (a tick's
+    // proposals and a finished tick's state come before any send).
     const commit = c.sent.has(scope.partition) || c.sent.has('all');
     const plan = c.plan;
     if (commit && plan?.point === 'mid-state' && (plan.partition === scope.partition || plan.partition === ANY)) {
@@ -270,9 +271,10 @@ class ContainerTransactions implements OutputTransactions {
         return txn.published;
       },
       send: async (messages, letters, functionName) => {
+        // From here the partition's state write is its commit: a batch sends while its state commits.
+        c.sent.add(partition);
         await c.at(partition, 'before-send');
         await txn.send(messages, letters, functionName);
-        c.sent.add(partition);
         await c.at(partition, 'after-send');
       },
       commit: async (to) => {

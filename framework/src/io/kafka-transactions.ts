@@ -21,10 +21,12 @@ const DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000;
  * Retries of the transactional producers. A transaction's first send right after the previous
  * commit is refused with CONCURRENT_TRANSACTIONS until the commit's markers are written (a few
  * ms); kafkajs retries it after `initialRetryTime`, 300 ms by default, which made each transaction
- * take ~86 ms instead of ~10 ms on the local broker. The Java producer waits 20 ms there too. The
- * budget for real outages stays about the default's (~8 s).
+ * take ~86 ms instead of ~10 ms on the local broker. Measured there (100 messages a transaction):
+ * 11 ms a transaction retrying after 20 ms (the Java producer's wait), 4.8 ms after 5 ms, 5.5 ms
+ * after 1 ms. The budget for real outages stays about the default's (~8 s: 5 ms doubling, capped
+ * at 2 s, 12 times).
  */
-const TRANSACTIONAL_RETRY = { initialRetryTime: 20, maxRetryTime: 2_000, retries: 10 } as const;
+const TRANSACTIONAL_RETRY = { initialRetryTime: 5, maxRetryTime: 2_000, retries: 12 } as const;
 
 /**
  * Options of {@link KafkaTransactions}.
@@ -305,7 +307,7 @@ async function sendOffsets(txn: Transaction, offsets: Parameters<Transaction['se
       return;
     } catch (e) {
       if ((e as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= 8) throw e;
-      await new Promise((r) => setTimeout(r, Math.min(500, 10 * 2 ** attempt)));
+      await new Promise((r) => setTimeout(r, Math.min(500, 5 * 2 ** attempt)));
     }
   }
 }

@@ -7,8 +7,8 @@
  *
  * A batch: claim the partition's transaction (fencing every older producer of it; the position
  * the partition published is read after the claim, so it is final), leave out the records already
- * published, run, send into the transaction, commit state, then commit the transaction with the
- * batch's last offset as the published position. A crash before the transaction commits publishes
+ * published, run, send into the transaction while state commits, then commit the transaction
+ * with the batch's last offset as the published position. A crash before the transaction commits publishes
  * nothing; Lambda retries, and the retry recomputes the same outputs from the versions kept from
  * before its first record (state commits are replays). A crash after it: the retry finds the
  * records published and leaves them out.
@@ -103,15 +103,16 @@ export async function deliverBatch(
     out.done.push(result);
     return;
   }
-  try {
-    await txn.send(result.outputs, result.deadLetters, manifest.name);
-  } catch (e) {
-    fail('publish', e, first);
+  // Sending and the state commit overlap: the transaction stays invisible until it commits, after
+  // both; if the send fails after the state committed, the retry recomputes (as after a crash).
+  const [sent, committed] = await Promise.allSettled([txn.send(result.outputs, result.deadLetters, manifest.name), result.commit()]);
+  if (sent.status === 'rejected') {
+    await txn.abort();
+    fail('publish', sent.reason, first);
     return;
   }
-  try {
-    await result.commit();
-  } catch (e) {
+  if (committed.status === 'rejected') {
+    const e = committed.reason;
     if (isRetriable(e)) {
       await txn.abort();
       fail('commit', e, first);
