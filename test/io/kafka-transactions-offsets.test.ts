@@ -48,7 +48,7 @@ describe('KafkaTransactions, consecutive transactions of one partition', { ...av
   });
 });
 
-test('the transactional producers retry after 5 ms, not kafkajs’ 300 ms: a send right after a commit waits out the markers briefly', async () => {
+test('the transactional producers retry after 2 ms, not kafkajs’ 300 ms: a send right after a commit waits out the markers briefly', async () => {
   const created: Record<string, unknown>[] = [];
   const fakeKafka = {
     producer: (opts: Record<string, unknown>) => {
@@ -61,5 +61,5 @@ test('the transactional producers retry after 5 ms, not kafkajs’ 300 ms: a sen
   await assert.rejects(transactions.begin(IN, 0));
   assert.equal(created.length, 1);
   assert.equal(created[0].transactionalId, `sluice-retry-options.${IN}-0`);
-  assert.deepEqual(created[0].retry, { initialRetryTime: 5, maxRetryTime: 2_000, retries: 12 });
+  assert.deepEqual(created[0].retry, { initialRetryTime: 2, maxRetryTime: 2_000, retries: 14 });
 });
