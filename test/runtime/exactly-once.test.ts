@@ -68,17 +68,23 @@ function definition(source: string, out: string): Definition {
 type Fault = 'none' | 'crash-before-commit' | 'crash-after-commit';
 
 /** A container's transactions, crashing as told: a crash leaves the transaction open, as a dead process does. */
-function faulty(inner: OutputTransactions, fault: () => Fault, gate?: Promise<void>, claims?: { n: number }): OutputTransactions {
+function faulty(
+  inner: OutputTransactions,
+  fault: () => Fault,
+  gate?: () => Promise<void> | undefined,
+  claims?: { n: number },
+): OutputTransactions {
   return {
     async begin(topic, partition) {
       if (claims) claims.n++;
       const txn = await inner.begin(topic, partition);
+      const wait = gate?.();
       return {
         published: txn.published,
         send: (m, l, f) => txn.send(m, l, f),
         abort: () => txn.abort(),
         async commit(to) {
-          await gate;
+          await wait;
           const f = fault();
           if (f === 'crash-before-commit') throw new Error('crash: the container died before the transaction commit');
           await txn.commit(to);
@@ -111,7 +117,7 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     def: Definition,
     store: MemoryStore,
     fault: () => Fault = () => 'none',
-    gate?: Promise<void>,
+    gate?: () => Promise<void> | undefined,
     claims?: { n: number },
   ): SluiceHandler {
     const handler = sluice(def);
@@ -174,7 +180,12 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     //    runs in another container and commits; the stale one wakes up fenced.
     let wake!: () => void;
     const stalled = new Promise<void>((r) => (wake = r));
-    const zombie = container(def, store, () => 'none', stalled);
+    const zombie = container(
+      def,
+      store,
+      () => 'none',
+      () => stalled,
+    );
     const zombieRun = zombie(events(100, 200)[0], ctx as never);
     await new Promise((r) => setTimeout(r, 300));
     const c4 = container(def, store);
@@ -207,6 +218,45 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     // A read_uncommitted reader sees the aborted copies: the transactions, not luck, removed them.
     const raw = await readUncommitted(kafka, out, expected.size + 1);
     assert.ok(raw > expected.size, `aborted outputs exist in the log: ${raw} > ${expected.size}`);
+  });
+
+  test('a stale invocation still running in the same container (middy answered at the timeout) is fenced by its retry there', async () => {
+    const src = `it-eo-same-in-${run}`;
+    const out = `it-eo-same-out-${run}`;
+    await freshTopics(admin, [
+      { topic: src, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+      { topic: `${source}.dlq`, numPartitions: 1 },
+    ]);
+    const def = definition(src, out);
+    const records = input().slice(0, 200);
+    const event = [...toKafkaEvents(records, { topic: src, batchSize: 200 })][0] as KafkaEvent;
+    const expected = new Map((await runFunction(def, records, { batchSize: 200 })).outputs.map((m) => [m.id, m.value]));
+    let wake!: () => void;
+    const stalled = new Promise<void>((r) => (wake = r));
+    let calls = 0;
+    // One container; its first invocation stalls before its commit, as one cut off by middy would.
+    const h = container(
+      def,
+      new MemoryStore(),
+      () => 'none',
+      () => (++calls === 1 ? stalled : undefined),
+    );
+    const stale = h(event, ctx as never);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual((await h(event, ctx as never)).batchItemFailures, [], 'the retry claims the id with a new producer');
+    wake();
+    assert.deepEqual(
+      (await stale).batchItemFailures,
+      [{ itemIdentifier: { partition: `${src}-0`, offset: 0 } }],
+      'the stale one is fenced',
+    );
+    const got = await committed(out, expected.size);
+    await new Promise((r) => setTimeout(r, 300));
+    const all = await committed(out, Math.max(got.length, expected.size));
+    const ids = all.map((m) => m.headers['sluice-id']);
+    assert.equal(new Set(ids).size, ids.length, 'no id twice');
+    assert.deepEqual(new Set(ids), new Set(expected.keys()));
   });
 
   test('idle ticks publish before their state: a crash between is finished by the next batch or tick, nothing twice', async () => {

@@ -100,12 +100,12 @@ export class KafkaTransactions implements OutputTransactions {
       throw e;
     }
     if (claimed.busy) {
-      // Lambda runs one invocation per container; only a local run abandoning a timed-out
-      // invocation (without `reset`) gets here. The partition is retried.
-      throw new SluiceError(
-        `the transaction of ${topic}-${partition} is still open in another invocation of this process; the partition is retried after it ends.`,
-        { retriable: true },
-      );
+      // Only a stale invocation still running in this process holds it: middy answered for it at
+      // the timeout (its work goes on; Lambda keeps the container), or `sluice dev` abandoned it.
+      // Claim the id with a new producer, as a new container would: that fences the stale one.
+      if (this.#producers.get(key) === entry) this.#producers.delete(key);
+      this.#retire(claimed);
+      return this.begin(topic, partition);
     }
     claimed.busy = true;
     const drop = () => {
