@@ -21,14 +21,12 @@
  */
 import { errorText, isRetriable } from '../errors.js';
 import { type Published, isPublished, type OutputTransaction, type OutputTransactions } from '../io/transactions.js';
-import { eventLetter } from '../pipeline/dead-letters.js';
 import { decideTick, type TickDecision } from '../pipeline/idle.js';
-import { type DeadLetter, letterOrigin } from '../pipeline/records.js';
 import type { PartitionResult, RunOptions } from '../pipeline/runner.js';
 import { IDLE_ITEM, idleNamespace } from '../state/namespaces.js';
 import type { StateScope, StoreCallOptions } from '../state/store.js';
 import type { IdleState } from '../windows/idle.js';
-import { deadPartition, type Invocation, type PartitionFailure } from './invoke.js';
+import { deadPartition, type Invocation, logRecordFailure, type PartitionFailure, uncommittedLetters } from './invoke.js';
 import type { PartitionBatch } from './msk-event.js';
 import type { BatchResponse } from './response.js';
 
@@ -98,7 +96,7 @@ export async function deliverBatch(
   if (result.failedOffset === first) {
     // Nothing was applied: nothing to publish or commit; Lambda resumes at that record.
     await txn.abort();
-    logRecordFailure(run, result);
+    logRecordFailure(log, result);
     out.response.fail(topic, partition, first);
     out.done.push(result);
     return;
@@ -121,12 +119,8 @@ export async function deliverBatch(
     // No retry could commit it: its records (not yet dead letters) become dead letters, published
     // with the rest, and the partition goes on.
     log.error({ sluice: 'partition-dead-lettered', topic, partition, stage: 'commit', error: errorText(e) });
-    const lettered = new Set(result.deadLetters.map((d) => letterOrigin(d).offset));
-    const end = result.failedOffset ?? Infinity;
-    const letters: DeadLetter[] = [];
-    for (const r of records) if (r.offset < end && !lettered.has(r.offset)) letters.push(eventLetter(r, 'state', errorText(e)));
     try {
-      await txn.send([], letters, manifest.name);
+      await txn.send([], uncommittedLetters(records, result, e), manifest.name);
     } catch (e2) {
       fail('publish', e2, first);
       return;
@@ -142,7 +136,7 @@ export async function deliverBatch(
     return;
   }
   if (result.failedOffset !== undefined) {
-    logRecordFailure(run, result);
+    logRecordFailure(log, result);
     out.response.fail(topic, partition, result.failedOffset);
   }
   out.done.push(result);
@@ -270,15 +264,4 @@ async function readIdle(run: Invocation, scope: StateScope, opts: StoreCallOptio
   const { deadline } = opts;
   const item = (await run.runtime.store.read(scope, ns, [IDLE_ITEM], deadline === undefined ? {} : { deadline })).get(IDLE_ITEM);
   return item?.value as IdleState | undefined;
-}
-
-function logRecordFailure({ runtime }: Invocation, r: PartitionResult): void {
-  runtime.logger.error({
-    sluice: 'record-failed',
-    topic: r.topic,
-    partition: r.partition,
-    offset: r.failedOffset,
-    step: r.failedStage,
-    error: errorText(r.error),
-  });
 }

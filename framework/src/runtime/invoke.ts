@@ -16,7 +16,7 @@ import type { PartitionResult } from '../pipeline/runner.js';
 import { type BatchStats, newStats, sumStats } from '../pipeline/stats.js';
 import type { StateStore } from '../state/store.js';
 import type { Logger } from './logger.js';
-import type { KafkaBatchResponse, PartitionBatch } from './msk-event.js';
+import type { KafkaBatchResponse, KafkaEventRecord, PartitionBatch } from './msk-event.js';
 import type { PartitionRunner } from './partition-runner.js';
 import { BatchResponse } from './response.js';
 import { deliverBatch } from './exactly-once.js';
@@ -269,22 +269,44 @@ async function settle(
     // The checks before hand-off let this through, and no retry could commit it: rather than block
     // the partition, its records (their outputs have left) become dead letters.
     log.error({ sluice: 'partition-dead-lettered', topic, partition, stage: 'commit', error: errorText(e) });
-    const lettered = new Set(r.deadLetters.map((d) => letterOrigin(d).offset));
-    const end = r.failedOffset ?? Infinity;
-    for (const rec of batch.records)
-      if (rec.offset < end && !lettered.has(rec.offset)) uncommitted.push(eventLetter(rec, 'state', errorText(e)));
+    uncommitted.push(...uncommittedLetters(batch.records, r, e));
   }
   if (r.failedOffset !== undefined) {
-    log.error({
-      sluice: 'record-failed',
-      topic: r.topic,
-      partition: r.partition,
-      offset: r.failedOffset,
-      step: r.failedStage,
-      error: errorText(r.error),
-    });
+    logRecordFailure(log, r);
     response.fail(r.topic, r.partition, r.failedOffset);
   }
+}
+
+/**
+ * The dead letters of a batch whose state no retry could commit: its records up to the one that
+ * failed, except those already dead letters.
+ *
+ * @example
+ * await txn.send([], uncommittedLetters(records, result, error), manifest.name);
+ */
+export function uncommittedLetters(records: readonly KafkaEventRecord[], r: PartitionResult, error: unknown): DeadLetter[] {
+  const lettered = new Set(r.deadLetters.map((d) => letterOrigin(d).offset));
+  const end = r.failedOffset ?? Infinity;
+  const out: DeadLetter[] = [];
+  for (const rec of records) if (rec.offset < end && !lettered.has(rec.offset)) out.push(eventLetter(rec, 'state', errorText(error)));
+  return out;
+}
+
+/**
+ * Logs the record a batch stopped at (Lambda resumes there).
+ *
+ * @example
+ * if (result.failedOffset !== undefined) logRecordFailure(runtime.logger, result);
+ */
+export function logRecordFailure(log: Logger, r: PartitionResult): void {
+  log.error({
+    sluice: 'record-failed',
+    topic: r.topic,
+    partition: r.partition,
+    offset: r.failedOffset,
+    step: r.failedStage,
+    error: errorText(r.error),
+  });
 }
 
 /**
