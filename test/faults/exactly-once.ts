@@ -273,6 +273,7 @@ class ContainerTransactions implements OutputTransactions {
       send: async (messages, letters, functionName) => {
         // From here the partition's state write is its commit: a batch sends while its state commits.
         c.sent.add(partition);
+        c.world.trace?.(`  c${c.id} send p${partition} ${messages.map((m) => m.id).join(' ')}`);
         await c.at(partition, 'before-send');
         await txn.send(messages, letters, functionName);
         await c.at(partition, 'after-send');
@@ -469,6 +470,27 @@ export interface EosSuiteResult extends EosStats {
   recordsTwice: number;
   examples: string[];
   ms: number;
+}
+
+/**
+ * Two runs' figures as one (the variant on each store): counts and counts by kind add up, lists join.
+ *
+ * @example
+ * const both = mergeEosResults(memoryRun, dynamodbRun);
+ */
+export function mergeEosResults(a: EosSuiteResult, b: EosSuiteResult): EosSuiteResult {
+  const out = { ...a } as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(b)) {
+    const mine = out[k];
+    if (typeof v === 'number' && typeof mine === 'number') out[k] = mine + v;
+    else if (Array.isArray(v) && Array.isArray(mine)) out[k] = [...mine, ...v];
+    else if (v && typeof v === 'object' && mine && typeof mine === 'object') {
+      const sum: Record<string, number> = { ...(mine as Record<string, number>) };
+      for (const [kk, n] of Object.entries(v as Record<string, number>)) sum[kk] = (sum[kk] ?? 0) + n;
+      out[k] = sum;
+    } else if (mine !== v) out[k] = `${mine}+${v}`;
+  }
+  return out as unknown as EosSuiteResult;
 }
 
 /** The harness workloads the variant runs (stream definitions; keyed state, windows by partition, sessions). */
@@ -890,6 +912,16 @@ async function tickScenario(s: Scenario): Promise<Omit<Expectation, 'label'>> {
     try {
       const report = await c.handler.sluice.tick({ now: world.wall, offsets });
       if (!c.dead) closed = report.windowsClosed;
+      world.trace?.(
+        `c${c.id} tick @${world.wall - start} plan ${plan?.point} fired ${c.fired} ${JSON.stringify(
+          report.partitions.map((r) => [
+            r.partition,
+            r.decision.action === 'skip' ? r.decision.reason : `close@${r.decision.at}`,
+            r.windowsClosed,
+            r.error?.slice(0, 80),
+          ]),
+        )}`,
+      );
     } catch (e) {
       if (!c.dead) driver.unexpected('tick', e);
     }

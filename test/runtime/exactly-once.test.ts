@@ -259,6 +259,68 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     assert.deepEqual(new Set(ids), new Set(expected.keys()));
   });
 
+  test('a tick that finishes a published tick closes only what that tick published, even after floors moved', async () => {
+    const src = `it-eo-floors-in-${run}`;
+    const out = `it-eo-floors-out-${run}`;
+    await freshTopics(admin, [
+      { topic: src, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+      { topic: `${source}.dlq`, numPartitions: 1 },
+    ]);
+    const def = stream<{ n: number }>(src, { guarantee: 'exactly-once' })
+      .sessionWindow('5s', { idle: '2s' })
+      .aggregate({ total: sum('n') })
+      .to(out);
+    // Key a's session ends at 6 s (event time), b's at 15 s: a tick 3 s after the last arrival has
+    // floor 11 s (a closes), one 60 s after has floor 68 s (b closes too).
+    const records: InputRecord[] = [
+      { key: 'a', value: { n: 1 }, timestamp: 1_000, partition: 0 },
+      { key: 'b', value: { n: 2 }, timestamp: 9_000, partition: 0 },
+      { key: 'b', value: { n: 3 }, timestamp: 10_000, partition: 0 },
+    ];
+    const event = [...toKafkaEvents(records, { topic: src, batchSize: 10 })][0] as KafkaEvent;
+    const W = 1_800_000_000_000;
+    const ends = { endOffsets: async () => new Map([[0, 3]]) };
+    const steps: ((h: SluiceHandler, wall: { now: number }) => Promise<unknown>)[] = [
+      (h, w) => ((w.now = W), h(event, ctx as never)),
+      (h, w) => ((w.now = W + 3_000), h.sluice.tick({ offsets: ends })),
+      (h, w) => ((w.now = W + 60_000), h.sluice.tick({ offsets: ends })),
+      (h, w) => ((w.now = W + 70_000), h.sluice.tick({ offsets: ends })),
+    ];
+    const ref = sluice(def);
+    const capture = new CaptureSink();
+    const refWall = { now: W };
+    ref.sluice.configure({
+      store: new MemoryStore(),
+      sink: capture,
+      deadLetters: capture,
+      clock: () => refWall.now,
+      logger: new CaptureLogger(),
+    });
+    for (const step of steps) await step(ref, refWall);
+    assert.deepEqual(
+      capture.messages.map((m) => m.key),
+      ['a', 'b'],
+    );
+    // Exactly once: the tick at 3 s publishes a's session and dies before its state; the tick at
+    // 60 s confirms higher floors, then finishes the first tick's state with its floors (a only).
+    const store = new MemoryStore();
+    const wall = { now: W };
+    const plan: Fault[] = ['none', 'crash-after-commit', 'none', 'none'];
+    for (const [i, step] of steps.entries()) {
+      const h = container(def, store, () => plan[i]);
+      h.sluice.configure({ clock: () => wall.now });
+      await step(h, wall);
+    }
+    const got = await committed(out, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    const all = await committed(out, Math.max(2, got.length));
+    assert.deepEqual(
+      all.map((m) => [m.key, m.headers['sluice-id']]),
+      capture.messages.map((m) => [m.key, m.id]),
+    );
+  });
+
   test('idle ticks publish before their state: a crash between is finished by the next batch or tick, nothing twice', async () => {
     const src = `it-eo-tick-in-${run}`;
     const out = `it-eo-tick-out-${run}`;

@@ -22,6 +22,8 @@ import type { DeadLetter, OutputMessage } from '../pipeline/records.js';
 export interface Published {
   readonly at: number;
   readonly tick?: number;
+  /** A tick's floors, by idle window: whoever finishes its state closes exactly what it published. */
+  readonly floors?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -122,7 +124,8 @@ export function decodePublished(offset: string, metadata: string | null | undefi
   if (!Number.isFinite(next) || next < 0) return NOTHING_PUBLISHED;
   try {
     const p = JSON.parse(metadata ?? '') as Published;
-    if (typeof p.at === 'number' && Math.floor(p.at) + 1 === next) return p.tick === undefined ? { at: p.at } : { at: p.at, tick: p.tick };
+    if (typeof p.at === 'number' && Math.floor(p.at) + 1 === next)
+      return p.tick === undefined ? { at: p.at } : { at: p.at, tick: p.tick, ...(p.floors ? { floors: p.floors } : {}) };
   } catch {
     // Not Sluice's metadata: the offset alone says it.
   }

@@ -9,7 +9,7 @@ import { IDLE_ITEM, idleNamespace, isPartitionNamespace, keyedNamespace } from '
 import type { RejectedChange, StateScope, StateStore } from '../state/store.js';
 import { Transaction } from '../state/transaction.js';
 import { KEEP_ALL_VERSIONS } from '../state/versions.js';
-import type { IdleWindow } from '../windows/idle.js';
+import type { IdleState, IdleWindow } from '../windows/idle.js';
 import { createWindowOperator, type WindowOperator } from '../windows/operators/index.js';
 import { type IdleRead, raiseFloors, readIdleForBatch, recordIdle, type TickInside, tickBounds } from './idle.js';
 import { recordLetter } from './dead-letters.js';
@@ -62,6 +62,12 @@ export interface RunOptions {
   readonly tickAt?: number;
   /** A tick's sequence number at its position, recorded in the idle item (exactly-once delivery publishes it). */
   readonly tickSeq?: number;
+  /**
+   * The floors a tick closes with, instead of the idle item's (which may only be higher): exactly-once
+   * delivery runs a published tick again with the floors it published, to finish its state. The
+   * idle item keeps its own floors.
+   */
+  readonly tickFloors?: Readonly<Record<string, number>>;
   readonly deadline?: number;
   readonly now?: number;
 }
@@ -151,7 +157,15 @@ export class PipelineRunner {
     const tickInside = idle?.tick && batch.length > 0 && batch.offsetAt(batch.length - 1) > idle.tick.at ? idle.tick : undefined;
     for (;;) {
       const tx = new Transaction(this.store, scope, { ...callOpts, rewrite: tick !== undefined });
-      if (idle) tx.seed(idleNamespace(), IDLE_ITEM, idle.item && { ...idle.item, value: cloneJson(idle.item.value) });
+      let ownFloors: Record<string, number> | undefined;
+      if (idle) {
+        const value = idle.item && (cloneJson(idle.item.value) as IdleState);
+        if (value && tick !== undefined && opts.tickFloors) {
+          ownFloors = value.f ?? {};
+          value.f = { ...opts.tickFloors };
+        }
+        tx.seed(idleNamespace(), IDLE_ITEM, idle.item && { ...idle.item, value });
+      }
       let records: SourceRecord[] = [];
       try {
         const decoded = batch.decode(limit);
@@ -178,6 +192,7 @@ export class PipelineRunner {
         const first = limit > 0 ? batch.offsetAt(0) : tick !== undefined ? KEEP_ALL_VERSIONS : position;
         const last = limit > 0 ? batch.offsetAt(limit - 1) : position;
         if (idle) {
+          if (ownFloors) restoreFloors(tx, ownFloors);
           if (limit > 0) recordIdle(tx, this.#idleOps, last, { last, now });
           else if (tick !== undefined) recordIdle(tx, this.#idleOps, tick, undefined, opts.tickSeq);
         }
@@ -289,6 +304,14 @@ export class PipelineRunner {
     }
     return items;
   }
+}
+
+/** The idle item's own floors back after a run with `tickFloors` (floors never move back). */
+function restoreFloors(tx: Transaction, own: Record<string, number>): void {
+  const state = tx.namespace(idleNamespace()).get(IDLE_ITEM) as IdleState | undefined;
+  if (!state) return;
+  const f = (state.f ??= {});
+  for (const [ns, floor] of Object.entries(own)) f[ns] = Math.max(f[ns] ?? -1, floor);
 }
 
 /** The index of the record at `offset` in the batch, or -1. */

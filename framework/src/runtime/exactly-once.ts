@@ -180,7 +180,7 @@ export async function deliverTick(
   // Claiming fences the producer of whichever container runs the partition's batches, so a tick
   // claims only when it has something to publish or finish.
   let decision: TickDecision;
-  if (state.p === state.l + 0.5 && state.k !== undefined && tickUnfinished(state, await transactions.published(topic, partition))) {
+  if (state.p === state.l + 0.5 && tickUnfinished(state, await transactions.published(topic, partition))) {
     decision = { action: 'close', at: state.p, proposed: false };
   } else {
     decision = await decideTick(runtime.store, scope, runner.pipeline.idleWindows, now, endOffset, opts);
@@ -204,13 +204,15 @@ export async function deliverTick(
     }
     const published = txn.published;
     const seq = Math.max(fresh.k ?? 0, published.at === decision.at ? (published.tick ?? 0) : 0) + 1;
-    const result = await runner.run(topic, partition, [], { tickAt: decision.at, tickSeq: seq, now, ...opts });
+    // The floors it closes with are published with it: a tick that finishes its state closes the same.
+    const floors = fresh.f ?? {};
+    const result = await runner.run(topic, partition, [], { tickAt: decision.at, tickSeq: seq, tickFloors: floors, now, ...opts });
     if (result.failedOffset !== undefined) {
       await txn.abort();
       return { decision, error: result.error ?? new Error(`step "${result.failedStage}" failed`) };
     }
     await txn.send(result.outputs, result.deadLetters, manifest.name);
-    await txn.commit({ at: decision.at, tick: seq });
+    await txn.commit({ at: decision.at, tick: seq, floors });
     // Published: from here a failure leaves the state to the next claimant (finishTick).
     try {
       await result.commit();
@@ -245,7 +247,12 @@ async function finishTick(
   if (published.tick === undefined || run.runner.pipeline.idleWindows.length === 0) return false;
   const state = known ?? (await readIdle(run, scope, opts));
   if (!state || !tickUnfinished(state, published)) return false;
-  const result = await run.runner.run(scope.topic, scope.partition, [], { ...opts, tickAt: published.at, tickSeq: published.tick });
+  const result = await run.runner.run(scope.topic, scope.partition, [], {
+    ...opts,
+    tickAt: published.at,
+    tickSeq: published.tick,
+    ...(published.floors ? { tickFloors: published.floors } : {}),
+  });
   if (result.failedOffset !== undefined) throw result.error ?? new Error(`step "${result.failedStage}" failed`);
   await result.commit();
   run.runtime.logger.info({
