@@ -8,7 +8,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { sluice, stream } from 'sluice';
 import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
 import { publishedGroup } from '../../framework/src/io/transactions.js';
-import { freshTopics, kafkaAvailability, kafkaClient } from '../support/kafka.js';
+import { freshTopics, groupOffsets, kafkaAvailability, kafkaClient } from '../support/kafka.js';
 
 const availability = await kafkaAvailability();
 const [IN, OUT] = ['it-txn-offsets-in', 'it-txn-offsets-out'];
@@ -43,8 +43,8 @@ describe('KafkaTransactions, consecutive transactions of one partition', { ...av
     } finally {
       await transactions.close();
     }
-    const [offsets] = await admin.fetchOffsets({ groupId: publishedGroup(functionName), topics: [IN] });
-    assert.equal(offsets.partitions[0].offset, '10');
+    const partitions = await groupOffsets(admin, publishedGroup(functionName), IN, (ps) => ps[0]?.offset === '10');
+    assert.equal(partitions[0].offset, '10');
   });
 });
 

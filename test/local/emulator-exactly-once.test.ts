@@ -13,7 +13,7 @@ import { publishedGroup } from '../../framework/src/io/transactions.js';
 import { emulateFunction } from '../../framework/src/local/emulator/index.js';
 import { MemoryStore } from '../../framework/src/state/memory-store.js';
 import type { BatchBounds, ItemChange, StateScope, StoreCallOptions, WriteStats } from '../../framework/src/state/store.js';
-import { brokers, freshTopics, kafkaAvailability, kafkaClient, produceJson } from '../support/kafka.js';
+import { brokers, freshTopics, groupOffsets, kafkaAvailability, kafkaClient, produceJson } from '../support/kafka.js';
 
 const availability = await kafkaAvailability();
 // Function names (so transactional ids and published groups) and consumer groups of this run only.
@@ -214,9 +214,15 @@ describe('the emulator with exactly-once outputs, on a real broker', { ...availa
     const high = async (topic: string) => (await admin.fetchTopicOffsets(topic)).reduce((n, o) => n + Number(o.high), 0);
     assert.ok((await high('it-eos-out-eos')) > exactlyOnce.length, 'transaction markers in the output log');
     assert.equal(await high('it-eos-out-alo'), atLeastOnce.length, 'at-least-once writes no markers');
-    const published = await admin.fetchOffsets({ groupId: publishedGroup(`it-eos-eos-${RUN}`), topics: [IN] });
     const inEnds = await admin.fetchTopicOffsets(IN);
-    assert.deepEqual(published[0].partitions.map((p) => [p.partition, p.offset]).sort(), inEnds.map((o) => [o.partition, o.high]).sort());
+    const ends = JSON.stringify(inEnds.map((o) => [o.partition, o.high]).sort());
+    const published = await groupOffsets(
+      admin,
+      publishedGroup(`it-eos-eos-${RUN}`),
+      IN,
+      (ps) => JSON.stringify(ps.map((p) => [p.partition, p.offset]).sort()) === ends,
+    );
+    assert.deepEqual(published.map((p) => [p.partition, p.offset]).sort(), inEnds.map((o) => [o.partition, o.high]).sort());
     const { committed, aborted } = eos.fn.stats.transactions;
     assert.ok(committed >= 2 && aborted === 0, `transactions ${committed} committed, ${aborted} aborted`);
     assert.deepEqual(alo.fn.stats.transactions, { committed: 0, aborted: 0 });

@@ -11,7 +11,7 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { unzipTo } from '../../framework/src/build/zip.js';
-import { brokers, freshTopics, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
+import { brokers, freshTopics, groupOffsets, kafkaAvailability, kafkaClient, readUntil } from '../support/kafka.js';
 import { runFunction, toKafkaEvents } from '../../framework/src/testing/index.js';
 import { DynamoDBStore } from '../../framework/src/state/dynamodb-store.js';
 import { type RieHandle, selectRie, startRie } from '../../scripts/rie/rie.js';
@@ -429,9 +429,9 @@ describe('the packaged zip, exactly once (SLUICE_GUARANTEE=exactly-once), agains
       assert.equal(again.code, 0, again.stderr);
       assert.deepEqual(again.response, { batchItemFailures: [] });
       // The position was committed inside the transaction: the batch's last offset (102).
-      const [offsets] = await admin.fetchOffsets({ groupId: `sluice-${fn}.published`, topics: [source] });
+      const partitions = await groupOffsets(admin, `sluice-${fn}.published`, source, (ps) => ps[0]?.offset === '103');
       assert.deepEqual(
-        offsets.partitions.map((p) => [p.partition, p.offset, p.metadata]),
+        partitions.map((p) => [p.partition, p.offset, p.metadata]),
         [[0, '103', '{"at":102}']],
       );
       // One result, once, for a read_committed reader, past what the topic held before.

@@ -143,3 +143,23 @@ function parseOrText(text: string): unknown {
     return text;
   }
 }
+
+/**
+ * A group's committed offsets of a topic, read until `done` holds or 10 s pass (then as they are):
+ * a transaction's offsets become visible once its commit markers are written, a moment after the
+ * commit returns.
+ */
+export async function groupOffsets(
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  done: (partitions: { partition: number; offset: string; metadata: string | null }[]) => boolean,
+): Promise<{ partition: number; offset: string; metadata: string | null }[]> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const partitions = offsets?.partitions ?? [];
+    if (done(partitions) || Date.now() > until) return partitions;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
