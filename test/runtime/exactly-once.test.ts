@@ -11,6 +11,7 @@ import { CaptureLogger, CaptureSink, type InputRecord, lambdaContext, runFunctio
 import { guaranteeOf } from '../../framework/src/define/guarantee.js';
 import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
 import { decodePublished, encodePublished, isPublished, type OutputTransactions } from '../../framework/src/io/transactions.js';
+import type { OutputMessage } from 'sluice/runtime';
 import type { KafkaEvent } from '../../framework/src/runtime/msk-event.js';
 import { freshTopics, kafkaAvailability, kafkaClient, type Received, readUntil } from '../support/kafka.js';
 
@@ -67,6 +68,9 @@ function definition(source: string, out: string): Definition {
 
 type Fault = 'none' | 'crash-before-commit' | 'crash-after-commit';
 
+/** One call of a scenario: an invocation or a tick, at a wall-clock time. */
+type Step = (h: SluiceHandler, wall: { now: number }) => Promise<unknown>;
+
 /** A container's transactions, crashing as told: a crash leaves the transaction open, as a dead process does. */
 function faulty(
   inner: OutputTransactions,
@@ -111,6 +115,40 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     await Promise.all(containers.map((c) => c.close()));
     await admin?.disconnect();
   });
+
+  /** Fresh source and output topics for one test (and the dead-letter topic the containers use). */
+  async function topics(name: string): Promise<{ src: string; out: string }> {
+    const src = `it-eo-${name}-in-${run}`;
+    const out = `it-eo-${name}-out-${run}`;
+    await freshTopics(admin, [
+      { topic: src, numPartitions: 1 },
+      { topic: out, numPartitions: 1 },
+      { topic: `${source}.dlq`, numPartitions: 1 },
+    ]);
+    return { src, out };
+  }
+
+  /** The same calls at least once, without faults: every window's result, and how many ticks closed. */
+  async function reference(
+    def: Definition,
+    steps: readonly Step[],
+    start: number,
+  ): Promise<{ messages: OutputMessage[]; closedByTicks: number }> {
+    const ref = sluice(def);
+    const capture = new CaptureSink();
+    const wall = { now: start };
+    let closedByTicks = 0;
+    ref.sluice.configure({
+      store: new MemoryStore(),
+      sink: capture,
+      deadLetters: capture,
+      clock: () => wall.now,
+      logger: new CaptureLogger(),
+      onTick: (r) => (closedByTicks += r.windowsClosed),
+    });
+    for (const step of steps) await step(ref, wall);
+    return { messages: capture.messages, closedByTicks };
+  }
 
   /** A Lambda container: its own handler and transactions, sharing the function's state. */
   function container(
@@ -221,13 +259,7 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
   });
 
   test('a stale invocation still running in the same container (middy answered at the timeout) is fenced by its retry there', async () => {
-    const src = `it-eo-same-in-${run}`;
-    const out = `it-eo-same-out-${run}`;
-    await freshTopics(admin, [
-      { topic: src, numPartitions: 1 },
-      { topic: out, numPartitions: 1 },
-      { topic: `${source}.dlq`, numPartitions: 1 },
-    ]);
+    const { src, out } = await topics('same');
     const def = definition(src, out);
     const records = input().slice(0, 200);
     const event = [...toKafkaEvents(records, { topic: src, batchSize: 200 })][0] as KafkaEvent;
@@ -260,13 +292,7 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
   });
 
   test('a tick that finishes a published tick closes only what that tick published, even after floors moved', async () => {
-    const src = `it-eo-floors-in-${run}`;
-    const out = `it-eo-floors-out-${run}`;
-    await freshTopics(admin, [
-      { topic: src, numPartitions: 1 },
-      { topic: out, numPartitions: 1 },
-      { topic: `${source}.dlq`, numPartitions: 1 },
-    ]);
+    const { src, out } = await topics('floors');
     const def = stream<{ n: number }>(src, { guarantee: 'exactly-once' })
       .sessionWindow('5s', { idle: '2s' })
       .aggregate({ total: sum('n') })
@@ -281,23 +307,13 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     const event = [...toKafkaEvents(records, { topic: src, batchSize: 10 })][0] as KafkaEvent;
     const W = 1_800_000_000_000;
     const ends = { endOffsets: async () => new Map([[0, 3]]) };
-    const steps: ((h: SluiceHandler, wall: { now: number }) => Promise<unknown>)[] = [
+    const steps: Step[] = [
       (h, w) => ((w.now = W), h(event, ctx as never)),
       (h, w) => ((w.now = W + 3_000), h.sluice.tick({ offsets: ends })),
       (h, w) => ((w.now = W + 60_000), h.sluice.tick({ offsets: ends })),
       (h, w) => ((w.now = W + 70_000), h.sluice.tick({ offsets: ends })),
     ];
-    const ref = sluice(def);
-    const capture = new CaptureSink();
-    const refWall = { now: W };
-    ref.sluice.configure({
-      store: new MemoryStore(),
-      sink: capture,
-      deadLetters: capture,
-      clock: () => refWall.now,
-      logger: new CaptureLogger(),
-    });
-    for (const step of steps) await step(ref, refWall);
+    const capture = await reference(def, steps, W);
     assert.deepEqual(
       capture.messages.map((m) => m.key),
       ['a', 'b'],
@@ -322,13 +338,7 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
   });
 
   test('idle ticks publish before their state: a crash between is finished by the next batch or tick, nothing twice', async () => {
-    const src = `it-eo-tick-in-${run}`;
-    const out = `it-eo-tick-out-${run}`;
-    await freshTopics(admin, [
-      { topic: src, numPartitions: 1 },
-      { topic: out, numPartitions: 1 },
-      { topic: `${source}.dlq`, numPartitions: 1 },
-    ]);
+    const { src, out } = await topics('tick');
     const def = stream<{ n: number }>(src, { guarantee: 'exactly-once' })
       .tumblingWindow('1s', { grace: '0s', idle: '2s' })
       .aggregate({ total: sum('n') })
@@ -340,7 +350,7 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
       [...toKafkaEvents(records.slice(from, to), { topic: src, batchSize: 1_000, startOffset: from })][0] as KafkaEvent;
     const W = 1_800_000_000_000;
     const ends = (end: number) => ({ endOffsets: async () => new Map([[0, end]]) });
-    const steps: ((h: SluiceHandler, wall: { now: number }) => Promise<unknown>)[] = [
+    const steps: Step[] = [
       (h, w) => ((w.now = W), h(batch(0, 100), ctx as never)),
       (h, w) => ((w.now = W + 10_000), h.sluice.tick({ offsets: ends(100) })),
       (h, w) => ((w.now = W + 20_000), h(batch(100, 150), ctx as never)),
@@ -350,20 +360,8 @@ describe('exactly-once outputs on a real broker', { ...(await kafkaAvailability(
     ];
 
     // The reference: the same calls, at least once, no faults.
-    const ref = sluice(def);
-    const capture = new CaptureSink();
-    const refWall = { now: W };
-    ref.sluice.configure({
-      store: new MemoryStore(),
-      sink: capture,
-      deadLetters: capture,
-      clock: () => refWall.now,
-      logger: new CaptureLogger(),
-    });
-    let refClosed = 0;
-    ref.sluice.configure({ onTick: (r) => (refClosed += r.windowsClosed) });
-    for (const step of steps) await step(ref, refWall);
-    assert.ok(refClosed > 0, 'the reference ticks closed windows');
+    const capture = await reference(def, steps, W);
+    assert.ok(capture.closedByTicks > 0, 'the reference ticks closed windows');
     const expected = new Map(capture.messages.map((m) => [m.id, m.value]));
     assert.ok(expected.size >= 20, `ticks and batches close windows: ${expected.size}`);
 
