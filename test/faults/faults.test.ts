@@ -36,6 +36,7 @@ import { EOS_CRASH_POINTS, type EosSuiteOptions, runEosSuite } from './exactly-o
 import { freshTopics, kafkaAvailability, kafkaClient } from '../support/kafka.js';
 import { loadDefinition } from 'sluice/runtime';
 import { KafkaTransactions } from '../../framework/src/io/kafka-transactions.js';
+import { publishedGroup } from '../../framework/src/io/transactions.js';
 
 const endpoint = dynamodbEndpoint;
 
@@ -620,7 +621,7 @@ describe('exactly-once outputs through Kafka transactions, on the broker (issue 
       await warm.close();
       await zombie.close();
       await admin.deleteTopics({ topics: [source, out] }).catch(() => undefined);
-      await admin.deleteGroups([`sluice-${prefix}-published`]).catch(() => undefined);
+      await admin.deleteGroups([publishedGroup(prefix)]).catch(() => undefined);
       await admin.disconnect();
     }
   });
